@@ -1,0 +1,148 @@
+//! RFC 9457 problem details: every error the API returns has this shape.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::ingest::{FormatError, IngestError, IngestReport};
+use crate::schema::FieldError;
+use crate::store::StoreError;
+
+pub const PROBLEM_BASE: &str = "https://kodomo-hub.jp/problems/";
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// URI naming the problem type (`https://kodomo-hub.jp/problems/<code>`).
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Field-level problems (JSON pointer or CSV row/column, code, message).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// For rejected batches: the per-record report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<IngestReport>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            type_uri: format!("{PROBLEM_BASE}{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_string(),
+            errors: Vec::new(),
+            report: None,
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Problem {
+        self.errors = errors;
+        self
+    }
+
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// The single answer for anything the caller may not see or that does not exist, so the
+    /// two cannot be told apart.
+    pub fn not_found() -> Problem {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource, or you may not see it",
+        )
+    }
+
+    pub fn unauthorized(detail: &str) -> Problem {
+        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn internal() -> Problem {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the hub could not complete the request; nothing partial was kept for the failed part",
+        )
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        if self.status == 401 {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(self)
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        match e {
+            StoreError::NotFound => Problem::not_found(),
+            StoreError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
+            StoreError::Invalid(detail) => Problem::bad_request("invalid", detail),
+            StoreError::Connection(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is not reachable; retry later",
+            ),
+            StoreError::Db(e) => {
+                tracing::error!(error = %e, "database error");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<FormatError> for Problem {
+    fn from(e: FormatError) -> Problem {
+        let status = if e.code == "batch_too_large" {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Problem::new(status, e.code, e.message).with_errors(e.errors)
+    }
+}
+
+impl From<IngestError> for Problem {
+    fn from(e: IngestError) -> Problem {
+        match e {
+            IngestError::Store(e) => e.into(),
+            IngestError::AtomicRejected(report) => {
+                let mut problem = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "atomic_batch_rejected",
+                    format!(
+                        "{} of {} records are invalid; the batch was atomic, so nothing was stored",
+                        report.rejected, report.received
+                    ),
+                );
+                problem.report = Some(report);
+                problem
+            }
+        }
+    }
+}

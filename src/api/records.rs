@@ -1,0 +1,580 @@
+//! Pushing, retracting and reading records, and the change feed.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{AppState, Metrics, Problem, State, authenticate, authorize, blocking, json};
+use crate::auth::{Principal, Role};
+use crate::ingest::formats::locate_csv_errors;
+use crate::ingest::{
+    Candidate, IngestError, IngestReport, RecordStatus, ResultDetail, Submission, chunked,
+    csv_candidates, decode_csv, json_batch_candidates, ndjson_candidate,
+};
+use crate::store::{clients, records as store_records};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushQuery {
+    /// Reject the whole batch if any record is invalid.
+    #[serde(default)]
+    pub atomic: bool,
+    /// Record type of a CSV body.
+    pub record_type: Option<String>,
+    #[serde(default)]
+    pub results: ResultDetail,
+}
+
+enum BodyFormat {
+    Json,
+    Ndjson,
+    Csv { charset: Option<String> },
+}
+
+fn body_format(req: &HttpRequest) -> Result<BodyFormat, Problem> {
+    let content_type = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let mut parts = content_type.split(';').map(str::trim);
+    let mime = parts.next().unwrap_or("").to_ascii_lowercase();
+    let charset = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, v)| v.to_string());
+    match mime.as_str() {
+        "application/json" => Ok(BodyFormat::Json),
+        "application/x-ndjson" | "application/ndjson" => Ok(BodyFormat::Ndjson),
+        "text/csv" => Ok(BodyFormat::Csv { charset }),
+        _ => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {content_type:?} is not accepted; use application/json, application/x-ndjson or text/csv"
+            ),
+        )),
+    }
+}
+
+/// Read a whole body up to `limit` bytes.
+async fn read_body(payload: &mut web::Payload, limit: usize) -> Result<Vec<u8>, Problem> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Problem::bad_request("body_read", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body exceeds {limit} bytes; use NDJSON for large pushes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
+    match req.headers().get("Idempotency-Key") {
+        None => Ok(None),
+        Some(value) => match value.to_str() {
+            Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key.to_string())),
+            _ => Err(Problem::bad_request(
+                "idempotency_key_invalid",
+                "Idempotency-Key must be 1–255 visible ASCII characters",
+            )),
+        },
+    }
+}
+
+fn record_metrics(state: &AppState, report: &IngestReport) {
+    let m = &state.metrics;
+    Metrics::count(&m.records_created, report.created);
+    Metrics::count(&m.records_updated, report.updated);
+    Metrics::count(&m.records_unchanged, report.unchanged);
+    Metrics::count(&m.records_rejected, report.rejected);
+}
+
+/// The stored first answer for this key, if the key was used before.
+async fn replayed(
+    state: &State,
+    principal: &Principal,
+    municipality: &str,
+    key: &str,
+) -> Result<Option<clients::StoredAnswer>, Problem> {
+    let (state, municipality, key, client) = (
+        state.clone(),
+        municipality.to_string(),
+        key.to_string(),
+        principal.client_id,
+    );
+    blocking(move || {
+        let mut conn = state.store.conn()?;
+        Ok(clients::idempotent_answer(
+            &mut conn,
+            &municipality,
+            client,
+            &key,
+        )?)
+    })
+    .await
+}
+
+fn replay_response(answer: clients::StoredAnswer, request_hash: &str) -> HttpResponse {
+    if answer.request_hash != request_hash {
+        return actix_web::ResponseError::error_response(&Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different request body",
+        ));
+    }
+    let content_type = if answer.status >= 400 {
+        "application/problem+json"
+    } else {
+        "application/json"
+    };
+    HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK))
+        .content_type(content_type)
+        .insert_header(("Idempotent-Replayed", "true"))
+        .body(answer.response)
+}
+
+/// Turn an ingest outcome into (status, body), storing it for the idempotency key.
+async fn finish_push(
+    state: &State,
+    principal: &Principal,
+    municipality: &str,
+    key: Option<String>,
+    request_hash: String,
+    outcome: Result<IngestReport, Problem>,
+) -> Result<HttpResponse, Problem> {
+    let (status, body, content_type) = match outcome {
+        Ok(report) => {
+            record_metrics(state, &report);
+            (
+                StatusCode::OK,
+                serde_json::to_string(&report).map_err(|_| Problem::internal())?,
+                "application/json",
+            )
+        }
+        Err(problem) if problem.status == 422 => {
+            if let Some(report) = &problem.report {
+                record_metrics(state, report);
+            }
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::to_string(&problem).map_err(|_| Problem::internal())?,
+                "application/problem+json",
+            )
+        }
+        Err(problem) => return Err(problem),
+    };
+    if let Some(key) = key {
+        let answer = clients::StoredAnswer {
+            request_hash,
+            status: status.as_u16(),
+            response: body.clone(),
+        };
+        let (state, municipality, client) =
+            (state.clone(), municipality.to_string(), principal.client_id);
+        blocking(move || {
+            let mut conn = state.store.conn()?;
+            Ok(clients::remember_answer(
+                &mut conn,
+                &municipality,
+                client,
+                &key,
+                &answer,
+            )?)
+        })
+        .await?;
+    }
+    Ok(HttpResponse::build(status)
+        .content_type(content_type)
+        .body(body))
+}
+
+/// `POST /v1/municipalities/{code}/records`
+pub async fn push(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<PushQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let municipality = path.into_inner();
+    let principal = authorize(&state, &req, Role::Source, &municipality).await?;
+    let format = body_format(&req)?;
+    let key = idempotency_key(&req)?;
+    let query = query.into_inner();
+    let submission = Submission {
+        municipality: municipality.clone(),
+        source: principal.name.clone(),
+        allowed_types: principal.record_types.clone(),
+    };
+    let earlier = match &key {
+        Some(key) => replayed(&state, &principal, &municipality, key).await?,
+        None => None,
+    };
+    if let BodyFormat::Ndjson = format {
+        if let Some(answer) = earlier {
+            let hash = hash_stream(&mut payload, state.limits.max_stream_bytes).await?;
+            return Ok(replay_response(answer, &hash));
+        }
+        let (outcome, hash) = push_ndjson(&state, submission, &query, payload).await?;
+        return finish_push(&state, &principal, &municipality, key, hash, outcome).await;
+    }
+    let body = read_body(&mut payload, state.limits.max_body_bytes).await?;
+    let hash = hex::encode(Sha256::digest(&body));
+    if let Some(answer) = earlier {
+        return Ok(replay_response(answer, &hash));
+    }
+    let limits = state.limits.clone();
+    let worker = state.clone();
+    let outcome = blocking(move || {
+        let layout_version = worker.standard.latest();
+        let (candidates, csv_type) = match format {
+            BodyFormat::Json => (json_batch_candidates(&body, limits.max_batch_records)?, None),
+            BodyFormat::Csv { charset } => {
+                let record_type = query.record_type.clone().ok_or_else(|| {
+                    Problem::bad_request(
+                        "record_type_required",
+                        "a CSV push needs ?record_type=<type>",
+                    )
+                })?;
+                let text = decode_csv(&body, charset.as_deref())?;
+                let candidates =
+                    csv_candidates(&text, layout_version, &record_type, limits.max_batch_records)?;
+                (candidates, Some(record_type))
+            }
+            BodyFormat::Ndjson => unreachable!("NDJSON is streamed above"),
+        };
+        let mut conn = worker.store.conn()?;
+        let outcome = worker.ingestor.ingest(
+            &mut conn,
+            &submission,
+            query.atomic,
+            query.results,
+            chunked(candidates.into_iter()),
+        );
+        Ok(match (outcome, csv_type) {
+            (Ok(mut report), Some(t)) => {
+                locate_report(&worker, &t, &mut report);
+                Ok(report)
+            }
+            (Err(IngestError::AtomicRejected(mut report)), Some(t)) => {
+                locate_report(&worker, &t, &mut report);
+                Err(IngestError::AtomicRejected(report).into())
+            }
+            (outcome, _) => outcome.map_err(Problem::from),
+        })
+    })
+    .await?;
+    finish_push(&state, &principal, &municipality, key, hash, outcome).await
+}
+
+fn locate_report(state: &AppState, record_type: &str, report: &mut IngestReport) {
+    if let Some(layout) = state.standard.latest().csv.get(record_type) {
+        for result in report
+            .results
+            .iter_mut()
+            .filter(|r| r.status == RecordStatus::Rejected)
+        {
+            if let Some(row) = result.row {
+                locate_csv_errors(layout, row, &mut result.errors);
+            }
+        }
+    }
+}
+
+async fn hash_stream(payload: &mut web::Payload, limit: u64) -> Result<String, Problem> {
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Problem::bad_request("body_read", e.to_string()))?;
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(stream_too_large(limit));
+        }
+        hasher.update(&chunk);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn stream_too_large(limit: u64) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the NDJSON stream exceeds {limit} bytes; records before the limit were kept"),
+    )
+}
+
+type RawLines = Vec<(usize, u64, Vec<u8>)>;
+
+/// Stream NDJSON into the ingest worker: lines are cut here and parsed, validated and stored
+/// on the blocking pool, a bounded channel between them keeping memory constant.
+async fn push_ndjson(
+    state: &State,
+    submission: Submission,
+    query: &PushQuery,
+    mut payload: web::Payload,
+) -> Result<(Result<IngestReport, Problem>, String), Problem> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RawLines>(4);
+    let worker = state.clone();
+    let (atomic, detail) = (query.atomic, query.results);
+    let job = web::block(move || {
+        let mut conn = worker.store.conn()?;
+        let chunks = std::iter::from_fn(move || rx.blocking_recv()).map(|lines| {
+            lines
+                .into_iter()
+                .map(|(index, line_no, line)| ndjson_candidate(index, line_no, &line))
+                .collect::<Vec<Candidate>>()
+        });
+        Ok::<_, Problem>(
+            worker
+                .ingestor
+                .ingest(&mut conn, &submission, atomic, detail, chunks)
+                .map_err(Problem::from),
+        )
+    });
+    let limits = &state.limits;
+    let mut hasher = Sha256::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut batch: RawLines = Vec::with_capacity(crate::ingest::CHUNK_SIZE);
+    let (mut index, mut line_no, mut total) = (0usize, 0u64, 0u64);
+    let mut read_error = None;
+    'read: while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                read_error = Some(Problem::bad_request("body_read", e.to_string()));
+                break;
+            }
+        };
+        total += chunk.len() as u64;
+        if total > limits.max_stream_bytes {
+            read_error = Some(stream_too_large(limits.max_stream_bytes));
+            break;
+        }
+        hasher.update(&chunk);
+        pending.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &pending[start..start + pos];
+            line_no += 1;
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                batch.push((index, line_no, line.to_vec()));
+                index += 1;
+            }
+            start += pos + 1;
+            if batch.len() >= crate::ingest::CHUNK_SIZE
+                && tx.send(std::mem::take(&mut batch)).await.is_err()
+            {
+                break 'read;
+            }
+        }
+        pending.drain(..start);
+        if pending.len() > limits.max_line_bytes {
+            read_error = Some(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "line_too_long",
+                format!(
+                    "line {} exceeds {} bytes; records before it were kept",
+                    line_no + 1,
+                    limits.max_line_bytes
+                ),
+            ));
+            break;
+        }
+    }
+    if read_error.is_none() && !pending.iter().all(u8::is_ascii_whitespace) {
+        line_no += 1;
+        batch.push((index, line_no, std::mem::take(&mut pending)));
+    }
+    if read_error.is_none() && !batch.is_empty() {
+        let _ = tx.send(batch).await;
+    }
+    drop(tx);
+    let outcome = job.await.map_err(|_| Problem::internal())??;
+    if let Some(problem) = read_error {
+        return Err(problem);
+    }
+    Ok((outcome, hex::encode(hasher.finalize())))
+}
+
+/// `DELETE /v1/municipalities/{code}/records/{source_record_id}`: retract (tombstone).
+pub async fn retract(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let (municipality, source_record_id) = path.into_inner();
+    let principal = authorize(&state, &req, Role::Source, &municipality).await?;
+    let worker = state.clone();
+    let (m, id) = (municipality.clone(), source_record_id.clone());
+    let version = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(store_records::retract(&mut conn, &m, &principal.name, &id)?)
+    })
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "municipality_code": municipality,
+            "source_record_id": source_record_id,
+            "status": "retracted",
+            "version": version,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Source that owns the record (defaults to every source holding this id).
+    pub source: Option<String>,
+}
+
+/// Sources see their own records' history; caseworkers any source's.
+async fn reader(state: &State, req: &HttpRequest, municipality: &str) -> Result<Principal, Problem> {
+    let principal = authenticate(state, req).await?;
+    if principal.may(Role::Caseworker, municipality) || principal.may(Role::Source, municipality)
+    {
+        Ok(principal)
+    } else {
+        Err(Problem::not_found())
+    }
+}
+
+/// `GET /v1/municipalities/{code}/records/{source_record_id}/history`
+pub async fn history(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, Problem> {
+    let (municipality, source_record_id) = path.into_inner();
+    let principal = reader(&state, &req, &municipality).await?;
+    let source = if principal.may(Role::Caseworker, &municipality) {
+        query.into_inner().source
+    } else {
+        Some(principal.name.clone())
+    };
+    let worker = state.clone();
+    let (m, id) = (municipality.clone(), source_record_id.clone());
+    let versions = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(store_records::history(&mut conn, &m, source.as_deref(), &id)?)
+    })
+    .await?;
+    if versions.is_empty() {
+        return Err(Problem::not_found());
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "municipality_code": municipality,
+            "source_record_id": source_record_id,
+            "versions": versions,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// Cursor from the previous page (`next_cursor`); 0 or absent for the beginning.
+    #[serde(default)]
+    pub after: i64,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/municipalities/{code}/changes?after=&limit=`
+pub async fn changes(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ChangesQuery>,
+) -> Result<HttpResponse, Problem> {
+    let municipality = path.into_inner();
+    authorize(&state, &req, Role::Caseworker, &municipality).await?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) || query.after < 0 {
+        return Err(Problem::bad_request(
+            "invalid_query",
+            "limit must be 1–1000 and after a non-negative cursor",
+        ));
+    }
+    let after = query.after;
+    let worker = state.clone();
+    let m = municipality.clone();
+    let changes = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(store_records::changes(&mut conn, &m, after, limit)?)
+    })
+    .await?;
+    let next_cursor = changes.last().map_or(after, |c| c.version.seq);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "municipality_code": municipality,
+            "after": after,
+            "next_cursor": next_cursor,
+            "changes": changes,
+        }),
+    ))
+}
+
+/// `POST /v1/validate`: dry run of a JSON batch; nothing is stored.
+pub async fn validate(
+    state: State,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let principal = authenticate(&state, &req).await?;
+    let body = read_body(&mut payload, state.limits.max_body_bytes).await?;
+    let worker = state.clone();
+    let report = blocking(move || {
+        let candidates = json_batch_candidates(&body, worker.limits.max_batch_records)?;
+        let submission = Submission {
+            municipality: principal.municipality.clone(),
+            source: principal.name.clone(),
+            allowed_types: None,
+        };
+        let results: Vec<serde_json::Value> = candidates
+            .into_iter()
+            .map(|candidate| {
+                let errors = match candidate.parsed.and_then(|v| {
+                    worker
+                        .ingestor
+                        .prepare(&submission, candidate.index, &v)
+                        .map(|_| ())
+                }) {
+                    Ok(()) => Vec::new(),
+                    Err(errors) => errors,
+                };
+                serde_json::json!({
+                    "index": candidate.index,
+                    "valid": errors.is_empty(),
+                    "errors": errors,
+                })
+            })
+            .collect();
+        Ok(results)
+    })
+    .await?;
+    let invalid = report.iter().filter(|r| r["valid"] == false).count();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "received": report.len(),
+            "valid": report.len() - invalid,
+            "invalid": invalid,
+            "stored": false,
+            "results": report,
+        }),
+    ))
+}

@@ -1,0 +1,284 @@
+//! The `kodomo-hub` command line: serve, migrate, admin, demo.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::{self, AppState, Limits};
+use crate::auth::{self, Role};
+use crate::demo;
+use crate::ingest::Ingestor;
+use crate::schema::{Standard, rules};
+use crate::store::{Location, Store, clients};
+
+#[derive(Parser)]
+#[command(name = "kodomo-hub", version, about = "Children's data linkage hub (こどもデータ連携)")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives; every command that touches the database takes these.
+#[derive(Args, Clone)]
+pub struct DbArgs {
+    /// Directory for the embedded SQLite database.
+    #[arg(long, env = "KODOMO_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL (or a SQLite file path); overrides --data-dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DbArgs {
+    pub fn location(&self) -> Location {
+        Location::resolve(self.database_url.as_deref(), &self.data_dir)
+    }
+    pub fn open(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&self.location())?)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Load the synthetic demo council into an empty database.
+        #[arg(long)]
+        demo: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Apply database migrations.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Manage municipalities and clients.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Load the synthetic demo council (synthetic children only) and print its tokens.
+    Demo {
+        #[arg(long, default_value_t = 60)]
+        households_per_town: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Towns (municipalities).
+    Municipality {
+        #[command(subcommand)]
+        command: MunicipalityCommand,
+    },
+    /// API clients and their tokens.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MunicipalityCommand {
+    /// Register a town by its 6-digit code (check digit verified).
+    Add {
+        code: String,
+        name: String,
+        #[arg(long)]
+        council: Option<String>,
+        #[arg(long)]
+        population: Option<i64>,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Create a client; its bearer token is printed once and only its hash is stored.
+    Add {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        name: String,
+        /// Role(s); repeat or separate with commas.
+        #[arg(long, value_enum, value_delimiter = ',', required = true)]
+        role: Vec<Role>,
+        /// Record types a source may push (default: all).
+        #[arg(long, value_delimiter = ',')]
+        record_types: Option<Vec<String>>,
+    },
+    List,
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,actix_server=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen, demo, db } => {
+            let store = db.open()?;
+            if demo {
+                load_demo_if_empty(&store, &db, 60)?;
+            }
+            let state = AppState::new(store, Limits::default());
+            actix_web::rt::System::new().block_on(api::serve(state, &listen))?;
+            Ok(())
+        }
+        Command::Migrate { db } => {
+            let store = Store::open(&db.location())?;
+            println!("migrations applied ({})", describe(&db));
+            drop(store);
+            Ok(())
+        }
+        Command::Demo {
+            households_per_town,
+            db,
+        } => {
+            let store = db.open()?;
+            if !load_demo_if_empty(&store, &db, households_per_town)? {
+                anyhow::bail!("the database already holds municipalities; the demo loads only into an empty database");
+            }
+            Ok(())
+        }
+        Command::Admin { command, db } => admin(command, &db.open()?),
+    }
+}
+
+fn describe(db: &DbArgs) -> String {
+    match db.location() {
+        Location::Postgres(_) => "PostgreSQL".into(),
+        Location::Sqlite(path) => format!("SQLite at {}", path.display()),
+    }
+}
+
+/// Load the demo into an empty database; prints tokens and writes them to
+/// `<data-dir>/demo-tokens.env` so the README's examples can use them.
+fn load_demo_if_empty(store: &Store, db: &DbArgs, households: u64) -> anyhow::Result<bool> {
+    let mut conn = store.conn()?;
+    if !clients::list_municipalities(&mut conn)?.is_empty() {
+        return Ok(false);
+    }
+    let ingestor = Ingestor::new(Arc::new(Standard::load()));
+    let tokens = demo::load(&mut conn, &ingestor, households)?;
+    std::fs::create_dir_all(&db.data_dir)?;
+    let env_path = db.data_dir.join("demo-tokens.env");
+    let mut env = std::fs::File::create(&env_path)?;
+    println!("Demo council loaded (synthetic data only). Tokens (shown once):");
+    for (i, (municipality, name, token)) in tokens.lines.iter().enumerate() {
+        println!("  {municipality} {name:<14} {token}");
+        let var = format!("KH_{}_{}", name.to_uppercase().replace('-', "_"), municipality);
+        writeln!(env, "{var}={token}")?;
+        if i < 6 {
+            let short = format!("KH_{}", name.to_uppercase().replace('-', "_"));
+            writeln!(env, "{short}={token}")?;
+        }
+    }
+    writeln!(env, "KH_TOWN={}", tokens.lines[0].0)?;
+    println!("Tokens also written to {}", env_path.display());
+    Ok(true)
+}
+
+fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
+    let mut conn = store.conn()?;
+    match command {
+        AdminCommand::Municipality { command } => match command {
+            MunicipalityCommand::Add {
+                code,
+                name,
+                council,
+                population,
+            } => {
+                if !rules::is_valid_municipality_code(&code) {
+                    anyhow::bail!(
+                        "{code} is not a valid municipality code (6 digits, last a check digit)"
+                    );
+                }
+                clients::add_municipality(&mut conn, &code, &name, council.as_deref(), population)?;
+                println!("municipality {code} {name} added");
+            }
+            MunicipalityCommand::List => {
+                for m in clients::list_municipalities(&mut conn)? {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        m.municipality_code,
+                        m.name,
+                        m.council.unwrap_or_default(),
+                        m.population.map(|p| p.to_string()).unwrap_or_default()
+                    );
+                }
+            }
+        },
+        AdminCommand::Client { command } => match command {
+            ClientCommand::Add {
+                municipality,
+                name,
+                role,
+                record_types,
+            } => {
+                if clients::municipality(&mut conn, &municipality)?.is_none() {
+                    anyhow::bail!("municipality {municipality} is not registered");
+                }
+                let standard = Standard::load();
+                if let Some(types) = &record_types
+                    && let Some(unknown) = types
+                        .iter()
+                        .find(|t| !standard.latest().validator.knows(t))
+                {
+                    anyhow::bail!("unknown record type {unknown}");
+                }
+                let (token, hash) = auth::new_token();
+                let roles: Vec<String> = role.iter().map(|r| r.as_str().to_string()).collect();
+                clients::add_client(
+                    &mut conn,
+                    &clients::NewClient {
+                        municipality_code: &municipality,
+                        name: &name,
+                        roles: &roles,
+                        record_types: record_types.as_deref(),
+                        token_hash: &hash,
+                    },
+                )?;
+                println!("{token}");
+                eprintln!("client {name} added to {municipality}; the token above is shown only once");
+            }
+            ClientCommand::List => {
+                for c in clients::list_clients(&mut conn)? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        c.id,
+                        c.municipality_code,
+                        c.name,
+                        c.roles,
+                        c.record_types.unwrap_or_else(|| "*".into()),
+                        if c.revoked_at.is_some() { "revoked" } else { "active" }
+                    );
+                }
+            }
+        },
+    }
+    Ok(())
+}

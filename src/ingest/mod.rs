@@ -1,0 +1,340 @@
+//! Validated ingest: every record goes through the same path whether it arrives as a JSON
+//! batch, an NDJSON stream, a CSV file or a file import — parse, validate against the schema,
+//! then upsert with history in one transaction per chunk (or per request when atomic).
+
+pub mod formats;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::schema::{FieldError, Standard};
+use crate::store::records::{self, UpsertInTx};
+use crate::store::{DbConn, PreparedRecord, RecordOutcome, StoreError};
+
+/// Records validated and written together (one transaction when not atomic).
+pub const CHUNK_SIZE: usize = 1000;
+
+/// Who is pushing, into which town, and what it may push.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub municipality: String,
+    pub source: String,
+    /// Record types this source may push; `None` means every type.
+    pub allowed_types: Option<Vec<String>>,
+}
+
+/// A record as read from the input, before validation.
+pub struct Candidate {
+    pub index: usize,
+    /// NDJSON line or CSV row (1-based, header = row 1) the record came from.
+    pub row: Option<u64>,
+    pub parsed: Result<Value, Vec<FieldError>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Created,
+    Updated,
+    Unchanged,
+    Rejected,
+}
+
+impl From<RecordOutcome> for RecordStatus {
+    fn from(outcome: RecordOutcome) -> Self {
+        match outcome {
+            RecordOutcome::Created => RecordStatus::Created,
+            RecordOutcome::Updated => RecordStatus::Updated,
+            RecordOutcome::Unchanged => RecordStatus::Unchanged,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RecordResult {
+    /// Position of the record in the request (0-based).
+    pub index: usize,
+    /// NDJSON line or CSV row (1-based) when the input had lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_record_id: Option<String>,
+    pub status: RecordStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Which per-record results a report keeps. Counting is always complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultDetail {
+    /// One result per record.
+    #[default]
+    All,
+    /// Only rejected records (keeps the answer small for very large pushes).
+    Rejected,
+}
+
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct IngestReport {
+    pub municipality_code: String,
+    pub source: String,
+    pub atomic: bool,
+    pub received: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+    /// Schema versions the records declared.
+    pub schema_versions: BTreeSet<String>,
+    pub results: Vec<RecordResult>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Atomic batch with at least one invalid record: nothing was stored.
+    #[error("atomic batch rejected: {} invalid record(s), nothing stored", .0.rejected)]
+    AtomicRejected(IngestReport),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Ingestor {
+    pub standard: Arc<Standard>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Ingestor {
+    pub fn new(standard: Arc<Standard>) -> Ingestor {
+        Ingestor { standard }
+    }
+
+    /// Validate one record and turn it into a row to store.
+    pub fn prepare(
+        &self,
+        submission: &Submission,
+        index: usize,
+        record: &Value,
+    ) -> Result<PreparedRecord, Vec<FieldError>> {
+        let Some(object) = record.as_object() else {
+            return Err(vec![FieldError::new(
+                "",
+                "not_object",
+                "a record must be a JSON object",
+            )]);
+        };
+        let record_type = match object.get("record_type").and_then(Value::as_str) {
+            Some(t) => t,
+            None => {
+                return Err(vec![FieldError::new(
+                    "/record_type",
+                    "required",
+                    "record_type is required and must be a string",
+                )]);
+            }
+        };
+        let version_text = object
+            .get("schema_version")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let Some(version) = self.standard.for_version(version_text) else {
+            let supported: Vec<String> = self
+                .standard
+                .versions
+                .iter()
+                .map(|v| format!("{}.0–{}.{}", v.major, v.major, v.minor))
+                .collect();
+            return Err(vec![FieldError::new(
+                "/schema_version",
+                "schema_version_unsupported",
+                format!(
+                    "schema_version {version_text:?} is not supported; this hub accepts {}",
+                    supported.join(", ")
+                ),
+            )]);
+        };
+        if !version.validator.knows(record_type) {
+            return Err(vec![FieldError::new(
+                "/record_type",
+                "record_type_unknown",
+                format!(
+                    "unknown record_type {record_type:?}; known types: {}",
+                    version.record_types().collect::<Vec<_>>().join(", ")
+                ),
+            )]);
+        }
+        if let Some(allowed) = &submission.allowed_types
+            && !allowed.iter().any(|t| t == record_type)
+        {
+            return Err(vec![FieldError::new(
+                "/record_type",
+                "record_type_not_allowed",
+                format!("this source may not push {record_type} records"),
+            )]);
+        }
+        let errors = version.validator.validate(record_type, record);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let text = |field: &str| object.get(field).and_then(Value::as_str).unwrap_or_default();
+        // serde_json's map keeps keys sorted, so this is the canonical form.
+        let data = record.to_string();
+        Ok(PreparedRecord {
+            index,
+            source_record_id: text("source_record_id").to_string(),
+            record_type: record_type.to_string(),
+            schema_version: version_text.to_string(),
+            subject_resident_no: record
+                .pointer("/subject/resident_no")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            effective_date: text("effective_date").to_string(),
+            content_hash: sha256_hex(data.as_bytes()),
+            data,
+        })
+    }
+
+    /// Ingest chunks of candidates. Not atomic: each chunk commits on its own, so a later
+    /// failure never loses what was already accepted. Atomic: all chunks share one
+    /// transaction, rolled back if any record is invalid.
+    pub fn ingest(
+        &self,
+        conn: &mut DbConn,
+        submission: &Submission,
+        atomic: bool,
+        detail: ResultDetail,
+        chunks: impl Iterator<Item = Vec<Candidate>>,
+    ) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport {
+            municipality_code: submission.municipality.clone(),
+            source: submission.source.clone(),
+            atomic,
+            ..IngestReport::default()
+        };
+        if atomic {
+            let outcome = records::in_write_transaction(conn, |tx| {
+                for chunk in chunks {
+                    self.apply_chunk(tx, submission, chunk, &mut report, detail, true)?;
+                }
+                if report.rejected > 0 {
+                    // Roll back: nothing of an atomic batch with an invalid record is kept.
+                    return Err(StoreError::Invalid("atomic batch rejected".into()));
+                }
+                Ok(())
+            });
+            return match outcome {
+                Ok(()) => Ok(report),
+                Err(StoreError::Invalid(_)) if report.rejected > 0 => {
+                    report.created = 0;
+                    report.updated = 0;
+                    report.unchanged = 0;
+                    report.results.retain(|r| r.status == RecordStatus::Rejected);
+                    Err(IngestError::AtomicRejected(report))
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
+        for chunk in chunks {
+            records::in_write_transaction(conn, |tx| {
+                self.apply_chunk(tx, submission, chunk, &mut report, detail, false)
+            })?;
+        }
+        Ok(report)
+    }
+
+    fn apply_chunk(
+        &self,
+        tx: &mut dyn UpsertInTx,
+        submission: &Submission,
+        chunk: Vec<Candidate>,
+        report: &mut IngestReport,
+        detail: ResultDetail,
+        validate_only_after_rejection: bool,
+    ) -> Result<(), StoreError> {
+        let first_result = report.results.len();
+        let mut prepared = Vec::with_capacity(chunk.len());
+        let mut rows = Vec::with_capacity(chunk.len());
+        for candidate in chunk {
+            report.received += 1;
+            let srid = candidate.parsed.as_ref().ok().and_then(|v| {
+                v.get("source_record_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            if let Ok(v) = &candidate.parsed
+                && let Some(version) = v.get("schema_version").and_then(Value::as_str)
+                && !report.schema_versions.contains(version)
+            {
+                report.schema_versions.insert(version.to_string());
+            }
+            let checked = candidate
+                .parsed
+                .and_then(|value| self.prepare(submission, candidate.index, &value));
+            match checked {
+                Ok(record) => {
+                    rows.push((candidate.row, srid));
+                    prepared.push(record);
+                }
+                Err(errors) => {
+                    report.rejected += 1;
+                    report.results.push(RecordResult {
+                        index: candidate.index,
+                        row: candidate.row,
+                        source_record_id: srid,
+                        status: RecordStatus::Rejected,
+                        version: None,
+                        errors,
+                    });
+                }
+            }
+        }
+        // In an atomic batch that already failed, keep validating (to report every problem)
+        // but stop writing.
+        if validate_only_after_rejection && report.rejected > 0 {
+            return Ok(());
+        }
+        let applied = tx.upsert_in_tx(&submission.municipality, &submission.source, &prepared)?;
+        for (applied, (row, srid)) in applied.into_iter().zip(rows) {
+            let status = RecordStatus::from(applied.outcome);
+            match status {
+                RecordStatus::Created => report.created += 1,
+                RecordStatus::Updated => report.updated += 1,
+                _ => report.unchanged += 1,
+            }
+            if detail == ResultDetail::All {
+                report.results.push(RecordResult {
+                    index: applied.index,
+                    row,
+                    source_record_id: srid,
+                    status,
+                    version: Some(applied.version),
+                    errors: Vec::new(),
+                });
+            }
+        }
+        report.results[first_result..].sort_by_key(|r| r.index);
+        Ok(())
+    }
+}
+
+pub use formats::{
+    FormatError, csv_candidates, decode_csv, json_batch_candidates, ndjson_candidate,
+};
+
+/// Group candidates into chunks of [`CHUNK_SIZE`].
+pub fn chunked<I: Iterator<Item = Candidate>>(items: I) -> impl Iterator<Item = Vec<Candidate>> {
+    let mut items = items.peekable();
+    std::iter::from_fn(move || {
+        items.peek()?;
+        Some(items.by_ref().take(CHUNK_SIZE).collect())
+    })
+}

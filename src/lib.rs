@@ -1,0 +1,9 @@
+//! kodomo-hub: the library behind the `kodomo-hub` binary, organised by capability.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod demo;
+pub mod ingest;
+pub mod schema;
+pub mod store;

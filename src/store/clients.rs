@@ -1,0 +1,178 @@
+//! Municipalities, API clients and idempotency keys.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::tables::{clients, idempotency_keys, municipalities};
+use super::{DbConn, StoreError, StoreResult, now_rfc3339};
+use crate::{on_conn, write_tx};
+
+#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
+pub struct Municipality {
+    pub municipality_code: String,
+    pub name: String,
+    pub council: Option<String>,
+    pub population: Option<i64>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct ClientRow {
+    pub id: i64,
+    pub municipality_code: String,
+    pub name: String,
+    pub roles: String,
+    pub record_types: Option<String>,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+pub struct NewClient<'a> {
+    pub municipality_code: &'a str,
+    pub name: &'a str,
+    pub roles: &'a [String],
+    pub record_types: Option<&'a [String]>,
+    pub token_hash: &'a str,
+}
+
+fn unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _
+        )
+    )
+}
+
+pub fn add_municipality(
+    conn: &mut DbConn,
+    code: &str,
+    name: &str,
+    council: Option<&str>,
+    population: Option<i64>,
+) -> StoreResult<()> {
+    let now = now_rfc3339();
+    let row = (
+        municipalities::municipality_code.eq(code),
+        municipalities::name.eq(name),
+        municipalities::council.eq(council),
+        municipalities::population.eq(population),
+        municipalities::created_at.eq(&now),
+    );
+    let result = write_tx!(conn, |c| diesel::insert_into(municipalities::table)
+        .values(row.clone())
+        .execute(c));
+    match result {
+        Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
+            "municipality {code} is already registered"
+        ))),
+        other => other.map(|_| ()).map_err(Into::into),
+    }
+}
+
+pub fn list_municipalities(conn: &mut DbConn) -> StoreResult<Vec<Municipality>> {
+    Ok(on_conn!(conn, |c| municipalities::table
+        .order(municipalities::municipality_code)
+        .load::<Municipality>(c))?)
+}
+
+pub fn municipality(conn: &mut DbConn, code: &str) -> StoreResult<Option<Municipality>> {
+    Ok(on_conn!(conn, |c| municipalities::table
+        .find(code)
+        .first::<Municipality>(c)
+        .optional())?)
+}
+
+pub fn add_client(conn: &mut DbConn, client: &NewClient) -> StoreResult<i64> {
+    let now = now_rfc3339();
+    let row = (
+        clients::municipality_code.eq(client.municipality_code),
+        clients::name.eq(client.name),
+        clients::roles.eq(client.roles.join(",")),
+        clients::record_types.eq(client.record_types.map(|t| t.join(","))),
+        clients::token_hash.eq(client.token_hash),
+        clients::created_at.eq(&now),
+    );
+    let result = write_tx!(conn, |c| diesel::insert_into(clients::table)
+        .values(row.clone())
+        .returning(clients::id)
+        .get_result::<i64>(c));
+    match result {
+        Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
+            "a client named {:?} already exists in {}",
+            client.name, client.municipality_code
+        ))),
+        other => other.map_err(Into::into),
+    }
+}
+
+pub fn client_by_token_hash(conn: &mut DbConn, hash: &str) -> StoreResult<Option<ClientRow>> {
+    Ok(on_conn!(conn, |c| clients::table
+        .filter(clients::token_hash.eq(hash))
+        .filter(clients::revoked_at.is_null())
+        .first::<ClientRow>(c)
+        .optional())?)
+}
+
+pub fn list_clients(conn: &mut DbConn) -> StoreResult<Vec<ClientRow>> {
+    Ok(on_conn!(conn, |c| clients::table
+        .order(clients::id)
+        .load::<ClientRow>(c))?)
+}
+
+/// A stored answer to an earlier request with the same idempotency key.
+pub struct StoredAnswer {
+    pub request_hash: String,
+    pub status: u16,
+    pub response: String,
+}
+
+pub fn idempotent_answer(
+    conn: &mut DbConn,
+    municipality_code: &str,
+    client_id: i64,
+    key: &str,
+) -> StoreResult<Option<StoredAnswer>> {
+    let row = on_conn!(conn, |c| idempotency_keys::table
+        .find((municipality_code, client_id, key))
+        .select((
+            idempotency_keys::request_hash,
+            idempotency_keys::status,
+            idempotency_keys::response
+        ))
+        .first::<(String, i32, String)>(c)
+        .optional())?;
+    Ok(row.map(|(request_hash, status, response)| StoredAnswer {
+        request_hash,
+        status: status as u16,
+        response,
+    }))
+}
+
+/// Remember the first answer for a key; a concurrent request that stored first wins.
+pub fn remember_answer(
+    conn: &mut DbConn,
+    municipality_code: &str,
+    client_id: i64,
+    key: &str,
+    answer: &StoredAnswer,
+) -> StoreResult<()> {
+    let now = now_rfc3339();
+    let row = (
+        idempotency_keys::municipality_code.eq(municipality_code),
+        idempotency_keys::client_id.eq(client_id),
+        idempotency_keys::idempotency_key.eq(key),
+        idempotency_keys::request_hash.eq(&answer.request_hash),
+        idempotency_keys::status.eq(answer.status as i32),
+        idempotency_keys::response.eq(&answer.response),
+        idempotency_keys::created_at.eq(&now),
+    );
+    write_tx!(conn, |c| diesel::insert_into(idempotency_keys::table)
+        .values(row.clone())
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(())
+}

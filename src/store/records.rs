@@ -1,0 +1,636 @@
+//! Records: idempotent batch upsert with history, retraction, profile reads, history and the
+//! change feed. Uniqueness of (municipality, source, source_record_id) is the database's job.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::tables::{record_versions, records, subjects};
+use super::{DbConn, StoreError, StoreResult, now_rfc3339};
+use crate::schema::SUBJECT_TYPE;
+use crate::{on_conn, write_tx};
+
+/// A validated record ready to store.
+#[derive(Debug, Clone)]
+pub struct PreparedRecord {
+    /// Position in the request (0-based), echoed in results.
+    pub index: usize,
+    pub source_record_id: String,
+    pub record_type: String,
+    pub schema_version: String,
+    pub subject_resident_no: Option<String>,
+    pub effective_date: String,
+    /// Canonical JSON (sorted keys) of the whole record.
+    pub data: String,
+    pub content_hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub index: usize,
+    pub outcome: RecordOutcome,
+    pub version: i32,
+}
+
+#[derive(Queryable)]
+struct Existing {
+    id: i64,
+    source_record_id: String,
+    content_hash: String,
+    version: i32,
+    retracted: bool,
+}
+
+/// Split a batch into runs in which every key appears once, keeping order, so a key repeated
+/// in one request is applied in sequence (the later occurrence wins, as if sent later).
+fn unique_runs(batch: &[PreparedRecord]) -> Vec<&[PreparedRecord]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut seen = HashSet::new();
+    for (i, record) in batch.iter().enumerate() {
+        if !seen.insert(record.source_record_id.as_str()) {
+            runs.push(&batch[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(record.source_record_id.as_str());
+        }
+    }
+    if start < batch.len() {
+        runs.push(&batch[start..]);
+    }
+    runs
+}
+
+/// SQLite allows 32,766 bound parameters per statement; stay well below with 13 columns.
+const INSERT_CHUNK: usize = 1000;
+
+macro_rules! upsert_run_body {
+    ($c:ident, $municipality:expr, $source:expr, $run:expr, $now:expr) => {{
+        let municipality: &str = $municipality;
+        let source: &str = $source;
+        let run: &[PreparedRecord] = $run;
+        let now: &str = $now;
+        let keys: Vec<&str> = run.iter().map(|r| r.source_record_id.as_str()).collect();
+        let mut existing: HashMap<String, Existing> = HashMap::with_capacity(run.len());
+        for chunk in keys.chunks(INSERT_CHUNK) {
+            for row in records::table
+                .filter(records::municipality_code.eq(municipality))
+                .filter(records::source.eq(source))
+                .filter(records::source_record_id.eq_any(chunk))
+                .select((
+                    records::id,
+                    records::source_record_id,
+                    records::content_hash,
+                    records::version,
+                    records::retracted,
+                ))
+                .load::<Existing>($c)?
+            {
+                existing.insert(row.source_record_id.clone(), row);
+            }
+        }
+        let fresh: Vec<&PreparedRecord> = run
+            .iter()
+            .filter(|r| !existing.contains_key(&r.source_record_id))
+            .collect();
+        let mut created: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+        for chunk in fresh.chunks(INSERT_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|r| {
+                    (
+                        records::municipality_code.eq(municipality),
+                        records::source.eq(source),
+                        records::source_record_id.eq(&r.source_record_id),
+                        records::record_type.eq(&r.record_type),
+                        records::schema_version.eq(&r.schema_version),
+                        records::subject_resident_no.eq(r.subject_resident_no.as_deref()),
+                        records::effective_date.eq(&r.effective_date),
+                        records::data.eq(&r.data),
+                        records::content_hash.eq(&r.content_hash),
+                        records::version.eq(1),
+                        records::retracted.eq(false),
+                        records::updated_at.eq(now),
+                    )
+                })
+                .collect();
+            let inserted: Vec<(i64, String)> = diesel::insert_into(records::table)
+                .values(rows)
+                .on_conflict((
+                    records::municipality_code,
+                    records::source,
+                    records::source_record_id,
+                ))
+                .do_nothing()
+                .returning((records::id, records::source_record_id))
+                .get_results($c)?;
+            created.extend(inserted.into_iter().map(|(id, key)| (key, id)));
+        }
+        // Rows another writer inserted between our read and our insert: read them again and
+        // treat them as updates of that row.
+        let raced: Vec<&str> = fresh
+            .iter()
+            .map(|r| r.source_record_id.as_str())
+            .filter(|k| !created.contains_key(*k))
+            .collect();
+        if !raced.is_empty() {
+            for row in records::table
+                .filter(records::municipality_code.eq(municipality))
+                .filter(records::source.eq(source))
+                .filter(records::source_record_id.eq_any(&raced))
+                .select((
+                    records::id,
+                    records::source_record_id,
+                    records::content_hash,
+                    records::version,
+                    records::retracted,
+                ))
+                .load::<Existing>($c)?
+            {
+                existing.insert(row.source_record_id.clone(), row);
+            }
+        }
+        let mut applied = Vec::with_capacity(run.len());
+        let mut versions = Vec::new();
+        let mut subject_changes = Vec::new();
+        for record in run {
+            let (id, outcome, version) = if let Some(&id) = created.get(&record.source_record_id)
+            {
+                (id, RecordOutcome::Created, 1)
+            } else {
+                let old = existing
+                    .get(&record.source_record_id)
+                    .ok_or(StoreError::Conflict(format!(
+                        "record {} vanished during upsert",
+                        record.source_record_id
+                    )))?;
+                if old.content_hash == record.content_hash && !old.retracted {
+                    applied.push(Applied {
+                        index: record.index,
+                        outcome: RecordOutcome::Unchanged,
+                        version: old.version,
+                    });
+                    continue;
+                }
+                let version = old.version + 1;
+                diesel::update(records::table.find(old.id))
+                    .set((
+                        records::record_type.eq(&record.record_type),
+                        records::schema_version.eq(&record.schema_version),
+                        records::subject_resident_no.eq(record.subject_resident_no.as_deref()),
+                        records::effective_date.eq(&record.effective_date),
+                        records::data.eq(&record.data),
+                        records::content_hash.eq(&record.content_hash),
+                        records::version.eq(version),
+                        records::retracted.eq(false),
+                        records::updated_at.eq(now),
+                    ))
+                    .execute($c)?;
+                (old.id, RecordOutcome::Updated, version)
+            };
+            versions.push((
+                record_versions::municipality_code.eq(municipality),
+                record_versions::record_id.eq(id),
+                record_versions::source.eq(source),
+                record_versions::source_record_id.eq(&record.source_record_id),
+                record_versions::record_type.eq(&record.record_type),
+                record_versions::version.eq(version),
+                record_versions::retracted.eq(false),
+                record_versions::data.eq(&record.data),
+                record_versions::content_hash.eq(&record.content_hash),
+                record_versions::recorded_at.eq(now),
+            ));
+            if record.record_type == SUBJECT_TYPE {
+                subject_changes.push(record);
+            }
+            applied.push(Applied {
+                index: record.index,
+                outcome,
+                version,
+            });
+        }
+        for chunk in versions.chunks(INSERT_CHUNK) {
+            diesel::insert_into(record_versions::table)
+                .values(chunk)
+                .execute($c)?;
+        }
+        for record in subject_changes {
+            let row = subject_row(municipality, record, now)?;
+            diesel::insert_into(subjects::table)
+                .values(&row)
+                .on_conflict((subjects::municipality_code, subjects::resident_no))
+                .do_update()
+                .set(&row)
+                .execute($c)?;
+        }
+        Ok::<_, StoreError>(applied)
+    }};
+}
+
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = subjects)]
+struct SubjectRow {
+    municipality_code: String,
+    resident_no: String,
+    household_no: Option<String>,
+    name: Option<String>,
+    name_kana: Option<String>,
+    birth_date: Option<String>,
+    sex: Option<i32>,
+    role: Option<String>,
+    support_measure: bool,
+    data: String,
+    updated_at: String,
+}
+
+fn subject_row(municipality: &str, record: &PreparedRecord, now: &str) -> StoreResult<SubjectRow> {
+    let data: Value = serde_json::from_str(&record.data)
+        .map_err(|e| StoreError::Invalid(format!("stored record is not JSON: {e}")))?;
+    let text = |field: &str| data.get(field).and_then(Value::as_str).map(str::to_string);
+    Ok(SubjectRow {
+        municipality_code: municipality.to_string(),
+        resident_no: record
+            .subject_resident_no
+            .clone()
+            .ok_or_else(|| StoreError::Invalid("subject record without resident_no".into()))?,
+        household_no: text("household_no"),
+        name: text("name"),
+        name_kana: text("name_kana"),
+        birth_date: text("birth_date"),
+        sex: data.get("sex").and_then(Value::as_i64).map(|s| s as i32),
+        role: text("role"),
+        support_measure: data
+            .get("support_measure")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        data: record.data.clone(),
+        updated_at: now.to_string(),
+    })
+}
+
+/// Upsert validated records of one source in one transaction. Returns one entry per record.
+pub fn upsert_batch(
+    conn: &mut DbConn,
+    municipality: &str,
+    source: &str,
+    batch: &[PreparedRecord],
+) -> StoreResult<Vec<Applied>> {
+    write_tx!(conn, |c| upsert_in_tx(c, municipality, source, batch))
+}
+
+/// The same upsert, for callers that already hold a transaction (atomic batches).
+pub trait UpsertInTx {
+    fn upsert_in_tx(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        batch: &[PreparedRecord],
+    ) -> StoreResult<Vec<Applied>>;
+}
+
+macro_rules! impl_upsert_in_tx {
+    ($conn:ty) => {
+        impl UpsertInTx for $conn {
+            fn upsert_in_tx(
+                &mut self,
+                municipality: &str,
+                source: &str,
+                batch: &[PreparedRecord],
+            ) -> StoreResult<Vec<Applied>> {
+                let now = now_rfc3339();
+                let mut applied = Vec::with_capacity(batch.len());
+                for run in unique_runs(batch) {
+                    let c = &mut *self;
+                    applied.extend(upsert_run_body!(c, municipality, source, run, &now)?);
+                }
+                Ok(applied)
+            }
+        }
+    };
+}
+impl_upsert_in_tx!(diesel::SqliteConnection);
+impl_upsert_in_tx!(diesel::PgConnection);
+
+fn upsert_in_tx<C: UpsertInTx>(
+    c: &mut C,
+    municipality: &str,
+    source: &str,
+    batch: &[PreparedRecord],
+) -> StoreResult<Vec<Applied>> {
+    c.upsert_in_tx(municipality, source, batch)
+}
+
+/// Run `work` inside one write transaction on this connection: everything it stores commits
+/// together or not at all.
+pub fn in_write_transaction<T>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut dyn UpsertInTx) -> StoreResult<T>,
+) -> StoreResult<T> {
+    write_tx!(conn, |c| work(c))
+}
+
+/// Retract (tombstone) a record of this source. Retracting twice is harmless.
+pub fn retract(
+    conn: &mut DbConn,
+    municipality: &str,
+    source: &str,
+    source_record_id: &str,
+) -> StoreResult<i32> {
+    let now = now_rfc3339();
+    write_tx!(conn, |c| {
+        let old = records::table
+            .filter(records::municipality_code.eq(municipality))
+            .filter(records::source.eq(source))
+            .filter(records::source_record_id.eq(source_record_id))
+            .select((
+                records::id,
+                records::record_type,
+                records::subject_resident_no,
+                records::data,
+                records::content_hash,
+                records::version,
+                records::retracted,
+            ))
+            .first::<(i64, String, Option<String>, String, String, i32, bool)>(c)
+            .optional()?;
+        let Some((id, record_type, subject, data, hash, version, retracted)) = old else {
+            return Err(StoreError::NotFound);
+        };
+        if retracted {
+            return Ok(version);
+        }
+        let version = version + 1;
+        diesel::update(records::table.find(id))
+            .set((
+                records::version.eq(version),
+                records::retracted.eq(true),
+                records::updated_at.eq(&now),
+            ))
+            .execute(c)?;
+        diesel::insert_into(record_versions::table)
+            .values((
+                record_versions::municipality_code.eq(municipality),
+                record_versions::record_id.eq(id),
+                record_versions::source.eq(source),
+                record_versions::source_record_id.eq(source_record_id),
+                record_versions::record_type.eq(&record_type),
+                record_versions::version.eq(version),
+                record_versions::retracted.eq(true),
+                record_versions::data.eq(&data),
+                record_versions::content_hash.eq(&hash),
+                record_versions::recorded_at.eq(&now),
+            ))
+            .execute(c)?;
+        if record_type == SUBJECT_TYPE
+            && let Some(resident_no) = subject
+        {
+            diesel::delete(subjects::table.find((municipality, resident_no))).execute(c)?;
+        }
+        Ok(version)
+    })
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CurrentRecord {
+    pub source: String,
+    pub source_record_id: String,
+    pub record_type: String,
+    pub schema_version: String,
+    pub version: i32,
+    pub updated_at: String,
+    /// ETag of this version (content hash).
+    pub etag: String,
+    #[schema(value_type = Object)]
+    pub record: Value,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HouseholdMember {
+    pub resident_no: String,
+    pub role: Option<String>,
+    pub name: Option<String>,
+    pub birth_date: Option<String>,
+}
+
+/// Everything the hub holds about one subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    pub subject: Value,
+    pub support_measure: bool,
+    pub household: Vec<HouseholdMember>,
+    pub records: Vec<CurrentRecord>,
+    /// Current records of the subject's guardians (used for household-level basic items).
+    pub guardian_records: Vec<(String, CurrentRecord)>,
+}
+
+type CurrentRow = (String, String, String, String, i32, String, String, String);
+
+fn current_record(row: CurrentRow) -> CurrentRecord {
+    let (source, source_record_id, record_type, schema_version, version, updated_at, hash, data) =
+        row;
+    CurrentRecord {
+        source,
+        source_record_id,
+        record_type,
+        schema_version,
+        version,
+        updated_at,
+        etag: hash,
+        record: serde_json::from_str(&data).unwrap_or(Value::Null),
+    }
+}
+
+pub fn profile(
+    conn: &mut DbConn,
+    municipality: &str,
+    resident_no: &str,
+) -> StoreResult<Option<Profile>> {
+    on_conn!(conn, |c| {
+        let subject = subjects::table
+            .find((municipality, resident_no))
+            .select((subjects::data, subjects::household_no, subjects::support_measure))
+            .first::<(String, Option<String>, bool)>(c)
+            .optional()?;
+        let Some((data, household_no, support_measure)) = subject else {
+            return Ok(None);
+        };
+        let subject: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        let household: Vec<HouseholdMember> = match &household_no {
+            Some(household_no) => subjects::table
+                .filter(subjects::municipality_code.eq(municipality))
+                .filter(subjects::household_no.eq(household_no))
+                .filter(subjects::resident_no.ne(resident_no))
+                .select((
+                    subjects::resident_no,
+                    subjects::role,
+                    subjects::name,
+                    subjects::birth_date,
+                ))
+                .order(subjects::resident_no)
+                .load::<(String, Option<String>, Option<String>, Option<String>)>(c)?
+                .into_iter()
+                .map(|(resident_no, role, name, birth_date)| HouseholdMember {
+                    resident_no,
+                    role,
+                    name,
+                    birth_date,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut guardians: Vec<String> = subject
+            .get("guardians")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.as_str().map(str::to_string))
+            .collect();
+        guardians.extend(
+            household
+                .iter()
+                .filter(|m| m.role.as_deref() == Some("guardian"))
+                .map(|m| m.resident_no.clone()),
+        );
+        guardians.sort();
+        guardians.dedup();
+        let mut people = guardians.clone();
+        people.push(resident_no.to_string());
+        let rows = records::table
+            .filter(records::municipality_code.eq(municipality))
+            .filter(records::subject_resident_no.eq_any(&people))
+            .filter(records::retracted.eq(false))
+            .filter(records::record_type.ne(SUBJECT_TYPE))
+            .select((
+                records::subject_resident_no,
+                (
+                    records::source,
+                    records::source_record_id,
+                    records::record_type,
+                    records::schema_version,
+                    records::version,
+                    records::updated_at,
+                    records::content_hash,
+                    records::data,
+                ),
+            ))
+            .order((records::effective_date, records::id))
+            .load::<(Option<String>, CurrentRow)>(c)?;
+        let mut own = Vec::new();
+        let mut guardian_records = Vec::new();
+        for (about, row) in rows {
+            let about = about.unwrap_or_default();
+            if about == resident_no {
+                own.push(current_record(row));
+            } else {
+                guardian_records.push((about, current_record(row)));
+            }
+        }
+        Ok(Some(Profile {
+            subject,
+            support_measure,
+            household,
+            records: own,
+            guardian_records,
+        }))
+    })
+}
+
+/// One version of a record, as kept in history and published in the change feed.
+#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
+pub struct StoredVersion {
+    pub seq: i64,
+    pub source: String,
+    pub source_record_id: String,
+    pub record_type: String,
+    pub version: i32,
+    pub retracted: bool,
+    #[serde(skip)]
+    pub data: String,
+    pub content_hash: String,
+    pub recorded_at: String,
+}
+
+/// An entry of the change feed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Change {
+    #[serde(flatten)]
+    pub version: StoredVersion,
+    /// The record as of this change; absent for retractions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub record: Option<Value>,
+}
+
+impl From<StoredVersion> for Change {
+    fn from(version: StoredVersion) -> Change {
+        let record = (!version.retracted)
+            .then(|| serde_json::from_str(&version.data).ok())
+            .flatten();
+        Change { version, record }
+    }
+}
+
+macro_rules! version_columns {
+    () => {
+        (
+            record_versions::seq,
+            record_versions::source,
+            record_versions::source_record_id,
+            record_versions::record_type,
+            record_versions::version,
+            record_versions::retracted,
+            record_versions::data,
+            record_versions::content_hash,
+            record_versions::recorded_at,
+        )
+    };
+}
+
+/// Every version of the records with this id (of one source, or of every source).
+pub fn history(
+    conn: &mut DbConn,
+    municipality: &str,
+    source: Option<&str>,
+    source_record_id: &str,
+) -> StoreResult<Vec<Change>> {
+    let rows = on_conn!(conn, |c| {
+        let mut query = record_versions::table
+            .filter(record_versions::municipality_code.eq(municipality))
+            .filter(record_versions::source_record_id.eq(source_record_id))
+            .select(version_columns!())
+            .order((record_versions::source, record_versions::version))
+            .into_boxed();
+        if let Some(source) = source {
+            query = query.filter(record_versions::source.eq(source));
+        }
+        query.load::<StoredVersion>(c)
+    })?;
+    Ok(rows.into_iter().map(Change::from).collect())
+}
+
+/// Changes after `cursor` (exclusive), oldest first.
+pub fn changes(
+    conn: &mut DbConn,
+    municipality: &str,
+    cursor: i64,
+    limit: i64,
+) -> StoreResult<Vec<Change>> {
+    let rows = on_conn!(conn, |c| record_versions::table
+        .filter(record_versions::municipality_code.eq(municipality))
+        .filter(record_versions::seq.gt(cursor))
+        .select(version_columns!())
+        .order(record_versions::seq)
+        .limit(limit)
+        .load::<StoredVersion>(c))?;
+    Ok(rows.into_iter().map(Change::from).collect())
+}

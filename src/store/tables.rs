@@ -1,0 +1,95 @@
+//! Diesel table definitions, identical for SQLite and PostgreSQL (see `migrations/`).
+
+diesel::table! {
+    municipalities (municipality_code) {
+        municipality_code -> Text,
+        name -> Text,
+        council -> Nullable<Text>,
+        population -> Nullable<BigInt>,
+        created_at -> Text,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> BigInt,
+        municipality_code -> Text,
+        name -> Text,
+        roles -> Text,
+        record_types -> Nullable<Text>,
+        token_hash -> Text,
+        created_at -> Text,
+        revoked_at -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    subjects (municipality_code, resident_no) {
+        municipality_code -> Text,
+        resident_no -> Text,
+        household_no -> Nullable<Text>,
+        name -> Nullable<Text>,
+        name_kana -> Nullable<Text>,
+        birth_date -> Nullable<Text>,
+        sex -> Nullable<Integer>,
+        role -> Nullable<Text>,
+        support_measure -> Bool,
+        data -> Text,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    records (id) {
+        id -> BigInt,
+        municipality_code -> Text,
+        source -> Text,
+        source_record_id -> Text,
+        record_type -> Text,
+        schema_version -> Text,
+        subject_resident_no -> Nullable<Text>,
+        effective_date -> Text,
+        data -> Text,
+        content_hash -> Text,
+        version -> Integer,
+        retracted -> Bool,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    record_versions (seq) {
+        seq -> BigInt,
+        municipality_code -> Text,
+        record_id -> BigInt,
+        source -> Text,
+        source_record_id -> Text,
+        record_type -> Text,
+        version -> Integer,
+        retracted -> Bool,
+        data -> Text,
+        content_hash -> Text,
+        recorded_at -> Text,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (municipality_code, client_id, idempotency_key) {
+        municipality_code -> Text,
+        client_id -> BigInt,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        response -> Text,
+        created_at -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    municipalities,
+    clients,
+    subjects,
+    records,
+    record_versions,
+    idempotency_keys,
+);
