@@ -25,10 +25,10 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct DbArgs {
     /// Directory for the embedded SQLite database.
-    #[arg(long, env = "KODOMO_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "KODOMO_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL (or a SQLite file path); overrides --data-dir.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 }
 
@@ -65,12 +65,38 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Measure the hub side by side with the raw limit of its database.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+        #[command(flatten)]
+        db: DbArgs,
+        /// Where to write the results as JSON.
+        #[arg(long, default_value = "bench-results", global = true)]
+        out: PathBuf,
+    },
     /// Load the synthetic demo council (synthetic children only) and print its tokens.
     Demo {
         #[arg(long, default_value_t = 60)]
         households_per_town: u64,
         #[command(flatten)]
         db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Raw insert vs the hub's full ingest path (library, HTTP NDJSON, HTTP JSON).
+    Ingest {
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+    },
+    /// Single-record pushes at a fixed rate over loopback; prints p50/p95/p99/max.
+    Latency {
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -165,6 +191,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command, db } => admin(command, &db.open()?),
+        Command::Bench { command, db, out } => {
+            let backend = match db.location() {
+                Location::Postgres(_) => "postgresql",
+                Location::Sqlite(_) => "sqlite",
+            };
+            let store = db.open()?;
+            std::fs::create_dir_all(&out)?;
+            let (name, result) = match command {
+                BenchCommand::Ingest { records } => (
+                    "ingest",
+                    serde_json::to_value(crate::bench::ingest(store, backend, records)?)?,
+                ),
+                BenchCommand::Latency { rate, seconds } => (
+                    "latency",
+                    serde_json::to_value(crate::bench::latency(store, backend, rate, seconds)?)?,
+                ),
+            };
+            let text = serde_json::to_string_pretty(&result)?;
+            println!("{text}");
+            let path = out.join(format!("{name}-{backend}.json"));
+            std::fs::write(&path, text + "\n")?;
+            eprintln!("results written to {}", path.display());
+            Ok(())
+        }
     }
 }
 

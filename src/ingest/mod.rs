@@ -205,14 +205,36 @@ impl Ingestor {
 
     /// Ingest chunks of candidates. Not atomic: each chunk commits on its own, so a later
     /// failure never loses what was already accepted. Atomic: all chunks share one
-    /// transaction, rolled back if any record is invalid.
+    /// transaction, rolled back if any record is invalid. Parsing and validation run on a
+    /// second thread, ahead of the database writer, so both cores work.
     pub fn ingest(
         &self,
         conn: &mut DbConn,
         submission: &Submission,
         atomic: bool,
         detail: ResultDetail,
-        chunks: impl Iterator<Item = Vec<Candidate>>,
+        chunks: impl Iterator<Item = Vec<Candidate>> + Send,
+    ) -> Result<IngestReport, IngestError> {
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<ValidatedChunk>(2);
+            scope.spawn(move || {
+                for chunk in chunks {
+                    if sender.send(self.validate_chunk(submission, chunk)).is_err() {
+                        break;
+                    }
+                }
+            });
+            self.write_chunks(conn, submission, atomic, detail, receiver.into_iter())
+        })
+    }
+
+    fn write_chunks(
+        &self,
+        conn: &mut DbConn,
+        submission: &Submission,
+        atomic: bool,
+        detail: ResultDetail,
+        chunks: impl Iterator<Item = ValidatedChunk>,
     ) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport {
             municipality_code: submission.municipality.clone(),
@@ -223,7 +245,7 @@ impl Ingestor {
         if atomic {
             let outcome = records::in_write_transaction(conn, |tx| {
                 for chunk in chunks {
-                    self.apply_chunk(tx, submission, chunk, &mut report, detail, true)?;
+                    apply_chunk(tx, submission, chunk, &mut report, detail, true)?;
                 }
                 if report.rejected > 0 {
                     // Roll back: nothing of an atomic batch with an invalid record is kept.
@@ -245,26 +267,17 @@ impl Ingestor {
         }
         for chunk in chunks {
             records::in_write_transaction(conn, |tx| {
-                self.apply_chunk(tx, submission, chunk, &mut report, detail, false)
+                apply_chunk(tx, submission, chunk, &mut report, detail, false)
             })?;
         }
         Ok(report)
     }
 
-    fn apply_chunk(
-        &self,
-        tx: &mut dyn UpsertInTx,
-        submission: &Submission,
-        chunk: Vec<Candidate>,
-        report: &mut IngestReport,
-        detail: ResultDetail,
-        validate_only_after_rejection: bool,
-    ) -> Result<(), StoreError> {
-        let first_result = report.results.len();
-        let mut prepared = Vec::with_capacity(chunk.len());
-        let mut rows = Vec::with_capacity(chunk.len());
+    /// Parse and validate one chunk (no database access).
+    fn validate_chunk(&self, submission: &Submission, chunk: Vec<Candidate>) -> ValidatedChunk {
+        let mut validated = ValidatedChunk::default();
         for candidate in chunk {
-            report.received += 1;
+            validated.received += 1;
             let srid = candidate.parsed.as_ref().ok().and_then(|v| {
                 v.get("source_record_id")
                     .and_then(Value::as_str)
@@ -272,58 +285,82 @@ impl Ingestor {
             });
             if let Ok(v) = &candidate.parsed
                 && let Some(version) = v.get("schema_version").and_then(Value::as_str)
-                && !report.schema_versions.contains(version)
             {
-                report.schema_versions.insert(version.to_string());
+                validated.schema_versions.insert(version.to_string());
             }
-            let checked = candidate
+            match candidate
                 .parsed
-                .and_then(|value| self.prepare(submission, candidate.index, &value));
-            match checked {
-                Ok(record) => {
-                    rows.push((candidate.row, srid));
-                    prepared.push(record);
-                }
-                Err(errors) => {
-                    report.rejected += 1;
-                    report.results.push(RecordResult {
-                        index: candidate.index,
-                        row: candidate.row,
-                        source_record_id: srid,
-                        status: RecordStatus::Rejected,
-                        version: None,
-                        errors,
-                    });
-                }
-            }
-        }
-        // In an atomic batch that already failed, keep validating (to report every problem)
-        // but stop writing.
-        if validate_only_after_rejection && report.rejected > 0 {
-            return Ok(());
-        }
-        let applied = tx.upsert_in_tx(&submission.municipality, &submission.source, &prepared)?;
-        for (applied, (row, srid)) in applied.into_iter().zip(rows) {
-            let status = RecordStatus::from(applied.outcome);
-            match status {
-                RecordStatus::Created => report.created += 1,
-                RecordStatus::Updated => report.updated += 1,
-                _ => report.unchanged += 1,
-            }
-            if detail == ResultDetail::All {
-                report.results.push(RecordResult {
-                    index: applied.index,
-                    row,
+                .and_then(|value| self.prepare(submission, candidate.index, &value))
+            {
+                Ok(record) => validated.accepted.push((record, candidate.row, srid)),
+                Err(errors) => validated.rejected.push(RecordResult {
+                    index: candidate.index,
+                    row: candidate.row,
                     source_record_id: srid,
-                    status,
-                    version: Some(applied.version),
-                    errors: Vec::new(),
-                });
+                    status: RecordStatus::Rejected,
+                    version: None,
+                    errors,
+                }),
             }
         }
-        report.results[first_result..].sort_by_key(|r| r.index);
-        Ok(())
+        validated
     }
+}
+
+/// A chunk after validation: rows ready to store and results for the rejected ones.
+#[derive(Default)]
+struct ValidatedChunk {
+    received: u64,
+    schema_versions: BTreeSet<String>,
+    accepted: Vec<(PreparedRecord, Option<u64>, Option<String>)>,
+    rejected: Vec<RecordResult>,
+}
+
+/// Store a validated chunk and fold its outcome into the report.
+fn apply_chunk(
+    tx: &mut dyn UpsertInTx,
+    submission: &Submission,
+    chunk: ValidatedChunk,
+    report: &mut IngestReport,
+    detail: ResultDetail,
+    stop_writing_after_rejection: bool,
+) -> Result<(), StoreError> {
+    let first_result = report.results.len();
+    report.received += chunk.received;
+    report.rejected += chunk.rejected.len() as u64;
+    report.schema_versions.extend(chunk.schema_versions);
+    report.results.extend(chunk.rejected);
+    // In an atomic batch that already failed, keep validating (to report every problem) but
+    // stop writing.
+    if stop_writing_after_rejection && report.rejected > 0 {
+        return Ok(());
+    }
+    let (prepared, rows): (Vec<PreparedRecord>, Vec<(Option<u64>, Option<String>)>) = chunk
+        .accepted
+        .into_iter()
+        .map(|(record, row, srid)| (record, (row, srid)))
+        .unzip();
+    let applied = tx.upsert_in_tx(&submission.municipality, &submission.source, &prepared)?;
+    for (applied, (row, srid)) in applied.into_iter().zip(rows) {
+        let status = RecordStatus::from(applied.outcome);
+        match status {
+            RecordStatus::Created => report.created += 1,
+            RecordStatus::Updated => report.updated += 1,
+            _ => report.unchanged += 1,
+        }
+        if detail == ResultDetail::All {
+            report.results.push(RecordResult {
+                index: applied.index,
+                row,
+                source_record_id: srid,
+                status,
+                version: Some(applied.version),
+                errors: Vec::new(),
+            });
+        }
+    }
+    report.results[first_result..].sort_by_key(|r| r.index);
+    Ok(())
 }
 
 pub use formats::{

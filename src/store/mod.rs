@@ -106,12 +106,26 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         // WAL lets readers run beside the single writer; FULL sync makes every commit
         // durable; the busy timeout makes writers queue rather than fail.
         diesel::sql_query(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .execute(conn)
         .map(|_| ())
         .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[derive(Debug)]
+struct PgSettings;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        // diesel caches prepared statements per connection; a generic plan made while a table
+        // was still empty (sequential scan) would otherwise be kept as the table grows.
+        diesel::sql_query("SET plan_cache_mode = force_custom_plan")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -147,6 +161,7 @@ impl Store {
                 diesel::r2d2::Pool::builder()
                     .max_size(8)
                     .connection_timeout(Duration::from_secs(10))
+                    .connection_customizer(Box::new(PgSettings))
                     .build(ConnectionManager::new(url))
                     .map_err(|e| StoreError::Connection(e.to_string()))?,
             ),

@@ -59,7 +59,7 @@ CREATE INDEX records_subject ON records (municipality_code, subject_resident_no)
 CREATE TABLE record_versions (
     seq BIGSERIAL PRIMARY KEY,
     municipality_code TEXT NOT NULL,
-    record_id BIGINT NOT NULL REFERENCES records(id),
+    record_id BIGINT NOT NULL,
     source TEXT NOT NULL,
     source_record_id TEXT NOT NULL,
     record_type TEXT NOT NULL,
