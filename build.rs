@@ -10,7 +10,11 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<String>) {
         if path.is_dir() {
             collect(&path, root, out);
         } else if path.extension().is_some_and(|e| e == "json") {
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push(format!(
                 "({rel:?}, include_str!({:?})),",
                 path.canonicalize().unwrap()
@@ -28,5 +32,9 @@ fn main() {
         "/// Every schema file as (path relative to `schema/`, contents).\npub static SCHEMA_FILES: &[(&str, &str)] = &[\n{}\n];\n",
         files.join("\n")
     );
-    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("schema_files.rs"), code).unwrap();
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("schema_files.rs"),
+        code,
+    )
+    .unwrap();
 }

@@ -73,7 +73,10 @@ pub async fn readyz(state: State) -> Result<HttpResponse, Problem> {
         })
     })
     .await?;
-    Ok(json(StatusCode::OK, &serde_json::json!({"status": "ready"})))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"status": "ready"}),
+    ))
 }
 
 /// Prometheus text exposition.

@@ -15,27 +15,27 @@ pub struct Problem {
     /// URI naming the problem type (`https://kodomo-hub.jp/problems/<code>`).
     #[serde(rename = "type")]
     pub type_uri: String,
-    pub title: String,
+    pub title: &'static str,
     pub status: u16,
     pub detail: String,
     /// Stable machine-readable code.
-    pub code: String,
+    pub code: &'static str,
     /// Field-level problems (JSON pointer or CSV row/column, code, message).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     /// For rejected batches: the per-record report.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<IngestReport>,
+    pub report: Option<Box<IngestReport>>,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
         Problem {
             type_uri: format!("{PROBLEM_BASE}{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
-            code: code.to_string(),
+            code,
             errors: Vec::new(),
             report: None,
         }
@@ -46,7 +46,7 @@ impl Problem {
         self
     }
 
-    pub fn bad_request(code: &str, detail: impl Into<String>) -> Problem {
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, detail)
     }
 

@@ -13,6 +13,7 @@ use crate::ingest::{
     Candidate, IngestError, IngestReport, RecordStatus, ResultDetail, Submission, chunked,
     csv_candidates, decode_csv, json_batch_candidates, ndjson_candidate,
 };
+use crate::schema::FieldError;
 use crate::store::{clients, records as store_records};
 
 #[derive(Debug, Deserialize)]
@@ -97,38 +98,72 @@ fn record_metrics(state: &AppState, report: &IngestReport) {
     Metrics::count(&m.records_rejected, report.rejected);
 }
 
-/// The stored first answer for this key, if the key was used before.
-async fn replayed(
+/// An idempotency key this request has claimed; answered or released when the request ends.
+struct ClaimedKey {
+    municipality: String,
+    client_id: i64,
+    key: String,
+}
+
+enum KeyState {
+    /// No key, or this request owns it.
+    Run(Option<ClaimedKey>),
+    /// An earlier request with this key has answered (or is still running).
+    Earlier(clients::StoredAnswer),
+}
+
+async fn claim_key(
     state: &State,
     principal: &Principal,
     municipality: &str,
-    key: &str,
-) -> Result<Option<clients::StoredAnswer>, Problem> {
-    let (state, municipality, key, client) = (
-        state.clone(),
-        municipality.to_string(),
-        key.to_string(),
-        principal.client_id,
+    key: Option<String>,
+    request_hash: &str,
+) -> Result<KeyState, Problem> {
+    let Some(key) = key else {
+        return Ok(KeyState::Run(None));
+    };
+    let claimed = ClaimedKey {
+        municipality: municipality.to_string(),
+        client_id: principal.client_id,
+        key,
+    };
+    let (worker, hash) = (state.clone(), request_hash.to_string());
+    let (m, k, client) = (
+        claimed.municipality.clone(),
+        claimed.key.clone(),
+        claimed.client_id,
     );
-    blocking(move || {
-        let mut conn = state.store.conn()?;
-        Ok(clients::idempotent_answer(
-            &mut conn,
-            &municipality,
-            client,
-            &key,
-        )?)
+    let reservation = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(clients::reserve_key(&mut conn, &m, client, &k, &hash)?)
     })
-    .await
+    .await?;
+    Ok(match reservation {
+        clients::Reservation::Reserved => KeyState::Run(Some(claimed)),
+        clients::Reservation::Existing(answer) => KeyState::Earlier(answer),
+    })
 }
 
+fn key_in_progress() -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_progress",
+        "a request with this Idempotency-Key is still running; retry after it has answered",
+    )
+}
+
+/// The answer to a request whose key was used before: the first answer again, 422 when the
+/// body differs, 409 while the first request is still running.
 fn replay_response(answer: clients::StoredAnswer, request_hash: &str) -> HttpResponse {
-    if answer.request_hash != request_hash {
+    if answer.request_hash != request_hash && !answer.in_progress() {
         return actix_web::ResponseError::error_response(&Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
             "this Idempotency-Key was already used with a different request body",
         ));
+    }
+    if answer.in_progress() {
+        return actix_web::ResponseError::error_response(&key_in_progress());
     }
     let content_type = if answer.status >= 400 {
         "application/problem+json"
@@ -141,56 +176,65 @@ fn replay_response(answer: clients::StoredAnswer, request_hash: &str) -> HttpRes
         .body(answer.response)
 }
 
-/// Turn an ingest outcome into (status, body), storing it for the idempotency key.
+/// Turn an ingest outcome into the response; a claimed key stores it (a 200 report or a 422
+/// rejection) or is released (any other failure) so that a retry can run.
 async fn finish_push(
     state: &State,
-    principal: &Principal,
-    municipality: &str,
-    key: Option<String>,
+    claimed: Option<ClaimedKey>,
     request_hash: String,
     outcome: Result<IngestReport, Problem>,
 ) -> Result<HttpResponse, Problem> {
-    let (status, body, content_type) = match outcome {
+    let answer = match outcome {
         Ok(report) => {
             record_metrics(state, &report);
-            (
-                StatusCode::OK,
-                serde_json::to_string(&report).map_err(|_| Problem::internal())?,
-                "application/json",
-            )
+            serde_json::to_string(&report)
+                .map(|body| (StatusCode::OK, body, "application/json"))
+                .map_err(|_| Problem::internal())
         }
         Err(problem) if problem.status == 422 => {
             if let Some(report) = &problem.report {
                 record_metrics(state, report);
             }
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                serde_json::to_string(&problem).map_err(|_| Problem::internal())?,
-                "application/problem+json",
-            )
+            serde_json::to_string(&problem)
+                .map(|body| {
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        body,
+                        "application/problem+json",
+                    )
+                })
+                .map_err(|_| Problem::internal())
         }
-        Err(problem) => return Err(problem),
+        Err(problem) => Err(problem),
     };
-    if let Some(key) = key {
-        let answer = clients::StoredAnswer {
-            request_hash,
-            status: status.as_u16(),
-            response: body.clone(),
-        };
-        let (state, municipality, client) =
-            (state.clone(), municipality.to_string(), principal.client_id);
+    if let Some(claimed) = claimed {
+        let stored = answer
+            .as_ref()
+            .ok()
+            .map(|(status, body, _)| clients::StoredAnswer {
+                request_hash,
+                status: status.as_u16(),
+                response: body.clone(),
+            });
+        let worker = state.clone();
         blocking(move || {
-            let mut conn = state.store.conn()?;
-            Ok(clients::remember_answer(
-                &mut conn,
-                &municipality,
-                client,
-                &key,
-                &answer,
-            )?)
+            let mut conn = worker.store.conn()?;
+            let ClaimedKey {
+                municipality,
+                client_id,
+                key,
+            } = claimed;
+            match stored {
+                Some(stored) => {
+                    clients::complete_key(&mut conn, &municipality, client_id, &key, &stored)?
+                }
+                None => clients::release_key(&mut conn, &municipality, client_id, &key)?,
+            }
+            Ok(())
         })
         .await?;
     }
+    let (status, body, content_type) = answer?;
     Ok(HttpResponse::build(status)
         .content_type(content_type)
         .body(body))
@@ -214,29 +258,34 @@ pub async fn push(
         source: principal.name.clone(),
         allowed_types: principal.record_types.clone(),
     };
-    let earlier = match &key {
-        Some(key) => replayed(&state, &principal, &municipality, key).await?,
-        None => None,
-    };
     if let BodyFormat::Ndjson = format {
-        if let Some(answer) = earlier {
-            let hash = hash_stream(&mut payload, state.limits.max_stream_bytes).await?;
-            return Ok(replay_response(answer, &hash));
-        }
-        let (outcome, hash) = push_ndjson(&state, submission, &query, payload).await?;
-        return finish_push(&state, &principal, &municipality, key, hash, outcome).await;
+        // A stream's hash is known only at its end: claim the key first, record the hash later.
+        let claimed = match claim_key(&state, &principal, &municipality, key, "").await? {
+            KeyState::Earlier(answer) if answer.in_progress() => return Err(key_in_progress()),
+            KeyState::Earlier(answer) => {
+                let hash = hash_stream(&mut payload, state.limits.max_stream_bytes).await?;
+                return Ok(replay_response(answer, &hash));
+            }
+            KeyState::Run(claimed) => claimed,
+        };
+        let (outcome, hash) = push_ndjson(&state, submission, &query, payload).await;
+        return finish_push(&state, claimed, hash, outcome).await;
     }
     let body = read_body(&mut payload, state.limits.max_body_bytes).await?;
     let hash = hex::encode(Sha256::digest(&body));
-    if let Some(answer) = earlier {
-        return Ok(replay_response(answer, &hash));
-    }
+    let claimed = match claim_key(&state, &principal, &municipality, key, &hash).await? {
+        KeyState::Earlier(answer) => return Ok(replay_response(answer, &hash)),
+        KeyState::Run(claimed) => claimed,
+    };
     let limits = state.limits.clone();
     let worker = state.clone();
     let outcome = blocking(move || {
         let layout_version = worker.standard.latest();
         let (candidates, csv_type) = match format {
-            BodyFormat::Json => (json_batch_candidates(&body, limits.max_batch_records)?, None),
+            BodyFormat::Json => (
+                json_batch_candidates(&body, limits.max_batch_records)?,
+                None,
+            ),
             BodyFormat::Csv { charset } => {
                 let record_type = query.record_type.clone().ok_or_else(|| {
                     Problem::bad_request(
@@ -245,8 +294,12 @@ pub async fn push(
                     )
                 })?;
                 let text = decode_csv(&body, charset.as_deref())?;
-                let candidates =
-                    csv_candidates(&text, layout_version, &record_type, limits.max_batch_records)?;
+                let candidates = csv_candidates(
+                    &text,
+                    layout_version,
+                    &record_type,
+                    limits.max_batch_records,
+                )?;
                 (candidates, Some(record_type))
             }
             BodyFormat::Ndjson => unreachable!("NDJSON is streamed above"),
@@ -259,7 +312,7 @@ pub async fn push(
             query.results,
             chunked(candidates.into_iter()),
         );
-        Ok(match (outcome, csv_type) {
+        match (outcome, csv_type) {
             (Ok(mut report), Some(t)) => {
                 locate_report(&worker, &t, &mut report);
                 Ok(report)
@@ -269,10 +322,10 @@ pub async fn push(
                 Err(IngestError::AtomicRejected(report).into())
             }
             (outcome, _) => outcome.map_err(Problem::from),
-        })
+        }
     })
-    .await?;
-    finish_push(&state, &principal, &municipality, key, hash, outcome).await
+    .await;
+    finish_push(&state, claimed, hash, outcome).await
 }
 
 fn locate_report(state: &AppState, record_type: &str, report: &mut IngestReport) {
@@ -296,31 +349,42 @@ async fn hash_stream(payload: &mut web::Payload, limit: u64) -> Result<String, P
         let chunk = chunk.map_err(|e| Problem::bad_request("body_read", e.to_string()))?;
         total += chunk.len() as u64;
         if total > limit {
-            return Err(stream_too_large(limit));
+            return Err(stream_too_large(limit, false));
         }
         hasher.update(&chunk);
     }
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn stream_too_large(limit: u64) -> Problem {
+fn stream_too_large(limit: u64, atomic: bool) -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
-        format!("the NDJSON stream exceeds {limit} bytes; records before the limit were kept"),
+        format!(
+            "the NDJSON stream exceeds {limit} bytes; {}",
+            if atomic {
+                "the push was atomic, so nothing was stored"
+            } else {
+                "the complete records before the limit were kept (see the report)"
+            }
+        ),
     )
 }
 
-type RawLines = Vec<(usize, u64, Vec<u8>)>;
+/// Lines cut from the stream: (record index, line number, the line or why it was refused).
+type RawLines = Vec<(usize, u64, Result<Vec<u8>, FieldError>)>;
 
 /// Stream NDJSON into the ingest worker: lines are cut here and parsed, validated and stored
-/// on the blocking pool, a bounded channel between them keeping memory constant.
+/// on the blocking pool, a bounded channel between them keeping memory constant. If the
+/// stream breaks off (too large, a line without end, a read error), the complete lines before
+/// the break are still ingested — and an atomic push is rolled back — and the problem carries
+/// the report of what was kept.
 async fn push_ndjson(
     state: &State,
     submission: Submission,
     query: &PushQuery,
     mut payload: web::Payload,
-) -> Result<(Result<IngestReport, Problem>, String), Problem> {
+) -> (Result<IngestReport, Problem>, String) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<RawLines>(4);
     let worker = state.clone();
     let (atomic, detail) = (query.atomic, query.results);
@@ -329,7 +393,14 @@ async fn push_ndjson(
         let chunks = std::iter::from_fn(move || rx.blocking_recv()).map(|lines| {
             lines
                 .into_iter()
-                .map(|(index, line_no, line)| ndjson_candidate(index, line_no, &line))
+                .map(|(index, line_no, line)| match line {
+                    Ok(line) => ndjson_candidate(index, line_no, &line),
+                    Err(error) => Candidate {
+                        index,
+                        row: Some(line_no),
+                        parsed: Err(vec![error]),
+                    },
+                })
                 .collect::<Vec<Candidate>>()
         });
         Ok::<_, Problem>(
@@ -345,6 +416,7 @@ async fn push_ndjson(
     let mut batch: RawLines = Vec::with_capacity(crate::ingest::CHUNK_SIZE);
     let (mut index, mut line_no, mut total) = (0usize, 0u64, 0u64);
     let mut read_error = None;
+    let mut worker_gone = false;
     'read: while let Some(chunk) = payload.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
@@ -355,7 +427,7 @@ async fn push_ndjson(
         };
         total += chunk.len() as u64;
         if total > limits.max_stream_bytes {
-            read_error = Some(stream_too_large(limits.max_stream_bytes));
+            read_error = Some(stream_too_large(limits.max_stream_bytes, atomic));
             break;
         }
         hasher.update(&chunk);
@@ -365,13 +437,27 @@ async fn push_ndjson(
             let line = &pending[start..start + pos];
             line_no += 1;
             if !line.iter().all(u8::is_ascii_whitespace) {
-                batch.push((index, line_no, line.to_vec()));
+                let line = if line.len() > limits.max_line_bytes {
+                    Err(FieldError::new(
+                        "",
+                        "line_too_long",
+                        format!(
+                            "line {line_no} has {} bytes; the limit is {}",
+                            line.len(),
+                            limits.max_line_bytes
+                        ),
+                    ))
+                } else {
+                    Ok(line.to_vec())
+                };
+                batch.push((index, line_no, line));
                 index += 1;
             }
             start += pos + 1;
             if batch.len() >= crate::ingest::CHUNK_SIZE
                 && tx.send(std::mem::take(&mut batch)).await.is_err()
             {
+                worker_gone = true;
                 break 'read;
             }
         }
@@ -381,27 +467,55 @@ async fn push_ndjson(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "line_too_long",
                 format!(
-                    "line {} exceeds {} bytes; records before it were kept",
+                    "line {} exceeds {} bytes without ending; {}",
                     line_no + 1,
-                    limits.max_line_bytes
+                    limits.max_line_bytes,
+                    if atomic {
+                        "the push was atomic, so nothing was stored"
+                    } else {
+                        "the complete records before it were kept (see the report)"
+                    }
                 ),
             ));
             break;
         }
     }
-    if read_error.is_none() && !pending.iter().all(u8::is_ascii_whitespace) {
+    if read_error.is_none() && !worker_gone && !pending.iter().all(u8::is_ascii_whitespace) {
         line_no += 1;
-        batch.push((index, line_no, std::mem::take(&mut pending)));
+        batch.push((index, line_no, Ok(std::mem::take(&mut pending))));
+        index += 1;
     }
-    if read_error.is_none() && !batch.is_empty() {
+    if let Some(problem) = &read_error
+        && atomic
+    {
+        // An atomic push that broke off must not keep anything: one refused entry makes the
+        // whole transaction roll back.
+        batch.push((
+            index,
+            line_no + 1,
+            Err(FieldError::new("", problem.code, problem.detail.clone())),
+        ));
+    }
+    if !worker_gone && !batch.is_empty() {
         let _ = tx.send(batch).await;
     }
     drop(tx);
-    let outcome = job.await.map_err(|_| Problem::internal())??;
-    if let Some(problem) = read_error {
-        return Err(problem);
+    let hash = hex::encode(hasher.finalize());
+    let outcome = match job.await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(problem)) => Err(problem),
+        Err(_) => Err(Problem::internal()),
+    };
+    match read_error {
+        None => (outcome, hash),
+        Some(mut problem) => {
+            problem.report = match outcome {
+                Ok(report) => Some(Box::new(report)),
+                Err(rejected) => rejected.report,
+            };
+            (Err(problem), hash)
+        }
     }
-    Ok((outcome, hex::encode(hasher.finalize())))
 }
 
 /// `DELETE /v1/municipalities/{code}/records/{source_record_id}`: retract (tombstone).
@@ -438,10 +552,13 @@ pub struct HistoryQuery {
 }
 
 /// Sources see their own records' history; caseworkers any source's.
-async fn reader(state: &State, req: &HttpRequest, municipality: &str) -> Result<Principal, Problem> {
+async fn reader(
+    state: &State,
+    req: &HttpRequest,
+    municipality: &str,
+) -> Result<Principal, Problem> {
     let principal = authenticate(state, req).await?;
-    if principal.may(Role::Caseworker, municipality) || principal.may(Role::Source, municipality)
-    {
+    if principal.may(Role::Caseworker, municipality) || principal.may(Role::Source, municipality) {
         Ok(principal)
     } else {
         Err(Problem::not_found())
@@ -466,7 +583,12 @@ pub async fn history(
     let (m, id) = (municipality.clone(), source_record_id.clone());
     let versions = blocking(move || {
         let mut conn = worker.store.conn()?;
-        Ok(store_records::history(&mut conn, &m, source.as_deref(), &id)?)
+        Ok(store_records::history(
+            &mut conn,
+            &m,
+            source.as_deref(),
+            &id,
+        )?)
     })
     .await?;
     if versions.is_empty() {
@@ -542,7 +664,7 @@ pub async fn validate(
         let submission = Submission {
             municipality: principal.municipality.clone(),
             source: principal.name.clone(),
-            allowed_types: None,
+            allowed_types: principal.record_types.clone(),
         };
         let results: Vec<serde_json::Value> = candidates
             .into_iter()

@@ -19,7 +19,13 @@ pub async fn profile(
     // Another town's caller gets the same answer as for a child that does not exist.
     authorize(&state, &req, Role::Caseworker, &municipality)
         .await
-        .map_err(|p| if p.status == 403 { Problem::not_found() } else { p })?;
+        .map_err(|p| {
+            if p.status == 403 {
+                Problem::not_found()
+            } else {
+                p
+            }
+        })?;
     let worker = state.clone();
     let (m, r) = (municipality.clone(), resident_no.clone());
     let body = blocking(move || {
@@ -30,7 +36,12 @@ pub async fn profile(
             .records
             .iter()
             .map(|rec| (r.as_str(), rec))
-            .chain(profile.guardian_records.iter().map(|(g, rec)| (g.as_str(), rec)))
+            .chain(
+                profile
+                    .guardian_records
+                    .iter()
+                    .map(|(g, rec)| (g.as_str(), rec)),
+            )
             .map(|(about, rec)| EvaluatedRecord {
                 record_type: &rec.record_type,
                 source_record_id: &rec.source_record_id,

@@ -14,9 +14,9 @@ use crate::api::{self, AppState, Limits};
 use crate::auth::{self, Role};
 use crate::demo::Generator;
 use crate::ingest::{Ingestor, ResultDetail, Submission, chunked, ndjson_candidate};
+use crate::on_conn;
 use crate::schema::Standard;
 use crate::store::{DbConn, Store, clients};
-use crate::on_conn;
 
 diesel::table! {
     /// Scratch table with the records table's columns and unique key, for the raw baseline.
@@ -156,7 +156,10 @@ fn raw_insert(conn: &mut DbConn, rows: &[RawRow]) -> anyhow::Result<Duration> {
         effective_date TEXT NOT NULL, data TEXT NOT NULL, content_hash TEXT NOT NULL, \
         version INTEGER NOT NULL, retracted BOOLEAN NOT NULL, updated_at TEXT NOT NULL, \
         UNIQUE (municipality_code, source, source_record_id))";
-    on_conn!(conn, |c| diesel::sql_query("DROP TABLE IF EXISTS bench_raw").execute(c))?;
+    on_conn!(conn, |c| diesel::sql_query(
+        "DROP TABLE IF EXISTS bench_raw"
+    )
+    .execute(c))?;
     let took = match conn {
         DbConn::Sqlite(c) => {
             diesel::sql_query(ddl_sqlite).execute(&mut **c)?;
@@ -186,7 +189,8 @@ fn raw_insert(conn: &mut DbConn, rows: &[RawRow]) -> anyhow::Result<Duration> {
             started.elapsed()
         }
     };
-    on_conn!(conn, |c| diesel::sql_query("DROP TABLE bench_raw").execute(c))?;
+    on_conn!(conn, |c| diesel::sql_query("DROP TABLE bench_raw")
+        .execute(c))?;
     Ok(took)
 }
 
@@ -265,7 +269,12 @@ impl Read for LinesReader<'_> {
     }
 }
 
-fn http_push(base: &str, token: &str, content_type: &str, body: ureq::SendBody) -> anyhow::Result<Value> {
+fn http_push(
+    base: &str,
+    token: &str,
+    content_type: &str,
+    body: ureq::SendBody,
+) -> anyhow::Result<Value> {
     let mut response = ureq::post(&format!(
         "{base}/v1/municipalities/{BENCH_TOWN}/records?results=rejected"
     ))
@@ -311,9 +320,24 @@ pub fn ingest(store: Store, backend: &str, records: usize) -> anyhow::Result<Ing
         .iter()
         .enumerate()
         .map(|(i, line)| ndjson_candidate(i, i as u64 + 1, line));
-    let report = ingestor.ingest(&mut conn, &submission, false, ResultDetail::Rejected, chunked(candidates))?;
-    anyhow::ensure!(report.created as usize == records, "library path stored {} of {records}", report.created);
-    let library = measurement("hub library (parse, validate, upsert with history)", records, started.elapsed(), Some(raw_rate));
+    let report = ingestor.ingest(
+        &mut conn,
+        &submission,
+        false,
+        ResultDetail::Rejected,
+        chunked(candidates),
+    )?;
+    anyhow::ensure!(
+        report.created as usize == records,
+        "library path stored {} of {records}",
+        report.created
+    );
+    let library = measurement(
+        "hub library (parse, validate, upsert with history)",
+        records,
+        started.elapsed(),
+        Some(raw_rate),
+    );
     eprintln!("library: {:.0} records/s", library.records_per_second);
 
     let base = start_server(store.clone())?;
@@ -330,8 +354,16 @@ pub fn ingest(store: Store, backend: &str, records: usize) -> anyhow::Result<Ing
         "application/x-ndjson",
         ureq::SendBody::from_reader(&mut reader),
     )?;
-    anyhow::ensure!(answer["created"].as_u64() == Some(records as u64), "HTTP NDJSON answer: {answer}");
-    let ndjson = measurement("hub HTTP NDJSON stream", records, started.elapsed(), Some(raw_rate));
+    anyhow::ensure!(
+        answer["created"].as_u64() == Some(records as u64),
+        "HTTP NDJSON answer: {answer}"
+    );
+    let ndjson = measurement(
+        "hub HTTP NDJSON stream",
+        records,
+        started.elapsed(),
+        Some(raw_rate),
+    );
     eprintln!("http ndjson: {:.0} records/s", ndjson.records_per_second);
 
     let (_, token) = bench_client(&mut conn, &format!("{tag}-json"))?;
@@ -345,10 +377,23 @@ pub fn ingest(store: Store, backend: &str, records: usize) -> anyhow::Result<Ing
             body.extend_from_slice(line);
         }
         body.extend_from_slice(b"]}");
-        let answer = http_push(&base, &token, "application/json", ureq::SendBody::from_reader(&mut std::io::Cursor::new(body)))?;
-        anyhow::ensure!(answer["rejected"].as_u64() == Some(0), "HTTP JSON answer: {answer}");
+        let answer = http_push(
+            &base,
+            &token,
+            "application/json",
+            ureq::SendBody::from_reader(&mut std::io::Cursor::new(body)),
+        )?;
+        anyhow::ensure!(
+            answer["rejected"].as_u64() == Some(0),
+            "HTTP JSON answer: {answer}"
+        );
     }
-    let json = measurement("hub HTTP JSON batches of 5,000", records, started.elapsed(), Some(raw_rate));
+    let json = measurement(
+        "hub HTTP JSON batches of 5,000",
+        records,
+        started.elapsed(),
+        Some(raw_rate),
+    );
     eprintln!("http json: {:.0} records/s", json.records_per_second);
 
     Ok(IngestBench {
@@ -378,7 +423,12 @@ pub struct LatencyBench {
 }
 
 /// `bench latency`: single-record pushes at a fixed rate over loopback.
-pub fn latency(store: Store, backend: &str, rate: u64, seconds: u64) -> anyhow::Result<LatencyBench> {
+pub fn latency(
+    store: Store,
+    backend: &str,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<LatencyBench> {
     let tag = format!("{}", chrono::Utc::now().timestamp_micros());
     let mut conn = store.conn()?;
     let (_, token) = bench_client(&mut conn, &format!("{tag}-latency"))?;
@@ -401,7 +451,12 @@ pub fn latency(store: Store, backend: &str, rate: u64, seconds: u64) -> anyhow::
                 let mut samples = Vec::new();
                 let mut errors = 0;
                 let offset = interval.mul_f64(w as f64 / workers as f64);
-                for (n, line) in lines.iter().skip(w as usize).step_by(workers as usize).enumerate() {
+                for (n, line) in lines
+                    .iter()
+                    .skip(w as usize)
+                    .step_by(workers as usize)
+                    .enumerate()
+                {
                     let due = started + offset + interval * n as u32;
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
@@ -432,7 +487,9 @@ pub fn latency(store: Store, backend: &str, rate: u64, seconds: u64) -> anyhow::
     let mut samples = Vec::with_capacity(total);
     let mut errors = 0;
     for handle in handles {
-        let (s, e) = handle.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+        let (s, e) = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("worker panicked"))?;
         samples.extend(s);
         errors += e;
     }
@@ -457,4 +514,3 @@ pub fn latency(store: Store, backend: &str, rate: u64, seconds: u64) -> anyhow::
         when: crate::store::now_rfc3339(),
     })
 }
-

@@ -15,7 +15,11 @@ use crate::schema::{Standard, rules};
 use crate::store::{Location, Store, clients};
 
 #[derive(Parser)]
-#[command(name = "kodomo-hub", version, about = "Children's data linkage hub (こどもデータ連携)")]
+#[command(
+    name = "kodomo-hub",
+    version,
+    about = "Children's data linkage hub (こどもデータ連携)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -186,7 +190,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let store = db.open()?;
             if !load_demo_if_empty(&store, &db, households_per_town)? {
-                anyhow::bail!("the database already holds municipalities; the demo loads only into an empty database");
+                anyhow::bail!(
+                    "the database already holds municipalities; the demo loads only into an empty database"
+                );
             }
             Ok(())
         }
@@ -240,7 +246,11 @@ fn load_demo_if_empty(store: &Store, db: &DbArgs, households: u64) -> anyhow::Re
     println!("Demo council loaded (synthetic data only). Tokens (shown once):");
     for (i, (municipality, name, token)) in tokens.lines.iter().enumerate() {
         println!("  {municipality} {name:<14} {token}");
-        let var = format!("KH_{}_{}", name.to_uppercase().replace('-', "_"), municipality);
+        let var = format!(
+            "KH_{}_{}",
+            name.to_uppercase().replace('-', "_"),
+            municipality
+        );
         writeln!(env, "{var}={token}")?;
         if i < 6 {
             let short = format!("KH_{}", name.to_uppercase().replace('-', "_"));
@@ -294,9 +304,8 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                 }
                 let standard = Standard::load();
                 if let Some(types) = &record_types
-                    && let Some(unknown) = types
-                        .iter()
-                        .find(|t| !standard.latest().validator.knows(t))
+                    && let Some(unknown) =
+                        types.iter().find(|t| !standard.latest().validator.knows(t))
                 {
                     anyhow::bail!("unknown record type {unknown}");
                 }
@@ -313,7 +322,9 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                     },
                 )?;
                 println!("{token}");
-                eprintln!("client {name} added to {municipality}; the token above is shown only once");
+                eprintln!(
+                    "client {name} added to {municipality}; the token above is shown only once"
+                );
             }
             ClientCommand::List => {
                 for c in clients::list_clients(&mut conn)? {
@@ -324,7 +335,11 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                         c.name,
                         c.roles,
                         c.record_types.unwrap_or_else(|| "*".into()),
-                        if c.revoked_at.is_some() { "revoked" } else { "active" }
+                        if c.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
                     );
                 }
             }

@@ -15,7 +15,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -24,7 +24,7 @@ impl Rng {
         x
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
     /// True with probability `percent` / 100.
     pub fn chance(&mut self, percent: u64) -> bool {
@@ -126,7 +126,11 @@ pub const SOURCES: [(&str, &[&str]); 5] = [
     ),
     (
         "kodomo-center",
-        &["child-protection-case", "temporary-protection", "support-outcome"],
+        &[
+            "child-protection-case",
+            "temporary-protection",
+            "support-outcome",
+        ],
     ),
     (
         "koumu",
@@ -231,8 +235,7 @@ impl Generator {
             );
             self.child_records(&resident_no, birth);
         }
-        if let Some(birth) = youngest_birth.filter(|b| (self.reference - *b).num_days() < 365 * 3)
-        {
+        if let Some(birth) = youngest_birth.filter(|b| (self.reference - *b).num_days() < 365 * 3) {
             self.maternal_records(&mother_no, birth);
         }
         self.household_records(&mother_no);
@@ -285,7 +288,10 @@ impl Generator {
                                 "height_cm": (80.0 + age * 5.8).round(), "obesity_degree": obesity});
             self.push("school-health-exam", child, on, fields);
             let on = self.days_ago(300);
-            let result = *self.rng.pick(&["no_concern", "no_concern", "no_concern", "watch", "concern"]);
+            let result =
+                *self
+                    .rng
+                    .pick(&["no_concern", "no_concern", "no_concern", "watch", "concern"]);
             self.push(
                 "school-wellbeing-check",
                 child,
@@ -325,13 +331,23 @@ impl Generator {
             let on = self.days_ago(400).max(birth);
             let stages = ["extracted", "reviewed", "support_needed", "support_started"];
             let reached = 1 + self.rng.below(4) as usize;
-            let difficulty = *self.rng.pick(&["abuse", "poverty", "school_refusal", "young_carer", "postpartum_depression"]);
+            let difficulty = *self.rng.pick(&[
+                "abuse",
+                "poverty",
+                "school_refusal",
+                "young_carer",
+                "postpartum_depression",
+            ]);
             for (step, stage) in stages.iter().take(reached).enumerate() {
                 let at = on + Duration::days(step as i64 * 7);
                 let at = at.min(self.reference);
                 let mut fields = json!({"decided_on": date(at), "stage": stage, "difficulty_types": [difficulty]});
                 if *stage == "reviewed" {
-                    fields["review_outcome"] = json!(if reached > 2 { "preventive_support" } else { "watch" });
+                    fields["review_outcome"] = json!(if reached > 2 {
+                        "preventive_support"
+                    } else {
+                        "watch"
+                    });
                 }
                 self.push("support-outcome", child, at, fields);
             }
@@ -358,8 +374,16 @@ impl Generator {
         }
         let on = child_birth + Duration::days(14 + self.rng.below(14) as i64);
         if on <= self.reference {
-            let total = if self.rng.chance(12) { 9 + self.rng.below(15) } else { self.rng.below(9) };
-            let item10 = if total >= 9 && self.rng.chance(30) { 1 } else { 0 };
+            let total = if self.rng.chance(12) {
+                9 + self.rng.below(15)
+            } else {
+                self.rng.below(9)
+            };
+            let item10 = if total >= 9 && self.rng.chance(30) {
+                1
+            } else {
+                0
+            };
             self.push(
                 "postnatal-checkup",
                 mother,
@@ -372,12 +396,22 @@ impl Generator {
     fn household_records(&mut self, guardian: &str) {
         if self.rng.chance(6) {
             let on = self.days_ago(1500);
-            self.push("public-assistance", guardian, on, json!({"started_on": date(on)}));
+            self.push(
+                "public-assistance",
+                guardian,
+                on,
+                json!({"started_on": date(on)}),
+            );
         }
         if self.rng.chance(15) {
             let on = NaiveDate::from_ymd_opt(self.reference.year() - 1, 11, 1).expect("date");
             let category = *self.rng.pick(&["full", "partial", "suspended"]);
-            self.push("child-rearing-allowance", guardian, on, json!({"effective_on": date(on), "category": category}));
+            self.push(
+                "child-rearing-allowance",
+                guardian,
+                on,
+                json!({"effective_on": date(on), "category": category}),
+            );
         }
         if self.rng.chance(3) {
             let on = self.days_ago(1000);
@@ -415,9 +449,23 @@ pub fn load(
         )?;
         for (source, types) in SOURCES {
             let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
-            add_demo_client(conn, &town.code, source, &[Role::Source], Some(&types), &mut tokens)?;
+            add_demo_client(
+                conn,
+                &town.code,
+                source,
+                &[Role::Source],
+                Some(&types),
+                &mut tokens,
+            )?;
         }
-        add_demo_client(conn, &town.code, "caseworker", &[Role::Caseworker], None, &mut tokens)?;
+        add_demo_client(
+            conn,
+            &town.code,
+            "caseworker",
+            &[Role::Caseworker],
+            None,
+            &mut tokens,
+        )?;
         let mut generator = Generator::new(t as u64 + 1);
         for household in 1..=households_per_town {
             generator.household(&town.code, household);
@@ -431,10 +479,24 @@ pub fn load(
             };
             let mine = records
                 .iter()
-                .filter(|r| r["source_record_id"].as_str().is_some_and(|id| id.starts_with(&format!("{source}-"))))
+                .filter(|r| {
+                    r["source_record_id"]
+                        .as_str()
+                        .is_some_and(|id| id.starts_with(&format!("{source}-")))
+                })
                 .enumerate()
-                .map(|(index, record)| Candidate { index, row: None, parsed: Ok(record.clone()) });
-            let report = ingestor.ingest(conn, &submission, false, ResultDetail::Rejected, chunked(mine))?;
+                .map(|(index, record)| Candidate {
+                    index,
+                    row: None,
+                    parsed: Ok(record.clone()),
+                });
+            let report = ingestor.ingest(
+                conn,
+                &submission,
+                false,
+                ResultDetail::Rejected,
+                chunked(mine),
+            )?;
             if let Some(bad) = report.results.first() {
                 panic!("demo generated an invalid record: {bad:?}");
             }
@@ -463,6 +525,8 @@ fn add_demo_client(
             token_hash: &hash,
         },
     )?;
-    tokens.lines.push((municipality.to_string(), name.to_string(), token));
+    tokens
+        .lines
+        .push((municipality.to_string(), name.to_string(), token));
     Ok(())
 }

@@ -191,11 +191,13 @@ pub fn csv_candidates(
         .iter()
         .map(str::to_string)
         .collect();
-    let bound = layout.bind_headers(&headers).map_err(|errors| FormatError {
-        code: "csv_header",
-        message: "the header row has columns this record type does not define".into(),
-        errors,
-    })?;
+    let bound = layout
+        .bind_headers(&headers)
+        .map_err(|errors| FormatError {
+            code: "csv_header",
+            message: "the header row has columns this record type does not define".into(),
+            errors,
+        })?;
     let mut candidates = Vec::new();
     for (index, row) in reader.records().enumerate() {
         let row_no = index as u64 + 2;
@@ -229,7 +231,9 @@ pub fn locate_csv_errors(layout: &CsvLayout, row: u64, errors: &mut [FieldError]
     for error in errors {
         error.row.get_or_insert(row);
         if error.column.is_none() {
-            error.column = layout.column_for_pointer(&error.pointer).map(str::to_string);
+            error.column = layout
+                .column_for_pointer(&error.pointer)
+                .map(str::to_string);
         }
     }
 }

@@ -100,7 +100,7 @@ pub struct IngestReport {
 pub enum IngestError {
     /// Atomic batch with at least one invalid record: nothing was stored.
     #[error("atomic batch rejected: {} invalid record(s), nothing stored", .0.rejected)]
-    AtomicRejected(IngestReport),
+    AtomicRejected(Box<IngestReport>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -185,7 +185,12 @@ impl Ingestor {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let text = |field: &str| object.get(field).and_then(Value::as_str).unwrap_or_default();
+        let text = |field: &str| {
+            object
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
         // serde_json's map keeps keys sorted, so this is the canonical form.
         let data = record.to_string();
         Ok(PreparedRecord {
@@ -259,8 +264,10 @@ impl Ingestor {
                     report.created = 0;
                     report.updated = 0;
                     report.unchanged = 0;
-                    report.results.retain(|r| r.status == RecordStatus::Rejected);
-                    Err(IngestError::AtomicRejected(report))
+                    report
+                        .results
+                        .retain(|r| r.status == RecordStatus::Rejected);
+                    Err(IngestError::AtomicRejected(Box::new(report)))
                 }
                 Err(e) => Err(e.into()),
             };
@@ -307,6 +314,9 @@ impl Ingestor {
     }
 }
 
+/// Where an accepted record came from: its line or row, and its id as sent.
+type RowOrigin = (Option<u64>, Option<String>);
+
 /// A chunk after validation: rows ready to store and results for the rejected ones.
 #[derive(Default)]
 struct ValidatedChunk {
@@ -335,7 +345,7 @@ fn apply_chunk(
     if stop_writing_after_rejection && report.rejected > 0 {
         return Ok(());
     }
-    let (prepared, rows): (Vec<PreparedRecord>, Vec<(Option<u64>, Option<String>)>) = chunk
+    let (prepared, rows): (Vec<PreparedRecord>, Vec<RowOrigin>) = chunk
         .accepted
         .into_iter()
         .map(|(record, row, srid)| (record, (row, srid)))

@@ -151,8 +151,7 @@ impl RuleSet {
     fn first_match(&self, rule: &Rule, get: impl Fn(&str) -> Value) -> Option<String> {
         rule.when.iter().find_map(|condition| {
             let actual = get(&condition.field);
-            compare(&actual, &condition.op, &condition.value)
-                .then(|| describe(condition, &actual))
+            compare(&actual, &condition.op, &condition.value).then(|| describe(condition, &actual))
         })
     }
 

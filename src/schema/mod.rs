@@ -73,7 +73,10 @@ impl Standard {
             let major: u32 = major.trim_start_matches('v').parse().expect("vN directory");
             let doc: Value = serde_json::from_str(text)
                 .unwrap_or_else(|e| panic!("schema/{path} is not valid JSON: {e}"));
-            majors.entry(major).or_default().insert(rest.to_string(), doc);
+            majors
+                .entry(major)
+                .or_default()
+                .insert(rest.to_string(), doc);
         }
         let versions = majors
             .into_iter()

@@ -26,10 +26,17 @@ pub fn today_in_japan() -> NaiveDate {
     Utc::now().with_timezone(&jst).date_naive()
 }
 
+/// A calendar date written exactly as YYYY-MM-DD (chrono alone also accepts `2021-4-2`).
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    if text.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
 /// An ISO calendar date that is not after today (Japan time).
 pub fn is_past_date(text: &str) -> bool {
-    text.len() == 10
-        && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok_and(|d| d <= today_in_japan())
+    parse_date(text).is_some_and(|d| d <= today_in_japan())
 }
 
 /// 個人番号 (My Number): twelve digits whose last is a check digit over the first eleven.
@@ -86,15 +93,18 @@ pub fn find_my_number_like(value: &Value, pointer: &mut String) -> bool {
     }
 }
 
-/// Is `lesser` ≤ `greater`? Numbers compare numerically, strings (ISO dates) lexically; other
-/// combinations are left to the type checks.
+/// Is `lesser` ≤ `greater`? Numbers compare numerically, dates as dates; anything else
+/// (including a malformed date) is left to the type and format checks.
 pub fn in_order(lesser: &Value, greater: &Value) -> bool {
     match (lesser, greater) {
         (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
             (Some(a), Some(b)) => a <= b,
             _ => true,
         },
-        (Value::String(a), Value::String(b)) => a <= b,
+        (Value::String(a), Value::String(b)) => match (parse_date(a), parse_date(b)) {
+            (Some(a), Some(b)) => a <= b,
+            _ => true,
+        },
         _ => true,
     }
 }

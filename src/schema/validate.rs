@@ -52,7 +52,9 @@ pub struct RecordValidator {
 const SEPARATOR: char = '\u{1f}';
 
 fn custom_error(code: &str, relative_pointer: &str, text: &str) -> ValidationError<'static> {
-    ValidationError::custom(format!("{code}{SEPARATOR}{relative_pointer}{SEPARATOR}{text}"))
+    ValidationError::custom(format!(
+        "{code}{SEPARATOR}{relative_pointer}{SEPARATOR}{text}"
+    ))
 }
 
 struct FieldOrder {
@@ -60,11 +62,11 @@ struct FieldOrder {
 }
 
 impl FieldOrder {
-    fn first_violation(&self, instance: &Value) -> Option<(&str, &str)> {
+    fn first_violation<'v>(&self, instance: &'v Value) -> Option<(&str, &str, &'v Value)> {
         let object = instance.as_object()?;
         self.pairs.iter().find_map(|(lesser, greater)| {
             let (a, b) = (object.get(lesser)?, object.get(greater)?);
-            (!rules::in_order(a, b)).then_some((lesser.as_str(), greater.as_str()))
+            (!rules::in_order(a, b)).then_some((lesser.as_str(), greater.as_str(), b))
         })
     }
 }
@@ -73,10 +75,14 @@ impl<'i> Keyword<'i> for FieldOrder {
     fn validate(&self, instance: &'i Value) -> Result<(), ValidationError<'i>> {
         match self.first_violation(instance) {
             None => Ok(()),
-            Some((lesser, greater)) => Err(custom_error(
+            Some((lesser, greater, value)) => Err(custom_error(
                 "field_order",
                 &format!("/{greater}"),
-                &format!("{greater} must not be before {lesser}"),
+                &if value.is_number() {
+                    format!("{greater} must be at least {lesser}")
+                } else {
+                    format!("{greater} must not be before {lesser}")
+                },
             )),
         }
     }
@@ -197,7 +203,9 @@ impl RecordValidator {
         let defined = &self.defined_fields[record_type];
         errors.retain(|e| {
             e.code != "unknown_field"
-                || !defined.iter().any(|f| e.pointer.strip_prefix('/') == Some(f.as_str()))
+                || !defined
+                    .iter()
+                    .any(|f| e.pointer.strip_prefix('/') == Some(f.as_str()))
         });
         errors.sort_by(|a, b| a.pointer.cmp(&b.pointer).then(a.code.cmp(&b.code)));
         errors.dedup();
@@ -238,7 +246,7 @@ fn field_errors(error: &ValidationError<'_>, record: &Value) -> Vec<FieldError> 
         ValidationErrorKind::Format { format } => {
             let value = record.pointer(&at).and_then(Value::as_str).unwrap_or("");
             match format.as_str() {
-                "past-date" if chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok() => {
+                "past-date" if rules::parse_date(value).is_some() => {
                     one("future_date", format!("{value} is in the future"))
                 }
                 "past-date" => one(

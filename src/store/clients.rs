@@ -40,10 +40,7 @@ pub struct NewClient<'a> {
 fn unique_violation(e: &diesel::result::Error) -> bool {
     matches!(
         e,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _
-        )
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
 
@@ -63,7 +60,7 @@ pub fn add_municipality(
         municipalities::created_at.eq(&now),
     );
     let result = write_tx!(conn, |c| diesel::insert_into(municipalities::table)
-        .values(row.clone())
+        .values(row)
         .execute(c));
     match result {
         Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
@@ -97,7 +94,7 @@ pub fn add_client(conn: &mut DbConn, client: &NewClient) -> StoreResult<i64> {
         clients::created_at.eq(&now),
     );
     let result = write_tx!(conn, |c| diesel::insert_into(clients::table)
-        .values(row.clone())
+        .values(row)
         .returning(clients::id)
         .get_result::<i64>(c));
     match result {
@@ -123,56 +120,103 @@ pub fn list_clients(conn: &mut DbConn) -> StoreResult<Vec<ClientRow>> {
         .load::<ClientRow>(c))?)
 }
 
-/// A stored answer to an earlier request with the same idempotency key.
+/// A stored answer to an earlier request with the same idempotency key. Status 0 marks a
+/// request that is still running.
 pub struct StoredAnswer {
     pub request_hash: String,
     pub status: u16,
     pub response: String,
 }
 
-pub fn idempotent_answer(
+impl StoredAnswer {
+    pub fn in_progress(&self) -> bool {
+        self.status == 0
+    }
+}
+
+pub enum Reservation {
+    /// This request owns the key: run it, then `complete_key` or `release_key`.
+    Reserved,
+    /// The key was used before (or is in use right now).
+    Existing(StoredAnswer),
+}
+
+/// Claim an idempotency key before running the request, so overlapping retries cannot both
+/// run: the database's primary key decides who was first.
+pub fn reserve_key(
     conn: &mut DbConn,
     municipality_code: &str,
     client_id: i64,
     key: &str,
-) -> StoreResult<Option<StoredAnswer>> {
-    let row = on_conn!(conn, |c| idempotency_keys::table
+    request_hash: &str,
+) -> StoreResult<Reservation> {
+    let now = now_rfc3339();
+    let row = (
+        idempotency_keys::municipality_code.eq(municipality_code),
+        idempotency_keys::client_id.eq(client_id),
+        idempotency_keys::idempotency_key.eq(key),
+        idempotency_keys::request_hash.eq(request_hash),
+        idempotency_keys::status.eq(0),
+        idempotency_keys::response.eq(""),
+        idempotency_keys::created_at.eq(&now),
+    );
+    let inserted = write_tx!(conn, |c| diesel::insert_into(idempotency_keys::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if inserted == 1 {
+        return Ok(Reservation::Reserved);
+    }
+    let (request_hash, status, response) = on_conn!(conn, |c| idempotency_keys::table
         .find((municipality_code, client_id, key))
         .select((
             idempotency_keys::request_hash,
             idempotency_keys::status,
             idempotency_keys::response
         ))
-        .first::<(String, i32, String)>(c)
-        .optional())?;
-    Ok(row.map(|(request_hash, status, response)| StoredAnswer {
+        .first::<(String, i32, String)>(c))?;
+    Ok(Reservation::Existing(StoredAnswer {
         request_hash,
         status: status as u16,
         response,
     }))
 }
 
-/// Remember the first answer for a key; a concurrent request that stored first wins.
-pub fn remember_answer(
+/// Store the first answer for a reserved key.
+pub fn complete_key(
     conn: &mut DbConn,
     municipality_code: &str,
     client_id: i64,
     key: &str,
     answer: &StoredAnswer,
 ) -> StoreResult<()> {
-    let now = now_rfc3339();
-    let row = (
-        idempotency_keys::municipality_code.eq(municipality_code),
-        idempotency_keys::client_id.eq(client_id),
-        idempotency_keys::idempotency_key.eq(key),
+    write_tx!(conn, |c| diesel::update(idempotency_keys::table.find((
+        municipality_code,
+        client_id,
+        key
+    )))
+    .set((
         idempotency_keys::request_hash.eq(&answer.request_hash),
         idempotency_keys::status.eq(answer.status as i32),
         idempotency_keys::response.eq(&answer.response),
-        idempotency_keys::created_at.eq(&now),
-    );
-    write_tx!(conn, |c| diesel::insert_into(idempotency_keys::table)
-        .values(row.clone())
-        .on_conflict_do_nothing()
-        .execute(c))?;
+    ))
+    .execute(c))?;
+    Ok(())
+}
+
+/// Give a reserved key back when the request failed without an answer worth replaying, so a
+/// retry can run.
+pub fn release_key(
+    conn: &mut DbConn,
+    municipality_code: &str,
+    client_id: i64,
+    key: &str,
+) -> StoreResult<()> {
+    write_tx!(conn, |c| diesel::delete(
+        idempotency_keys::table
+            .find((municipality_code, client_id, key))
+            .filter(idempotency_keys::status.eq(0))
+    )
+    .execute(c))?;
     Ok(())
 }

@@ -164,8 +164,7 @@ macro_rules! upsert_run_body {
         let mut versions = Vec::new();
         let mut subject_changes = Vec::new();
         for record in run {
-            let (id, outcome, version) = if let Some(&id) = created.get(&record.source_record_id)
-            {
+            let (id, outcome, version) = if let Some(&id) = created.get(&record.source_record_id) {
                 (id, RecordOutcome::Created, 1)
             } else {
                 let old = existing
@@ -458,7 +457,11 @@ pub fn profile(
     on_conn!(conn, |c| {
         let subject = subjects::table
             .find((municipality, resident_no))
-            .select((subjects::data, subjects::household_no, subjects::support_measure))
+            .select((
+                subjects::data,
+                subjects::household_no,
+                subjects::support_measure,
+            ))
             .first::<(String, Option<String>, bool)>(c)
             .optional()?;
         let Some((data, household_no, support_measure)) = subject else {
