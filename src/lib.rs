@@ -1,6 +1,7 @@
 //! kodomo-hub: the library behind the `kodomo-hub` binary, organised by capability.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod cli;

@@ -109,3 +109,11 @@ pub async fn metrics(state: State) -> HttpResponse {
         .content_type("text/plain; version=0.0.4")
         .body(body)
 }
+
+/// `GET /v1/access-purposes`: the published purposes for `X-Purpose`.
+pub async fn access_purposes(state: State) -> HttpResponse {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "purposes": state.standard.latest().purposes }),
+    )
+}

@@ -1,6 +1,7 @@
 //! The HTTP API under `/v1`. Handlers are thin: they authenticate, read the request and call
 //! capability code (`ingest`, `store`, `schema`) on the blocking pool.
 
+pub mod audit_api;
 pub mod meta;
 pub mod problem;
 pub mod records;
@@ -12,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_web::dev::Service;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::{self, Principal, Role};
+use crate::audit::{self, AuditEntry};
+use crate::auth::{self, Principal, ReadContext, ReadRefusal, Role};
 use crate::ingest::Ingestor;
 use crate::schema::Standard;
 use crate::store::{Store, clients};
@@ -90,6 +92,68 @@ pub async fn blocking<T: Send + 'static>(
     web::block(work).await.map_err(|_| Problem::internal())?
 }
 
+/// An audit entry for an action of `principal`.
+pub fn audit_entry(principal: &Principal, municipality: &str, action: &str) -> AuditEntry {
+    AuditEntry {
+        municipality_code: municipality.to_string(),
+        client_id: Some(principal.client_id),
+        client_name: Some(principal.name.clone()),
+        roles: Some(principal.roles_text()),
+        action: action.to_string(),
+        result: "ok".to_string(),
+        ..AuditEntry::default()
+    }
+}
+
+/// Append an audit entry in its own transaction.
+pub async fn record_audit(state: &State, entry: AuditEntry) -> Result<(), Problem> {
+    let worker = state.clone();
+    blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(audit::append(&mut conn, &entry)?)
+    })
+    .await
+}
+
+fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|h| h.to_str().ok())
+}
+
+/// A personal read: the caller must declare a published purpose and the staff member acting.
+/// A refused declaration is audited too.
+pub async fn personal_read(
+    state: &State,
+    req: &HttpRequest,
+    principal: &Principal,
+    entry: &mut AuditEntry,
+) -> Result<ReadContext, Problem> {
+    entry.actor = header(req, "X-Actor").map(str::to_string);
+    entry.purpose = header(req, "X-Purpose").map(str::to_string);
+    let declared = ReadContext::declare(
+        &state.standard.latest().purposes,
+        header(req, "X-Purpose"),
+        header(req, "X-Actor"),
+        header(req, "X-Legal-Basis"),
+    );
+    match declared {
+        Ok(context) => {
+            entry.legal_basis = Some(context.legal_basis.clone());
+            Ok(context)
+        }
+        Err(refusal) => {
+            let code = match refusal {
+                ReadRefusal::MissingActor => "actor_required",
+                _ => "purpose_required",
+            };
+            let mut refused = entry.clone();
+            refused.result = format!("refused:{code}");
+            refused.client_name = Some(principal.name.clone());
+            record_audit(state, refused).await?;
+            Err(Problem::bad_request(code, refusal.to_string()))
+        }
+    }
+}
+
 /// The caller behind the bearer token.
 pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal, Problem> {
     let header = req
@@ -107,14 +171,28 @@ pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal,
         ));
     };
     let hash = auth::hash_token(token);
-    let state = state.clone();
+    let worker = state.clone();
     let row = blocking(move || {
-        let mut conn = state.store.conn()?;
+        let mut conn = worker.store.conn()?;
         Ok(clients::client_by_token_hash(&mut conn, &hash)?)
     })
     .await?;
-    row.map(Principal::from_row)
-        .ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))
+    match row {
+        Some(row) => Ok(Principal::from_row(row)),
+        None => {
+            record_audit(
+                state,
+                AuditEntry {
+                    municipality_code: req.match_info().get("code").unwrap_or("").to_string(),
+                    action: format!("{} {}", req.method(), req.match_pattern().unwrap_or_default()),
+                    result: "failed:authentication".into(),
+                    ..AuditEntry::default()
+                },
+            )
+            .await?;
+            Err(Problem::unauthorized("the token is unknown or revoked"))
+        }
+    }
 }
 
 /// Authenticate and require `role` in `municipality`.
@@ -178,7 +256,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/municipalities/{code}/subjects/{resident_no}",
                     web::get().to(subjects::profile),
-                ),
+                )
+                .route(
+                    "/municipalities/{code}/subjects/{resident_no}/opt-out",
+                    web::put().to(subjects::put_opt_out),
+                )
+                .route(
+                    "/municipalities/{code}/subjects/{resident_no}/opt-out",
+                    web::delete().to(subjects::delete_opt_out),
+                )
+                .route("/access-purposes", web::get().to(meta::access_purposes))
+                .route("/audit", web::get().to(audit_api::audit_trail)),
         )
         .default_service(web::to(route_not_found));
 }

@@ -6,7 +6,11 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{AppState, Metrics, Problem, State, authenticate, authorize, blocking, json};
+use super::subjects::refuse_quietly;
+use super::{
+    AppState, Metrics, Problem, State, audit_entry, authenticate, authorize, blocking, json,
+    personal_read,
+};
 use crate::auth::{Principal, Role};
 use crate::ingest::formats::locate_csv_errors;
 use crate::ingest::{
@@ -257,6 +261,7 @@ pub async fn push(
         municipality: municipality.clone(),
         source: principal.name.clone(),
         allowed_types: principal.record_types.clone(),
+        client_id: Some(principal.client_id),
     };
     if let BodyFormat::Ndjson = format {
         // A stream's hash is known only at its end: claim the key first, record the hash later.
@@ -526,11 +531,19 @@ pub async fn retract(
 ) -> Result<HttpResponse, Problem> {
     let (municipality, source_record_id) = path.into_inner();
     let principal = authorize(&state, &req, Role::Source, &municipality).await?;
+    let mut entry = audit_entry(&principal, &municipality, "record.retract");
+    entry.detail = Some(serde_json::json!({ "source_record_id": source_record_id }).to_string());
     let worker = state.clone();
     let (m, id) = (municipality.clone(), source_record_id.clone());
     let version = blocking(move || {
         let mut conn = worker.store.conn()?;
-        Ok(store_records::retract(&mut conn, &m, &principal.name, &id)?)
+        Ok(store_records::retract(
+            &mut conn,
+            &m,
+            &principal.name,
+            &id,
+            &entry,
+        )?)
     })
     .await?;
     Ok(json(
@@ -551,21 +564,30 @@ pub struct HistoryQuery {
     pub source: Option<String>,
 }
 
-/// Sources see their own records' history; caseworkers any source's.
-async fn reader(
-    state: &State,
-    req: &HttpRequest,
+/// Drop versions about children under a DV support measure unless the caller may see them.
+fn hide_support_measure(
+    conn: &mut crate::store::DbConn,
+    principal: &Principal,
     municipality: &str,
-) -> Result<Principal, Problem> {
-    let principal = authenticate(state, req).await?;
-    if principal.may(Role::Caseworker, municipality) || principal.may(Role::Source, municipality) {
-        Ok(principal)
-    } else {
-        Err(Problem::not_found())
+    changes: &mut Vec<store_records::Change>,
+) -> Result<(), Problem> {
+    if principal.may(Role::SupportMeasureReader, municipality) {
+        return Ok(());
     }
+    let hidden = store_records::support_measure_subjects(conn, municipality)?;
+    if !hidden.is_empty() {
+        changes.retain(|c| {
+            let about = serde_json::from_str::<serde_json::Value>(&c.version.data)
+                .ok()
+                .and_then(|d| d.pointer("/subject/resident_no")?.as_str().map(str::to_string));
+            !about.is_some_and(|r| hidden.contains(&r))
+        });
+    }
+    Ok(())
 }
 
-/// `GET /v1/municipalities/{code}/records/{source_record_id}/history`
+/// `GET /v1/municipalities/{code}/records/{source_record_id}/history`: caseworkers see any
+/// source's records, a source its own.
 pub async fn history(
     state: State,
     req: HttpRequest,
@@ -573,22 +595,26 @@ pub async fn history(
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, source_record_id) = path.into_inner();
-    let principal = reader(&state, &req, &municipality).await?;
+    let principal = authenticate(&state, &req).await?;
+    let mut entry = audit_entry(&principal, &municipality, "record.history");
+    entry.detail = Some(serde_json::json!({ "source_record_id": source_record_id }).to_string());
+    personal_read(&state, &req, &principal, &mut entry).await?;
     let source = if principal.may(Role::Caseworker, &municipality) {
         query.into_inner().source
-    } else {
+    } else if principal.may(Role::Source, &municipality) {
         Some(principal.name.clone())
+    } else {
+        return refuse_quietly(&state, entry).await;
     };
     let worker = state.clone();
     let (m, id) = (municipality.clone(), source_record_id.clone());
     let versions = blocking(move || {
         let mut conn = worker.store.conn()?;
-        Ok(store_records::history(
-            &mut conn,
-            &m,
-            source.as_deref(),
-            &id,
-        )?)
+        let mut versions = store_records::history(&mut conn, &m, source.as_deref(), &id)?;
+        hide_support_measure(&mut conn, &principal, &m, &mut versions)?;
+        entry.result = if versions.is_empty() { "not_found" } else { "ok" }.into();
+        crate::audit::append(&mut conn, &entry)?;
+        Ok(versions)
     })
     .await?;
     if versions.is_empty() {
@@ -622,7 +648,12 @@ pub async fn changes(
     query: web::Query<ChangesQuery>,
 ) -> Result<HttpResponse, Problem> {
     let municipality = path.into_inner();
-    authorize(&state, &req, Role::Caseworker, &municipality).await?;
+    let principal = authenticate(&state, &req).await?;
+    let mut entry = audit_entry(&principal, &municipality, "changes.read");
+    personal_read(&state, &req, &principal, &mut entry).await?;
+    if !principal.may(Role::Caseworker, &municipality) {
+        return refuse_quietly(&state, entry).await;
+    }
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) || query.after < 0 {
         return Err(Problem::bad_request(
@@ -633,12 +664,17 @@ pub async fn changes(
     let after = query.after;
     let worker = state.clone();
     let m = municipality.clone();
-    let changes = blocking(move || {
+    let (changes, next_cursor) = blocking(move || {
         let mut conn = worker.store.conn()?;
-        Ok(store_records::changes(&mut conn, &m, after, limit)?)
+        let mut changes = store_records::changes(&mut conn, &m, after, limit)?;
+        // The cursor moves past hidden entries too, so a consumer never stalls on them.
+        let next_cursor = changes.last().map_or(after, |c| c.version.seq);
+        hide_support_measure(&mut conn, &principal, &m, &mut changes)?;
+        entry.detail = Some(serde_json::json!({"after": after, "returned": changes.len()}).to_string());
+        crate::audit::append(&mut conn, &entry)?;
+        Ok((changes, next_cursor))
     })
     .await?;
-    let next_cursor = changes.last().map_or(after, |c| c.version.seq);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
@@ -665,6 +701,7 @@ pub async fn validate(
             municipality: principal.municipality.clone(),
             source: principal.name.clone(),
             allowed_types: principal.record_types.clone(),
+            client_id: Some(principal.client_id),
         };
         let results: Vec<serde_json::Value> = candidates
             .into_iter()

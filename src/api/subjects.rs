@@ -1,12 +1,18 @@
-//! A child's profile: the subject, its household, its current records and the basic items
-//! that apply, with reasons.
+//! A child's profile (the subject, its household, its current records and the basic items that
+//! apply, with reasons) and guardians' objections (opt-out). Every read declares a purpose and
+//! is audited; a child the caller may not see answers exactly like one that does not exist.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
 
-use super::{Problem, State, authorize, blocking, json};
+use super::{
+    Problem, State, audit_entry, authenticate, authorize, blocking, json, personal_read,
+    record_audit,
+};
 use crate::auth::Role;
 use crate::schema::applicability::EvaluatedRecord;
+use crate::schema::rules;
 use crate::store::records as store_records;
 
 /// `GET /v1/municipalities/{code}/subjects/{resident_no}`
@@ -16,32 +22,37 @@ pub async fn profile(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, resident_no) = path.into_inner();
-    // Another town's caller gets the same answer as for a child that does not exist.
-    authorize(&state, &req, Role::Caseworker, &municipality)
-        .await
-        .map_err(|p| {
-            if p.status == 403 {
-                Problem::not_found()
-            } else {
-                p
-            }
-        })?;
+    let principal = authenticate(&state, &req).await?;
+    let mut entry = audit_entry(&principal, &municipality, "subject.read");
+    entry.subject = Some(resident_no.clone());
+    let context = personal_read(&state, &req, &principal, &mut entry).await?;
+    let may_read = principal.may(Role::Caseworker, &municipality);
+    let sees_support_measure = principal.may(Role::SupportMeasureReader, &municipality);
     let worker = state.clone();
     let (m, r) = (municipality.clone(), resident_no.clone());
-    let body = blocking(move || {
+    let outcome = blocking(move || {
         let mut conn = worker.store.conn()?;
-        let profile = store_records::profile(&mut conn, &m, &r)?.ok_or_else(Problem::not_found)?;
+        // Look the child up even when the caller may not read it, so that both answers take
+        // the same path and about the same time.
+        let profile = store_records::profile(&mut conn, &m, &r)?;
+        let verdict = match &profile {
+            _ if !may_read => Err("denied:role"),
+            None => Err("not_found"),
+            Some(p) if p.support_measure && !sees_support_measure => Err("denied:support_measure"),
+            Some(p) if p.opt_out.is_some() && context.purpose.screening => Err("excluded:opt_out"),
+            Some(_) => Ok(()),
+        };
+        entry.result = verdict.err().unwrap_or("ok").to_string();
+        crate::audit::append(&mut conn, &entry)?;
+        let Some(profile) = profile.filter(|_| verdict.is_ok()) else {
+            return Err(Problem::not_found());
+        };
         let rules = &worker.standard.latest().applicability;
         let evaluated: Vec<EvaluatedRecord> = profile
             .records
             .iter()
             .map(|rec| (r.as_str(), rec))
-            .chain(
-                profile
-                    .guardian_records
-                    .iter()
-                    .map(|(g, rec)| (g.as_str(), rec)),
-            )
+            .chain(profile.guardian_records.iter().map(|(g, rec)| (g.as_str(), rec)))
             .map(|(about, rec)| EvaluatedRecord {
                 record_type: &rec.record_type,
                 source_record_id: &rec.source_record_id,
@@ -49,11 +60,17 @@ pub async fn profile(
                 about,
             })
             .collect();
-        let applicable = rules.evaluate(&evaluated);
+        // Opted-out children are never shown in applicable-item (screening) views.
+        let applicable = if profile.opt_out.is_some() {
+            Vec::new()
+        } else {
+            rules.evaluate(&evaluated)
+        };
         Ok(serde_json::json!({
             "municipality_code": m,
             "resident_no": r,
             "subject": profile.subject,
+            "opt_out": profile.opt_out,
             "household": profile.household,
             "records": profile.records,
             "guardian_records": profile.guardian_records.iter().map(|(g, rec)| {
@@ -64,5 +81,117 @@ pub async fn profile(
         }))
     })
     .await?;
-    Ok(json(StatusCode::OK, &body))
+    Ok(json(StatusCode::OK, &outcome))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutRequest {
+    /// Date the guardian's objection (不同意書) was received.
+    pub objected_on: String,
+    /// Legal note (e.g. the ordinance or the form number).
+    pub legal_note: Option<String>,
+}
+
+/// `PUT /v1/municipalities/{code}/subjects/{resident_no}/opt-out`
+pub async fn put_opt_out(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<OptOutRequest>,
+) -> Result<HttpResponse, Problem> {
+    let (municipality, resident_no) = path.into_inner();
+    let principal = authorize(&state, &req, Role::Caseworker, &municipality)
+        .await
+        .map_err(hide_forbidden)?;
+    let body = body.into_inner();
+    if !rules::is_past_date(&body.objected_on) {
+        return Err(Problem::bad_request(
+            "date_format",
+            "objected_on must be a date (YYYY-MM-DD) not in the future",
+        )
+        .with_errors(vec![crate::schema::FieldError::new(
+            "/objected_on",
+            "date_format",
+            "a date YYYY-MM-DD, not in the future",
+        )]));
+    }
+    let mut entry = audit_entry(&principal, &municipality, "subject.opt_out.set");
+    entry.subject = Some(resident_no.clone());
+    entry.actor = req
+        .headers()
+        .get("X-Actor")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    let worker = state.clone();
+    let (m, r) = (municipality.clone(), resident_no.clone());
+    let note = body.legal_note.clone();
+    let objected_on = body.objected_on.clone();
+    let known = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(store_records::set_opt_out(
+            &mut conn,
+            &m,
+            &r,
+            &objected_on,
+            note.as_deref(),
+            &entry,
+        )?)
+    })
+    .await?;
+    if !known {
+        return Err(Problem::not_found());
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "municipality_code": municipality,
+            "resident_no": resident_no,
+            "opt_out": {"objected_on": body.objected_on, "legal_note": body.legal_note},
+        }),
+    ))
+}
+
+/// `DELETE /v1/municipalities/{code}/subjects/{resident_no}/opt-out`
+pub async fn delete_opt_out(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let (municipality, resident_no) = path.into_inner();
+    let principal = authorize(&state, &req, Role::Caseworker, &municipality)
+        .await
+        .map_err(hide_forbidden)?;
+    let mut entry = audit_entry(&principal, &municipality, "subject.opt_out.clear");
+    entry.subject = Some(resident_no.clone());
+    let worker = state.clone();
+    let (m, r) = (municipality.clone(), resident_no.clone());
+    let removed = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(store_records::clear_opt_out(&mut conn, &m, &r, &entry)?)
+    })
+    .await?;
+    if !removed {
+        return Err(Problem::not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Another town's caller learns nothing: a refusal looks like "not found".
+pub fn hide_forbidden(problem: Problem) -> Problem {
+    if problem.status == 403 {
+        Problem::not_found()
+    } else {
+        problem
+    }
+}
+
+/// Record that a refused caller tried, then answer like "not found".
+pub async fn refuse_quietly(
+    state: &State,
+    mut entry: crate::audit::AuditEntry,
+) -> Result<HttpResponse, Problem> {
+    entry.result = "denied:role".into();
+    record_audit(state, entry).await?;
+    Err(Problem::not_found())
 }

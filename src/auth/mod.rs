@@ -18,6 +18,8 @@ pub enum Role {
     /// Aggregates only, never a personal record.
     NationalAnalyst,
     Auditor,
+    /// May see children under a DV support measure (支援措置); without it they do not exist.
+    SupportMeasureReader,
 }
 
 impl Role {
@@ -29,6 +31,7 @@ impl Role {
             Role::CouncilAdmin => "council-admin",
             Role::NationalAnalyst => "national-analyst",
             Role::Auditor => "auditor",
+            Role::SupportMeasureReader => "support-measure-reader",
         }
     }
 
@@ -40,6 +43,7 @@ impl Role {
             Role::CouncilAdmin,
             Role::NationalAnalyst,
             Role::Auditor,
+            Role::SupportMeasureReader,
         ]
         .into_iter()
         .find(|r| r.as_str() == text)
@@ -69,6 +73,14 @@ impl Principal {
         }
     }
 
+    pub fn roles_text(&self) -> String {
+        self.roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// May this caller act with `role` in `municipality`?
     pub fn may(&self, role: Role, municipality: &str) -> bool {
         self.municipality == municipality && self.roles.contains(&role)
@@ -87,4 +99,74 @@ pub fn new_token() -> (String, String) {
 /// Tokens carry 256 bits of entropy, so a plain SHA-256 is enough to store them safely.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Why a personal read is refused before any data is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadRefusal {
+    MissingPurpose,
+    UnknownPurpose(String),
+    MissingActor,
+}
+
+impl std::fmt::Display for ReadRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadRefusal::MissingPurpose => write!(
+                f,
+                "personal reads must declare X-Purpose (one of the codes at GET /v1/access-purposes)"
+            ),
+            ReadRefusal::UnknownPurpose(p) => write!(
+                f,
+                "X-Purpose {p:?} is not a published purpose (see GET /v1/access-purposes)"
+            ),
+            ReadRefusal::MissingActor => write!(
+                f,
+                "personal reads must name the staff member in the calling system in X-Actor"
+            ),
+        }
+    }
+}
+
+/// A declared, valid reason for reading personal data.
+#[derive(Debug, Clone)]
+pub struct ReadContext {
+    pub purpose: crate::schema::purposes::Purpose,
+    pub actor: String,
+    pub legal_basis: String,
+}
+
+impl ReadContext {
+    /// Check the declared purpose against the published list; the legal basis defaults to the
+    /// purpose's own.
+    pub fn declare(
+        purposes: &[crate::schema::purposes::Purpose],
+        purpose: Option<&str>,
+        actor: Option<&str>,
+        legal_basis: Option<&str>,
+    ) -> Result<ReadContext, ReadRefusal> {
+        let code = purpose
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .ok_or(ReadRefusal::MissingPurpose)?;
+        let purpose = purposes
+            .iter()
+            .find(|p| p.code == code)
+            .cloned()
+            .ok_or_else(|| ReadRefusal::UnknownPurpose(code.to_string()))?;
+        let actor = actor
+            .map(str::trim)
+            .filter(|a| !a.is_empty() && a.len() <= 100)
+            .ok_or(ReadRefusal::MissingActor)?
+            .to_string();
+        let legal_basis = legal_basis
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map_or_else(|| purpose.legal_basis.clone(), str::to_string);
+        Ok(ReadContext {
+            purpose,
+            actor,
+            legal_basis,
+        })
+    }
 }

@@ -197,7 +197,7 @@ fn raw_insert(conn: &mut DbConn, rows: &[RawRow]) -> anyhow::Result<Duration> {
 /// Register the bench town and a source client with a fresh name; returns (source, token).
 fn bench_client(conn: &mut DbConn, tag: &str) -> anyhow::Result<(String, String)> {
     if clients::municipality(conn, BENCH_TOWN)?.is_none() {
-        clients::add_municipality(conn, BENCH_TOWN, "ベンチ町", None, None)?;
+        clients::add_municipality(conn, BENCH_TOWN, "ベンチ町", None, None, "bench")?;
     }
     let (token, hash) = auth::new_token();
     let name = format!("bench-{tag}");
@@ -210,6 +210,7 @@ fn bench_client(conn: &mut DbConn, tag: &str) -> anyhow::Result<(String, String)
             record_types: None,
             token_hash: &hash,
         },
+        "bench",
     )?;
     Ok((name, token))
 }
@@ -307,6 +308,7 @@ pub fn ingest(store: Store, backend: &str, records: usize) -> anyhow::Result<Ing
         municipality: BENCH_TOWN.to_string(),
         source: lib_source,
         allowed_types: None,
+        client_id: None,
     };
     let raw_rows = rows_for_raw(&ingestor, &submission, &lines);
     let raw_took = raw_insert(&mut conn, &raw_rows)?;

@@ -69,6 +69,13 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Measure the hub side by side with the raw limit of its database.
     Bench {
         #[command(subcommand)]
@@ -116,6 +123,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,7 +160,34 @@ enum ClientCommand {
         record_types: Option<Vec<String>>,
     },
     List,
+    /// Revoke a client; its token stops working at once.
+    Revoke {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        name: String,
+    },
 }
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a new token for a client; the old one stops working at once.
+    Rotate {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first broken entry.
+    Verify,
+}
+
+/// How the admin CLI names itself in the audit trail.
+const ADMIN_CLI: &str = "admin-cli";
 
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -197,6 +236,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command, db } => admin(command, &db.open()?),
+        Command::Audit {
+            command: AuditCommand::Verify,
+            db,
+        } => {
+            let store = db.open()?;
+            let verification = crate::audit::verify(&mut store.conn()?)?;
+            match verification.broken_at {
+                None => {
+                    println!(
+                        "audit trail intact: {} entries, head {}",
+                        verification.entries, verification.head
+                    );
+                    Ok(())
+                }
+                Some((seq, why)) => {
+                    anyhow::bail!("audit trail broken at entry {seq}: {why}")
+                }
+            }
+        }
         Command::Bench { command, db, out } => {
             let backend = match db.location() {
                 Location::Postgres(_) => "postgresql",
@@ -277,7 +335,14 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                         "{code} is not a valid municipality code (6 digits, last a check digit)"
                     );
                 }
-                clients::add_municipality(&mut conn, &code, &name, council.as_deref(), population)?;
+                clients::add_municipality(
+                    &mut conn,
+                    &code,
+                    &name,
+                    council.as_deref(),
+                    population,
+                    ADMIN_CLI,
+                )?;
                 println!("municipality {code} {name} added");
             }
             MunicipalityCommand::List => {
@@ -320,11 +385,18 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                         record_types: record_types.as_deref(),
                         token_hash: &hash,
                     },
+                    ADMIN_CLI,
                 )?;
                 println!("{token}");
                 eprintln!(
                     "client {name} added to {municipality}; the token above is shown only once"
                 );
+            }
+            ClientCommand::Revoke { municipality, name } => {
+                if !clients::revoke_client(&mut conn, &municipality, &name, ADMIN_CLI)? {
+                    anyhow::bail!("no active client {name:?} in {municipality}");
+                }
+                println!("client {name} of {municipality} revoked");
             }
             ClientCommand::List => {
                 for c in clients::list_clients(&mut conn)? {
@@ -344,6 +416,16 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                 }
             }
         },
+        AdminCommand::Token {
+            command: TokenCommand::Rotate { municipality, name },
+        } => {
+            let (token, hash) = auth::new_token();
+            if !clients::rotate_token(&mut conn, &municipality, &name, &hash, ADMIN_CLI)? {
+                anyhow::bail!("no active client {name:?} in {municipality}");
+            }
+            println!("{token}");
+            eprintln!("new token for {name} of {municipality}; the old token no longer works");
+        }
     }
     Ok(())
 }

@@ -446,6 +446,7 @@ pub fn load(
             town.name,
             Some("demo-council"),
             Some(town.population),
+            "demo",
         )?;
         for (source, types) in SOURCES {
             let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
@@ -476,6 +477,7 @@ pub fn load(
                 municipality: town.code.clone(),
                 source: source.to_string(),
                 allowed_types: None,
+                client_id: None,
             };
             let mine = records
                 .iter()
@@ -524,6 +526,7 @@ fn add_demo_client(
             record_types,
             token_hash: &hash,
         },
+        "demo",
     )?;
     tokens
         .lines

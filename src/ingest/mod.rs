@@ -12,7 +12,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::schema::{FieldError, Standard};
-use crate::store::records::{self, UpsertInTx};
+use crate::audit::AuditEntry;
+use crate::store::records::{self, WriteTx};
 use crate::store::{DbConn, PreparedRecord, RecordOutcome, StoreError};
 
 /// Records validated and written together (one transaction when not atomic).
@@ -25,6 +26,8 @@ pub struct Submission {
     pub source: String,
     /// Record types this source may push; `None` means every type.
     pub allowed_types: Option<Vec<String>>,
+    /// The pushing client, for the audit trail (`None` for the CLI, demo and bench).
+    pub client_id: Option<i64>,
 }
 
 /// A record as read from the input, before validation.
@@ -328,7 +331,7 @@ struct ValidatedChunk {
 
 /// Store a validated chunk and fold its outcome into the report.
 fn apply_chunk(
-    tx: &mut dyn UpsertInTx,
+    tx: &mut dyn WriteTx,
     submission: &Submission,
     chunk: ValidatedChunk,
     report: &mut IngestReport,
@@ -336,6 +339,7 @@ fn apply_chunk(
     stop_writing_after_rejection: bool,
 ) -> Result<(), StoreError> {
     let first_result = report.results.len();
+    let (received, rejected) = (chunk.received, chunk.rejected.len());
     report.received += chunk.received;
     report.rejected += chunk.rejected.len() as u64;
     report.schema_versions.extend(chunk.schema_versions);
@@ -351,6 +355,27 @@ fn apply_chunk(
         .map(|(record, row, srid)| (record, (row, srid)))
         .unzip();
     let applied = tx.upsert_in_tx(&submission.municipality, &submission.source, &prepared)?;
+    let count = |outcome| applied.iter().filter(|a| a.outcome == outcome).count();
+    // One audit entry per chunk (not per record) keeps ingest fast; it commits with the chunk.
+    tx.append_audit(&AuditEntry {
+        municipality_code: submission.municipality.clone(),
+        client_id: submission.client_id,
+        client_name: Some(submission.source.clone()),
+        roles: Some("source".into()),
+        action: "records.push".into(),
+        result: "ok".into(),
+        detail: Some(
+            serde_json::json!({
+                "received": received,
+                "created": count(RecordOutcome::Created),
+                "updated": count(RecordOutcome::Updated),
+                "unchanged": count(RecordOutcome::Unchanged),
+                "rejected": rejected,
+            })
+            .to_string(),
+        ),
+        ..AuditEntry::default()
+    })?;
     for (applied, (row, srid)) in applied.into_iter().zip(rows) {
         let status = RecordStatus::from(applied.outcome);
         match status {

@@ -3,6 +3,7 @@
 
 pub mod applicability;
 pub mod csv_layout;
+pub mod purposes;
 pub mod rules;
 pub mod validate;
 
@@ -33,6 +34,8 @@ pub struct SchemaVersion {
     pub validator: RecordValidator,
     pub csv: BTreeMap<String, CsvLayout>,
     pub applicability: RuleSet,
+    /// Purposes a caller may declare on personal reads.
+    pub purposes: Vec<purposes::Purpose>,
 }
 
 impl SchemaVersion {
@@ -127,7 +130,12 @@ impl SchemaVersion {
             .get("applicability.json")
             .map(RuleSet::from_json)
             .unwrap_or_default();
+        let purposes = files
+            .get("access-purposes.json")
+            .map(purposes::from_json)
+            .unwrap_or_default();
         SchemaVersion {
+            purposes,
             major,
             minor,
             records,

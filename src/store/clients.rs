@@ -5,6 +5,8 @@ use serde::Serialize;
 
 use super::tables::{clients, idempotency_keys, municipalities};
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
+use crate::audit::AuditEntry;
+use crate::store::records::WriteTx;
 use crate::{on_conn, write_tx};
 
 #[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
@@ -44,13 +46,28 @@ fn unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
+/// The audit entry of an administrative action taken by `by` (an operator or a tool).
+fn admin_entry(by: &str, municipality: &str, action: &str, detail: serde_json::Value) -> AuditEntry {
+    AuditEntry {
+        municipality_code: municipality.to_string(),
+        client_name: Some(by.to_string()),
+        roles: Some("admin".into()),
+        action: action.to_string(),
+        result: "ok".into(),
+        detail: Some(detail.to_string()),
+        ..AuditEntry::default()
+    }
+}
+
 pub fn add_municipality(
     conn: &mut DbConn,
     code: &str,
     name: &str,
     council: Option<&str>,
     population: Option<i64>,
+    by: &str,
 ) -> StoreResult<()> {
+    let entry = admin_entry(by, code, "admin.municipality.add", serde_json::json!({"name": name}));
     let now = now_rfc3339();
     let row = (
         municipalities::municipality_code.eq(code),
@@ -59,14 +76,17 @@ pub fn add_municipality(
         municipalities::population.eq(population),
         municipalities::created_at.eq(&now),
     );
-    let result = write_tx!(conn, |c| diesel::insert_into(municipalities::table)
-        .values(row)
-        .execute(c));
+    let result = write_tx!(conn, |c| {
+        diesel::insert_into(municipalities::table)
+            .values(row)
+            .execute(c)?;
+        c.append_audit(&entry)
+    });
     match result {
-        Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
+        Err(StoreError::Db(e)) if unique_violation(&e) => Err(StoreError::Conflict(format!(
             "municipality {code} is already registered"
         ))),
-        other => other.map(|_| ()).map_err(Into::into),
+        other => other,
     }
 }
 
@@ -83,7 +103,13 @@ pub fn municipality(conn: &mut DbConn, code: &str) -> StoreResult<Option<Municip
         .optional())?)
 }
 
-pub fn add_client(conn: &mut DbConn, client: &NewClient) -> StoreResult<i64> {
+pub fn add_client(conn: &mut DbConn, client: &NewClient, by: &str) -> StoreResult<i64> {
+    let entry = admin_entry(
+        by,
+        client.municipality_code,
+        "admin.client.add",
+        serde_json::json!({"client": client.name, "roles": client.roles}),
+    );
     let now = now_rfc3339();
     let row = (
         clients::municipality_code.eq(client.municipality_code),
@@ -93,16 +119,20 @@ pub fn add_client(conn: &mut DbConn, client: &NewClient) -> StoreResult<i64> {
         clients::token_hash.eq(client.token_hash),
         clients::created_at.eq(&now),
     );
-    let result = write_tx!(conn, |c| diesel::insert_into(clients::table)
-        .values(row)
-        .returning(clients::id)
-        .get_result::<i64>(c));
+    let result = write_tx!(conn, |c| {
+        let id = diesel::insert_into(clients::table)
+            .values(row)
+            .returning(clients::id)
+            .get_result::<i64>(c)?;
+        c.append_audit(&entry)?;
+        Ok::<_, StoreError>(id)
+    });
     match result {
-        Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
+        Err(StoreError::Db(e)) if unique_violation(&e) => Err(StoreError::Conflict(format!(
             "a client named {:?} already exists in {}",
             client.name, client.municipality_code
         ))),
-        other => other.map_err(Into::into),
+        other => other,
     }
 }
 
@@ -118,6 +148,52 @@ pub fn list_clients(conn: &mut DbConn) -> StoreResult<Vec<ClientRow>> {
     Ok(on_conn!(conn, |c| clients::table
         .order(clients::id)
         .load::<ClientRow>(c))?)
+}
+
+/// Revoke a client: its token stops working at once. Returns false if no such active client.
+pub fn revoke_client(conn: &mut DbConn, municipality: &str, name: &str, by: &str) -> StoreResult<bool> {
+    let entry = admin_entry(by, municipality, "admin.client.revoke", serde_json::json!({"client": name}));
+    let now = now_rfc3339();
+    write_tx!(conn, |c| {
+        let changed = diesel::update(
+            clients::table
+                .filter(clients::municipality_code.eq(municipality))
+                .filter(clients::name.eq(name))
+                .filter(clients::revoked_at.is_null()),
+        )
+        .set(clients::revoked_at.eq(&now))
+        .execute(c)?;
+        if changed > 0 {
+            c.append_audit(&entry)?;
+        }
+        Ok(changed > 0)
+    })
+}
+
+/// Replace a client's token; the old one stops working at once. Returns false if no such
+/// active client.
+pub fn rotate_token(
+    conn: &mut DbConn,
+    municipality: &str,
+    name: &str,
+    new_hash: &str,
+    by: &str,
+) -> StoreResult<bool> {
+    let entry = admin_entry(by, municipality, "admin.token.rotate", serde_json::json!({"client": name}));
+    write_tx!(conn, |c| {
+        let changed = diesel::update(
+            clients::table
+                .filter(clients::municipality_code.eq(municipality))
+                .filter(clients::name.eq(name))
+                .filter(clients::revoked_at.is_null()),
+        )
+        .set(clients::token_hash.eq(new_hash))
+        .execute(c)?;
+        if changed > 0 {
+            c.append_audit(&entry)?;
+        }
+        Ok(changed > 0)
+    })
 }
 
 /// A stored answer to an earlier request with the same idempotency key. Status 0 marks a

@@ -7,9 +7,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::tables::{record_versions, records, subjects};
+use super::tables::{opt_outs, record_versions, records, subjects};
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
 use crate::schema::SUBJECT_TYPE;
+use crate::audit::AuditEntry;
 use crate::{on_conn, write_tx};
 
 /// A validated record ready to store.
@@ -277,29 +278,22 @@ fn subject_row(municipality: &str, record: &PreparedRecord, now: &str) -> StoreR
     })
 }
 
-/// Upsert validated records of one source in one transaction. Returns one entry per record.
-pub fn upsert_batch(
-    conn: &mut DbConn,
-    municipality: &str,
-    source: &str,
-    batch: &[PreparedRecord],
-) -> StoreResult<Vec<Applied>> {
-    write_tx!(conn, |c| upsert_in_tx(c, municipality, source, batch))
-}
-
-/// The same upsert, for callers that already hold a transaction (atomic batches).
-pub trait UpsertInTx {
+/// Store operations that run inside a write transaction the caller holds, so several of them
+/// (records and their audit entry; every chunk of an atomic batch) commit together.
+pub trait WriteTx {
     fn upsert_in_tx(
         &mut self,
         municipality: &str,
         source: &str,
         batch: &[PreparedRecord],
     ) -> StoreResult<Vec<Applied>>;
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
 }
 
-macro_rules! impl_upsert_in_tx {
+macro_rules! impl_write_tx {
     ($conn:ty) => {
-        impl UpsertInTx for $conn {
+        impl WriteTx for $conn {
             fn upsert_in_tx(
                 &mut self,
                 municipality: &str,
@@ -314,26 +308,21 @@ macro_rules! impl_upsert_in_tx {
                 }
                 Ok(applied)
             }
+
+            fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+                crate::audit_append_body!(self, entry)
+            }
         }
     };
 }
-impl_upsert_in_tx!(diesel::SqliteConnection);
-impl_upsert_in_tx!(diesel::PgConnection);
-
-fn upsert_in_tx<C: UpsertInTx>(
-    c: &mut C,
-    municipality: &str,
-    source: &str,
-    batch: &[PreparedRecord],
-) -> StoreResult<Vec<Applied>> {
-    c.upsert_in_tx(municipality, source, batch)
-}
+impl_write_tx!(diesel::SqliteConnection);
+impl_write_tx!(diesel::PgConnection);
 
 /// Run `work` inside one write transaction on this connection: everything it stores commits
 /// together or not at all.
 pub fn in_write_transaction<T>(
     conn: &mut DbConn,
-    work: impl FnOnce(&mut dyn UpsertInTx) -> StoreResult<T>,
+    work: impl FnOnce(&mut dyn WriteTx) -> StoreResult<T>,
 ) -> StoreResult<T> {
     write_tx!(conn, |c| work(c))
 }
@@ -344,6 +333,7 @@ pub fn retract(
     municipality: &str,
     source: &str,
     source_record_id: &str,
+    audit: &AuditEntry,
 ) -> StoreResult<i32> {
     let now = now_rfc3339();
     write_tx!(conn, |c| {
@@ -365,6 +355,7 @@ pub fn retract(
         let Some((id, record_type, subject, data, hash, version, retracted)) = old else {
             return Err(StoreError::NotFound);
         };
+        c.append_audit(audit)?;
         if retracted {
             return Ok(version);
         }
@@ -421,11 +412,20 @@ pub struct HouseholdMember {
     pub birth_date: Option<String>,
 }
 
+/// A guardian's objection (不同意) to the child's data being used for screening.
+#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
+pub struct OptOut {
+    pub objected_on: String,
+    pub legal_note: Option<String>,
+    pub recorded_at: String,
+}
+
 /// Everything the hub holds about one subject.
 #[derive(Debug, Clone, Serialize)]
 pub struct Profile {
     pub subject: Value,
     pub support_measure: bool,
+    pub opt_out: Option<OptOut>,
     pub household: Vec<HouseholdMember>,
     pub records: Vec<CurrentRecord>,
     /// Current records of the subject's guardians (used for household-level basic items).
@@ -468,6 +468,15 @@ pub fn profile(
             return Ok(None);
         };
         let subject: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        let opt_out = opt_outs::table
+            .find((municipality, resident_no))
+            .select((
+                opt_outs::objected_on,
+                opt_outs::legal_note,
+                opt_outs::recorded_at,
+            ))
+            .first::<OptOut>(c)
+            .optional()?;
         let household: Vec<HouseholdMember> = match &household_no {
             Some(household_no) => subjects::table
                 .filter(subjects::municipality_code.eq(municipality))
@@ -541,11 +550,84 @@ pub fn profile(
         Ok(Some(Profile {
             subject,
             support_measure,
+            opt_out,
             household,
             records: own,
             guardian_records,
         }))
     })
+}
+
+/// Record (or replace) a guardian's objection; audited in the same transaction. Returns false
+/// when the subject is unknown.
+pub fn set_opt_out(
+    conn: &mut DbConn,
+    municipality: &str,
+    resident_no: &str,
+    objected_on: &str,
+    legal_note: Option<&str>,
+    audit: &AuditEntry,
+) -> StoreResult<bool> {
+    let now = now_rfc3339();
+    write_tx!(conn, |c| {
+        let known = subjects::table
+            .find((municipality, resident_no))
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
+        if !known {
+            return Ok(false);
+        }
+        let row = (
+            opt_outs::municipality_code.eq(municipality),
+            opt_outs::resident_no.eq(resident_no),
+            opt_outs::objected_on.eq(objected_on),
+            opt_outs::legal_note.eq(legal_note),
+            opt_outs::recorded_at.eq(&now),
+        );
+        diesel::insert_into(opt_outs::table)
+            .values(row)
+            .on_conflict((opt_outs::municipality_code, opt_outs::resident_no))
+            .do_update()
+            .set((
+                opt_outs::objected_on.eq(objected_on),
+                opt_outs::legal_note.eq(legal_note),
+                opt_outs::recorded_at.eq(&now),
+            ))
+            .execute(c)?;
+        c.append_audit(audit)?;
+        Ok(true)
+    })
+}
+
+/// Withdraw an objection; audited in the same transaction. Returns false if there was none.
+pub fn clear_opt_out(
+    conn: &mut DbConn,
+    municipality: &str,
+    resident_no: &str,
+    audit: &AuditEntry,
+) -> StoreResult<bool> {
+    write_tx!(conn, |c| {
+        let removed = diesel::delete(opt_outs::table.find((municipality, resident_no))).execute(c)?;
+        if removed > 0 {
+            c.append_audit(audit)?;
+        }
+        Ok(removed > 0)
+    })
+}
+
+/// Resident numbers under a DV support measure in a municipality.
+pub fn support_measure_subjects(
+    conn: &mut DbConn,
+    municipality: &str,
+) -> StoreResult<HashSet<String>> {
+    Ok(on_conn!(conn, |c| subjects::table
+        .filter(subjects::municipality_code.eq(municipality))
+        .filter(subjects::support_measure.eq(true))
+        .select(subjects::resident_no)
+        .load::<String>(c))?
+    .into_iter()
+    .collect())
 }
 
 /// One version of a record, as kept in history and published in the change feed.

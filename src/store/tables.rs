@@ -93,3 +93,33 @@ diesel::allow_tables_to_appear_in_same_query!(
     record_versions,
     idempotency_keys,
 );
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        municipality_code -> Text,
+        at -> Text,
+        client_id -> Nullable<BigInt>,
+        client_name -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        roles -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        action -> Text,
+        purpose -> Nullable<Text>,
+        legal_basis -> Nullable<Text>,
+        result -> Text,
+        detail -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    opt_outs (municipality_code, resident_no) {
+        municipality_code -> Text,
+        resident_no -> Text,
+        objected_on -> Text,
+        legal_note -> Nullable<Text>,
+        recorded_at -> Text,
+    }
+}

@@ -434,10 +434,23 @@ impl Hub {
         format!("{}{path}", self.base)
     }
 
+    /// GET as a caseworker would: declaring a purpose (case handling) and the staff member.
     pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.get_with(
+            path,
+            token,
+            &[("X-Purpose", "case_handling"), ("X-Actor", "staff-001")],
+        )
+    }
+
+    /// GET with exactly these extra headers.
+    pub fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Resp {
         let mut req = self.agent.get(self.url(path));
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         read_resp(req.call().unwrap_or_else(|e| panic!("GET {path}: {e}")))
     }

@@ -1,0 +1,54 @@
+//! The audit trail for auditors: who accessed a child, when and why (開示請求).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::{Problem, State, audit_entry, authorize, blocking, json};
+use crate::auth::Role;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Resident number of the child.
+    pub subject: String,
+}
+
+/// `GET /v1/audit?subject=…` (auditor of the child's municipality).
+pub async fn audit_trail(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, Problem> {
+    let principal = authenticate_auditor(&state, &req).await?;
+    let municipality = principal.municipality.clone();
+    let subject = query.into_inner().subject;
+    let mut entry = audit_entry(&principal, &municipality, "audit.read");
+    entry.subject = Some(subject.clone());
+    let worker = state.clone();
+    let (m, s) = (municipality.clone(), subject.clone());
+    let entries = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        let entries = crate::audit::for_subject(&mut conn, &m, &s)?;
+        crate::audit::append(&mut conn, &entry)?;
+        Ok(entries)
+    })
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "municipality_code": municipality,
+            "subject": subject,
+            "entries": entries,
+        }),
+    ))
+}
+
+async fn authenticate_auditor(
+    state: &State,
+    req: &HttpRequest,
+) -> Result<crate::auth::Principal, Problem> {
+    let principal = super::authenticate(state, req).await?;
+    let municipality = principal.municipality.clone();
+    authorize(state, req, Role::Auditor, &municipality).await
+}
