@@ -14,6 +14,7 @@ use actix_web::dev::Service;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::audit::{self, AuditEntry};
+use crate::auth::tls::PeerFingerprint;
 use crate::auth::{self, Principal, ReadContext, ReadRefusal, Role};
 use crate::ingest::Ingestor;
 use crate::schema::Standard;
@@ -62,8 +63,41 @@ impl Metrics {
     }
 }
 
+/// Per-client token buckets: each client may make `per_second` requests a second, in bursts
+/// of up to twice that.
+pub struct RateLimit {
+    per_second: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<i64, (f64, std::time::Instant)>>,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32) -> RateLimit {
+        RateLimit {
+            per_second: f64::from(per_second.max(1)),
+            buckets: Default::default(),
+        }
+    }
+
+    /// Take one request from the client's bucket; `Err(seconds)` says when to retry.
+    pub fn take(&self, client_id: i64) -> Result<(), u32> {
+        let now = std::time::Instant::now();
+        let burst = self.per_second * 2.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = buckets.entry(client_id).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.per_second).ceil().max(1.0) as u32)
+        }
+    }
+}
+
 pub struct AppState {
     pub store: Store,
+    pub rate_limit: RateLimit,
     pub standard: Arc<Standard>,
     pub ingestor: Ingestor,
     pub limits: Limits,
@@ -79,6 +113,7 @@ impl AppState {
             standard,
             limits,
             metrics: Metrics::default(),
+            rate_limit: RateLimit::new(2000),
         }
     }
 }
@@ -177,20 +212,57 @@ pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal,
         Ok(clients::client_by_token_hash(&mut conn, &hash)?)
     })
     .await?;
-    match row {
-        Some(row) => Ok(Principal::from_row(row)),
-        None => {
+    let presented = req.conn_data::<PeerFingerprint>().map(|f| f.0.as_str());
+    match row.map(Principal::from_row) {
+        Some(principal)
+            if principal
+                .cert_fingerprint
+                .as_deref()
+                .is_none_or(|bound| Some(bound) == presented) =>
+        {
+            state
+                .rate_limit
+                .take(principal.client_id)
+                .map_err(|retry_after| {
+                    let mut problem = Problem::new(
+                        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        format!("too many requests from this client; retry after {retry_after} s"),
+                    );
+                    problem.retry_after = Some(retry_after);
+                    problem
+                })?;
+            Ok(principal)
+        }
+        refused => {
+            // Unknown or revoked token, or a token presented over the wrong certificate.
+            let wrong_certificate = refused.is_some();
             record_audit(
                 state,
                 AuditEntry {
                     municipality_code: req.match_info().get("code").unwrap_or("").to_string(),
-                    action: format!("{} {}", req.method(), req.match_pattern().unwrap_or_default()),
-                    result: "failed:authentication".into(),
+                    client_id: refused.as_ref().map(|p| p.client_id),
+                    client_name: refused.map(|p| p.name),
+                    action: format!(
+                        "{} {}",
+                        req.method(),
+                        req.match_pattern().unwrap_or_default()
+                    ),
+                    result: if wrong_certificate {
+                        "failed:certificate"
+                    } else {
+                        "failed:authentication"
+                    }
+                    .into(),
                     ..AuditEntry::default()
                 },
             )
             .await?;
-            Err(Problem::unauthorized("the token is unknown or revoked"))
+            Err(Problem::unauthorized(if wrong_certificate {
+                "this client's token is only accepted with its own client certificate"
+            } else {
+                "the token is unknown or revoked"
+            }))
         }
     }
 }
@@ -271,11 +343,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(route_not_found));
 }
 
-/// Start the HTTP server and run until stopped.
-pub async fn serve(state: AppState, listen: &str) -> std::io::Result<()> {
+/// Start the HTTP server (HTTPS only when `tls` is given) and run until stopped.
+pub async fn serve(
+    state: AppState,
+    listen: &str,
+    tls: Option<rustls::ServerConfig>,
+) -> std::io::Result<()> {
     let state = web::Data::new(state);
     tracing::info!(%listen, "kodomo-hub listening");
-    actix_web::HttpServer::new(move || {
+    let server = actix_web::HttpServer::new(move || {
         let state = state.clone();
         actix_web::App::new()
             .app_data(state.clone())
@@ -298,9 +374,11 @@ pub async fn serve(state: AppState, listen: &str) -> std::io::Result<()> {
             })
             .configure(configure)
     })
-    .bind(listen)?
-    .run()
-    .await
+    .on_connect(auth::tls::remember_peer);
+    match tls {
+        Some(config) => server.bind_rustls_0_23(listen, config)?.run().await,
+        None => server.bind(listen)?.run().await,
+    }
 }
 
 /// A JSON answer with the standard content type.

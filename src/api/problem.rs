@@ -14,10 +14,12 @@ pub const PROBLEM_BASE: &str = "https://kodomo-hub.jp/problems/";
 pub struct Problem {
     /// URI naming the problem type (`https://kodomo-hub.jp/problems/<code>`).
     #[serde(rename = "type")]
-    pub type_uri: String,
+    #[schema(value_type = String)]
+    pub type_uri: Box<str>,
     pub title: &'static str,
     pub status: u16,
-    pub detail: String,
+    #[schema(value_type = String)]
+    pub detail: Box<str>,
     /// Stable machine-readable code.
     pub code: &'static str,
     /// Field-level problems (JSON pointer or CSV row/column, code, message).
@@ -26,18 +28,22 @@ pub struct Problem {
     /// For rejected batches: the per-record report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<Box<IngestReport>>,
+    /// Seconds until a rate-limited client may retry (sent as `Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
         Problem {
-            type_uri: format!("{PROBLEM_BASE}{code}"),
+            type_uri: format!("{PROBLEM_BASE}{code}").into(),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
-            detail: detail.into(),
+            detail: detail.into().into(),
             code,
             errors: Vec::new(),
             report: None,
+            retry_after: None,
         }
     }
 
@@ -93,6 +99,9 @@ impl ResponseError for Problem {
         if self.status == 401 {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
         response.json(self)
     }
 }
@@ -109,7 +118,8 @@ impl From<StoreError> for Problem {
                 "the database is not reachable; retry later",
             ),
             StoreError::Db(e) => {
-                tracing::error!(error = %e, "database error");
+                // Database messages can quote row values (personal data): log the kind only.
+                tracing::error!(kind = db_error_kind(&e), "database error");
                 Problem::internal()
             }
         }
@@ -144,5 +154,20 @@ impl From<IngestError> for Problem {
                 problem
             }
         }
+    }
+}
+
+/// A description of a database error that never quotes the values involved.
+fn db_error_kind(e: &diesel::result::Error) -> &'static str {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => "unique violation",
+        Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => "foreign key violation",
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => "serialization failure",
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => "closed connection",
+        Error::DatabaseError(_, _) => "database error",
+        Error::NotFound => "not found",
+        Error::RollbackTransaction => "rolled back",
+        _ => "query error",
     }
 }

@@ -579,7 +579,11 @@ fn hide_support_measure(
         changes.retain(|c| {
             let about = serde_json::from_str::<serde_json::Value>(&c.version.data)
                 .ok()
-                .and_then(|d| d.pointer("/subject/resident_no")?.as_str().map(str::to_string));
+                .and_then(|d| {
+                    d.pointer("/subject/resident_no")?
+                        .as_str()
+                        .map(str::to_string)
+                });
             !about.is_some_and(|r| hidden.contains(&r))
         });
     }
@@ -612,7 +616,12 @@ pub async fn history(
         let mut conn = worker.store.conn()?;
         let mut versions = store_records::history(&mut conn, &m, source.as_deref(), &id)?;
         hide_support_measure(&mut conn, &principal, &m, &mut versions)?;
-        entry.result = if versions.is_empty() { "not_found" } else { "ok" }.into();
+        entry.result = if versions.is_empty() {
+            "not_found"
+        } else {
+            "ok"
+        }
+        .into();
         crate::audit::append(&mut conn, &entry)?;
         Ok(versions)
     })
@@ -670,7 +679,8 @@ pub async fn changes(
         // The cursor moves past hidden entries too, so a consumer never stalls on them.
         let next_cursor = changes.last().map_or(after, |c| c.version.seq);
         hide_support_measure(&mut conn, &principal, &m, &mut changes)?;
-        entry.detail = Some(serde_json::json!({"after": after, "returned": changes.len()}).to_string());
+        entry.detail =
+            Some(serde_json::json!({"after": after, "returned": changes.len()}).to_string());
         crate::audit::append(&mut conn, &entry)?;
         Ok((changes, next_cursor))
     })

@@ -52,7 +52,12 @@ pub async fn profile(
             .records
             .iter()
             .map(|rec| (r.as_str(), rec))
-            .chain(profile.guardian_records.iter().map(|(g, rec)| (g.as_str(), rec)))
+            .chain(
+                profile
+                    .guardian_records
+                    .iter()
+                    .map(|(g, rec)| (g.as_str(), rec)),
+            )
             .map(|(about, rec)| EvaluatedRecord {
                 record_type: &rec.record_type,
                 source_record_id: &rec.source_record_id,

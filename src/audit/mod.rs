@@ -7,9 +7,9 @@ use diesel::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::on_conn;
 use crate::store::tables::audit_log;
 use crate::store::{DbConn, StoreResult};
-use crate::on_conn;
 
 /// The hash the first entry commits to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -148,7 +148,12 @@ pub fn verify(conn: &mut DbConn) -> StoreResult<Verification> {
             after = r.seq;
             entries += 1;
             if r.prev_hash != prev {
-                return Ok(broken(entries, r.seq, "does not follow the entry before it (an entry was removed or reordered)", prev));
+                return Ok(broken(
+                    entries,
+                    r.seq,
+                    "does not follow the entry before it (an entry was removed or reordered)",
+                    prev,
+                ));
             }
             let entry = AuditEntry {
                 municipality_code: r.municipality_code.clone(),
@@ -164,7 +169,12 @@ pub fn verify(conn: &mut DbConn) -> StoreResult<Verification> {
                 detail: r.detail.clone(),
             };
             if entry_hash(&r.prev_hash, &r.at, &entry) != r.hash {
-                return Ok(broken(entries, r.seq, "its content was changed after it was written", prev));
+                return Ok(broken(
+                    entries,
+                    r.seq,
+                    "its content was changed after it was written",
+                    prev,
+                ));
             }
             prev = r.hash;
         }

@@ -1,6 +1,8 @@
 //! Who is calling: bearer tokens (only their SHA-256 is stored) mapped to clients with roles,
 //! each bound to one municipality.
 
+pub mod tls;
+
 use sha2::{Digest, Sha256};
 
 use crate::store::clients::ClientRow;
@@ -58,6 +60,8 @@ pub struct Principal {
     pub municipality: String,
     pub roles: Vec<Role>,
     pub record_types: Option<Vec<String>>,
+    /// The client certificate this client must connect with, if bound to one.
+    pub cert_fingerprint: Option<String>,
 }
 
 impl Principal {
@@ -70,6 +74,7 @@ impl Principal {
                 .map(|t| t.split(',').map(str::to_string).collect()),
             name: row.name,
             municipality: row.municipality_code,
+            cert_fingerprint: row.cert_fingerprint,
         }
     }
 

@@ -209,6 +209,7 @@ fn bench_client(conn: &mut DbConn, tag: &str) -> anyhow::Result<(String, String)
             roles: &[Role::Source.as_str().to_string()],
             record_types: None,
             token_hash: &hash,
+            cert_fingerprint: None,
         },
         "bench",
     )?;
@@ -223,7 +224,7 @@ fn start_server(store: Store) -> anyhow::Result<String> {
     let listen = address.clone();
     std::thread::spawn(move || {
         let state = AppState::new(store, Limits::default());
-        actix_web::rt::System::new().block_on(api::serve(state, &listen))
+        actix_web::rt::System::new().block_on(api::serve(state, &listen, None))
     });
     let url = format!("http://{address}/readyz");
     for _ in 0..100 {

@@ -51,6 +51,21 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Server certificate chain (PEM); with --tls-key the hub serves HTTPS only.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Private key of the server certificate (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// CA (PEM) whose certificates clients must present (mutual TLS).
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
+        /// Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+        #[arg(long)]
+        insecure_listen: bool,
+        /// Requests per second each client may make (bursts up to twice as many).
+        #[arg(long, default_value_t = 2000)]
+        rate_limit: u32,
         /// Load the synthetic demo council into an empty database.
         #[arg(long)]
         demo: bool,
@@ -158,6 +173,10 @@ enum ClientCommand {
         /// Record types a source may push (default: all).
         #[arg(long, value_delimiter = ',')]
         record_types: Option<Vec<String>>,
+        /// Bind the client to a TLS client certificate (SHA-256 of its DER, hex): its token
+        /// is refused on any other connection.
+        #[arg(long)]
+        cert_fingerprint: Option<String>,
     },
     List,
     /// Revoke a client; its token stops working at once.
@@ -208,13 +227,45 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, demo, db } => {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            client_ca,
+            insecure_listen,
+            rate_limit,
+            demo,
+            db,
+        } => {
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(crate::auth::tls::server_config(
+                    cert,
+                    key,
+                    client_ca.as_deref(),
+                )?),
+                _ => None,
+            };
+            let loopback = listen
+                .parse::<std::net::SocketAddr>()
+                .map(|a| a.ip().is_loopback())
+                .unwrap_or_else(|_| listen.starts_with("localhost:"));
+            if tls.is_none() && !loopback && !insecure_listen {
+                anyhow::bail!(
+                    "refusing plain HTTP on {listen}: configure --tls-cert/--tls-key, or pass --insecure-listen if a TLS proxy sits in front"
+                );
+            }
+            if tls.is_none() {
+                eprintln!(
+                    "no TLS configured: serving plain HTTP on {listen} (loopback only unless --insecure-listen)"
+                );
+            }
             let store = db.open()?;
             if demo {
                 load_demo_if_empty(&store, &db, 60)?;
             }
-            let state = AppState::new(store, Limits::default());
-            actix_web::rt::System::new().block_on(api::serve(state, &listen))?;
+            let mut state = AppState::new(store, Limits::default());
+            state.rate_limit = api::RateLimit::new(rate_limit);
+            actix_web::rt::System::new().block_on(api::serve(state, &listen, tls))?;
             Ok(())
         }
         Command::Migrate { db } => {
@@ -363,6 +414,7 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                 name,
                 role,
                 record_types,
+                cert_fingerprint,
             } => {
                 if clients::municipality(&mut conn, &municipality)?.is_none() {
                     anyhow::bail!("municipality {municipality} is not registered");
@@ -384,6 +436,7 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                         roles: &roles,
                         record_types: record_types.as_deref(),
                         token_hash: &hash,
+                        cert_fingerprint: cert_fingerprint.as_deref(),
                     },
                     ADMIN_CLI,
                 )?;

@@ -525,6 +525,7 @@ fn add_demo_client(
             roles: &roles,
             record_types,
             token_hash: &hash,
+            cert_fingerprint: None,
         },
         "demo",
     )?;

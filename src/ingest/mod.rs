@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::schema::{FieldError, Standard};
 use crate::audit::AuditEntry;
+use crate::schema::{FieldError, Standard};
 use crate::store::records::{self, WriteTx};
 use crate::store::{DbConn, PreparedRecord, RecordOutcome, StoreError};
 

@@ -29,6 +29,8 @@ pub struct ClientRow {
     pub token_hash: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// SHA-256 (hex) of the TLS client certificate this client must present, if bound.
+    pub cert_fingerprint: Option<String>,
 }
 
 pub struct NewClient<'a> {
@@ -37,6 +39,7 @@ pub struct NewClient<'a> {
     pub roles: &'a [String],
     pub record_types: Option<&'a [String]>,
     pub token_hash: &'a str,
+    pub cert_fingerprint: Option<&'a str>,
 }
 
 fn unique_violation(e: &diesel::result::Error) -> bool {
@@ -47,7 +50,12 @@ fn unique_violation(e: &diesel::result::Error) -> bool {
 }
 
 /// The audit entry of an administrative action taken by `by` (an operator or a tool).
-fn admin_entry(by: &str, municipality: &str, action: &str, detail: serde_json::Value) -> AuditEntry {
+fn admin_entry(
+    by: &str,
+    municipality: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> AuditEntry {
     AuditEntry {
         municipality_code: municipality.to_string(),
         client_name: Some(by.to_string()),
@@ -67,7 +75,12 @@ pub fn add_municipality(
     population: Option<i64>,
     by: &str,
 ) -> StoreResult<()> {
-    let entry = admin_entry(by, code, "admin.municipality.add", serde_json::json!({"name": name}));
+    let entry = admin_entry(
+        by,
+        code,
+        "admin.municipality.add",
+        serde_json::json!({"name": name}),
+    );
     let now = now_rfc3339();
     let row = (
         municipalities::municipality_code.eq(code),
@@ -118,6 +131,7 @@ pub fn add_client(conn: &mut DbConn, client: &NewClient, by: &str) -> StoreResul
         clients::record_types.eq(client.record_types.map(|t| t.join(","))),
         clients::token_hash.eq(client.token_hash),
         clients::created_at.eq(&now),
+        clients::cert_fingerprint.eq(client.cert_fingerprint),
     );
     let result = write_tx!(conn, |c| {
         let id = diesel::insert_into(clients::table)
@@ -151,8 +165,18 @@ pub fn list_clients(conn: &mut DbConn) -> StoreResult<Vec<ClientRow>> {
 }
 
 /// Revoke a client: its token stops working at once. Returns false if no such active client.
-pub fn revoke_client(conn: &mut DbConn, municipality: &str, name: &str, by: &str) -> StoreResult<bool> {
-    let entry = admin_entry(by, municipality, "admin.client.revoke", serde_json::json!({"client": name}));
+pub fn revoke_client(
+    conn: &mut DbConn,
+    municipality: &str,
+    name: &str,
+    by: &str,
+) -> StoreResult<bool> {
+    let entry = admin_entry(
+        by,
+        municipality,
+        "admin.client.revoke",
+        serde_json::json!({"client": name}),
+    );
     let now = now_rfc3339();
     write_tx!(conn, |c| {
         let changed = diesel::update(
@@ -179,7 +203,12 @@ pub fn rotate_token(
     new_hash: &str,
     by: &str,
 ) -> StoreResult<bool> {
-    let entry = admin_entry(by, municipality, "admin.token.rotate", serde_json::json!({"client": name}));
+    let entry = admin_entry(
+        by,
+        municipality,
+        "admin.token.rotate",
+        serde_json::json!({"client": name}),
+    );
     write_tx!(conn, |c| {
         let changed = diesel::update(
             clients::table

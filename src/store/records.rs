@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::tables::{opt_outs, record_versions, records, subjects};
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
-use crate::schema::SUBJECT_TYPE;
 use crate::audit::AuditEntry;
+use crate::schema::SUBJECT_TYPE;
 use crate::{on_conn, write_tx};
 
 /// A validated record ready to store.
@@ -608,7 +608,8 @@ pub fn clear_opt_out(
     audit: &AuditEntry,
 ) -> StoreResult<bool> {
     write_tx!(conn, |c| {
-        let removed = diesel::delete(opt_outs::table.find((municipality, resident_no))).execute(c)?;
+        let removed =
+            diesel::delete(opt_outs::table.find((municipality, resident_no))).execute(c)?;
         if removed > 0 {
             c.append_audit(audit)?;
         }

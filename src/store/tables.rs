@@ -20,6 +20,7 @@ diesel::table! {
         token_hash -> Text,
         created_at -> Text,
         revoked_at -> Nullable<Text>,
+        cert_fingerprint -> Nullable<Text>,
     }
 }
 

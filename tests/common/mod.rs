@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -221,6 +221,7 @@ pub struct Hub {
     child: Child,
     db: Db,
     dir: tempfile::TempDir,
+    log_path: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -325,6 +326,12 @@ impl Hub {
 
     /// Start a hub with extra `serve` arguments (e.g. `--demo`).
     pub fn start_with(backend: Backend, extra: &[&str]) -> Hub {
+        Hub::start_env(backend, extra, &[])
+    }
+
+    /// Start a hub with extra `serve` arguments and extra environment variables for the server
+    /// process (e.g. `RUST_LOG`).
+    pub fn start_env(backend: Backend, extra: &[&str], env: &[(&str, &str)]) -> Hub {
         let db = Db::create(backend);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut last_log = String::new();
@@ -339,6 +346,7 @@ impl Hub {
                 .arg(format!("127.0.0.1:{port}"))
                 .args(extra);
             db_args(&mut cmd, &db, dir.path());
+            cmd.envs(env.iter().copied());
             let mut child = cmd
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log handle"))
@@ -354,6 +362,7 @@ impl Hub {
                         child,
                         db,
                         dir,
+                        log_path,
                     };
                 }
                 Err(exited) => {
@@ -376,6 +385,16 @@ impl Hub {
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Everything the server process wrote to stdout and stderr so far.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).expect("read the server log")
+    }
+
+    /// A direct connection to this hub's database (for inspecting or tampering with rows).
+    pub fn raw_db(&self) -> RawDb {
+        RawDb::connect(&self.db, self.dir.path())
     }
 
     /// Run the admin CLI against this hub's database.
@@ -453,6 +472,40 @@ impl Hub {
             req = req.header(*k, *v);
         }
         read_resp(req.call().unwrap_or_else(|e| panic!("GET {path}: {e}")))
+    }
+
+    /// PUT a body with an optional content type and extra headers.
+    pub fn put(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl ureq::AsSendBody,
+    ) -> Resp {
+        let mut req = self.agent.put(self.url(path));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read_resp(req.send(body).unwrap_or_else(|e| panic!("PUT {path}: {e}")))
+    }
+
+    /// DELETE with exactly these extra headers.
+    pub fn delete_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.agent.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read_resp(req.call().unwrap_or_else(|e| panic!("DELETE {path}: {e}")))
     }
 
     pub fn delete(&self, path: &str, token: Option<&str>) -> Resp {
@@ -604,6 +657,116 @@ fn cli(db: &Db, data_dir: &Path, args: &[&str]) -> Output {
     cmd.stdin(Stdio::null())
         .output()
         .expect("run kodomo-hub CLI")
+}
+
+/// The SQLite file the hub keeps in its data directory (see `store::Location::resolve`).
+pub const SQLITE_FILE: &str = "kodomo-hub.sqlite3";
+
+/// A direct connection to a hub's database, bypassing the hub.
+pub enum RawDb {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(diesel::PgConnection),
+}
+
+/// One row of `audit_log`, read directly from the database.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct AuditRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub municipality_code: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub at: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub client_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub client_name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub actor: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub roles: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub subject: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub action: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub purpose: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub legal_basis: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub result: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub detail: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub prev_hash: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub hash: String,
+}
+
+impl AuditRow {
+    /// Every stored text of the row, for "does this value appear anywhere" checks.
+    pub fn texts(&self) -> Vec<&str> {
+        [
+            Some(self.municipality_code.as_str()),
+            self.client_name.as_deref(),
+            self.actor.as_deref(),
+            self.roles.as_deref(),
+            self.subject.as_deref(),
+            Some(self.action.as_str()),
+            self.purpose.as_deref(),
+            self.legal_basis.as_deref(),
+            Some(self.result.as_str()),
+            self.detail.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl RawDb {
+    fn connect(db: &Db, data_dir: &Path) -> RawDb {
+        use diesel::{Connection, RunQueryDsl};
+        match db {
+            Db::Sqlite => {
+                let path = data_dir.join(SQLITE_FILE);
+                assert!(path.exists(), "no SQLite database at {}", path.display());
+                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+                diesel::sql_query("PRAGMA busy_timeout = 30000")
+                    .execute(&mut conn)
+                    .expect("set busy_timeout");
+                RawDb::Sqlite(conn)
+            }
+            Db::Postgres { url, .. } => RawDb::Postgres(
+                diesel::PgConnection::establish(url)
+                    .unwrap_or_else(|e| panic!("connect to {url}: {e}")),
+            ),
+        }
+    }
+
+    /// Run one SQL statement; returns the number of rows it changed.
+    pub fn execute(&mut self, sql: &str) -> usize {
+        use diesel::RunQueryDsl;
+        match self {
+            RawDb::Sqlite(c) => diesel::sql_query(sql).execute(c),
+            RawDb::Postgres(c) => diesel::sql_query(sql).execute(c),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Every audit entry, in order.
+    pub fn audit_rows(&mut self) -> Vec<AuditRow> {
+        use diesel::RunQueryDsl;
+        let sql = "SELECT seq, municipality_code, at, client_id, client_name, actor, roles, \
+                   subject, action, purpose, legal_basis, result, detail, prev_hash, hash \
+                   FROM audit_log ORDER BY seq";
+        match self {
+            RawDb::Sqlite(c) => diesel::sql_query(sql).load::<AuditRow>(c),
+            RawDb::Postgres(c) => diesel::sql_query(sql).load::<AuditRow>(c),
+        }
+        .unwrap_or_else(|e| panic!("read audit_log: {e}"))
+    }
 }
 
 /// A database and data directory for CLI-only tests (no server).
