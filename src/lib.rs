@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod identity;
 pub mod ingest;
 pub mod schema;
 pub mod store;
