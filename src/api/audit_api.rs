@@ -4,17 +4,31 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use super::views::AuditTrail;
 use super::{Problem, State, audit_entry, authorize, blocking, json};
 use crate::auth::Role;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Resident number of the child.
     pub subject: String,
 }
 
-/// `GET /v1/audit?subject=…` (auditor of the child's municipality).
+/// Who accessed a child, when and why — for disclosure requests (開示請求). Auditor role,
+/// own municipality.
+#[utoipa::path(
+    get, path = "/v1/audit", tag = "access",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Entries about the child, oldest first", body = AuditTrail),
+        (status = 400, description = "Missing subject", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn audit_trail(
     state: State,
     req: HttpRequest,
@@ -36,11 +50,11 @@ pub async fn audit_trail(
     .await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "municipality_code": municipality,
-            "subject": subject,
-            "entries": entries,
-        }),
+        &AuditTrail {
+            municipality_code: municipality,
+            subject,
+            entries,
+        },
     ))
 }
 

@@ -1,38 +1,69 @@
-//! Schemas served by version, health, readiness and metrics.
+//! Schemas served by version, access purposes, health, readiness and metrics.
 
 use std::sync::atomic::Ordering;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use serde_json::Value;
 
+use super::views::{PurposeList, RecordTypeInfo, SchemaIndex, SchemaVersionInfo, Status};
 use super::{Problem, State, blocking, json};
 
-/// `GET /v1/schemas`: every supported version and its record types.
+/// Every supported version of the standard and its record types.
+#[utoipa::path(
+    get, path = "/v1/schemas", tag = "schemas",
+    responses((status = 200, description = "Versions and record types", body = SchemaIndex)),
+    security(())
+)]
 pub async fn list_schemas(state: State) -> HttpResponse {
-    let versions: Vec<_> = state
+    let versions = state
         .standard
         .versions
         .iter()
-        .map(|v| {
-            serde_json::json!({
-                "version": format!("{}.{}", v.major, v.minor),
-                "major": v.major,
-                "record_types": v.records.iter().map(|(name, doc)| serde_json::json!({
-                    "record_type": name,
-                    "title": doc.get("title"),
-                    "basic_items": doc.get("x-basic-item"),
-                    "href": format!("/v1/schemas/{}/{name}", v.major),
-                    "csv_columns": v.csv.get(name).map(|l| l.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>()),
-                })).collect::<Vec<_>>(),
-                "applicability_rule_set": v.applicability.rule_set_version,
-            })
+        .map(|v| SchemaVersionInfo {
+            version: format!("{}.{}", v.major, v.minor),
+            major: v.major,
+            record_types: v
+                .records
+                .iter()
+                .map(|(name, doc)| RecordTypeInfo {
+                    record_type: name.clone(),
+                    title: doc.get("title").and_then(Value::as_str).map(str::to_string),
+                    basic_items: doc
+                        .get("x-basic-item")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| n.as_u64().map(|n| n as u32))
+                        .collect(),
+                    href: format!("/v1/schemas/{}/{name}", v.major),
+                    csv_columns: v
+                        .csv
+                        .get(name)
+                        .map(|l| l.columns.iter().map(|c| c.name.clone()).collect())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            applicability_rule_set: v.applicability.rule_set_version.clone(),
         })
         .collect();
-    json(StatusCode::OK, &serde_json::json!({ "versions": versions }))
+    json(StatusCode::OK, &SchemaIndex { versions })
 }
 
-/// `GET /v1/schemas/{version}/{record_type}`: the schema file itself (`common` and
-/// `applicability` are served too). Version may be `1`, `v1` or `1.0`.
+/// The JSON Schema of one record type (also `common`, `applicability` and
+/// `access-purposes`), exactly as the hub enforces it.
+#[utoipa::path(
+    get, path = "/v1/schemas/{version}/{record_type}", tag = "schemas",
+    params(
+        ("version" = String, Path, description = "Major version: `1`, `v1` or `1.0`", example = "1"),
+        ("record_type" = String, Path, description = "A record type, or `common`, `applicability`, `access-purposes`", example = "infant-checkup"),
+    ),
+    responses(
+        (status = 200, description = "The schema document", content_type = "application/schema+json", body = Object),
+        (status = 404, description = "No such version or record type", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
 pub async fn get_schema(
     state: State,
     path: web::Path<(String, String)>,
@@ -45,7 +76,7 @@ pub async fn get_schema(
         .and_then(|m| m.parse::<u32>().ok());
     let schema = major.and_then(|m| state.standard.major(m));
     let file = schema.and_then(|s| match record_type.trim_end_matches(".json") {
-        name @ ("common" | "applicability") => s.file(&format!("{name}.json")),
+        name @ ("common" | "applicability" | "access-purposes") => s.file(&format!("{name}.json")),
         name => s.file(&format!("records/{name}.json")),
     });
     match file {
@@ -56,11 +87,45 @@ pub async fn get_schema(
     }
 }
 
-pub async fn healthz() -> HttpResponse {
-    json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+/// The purposes a caller may declare in `X-Purpose` on personal reads.
+#[utoipa::path(
+    get, path = "/v1/access-purposes", tag = "access",
+    responses((status = 200, description = "Published purposes", body = PurposeList)),
+    security(())
+)]
+pub async fn access_purposes(state: State) -> HttpResponse {
+    json(
+        StatusCode::OK,
+        &PurposeList {
+            purposes: state.standard.latest().purposes.clone(),
+        },
+    )
 }
 
-/// Ready when the database answers.
+/// Liveness: the process answers.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Status)),
+    security(())
+)]
+pub async fn healthz() -> HttpResponse {
+    json(
+        StatusCode::OK,
+        &Status {
+            status: "ok".into(),
+        },
+    )
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 503, description = "Database unreachable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
 pub async fn readyz(state: State) -> Result<HttpResponse, Problem> {
     let worker = state.clone();
     blocking(move || {
@@ -75,11 +140,18 @@ pub async fn readyz(state: State) -> Result<HttpResponse, Problem> {
     .await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"status": "ready"}),
+        &Status {
+            status: "ready".into(),
+        },
     ))
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition (no personal data).
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain; version=0.0.4")),
+    security(())
+)]
 pub async fn metrics(state: State) -> HttpResponse {
     let m = &state.metrics;
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
@@ -108,12 +180,4 @@ pub async fn metrics(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)
-}
-
-/// `GET /v1/access-purposes`: the published purposes for `X-Purpose`.
-pub async fn access_purposes(state: State) -> HttpResponse {
-    json(
-        StatusCode::OK,
-        &serde_json::json!({ "purposes": state.standard.latest().purposes }),
-    )
 }

@@ -2,10 +2,13 @@
 //! capability code (`ingest`, `store`, `schema`) on the blocking pool.
 
 pub mod audit_api;
+pub mod docs;
 pub mod meta;
+pub mod openapi;
 pub mod problem;
 pub mod records;
 pub mod subjects;
+pub mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,6 +100,8 @@ impl RateLimit {
 
 pub struct AppState {
     pub store: Store,
+    /// The OpenAPI document, rendered once.
+    pub openapi: String,
     pub rate_limit: RateLimit,
     pub standard: Arc<Standard>,
     pub ingestor: Ingestor,
@@ -108,6 +113,7 @@ impl AppState {
     pub fn new(store: Store, limits: Limits) -> AppState {
         let standard = Arc::new(Standard::load());
         AppState {
+            openapi: openapi::document_text(&standard),
             store,
             ingestor: Ingestor::new(standard.clone()),
             standard,
@@ -293,52 +299,112 @@ async fn route_not_found() -> Result<HttpResponse, Problem> {
     Err(Problem::not_found())
 }
 
+/// One path with its methods; any other method answers 405 with the `Allow` header.
+fn resource(path: &str, routes: Vec<(&'static str, actix_web::Route)>) -> actix_web::Resource {
+    let allow = routes
+        .iter()
+        .map(|(m, _)| *m)
+        .collect::<Vec<_>>()
+        .join(", ");
+    routes
+        .into_iter()
+        .fold(web::resource(path), |r, (_, route)| r.route(route))
+        .default_service(web::to(move || {
+            let allow = allow.clone();
+            async move {
+                let mut response = actix_web::ResponseError::error_response(&Problem::new(
+                    actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("this resource supports {allow} (see /openapi.json)"),
+                ));
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+                    response
+                        .headers_mut()
+                        .insert(actix_web::http::header::ALLOW, value);
+                }
+                response
+            }
+        }))
+}
+
 /// Mount every route, with problem-details answers for the framework's own errors.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
         .app_data(web::QueryConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
         .app_data(web::JsonConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
-        .route("/healthz", web::get().to(meta::healthz))
-        .route("/readyz", web::get().to(meta::readyz))
-        .route("/metrics", web::get().to(meta::metrics))
+        .service(resource(
+            "/openapi.json",
+            vec![("GET", web::get().to(docs::openapi_json))],
+        ))
+        .service(resource(
+            "/docs",
+            vec![("GET", web::get().to(docs::viewer))],
+        ))
+        .service(resource(
+            "/docs/data-dictionary",
+            vec![("GET", web::get().to(docs::data_dictionary))],
+        ))
+        .service(resource(
+            "/healthz",
+            vec![("GET", web::get().to(meta::healthz))],
+        ))
+        .service(resource(
+            "/readyz",
+            vec![("GET", web::get().to(meta::readyz))],
+        ))
+        .service(resource(
+            "/metrics",
+            vec![("GET", web::get().to(meta::metrics))],
+        ))
         .service(
             web::scope("/v1")
-                .route("/schemas", web::get().to(meta::list_schemas))
-                .route(
+                .service(resource(
+                    "/schemas",
+                    vec![("GET", web::get().to(meta::list_schemas))],
+                ))
+                .service(resource(
                     "/schemas/{version}/{record_type}",
-                    web::get().to(meta::get_schema),
-                )
-                .route("/validate", web::post().to(records::validate))
-                .route(
+                    vec![("GET", web::get().to(meta::get_schema))],
+                ))
+                .service(resource(
+                    "/validate",
+                    vec![("POST", web::post().to(records::validate))],
+                ))
+                .service(resource(
                     "/municipalities/{code}/records",
-                    web::post().to(records::push),
-                )
-                .route(
+                    vec![("POST", web::post().to(records::push))],
+                ))
+                .service(resource(
                     "/municipalities/{code}/records/{source_record_id}",
-                    web::delete().to(records::retract),
-                )
-                .route(
+                    vec![("DELETE", web::delete().to(records::retract))],
+                ))
+                .service(resource(
                     "/municipalities/{code}/records/{source_record_id}/history",
-                    web::get().to(records::history),
-                )
-                .route(
+                    vec![("GET", web::get().to(records::history))],
+                ))
+                .service(resource(
                     "/municipalities/{code}/changes",
-                    web::get().to(records::changes),
-                )
-                .route(
+                    vec![("GET", web::get().to(records::changes))],
+                ))
+                .service(resource(
                     "/municipalities/{code}/subjects/{resident_no}",
-                    web::get().to(subjects::profile),
-                )
-                .route(
+                    vec![("GET", web::get().to(subjects::profile))],
+                ))
+                .service(resource(
                     "/municipalities/{code}/subjects/{resident_no}/opt-out",
-                    web::put().to(subjects::put_opt_out),
-                )
-                .route(
-                    "/municipalities/{code}/subjects/{resident_no}/opt-out",
-                    web::delete().to(subjects::delete_opt_out),
-                )
-                .route("/access-purposes", web::get().to(meta::access_purposes))
-                .route("/audit", web::get().to(audit_api::audit_trail)),
+                    vec![
+                        ("PUT", web::put().to(subjects::put_opt_out)),
+                        ("DELETE", web::delete().to(subjects::delete_opt_out)),
+                    ],
+                ))
+                .service(resource(
+                    "/access-purposes",
+                    vec![("GET", web::get().to(meta::access_purposes))],
+                ))
+                .service(resource(
+                    "/audit",
+                    vec![("GET", web::get().to(audit_api::audit_trail))],
+                )),
         )
         .default_service(web::to(route_not_found));
 }

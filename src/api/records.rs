@@ -7,6 +7,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::subjects::refuse_quietly;
+use super::views::{ChangesPage, History, Retraction, ValidationReport, ValidationResult};
 use super::{
     AppState, Metrics, Problem, State, audit_entry, authenticate, authorize, blocking, json,
     personal_read,
@@ -20,13 +21,23 @@ use crate::ingest::{
 use crate::schema::FieldError;
 use crate::store::{clients, records as store_records};
 
-#[derive(Debug, Deserialize)]
+/// A JSON batch of records.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushBatch {
+    /// Records, each an object of one record type (see `#/components/schemas/Record`).
+    /// Anything else is reported as a rejected record, not refused with the whole batch.
+    pub records: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PushQuery {
     /// Reject the whole batch if any record is invalid.
     #[serde(default)]
     pub atomic: bool,
-    /// Record type of a CSV body.
+    /// Record type of every row of a CSV body without a `record_type` column.
     pub record_type: Option<String>,
     #[serde(default)]
     pub results: ResultDetail,
@@ -85,7 +96,11 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
     match req.headers().get("Idempotency-Key") {
         None => Ok(None),
         Some(value) => match value.to_str() {
-            Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key.to_string())),
+            Ok(key)
+                if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Ok(Some(key.to_string()))
+            }
             _ => Err(Problem::bad_request(
                 "idempotency_key_invalid",
                 "Idempotency-Key must be 1–255 visible ASCII characters",
@@ -244,7 +259,36 @@ async fn finish_push(
         .body(body))
 }
 
-/// `POST /v1/municipalities/{code}/records`
+/// Push records: a JSON batch, an NDJSON stream or a CSV file of one record type. Every
+/// record is validated against its schema (`components/schemas/Record`); the answer reports
+/// each record as created, updated, unchanged or rejected (with pointer, code and message).
+#[utoipa::path(
+    post, path = "/v1/municipalities/{code}/records", tag = "records",
+    params(
+        ("code" = String, Path, description = "Municipality code (全国地方公共団体コード)", example = "119016"),
+        PushQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "A retried request with the same key gets the first answer", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(
+        description = "Records to store. Each record is checked against `#/components/schemas/Record`; an invalid record is reported in the results, not refused at the HTTP level (unless `atomic=true`).",
+        content(
+            (PushBatch = "application/json", example = json!({"records": [{"record_type": "postnatal-checkup", "schema_version": "1.0", "source_record_id": "pn-0001", "subject": {"resident_no": "1190160000101"}, "effective_date": "2025-06-01", "visited_on": "2025-06-01", "epds_total": 12, "epds_item10": 1}]})),
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Per-record outcome", body = IngestReport),
+        (status = 400, description = "The body cannot be read (bad JSON, encoding, CSV header…)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client may not push to this municipality", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body, batch or line too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported Content-Type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Atomic batch with an invalid record (nothing stored), or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn push(
     state: State,
     req: HttpRequest,
@@ -286,26 +330,20 @@ pub async fn push(
     let worker = state.clone();
     let outcome = blocking(move || {
         let layout_version = worker.standard.latest();
-        let (candidates, csv_type) = match format {
+        let (candidates, from_csv) = match format {
             BodyFormat::Json => (
                 json_batch_candidates(&body, limits.max_batch_records)?,
-                None,
+                false,
             ),
             BodyFormat::Csv { charset } => {
-                let record_type = query.record_type.clone().ok_or_else(|| {
-                    Problem::bad_request(
-                        "record_type_required",
-                        "a CSV push needs ?record_type=<type>",
-                    )
-                })?;
                 let text = decode_csv(&body, charset.as_deref())?;
                 let candidates = csv_candidates(
                     &text,
                     layout_version,
-                    &record_type,
+                    query.record_type.as_deref(),
                     limits.max_batch_records,
                 )?;
-                (candidates, Some(record_type))
+                (candidates, true)
             }
             BodyFormat::Ndjson => unreachable!("NDJSON is streamed above"),
         };
@@ -317,13 +355,13 @@ pub async fn push(
             query.results,
             chunked(candidates.into_iter()),
         );
-        match (outcome, csv_type) {
-            (Ok(mut report), Some(t)) => {
-                locate_report(&worker, &t, &mut report);
+        match (outcome, from_csv) {
+            (Ok(mut report), true) => {
+                locate_report(&worker, &mut report);
                 Ok(report)
             }
-            (Err(IngestError::AtomicRejected(mut report)), Some(t)) => {
-                locate_report(&worker, &t, &mut report);
+            (Err(IngestError::AtomicRejected(mut report)), true) => {
+                locate_report(&worker, &mut report);
                 Err(IngestError::AtomicRejected(report).into())
             }
             (outcome, _) => outcome.map_err(Problem::from),
@@ -333,16 +371,15 @@ pub async fn push(
     finish_push(&state, claimed, hash, outcome).await
 }
 
-fn locate_report(state: &AppState, record_type: &str, report: &mut IngestReport) {
-    if let Some(layout) = state.standard.latest().csv.get(record_type) {
-        for result in report
-            .results
-            .iter_mut()
-            .filter(|r| r.status == RecordStatus::Rejected)
-        {
-            if let Some(row) = result.row {
-                locate_csv_errors(layout, row, &mut result.errors);
-            }
+fn locate_report(state: &AppState, report: &mut IngestReport) {
+    let version = state.standard.latest();
+    for result in report
+        .results
+        .iter_mut()
+        .filter(|r| r.status == RecordStatus::Rejected)
+    {
+        if let Some(row) = result.row {
+            locate_csv_errors(version, row, &mut result.errors);
         }
     }
 }
@@ -523,7 +560,22 @@ async fn push_ndjson(
     }
 }
 
-/// `DELETE /v1/municipalities/{code}/records/{source_record_id}`: retract (tombstone).
+/// Retract (tombstone) one of the calling source's records; history is kept and the
+/// retraction appears in the change feed.
+#[utoipa::path(
+    delete, path = "/v1/municipalities/{code}/records/{source_record_id}", tag = "records",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        ("source_record_id" = String, Path, description = "The source's own record id"),
+    ),
+    responses(
+        (status = 200, description = "Retracted (again, harmlessly, if it already was)", body = Retraction),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client may not write in this municipality", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such record of this source", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn retract(
     state: State,
     req: HttpRequest,
@@ -548,16 +600,17 @@ pub async fn retract(
     .await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "municipality_code": municipality,
-            "source_record_id": source_record_id,
-            "status": "retracted",
-            "version": version,
-        }),
+        &Retraction {
+            municipality_code: municipality,
+            source_record_id,
+            status: "retracted".into(),
+            version,
+        },
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Source that owns the record (defaults to every source holding this id).
@@ -590,8 +643,25 @@ fn hide_support_measure(
     Ok(())
 }
 
-/// `GET /v1/municipalities/{code}/records/{source_record_id}/history`: caseworkers see any
-/// source's records, a source its own.
+#[utoipa::path(
+    get, path = "/v1/municipalities/{code}/records/{source_record_id}/history", tag = "records",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        ("source_record_id" = String, Path, description = "The source's own record id", example = "juki-0000001"),
+        HistoryQuery,
+        ("X-Purpose" = String, Header, description = "Declared purpose, a code of GET /v1/access-purposes", example = "case_handling"),
+        ("X-Actor" = String, Header, description = "Staff member in the calling system", example = "staff-001"),
+        ("X-Legal-Basis" = Option<String>, Header, description = "Overrides the purpose's default legal basis"),
+    ),
+    responses(
+        (status = 200, description = "Every version, oldest first", body = History),
+        (status = 400, description = "Missing purpose or actor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such record, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// Every version of a record: caseworkers see any source's records, a source its own.
 pub async fn history(
     state: State,
     req: HttpRequest,
@@ -631,25 +701,45 @@ pub async fn history(
     }
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "municipality_code": municipality,
-            "source_record_id": source_record_id,
-            "versions": versions,
-        }),
+        &History {
+            municipality_code: municipality,
+            source_record_id,
+            versions,
+        },
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
     /// Cursor from the previous page (`next_cursor`); 0 or absent for the beginning.
     #[serde(default)]
+    #[param(minimum = 0)]
     pub after: i64,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
-/// `GET /v1/municipalities/{code}/changes?after=&limit=`
+#[utoipa::path(
+    get, path = "/v1/municipalities/{code}/changes", tag = "records",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        ChangesQuery,
+        ("X-Purpose" = String, Header, description = "Declared purpose, a code of GET /v1/access-purposes", example = "case_handling"),
+        ("X-Actor" = String, Header, description = "Staff member in the calling system", example = "staff-001"),
+        ("X-Legal-Basis" = Option<String>, Header, description = "Overrides the purpose's default legal basis"),
+    ),
+    responses(
+        (status = 200, description = "Changes after the cursor, oldest first", body = ChangesPage),
+        (status = 400, description = "Bad cursor or limit, or missing purpose or actor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// The change feed: every new version and retraction in commit order, paged by cursor.
 pub async fn changes(
     state: State,
     req: HttpRequest,
@@ -687,16 +777,27 @@ pub async fn changes(
     .await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "municipality_code": municipality,
-            "after": after,
-            "next_cursor": next_cursor,
-            "changes": changes,
-        }),
+        &ChangesPage {
+            municipality_code: municipality,
+            after,
+            next_cursor,
+            changes,
+        },
     ))
 }
 
-/// `POST /v1/validate`: dry run of a JSON batch; nothing is stored.
+#[utoipa::path(
+    post, path = "/v1/validate", tag = "records",
+    request_body(content = PushBatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Validity of each record; nothing stored", body = ValidationReport),
+        (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch too large", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// Dry run: validate a JSON batch as a push would, storing nothing.
 pub async fn validate(
     state: State,
     req: HttpRequest,
@@ -713,7 +814,7 @@ pub async fn validate(
             allowed_types: principal.record_types.clone(),
             client_id: Some(principal.client_id),
         };
-        let results: Vec<serde_json::Value> = candidates
+        let results: Vec<ValidationResult> = candidates
             .into_iter()
             .map(|candidate| {
                 let errors = match candidate.parsed.and_then(|v| {
@@ -725,25 +826,25 @@ pub async fn validate(
                     Ok(()) => Vec::new(),
                     Err(errors) => errors,
                 };
-                serde_json::json!({
-                    "index": candidate.index,
-                    "valid": errors.is_empty(),
-                    "errors": errors,
-                })
+                ValidationResult {
+                    index: candidate.index,
+                    valid: errors.is_empty(),
+                    errors,
+                }
             })
             .collect();
         Ok(results)
     })
     .await?;
-    let invalid = report.iter().filter(|r| r["valid"] == false).count();
+    let invalid = report.iter().filter(|r| !r.valid).count();
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "received": report.len(),
-            "valid": report.len() - invalid,
-            "invalid": invalid,
-            "stored": false,
-            "results": report,
-        }),
+        &ValidationReport {
+            received: report.len(),
+            valid: report.len() - invalid,
+            invalid,
+            stored: false,
+            results: report,
+        },
     ))
 }

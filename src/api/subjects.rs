@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use super::views::{GuardianRecord, OptOutState, OptOutView, ProfileView};
 use super::{
     Problem, State, audit_entry, authenticate, authorize, blocking, json, personal_read,
     record_audit,
@@ -15,7 +16,25 @@ use crate::schema::applicability::EvaluatedRecord;
 use crate::schema::rules;
 use crate::store::records as store_records;
 
-/// `GET /v1/municipalities/{code}/subjects/{resident_no}`
+/// A child's profile: the subject, household, current records and the basic items that
+/// apply with their reasons. Children the caller may not see answer exactly like missing ones.
+#[utoipa::path(
+    get, path = "/v1/municipalities/{code}/subjects/{resident_no}", tag = "subjects",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        ("resident_no" = String, Path, description = "宛名番号", example = "1190160000110"),
+        ("X-Purpose" = String, Header, description = "Declared purpose, a code of GET /v1/access-purposes", example = "case_handling"),
+        ("X-Actor" = String, Header, description = "Staff member in the calling system", example = "staff-001"),
+        ("X-Legal-Basis" = Option<String>, Header, description = "Overrides the purpose's default legal basis"),
+    ),
+    responses(
+        (status = 200, description = "The profile", body = ProfileView),
+        (status = 400, description = "Missing purpose or actor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such child, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn profile(
     state: State,
     req: HttpRequest,
@@ -71,19 +90,21 @@ pub async fn profile(
         } else {
             rules.evaluate(&evaluated)
         };
-        Ok(serde_json::json!({
-            "municipality_code": m,
-            "resident_no": r,
-            "subject": profile.subject,
-            "opt_out": profile.opt_out,
-            "household": profile.household,
-            "records": profile.records,
-            "guardian_records": profile.guardian_records.iter().map(|(g, rec)| {
-                serde_json::json!({"about": g, "record": rec})
-            }).collect::<Vec<_>>(),
-            "applicable_items": applicable,
-            "rule_set_version": rules.rule_set_version,
-        }))
+        Ok(ProfileView {
+            municipality_code: m,
+            resident_no: r,
+            subject: profile.subject,
+            opt_out: profile.opt_out,
+            household: profile.household,
+            records: profile.records,
+            guardian_records: profile
+                .guardian_records
+                .into_iter()
+                .map(|(about, record)| GuardianRecord { about, record })
+                .collect(),
+            applicable_items: applicable,
+            rule_set_version: rules.rule_set_version.clone(),
+        })
     })
     .await?;
     Ok(json(StatusCode::OK, &outcome))
@@ -92,13 +113,30 @@ pub async fn profile(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptOutRequest {
-    /// Date the guardian's objection (不同意書) was received.
+    /// Date the guardian's objection (不同意書) was received (YYYY-MM-DD, not in the future).
+    #[schema(format = "past-date")]
     pub objected_on: String,
     /// Legal note (e.g. the ordinance or the form number).
     pub legal_note: Option<String>,
 }
 
-/// `PUT /v1/municipalities/{code}/subjects/{resident_no}/opt-out`
+/// Record a guardian's objection (不同意): the child leaves screening views and indicators.
+#[utoipa::path(
+    put, path = "/v1/municipalities/{code}/subjects/{resident_no}/opt-out", tag = "subjects",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        ("resident_no" = String, Path, description = "宛名番号", example = "1190160000110"),
+        ("X-Actor" = Option<String>, Header, description = "Staff member recording the objection"),
+    ),
+    request_body(content = OptOutRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Recorded", body = OptOutView),
+        (status = 400, description = "Bad body or date", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such child, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn put_opt_out(
     state: State,
     req: HttpRequest,
@@ -123,11 +161,16 @@ pub async fn put_opt_out(
     }
     let mut entry = audit_entry(&principal, &municipality, "subject.opt_out.set");
     entry.subject = Some(resident_no.clone());
-    entry.actor = req
-        .headers()
-        .get("X-Actor")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string);
+    entry.actor = match req.headers().get("X-Actor").map(|h| h.to_str()) {
+        None => None,
+        Some(Ok(actor)) if crate::auth::is_valid_actor(actor) => Some(actor.to_string()),
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "actor_invalid",
+                "X-Actor must be visible ASCII without surrounding spaces, at most 100 characters",
+            ));
+        }
+    };
     let worker = state.clone();
     let (m, r) = (municipality.clone(), resident_no.clone());
     let note = body.legal_note.clone();
@@ -149,15 +192,31 @@ pub async fn put_opt_out(
     }
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "municipality_code": municipality,
-            "resident_no": resident_no,
-            "opt_out": {"objected_on": body.objected_on, "legal_note": body.legal_note},
-        }),
+        &OptOutView {
+            municipality_code: municipality,
+            resident_no,
+            opt_out: OptOutState {
+                objected_on: body.objected_on,
+                legal_note: body.legal_note,
+            },
+        },
     ))
 }
 
-/// `DELETE /v1/municipalities/{code}/subjects/{resident_no}/opt-out`
+/// Withdraw a guardian's objection.
+#[utoipa::path(
+    delete, path = "/v1/municipalities/{code}/subjects/{resident_no}/opt-out", tag = "subjects",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        ("resident_no" = String, Path, description = "宛名番号", example = "1190160000110"),
+    ),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No objection recorded, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn delete_opt_out(
     state: State,
     req: HttpRequest,

@@ -127,10 +127,20 @@ impl std::fmt::Display for ReadRefusal {
             ),
             ReadRefusal::MissingActor => write!(
                 f,
-                "personal reads must name the staff member in the calling system in X-Actor"
+                "personal reads must name the staff member in the calling system in X-Actor (visible ASCII, at most 100 characters)"
             ),
         }
     }
+}
+
+/// What an `X-Actor` may look like: visible ASCII, no surrounding spaces, at most 100 bytes.
+pub const ACTOR_PATTERN: &str = "^[!-~]([ -~]{0,98}[!-~])?$";
+
+pub fn is_valid_actor(actor: &str) -> bool {
+    (1..=100).contains(&actor.len())
+        && actor.bytes().all(|b| (b' '..=b'~').contains(&b))
+        && !actor.starts_with(' ')
+        && !actor.ends_with(' ')
 }
 
 /// A declared, valid reason for reading personal data.
@@ -160,8 +170,7 @@ impl ReadContext {
             .cloned()
             .ok_or_else(|| ReadRefusal::UnknownPurpose(code.to_string()))?;
         let actor = actor
-            .map(str::trim)
-            .filter(|a| !a.is_empty() && a.len() <= 100)
+            .filter(|a| is_valid_actor(a))
             .ok_or(ReadRefusal::MissingActor)?
             .to_string();
         let legal_basis = legal_basis

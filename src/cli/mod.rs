@@ -84,6 +84,8 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Print the OpenAPI document (the committed openapi/openapi.json is this output).
+    Openapi,
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -287,6 +289,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command, db } => admin(command, &db.open()?),
+        Command::Openapi => {
+            print!("{}", api::openapi::document_text(&Standard::load()));
+            Ok(())
+        }
         Command::Audit {
             command: AuditCommand::Verify,
             db,

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::Candidate;
+use crate::schema::csv_layout::check_headers;
 use crate::schema::{CsvLayout, FieldError, SchemaVersion};
 
 /// The input as a whole cannot be read.
@@ -165,22 +166,35 @@ pub fn decode_csv(body: &[u8], charset: Option<&str>) -> Result<String, FormatEr
     }
 }
 
-/// Read a decoded CSV of one record type into candidates. Header problems reject the file.
+/// Read a decoded CSV into candidates. Each row's record type comes from its `record_type`
+/// column, or from `record_type` (the request's) when the file has none. Header problems
+/// reject the file; row problems stay with their row.
 pub fn csv_candidates(
     text: &str,
     version: &SchemaVersion,
-    record_type: &str,
+    record_type: Option<&str>,
     max_records: usize,
 ) -> Result<Vec<Candidate>, FormatError> {
-    let layout: &CsvLayout = version.csv.get(record_type).ok_or_else(|| {
-        FormatError::new(
+    let unknown_type = |t: &str| {
+        FieldError::new(
+            "/record_type",
             "record_type_unknown",
             format!(
-                "unknown record_type {record_type:?}; known types: {}",
+                "unknown record_type {t:?}; known types: {}",
                 version.record_types().collect::<Vec<_>>().join(", ")
             ),
         )
-    })?;
+    };
+    if let Some(t) = record_type
+        && !version.csv.contains_key(t)
+    {
+        let error = unknown_type(t);
+        return Err(FormatError {
+            code: "record_type_unknown",
+            message: error.message.clone(),
+            errors: vec![error],
+        });
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -189,15 +203,37 @@ pub fn csv_candidates(
         .headers()
         .map_err(|e| FormatError::new("csv_syntax", format!("cannot read the header row: {e}")))?
         .iter()
-        .map(str::to_string)
+        .map(|h| h.trim().to_string())
         .collect();
-    let bound = layout
-        .bind_headers(&headers)
-        .map_err(|errors| FormatError {
-            code: "csv_header",
-            message: "the header row has columns this record type does not define".into(),
-            errors,
-        })?;
+    let type_column = headers.iter().position(|h| h == "record_type");
+    if type_column.is_none() && record_type.is_none() {
+        return Err(FormatError::new(
+            "record_type_required",
+            "a CSV push needs a record_type column or ?record_type=<type>",
+        ));
+    }
+    let layouts: Vec<&CsvLayout> = match (type_column, record_type) {
+        (None, Some(t)) => vec![&version.csv[t]],
+        _ => version.csv.values().collect(),
+    };
+    check_headers(
+        &headers,
+        |h| layouts.iter().any(|l| l.column(h).is_some()),
+        || {
+            let mut all: Vec<&str> = layouts
+                .iter()
+                .flat_map(|l| l.columns.iter().map(|c| c.name.as_str()))
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        },
+    )
+    .map_err(|errors| FormatError {
+        code: "csv_header",
+        message: "the header row has columns the record types do not define".into(),
+        errors,
+    })?;
     let mut candidates = Vec::new();
     for (index, row) in reader.records().enumerate() {
         let row_no = index as u64 + 2;
@@ -214,7 +250,25 @@ pub fn csv_candidates(
             }]),
             Ok(row) => {
                 let cells: Vec<&str> = row.iter().collect();
-                layout.record_from_row(record_type, &bound, &cells, row_no)
+                let row_type = type_column
+                    .and_then(|i| cells.get(i).map(|c| c.trim()))
+                    .filter(|c| !c.is_empty())
+                    .or(record_type);
+                match row_type {
+                    None => Err(vec![FieldError {
+                        row: Some(row_no),
+                        column: Some("record_type".into()),
+                        ..FieldError::new("/record_type", "required", "record_type is required")
+                    }]),
+                    Some(t) => match version.csv.get(t) {
+                        Some(layout) => layout.record_from_cells(t, &headers, &cells, row_no),
+                        None => Err(vec![FieldError {
+                            row: Some(row_no),
+                            column: Some("record_type".into()),
+                            ..unknown_type(t)
+                        }]),
+                    },
+                }
             }
         };
         candidates.push(Candidate {
@@ -226,14 +280,15 @@ pub fn csv_candidates(
     Ok(candidates)
 }
 
-/// Point CSV-born errors at their row and column.
-pub fn locate_csv_errors(layout: &CsvLayout, row: u64, errors: &mut [FieldError]) {
+/// Point CSV-born errors at their row and column (columns are the dotted JSON paths).
+pub fn locate_csv_errors(version: &SchemaVersion, row: u64, errors: &mut [FieldError]) {
     for error in errors {
         error.row.get_or_insert(row);
         if error.column.is_none() {
-            error.column = layout
-                .column_for_pointer(&error.pointer)
-                .map(str::to_string);
+            let name = error.pointer.trim_start_matches('/').replace('/', ".");
+            if version.csv.values().any(|l| l.column(&name).is_some()) {
+                error.column = Some(name);
+            }
         }
     }
 }

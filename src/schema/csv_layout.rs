@@ -24,6 +24,11 @@ pub struct Column {
     pub kind: CellKind,
     /// Japanese label from the schema's `title`, for the data dictionary.
     pub title: Option<String>,
+    /// Whether the field is required where it appears (its object may itself be optional).
+    pub required: bool,
+    /// The field's schema (references resolved one level), for the data dictionary.
+    #[serde(skip)]
+    pub schema: Value,
     #[serde(skip)]
     path: Vec<String>,
 }
@@ -33,7 +38,8 @@ pub struct CsvLayout {
     pub columns: Vec<Column>,
 }
 
-/// Fields the CSV form takes from the request instead of the file.
+/// Fields handled apart from the columns: the record type comes from a `record_type` column
+/// or from the request.
 const IMPLIED_FIELDS: [&str; 1] = ["record_type"];
 
 fn resolved<'a>(schema: &'a Value, common: &'a Value) -> &'a Value {
@@ -55,6 +61,7 @@ fn kind_of(schema: &Value) -> CellKind {
 
 fn flatten(
     properties: &Map<String, Value>,
+    required: &[Value],
     common: &Value,
     prefix: &[String],
     out: &mut Vec<Column>,
@@ -67,7 +74,7 @@ fn flatten(
         let mut path = prefix.to_vec();
         path.push(name.clone());
         if let Some(nested) = target.get("properties").and_then(Value::as_object) {
-            flatten(nested, common, &path, out);
+            flatten(nested, required_of(target), common, &path, out);
             continue;
         }
         let title = schema
@@ -75,87 +82,87 @@ fn flatten(
             .or_else(|| target.get("title"))
             .and_then(Value::as_str)
             .map(str::to_string);
+        let mut merged = target.clone();
+        if let (Some(merged), Some(own)) = (merged.as_object_mut(), schema.as_object()) {
+            for (k, v) in own {
+                if k != "$ref" {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+        }
         out.push(Column {
             name: path.join("."),
             kind: kind_of(target),
             title,
+            required: required.iter().any(|r| r.as_str() == Some(name.as_str())),
+            schema: merged,
             path,
         });
     }
 }
 
+fn required_of(schema: &Value) -> &[Value] {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
 impl CsvLayout {
     pub fn derive(record_schema: &Value, common: &Value) -> CsvLayout {
         let mut columns = Vec::new();
-        if let Some(envelope) = common
-            .pointer("/$defs/envelope/properties")
-            .and_then(Value::as_object)
+        if let Some(envelope) = common.pointer("/$defs/envelope")
+            && let Some(properties) = envelope.get("properties").and_then(Value::as_object)
         {
-            flatten(envelope, common, &[], &mut columns);
+            flatten(properties, required_of(envelope), common, &[], &mut columns);
         }
         if let Some(own) = record_schema.get("properties").and_then(Value::as_object) {
             let mut extra = Vec::new();
-            flatten(own, common, &[], &mut extra);
+            flatten(own, required_of(record_schema), common, &[], &mut extra);
             extra.retain(|c| !columns.iter().any(|existing| existing.name == c.name));
             columns.extend(extra);
         }
         CsvLayout { columns }
     }
 
-    /// Map a header row to column positions; unknown or repeated headers are errors.
-    pub fn bind_headers(&self, headers: &[String]) -> Result<Vec<usize>, Vec<FieldError>> {
-        let mut bound = Vec::with_capacity(headers.len());
-        let mut errors = Vec::new();
-        for (i, header) in headers.iter().enumerate() {
-            let header = header.trim();
-            match self.columns.iter().position(|c| c.name == header) {
-                Some(pos) if bound.contains(&pos) => errors.push(csv_header_error(
-                    i,
-                    header,
-                    "csv_header_duplicate",
-                    format!("column {header:?} appears more than once"),
-                )),
-                Some(pos) => bound.push(pos),
-                None => errors.push(csv_header_error(
-                    i,
-                    header,
-                    "csv_header_unknown",
-                    format!(
-                        "unknown column {header:?}; the columns of this record type are: {}",
-                        self.columns
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )),
-            }
-        }
-        if errors.is_empty() {
-            Ok(bound)
-        } else {
-            Err(errors)
-        }
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
     }
 
-    /// Build a record from one data row. Empty cells are absent fields. Cells that cannot be
-    /// converted to the column's type are reported with their row and column.
-    pub fn record_from_row(
+    /// Build a record from one data row, each cell under its header. Empty cells are absent
+    /// fields; a value under a column this record type does not have, or one that cannot be
+    /// converted to its column's type, is reported with its row and column.
+    pub fn record_from_cells(
         &self,
         record_type: &str,
-        bound: &[usize],
+        headers: &[String],
         cells: &[&str],
         row: u64,
     ) -> Result<Value, Vec<FieldError>> {
         let mut record = Map::new();
         record.insert("record_type".into(), Value::String(record_type.into()));
         let mut errors = Vec::new();
-        for (cell, &pos) in cells.iter().zip(bound) {
+        for (cell, header) in cells.iter().zip(headers) {
             let cell = cell.trim();
-            if cell.is_empty() {
+            if cell.is_empty() || IMPLIED_FIELDS.contains(&header.as_str()) {
                 continue;
             }
-            let column = &self.columns[pos];
+            let located = |code: &str, message: String| {
+                let mut error =
+                    FieldError::new(format!("/{}", header.replace('.', "/")), code, message);
+                error.row = Some(row);
+                error.column = Some(header.clone());
+                error
+            };
+            let Some(column) = self.column(header) else {
+                errors.push(located(
+                    "unknown_field",
+                    format!(
+                        "{header} is not a field of {record_type} records; leave the cell empty"
+                    ),
+                ));
+                continue;
+            };
             let value = match column.kind {
                 CellKind::String => Some(Value::String(cell.to_string())),
                 CellKind::Integer => cell.parse::<i64>().ok().map(Value::from),
@@ -177,16 +184,10 @@ impl CsvLayout {
             };
             match value {
                 Some(value) => insert_path(&mut record, &column.path, value),
-                None => {
-                    let mut error = FieldError::new(
-                        format!("/{}", column.path.join("/")),
-                        "csv_value",
-                        format!("{cell:?} is not a valid {:?} value", column.kind),
-                    );
-                    error.row = Some(row);
-                    error.column = Some(column.name.clone());
-                    errors.push(error);
-                }
+                None => errors.push(located(
+                    "csv_value",
+                    format!("{cell:?} is not a valid {:?} value", column.kind),
+                )),
             }
         }
         if errors.is_empty() {
@@ -195,14 +196,40 @@ impl CsvLayout {
             Err(errors)
         }
     }
+}
 
-    /// The CSV column that holds the field at `pointer`, if any.
-    pub fn column_for_pointer(&self, pointer: &str) -> Option<&str> {
-        let path: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
-        self.columns
-            .iter()
-            .find(|c| c.path.iter().map(String::as_str).eq(path.iter().copied()))
-            .map(|c| c.name.as_str())
+/// Check a header row against the columns the file may use: every header must be a column
+/// (or `record_type`), and none may repeat.
+pub fn check_headers<'a>(
+    headers: &[String],
+    known: impl Fn(&str) -> bool,
+    all_columns: impl Fn() -> Vec<&'a str>,
+) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    for (i, header) in headers.iter().enumerate() {
+        if headers[..i].contains(header) {
+            errors.push(csv_header_error(
+                i,
+                header,
+                "csv_header_duplicate",
+                format!("column {header:?} appears more than once"),
+            ));
+        } else if !(IMPLIED_FIELDS.contains(&header.as_str()) || known(header)) {
+            errors.push(csv_header_error(
+                i,
+                header,
+                "csv_header_unknown",
+                format!(
+                    "unknown column {header:?}; the columns are: record_type, {}",
+                    all_columns().join(", ")
+                ),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
     }
 }
 

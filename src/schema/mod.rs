@@ -3,6 +3,7 @@
 
 pub mod applicability;
 pub mod csv_layout;
+pub mod dictionary;
 pub mod purposes;
 pub mod rules;
 pub mod validate;
