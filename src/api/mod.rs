@@ -3,6 +3,7 @@
 
 pub mod audit_api;
 pub mod docs;
+pub mod identity;
 pub mod meta;
 pub mod openapi;
 pub mod problem;
@@ -404,6 +405,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource(
                     "/audit",
                     vec![("GET", web::get().to(audit_api::audit_trail))],
+                ))
+                .service(resource(
+                    "/municipalities/{code}/identity-reviews",
+                    vec![("GET", web::get().to(identity::list))],
+                ))
+                .service(resource(
+                    "/municipalities/{code}/identity-reviews/{id}/confirm",
+                    vec![("POST", web::post().to(identity::confirm))],
+                ))
+                .service(resource(
+                    "/municipalities/{code}/identity-reviews/{id}/reject",
+                    vec![("POST", web::post().to(identity::reject))],
                 )),
         )
         .default_service(web::to(route_not_found));

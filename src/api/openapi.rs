@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{audit_api, meta, records, subjects, views};
+use super::{audit_api, identity, meta, records, subjects, views};
 use crate::audit::AuditRecord;
 use crate::ingest::{IngestReport, RecordResult, RecordStatus, ResultDetail};
 use crate::schema::applicability::ApplicableItem;
@@ -44,6 +44,7 @@ impl utoipa::Modify for BearerAuth {
         records::push, records::retract, records::history, records::changes, records::validate,
         subjects::profile, subjects::put_opt_out, subjects::delete_opt_out,
         audit_api::audit_trail,
+        identity::list, identity::confirm, identity::reject,
         meta::list_schemas, meta::get_schema, meta::access_purposes,
         meta::healthz, meta::readyz, meta::metrics,
     ),
@@ -55,7 +56,9 @@ impl utoipa::Modify for BearerAuth {
         views::ValidationReport, views::ValidationResult, views::ProfileView, views::GuardianRecord,
         views::OptOutView, views::OptOutState, views::AuditTrail,
         Change, StoredVersion, CurrentRecord, HouseholdMember, OptOut, ApplicableItem, Purpose,
-        AuditRecord,
+        AuditRecord, identity::ReviewQueue, identity::ReviewItem, identity::QueueStatus,
+        identity::ConfirmRequest, crate::store::identity::QueueItem,
+        crate::identity::resolve::Candidate,
     )),
     modifiers(&BearerAuth),
     security(("bearerAuth" = [])),
@@ -63,6 +66,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "records", description = "Pushing records, history and the change feed"),
         (name = "subjects", description = "A child's profile and guardians' objections"),
         (name = "access", description = "Declared purposes and the audit trail"),
+        (name = "identity", description = "Identity resolution (名寄せ): the review queue"),
         (name = "schemas", description = "The standard itself"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -1,6 +1,8 @@
 //! The `kodomo-hub` command line: serve, migrate, admin, demo.
 
 use std::io::Write;
+
+use crate::ingest::files::ExportFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -84,6 +86,48 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Import files (CSV in UTF-8 or CP932, NDJSON, JSON) through the same validation and
+    /// upsert path as the API; resumable after an interruption.
+    Import {
+        #[arg(long)]
+        municipality: String,
+        /// Source system the records come from (records are keyed by it).
+        #[arg(long)]
+        source: String,
+        /// Record type of CSV rows without a record_type column.
+        #[arg(long)]
+        record_type: Option<String>,
+        /// CSV encoding (utf-8 or cp932); detected when omitted.
+        #[arg(long)]
+        encoding: Option<String>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Export current records of one type as CSV or NDJSON (imports back as is).
+    Export {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        record_type: String,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// `cp932` writes Shift_JIS for systems that need it.
+        #[arg(long, default_value = "utf-8")]
+        encoding: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// The identity review queue (名寄せ).
+    Review {
+        #[command(subcommand)]
+        command: ReviewCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print the OpenAPI document (the committed openapi/openapi.json is this output).
     Openapi,
     /// The audit trail.
@@ -145,6 +189,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The council's 外字 (private-use character) conversion table.
+    Gaiji {
+        #[command(subcommand)]
+        command: GaijiCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +236,49 @@ enum ClientCommand {
         municipality: String,
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewCommand {
+    /// List queue items with their candidates and the fields that differ.
+    List {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long, default_value = "review")]
+        status: String,
+    },
+    /// Link a queued record to a subject.
+    Confirm {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        resident_no: String,
+        /// Staff member deciding (recorded in the audit trail).
+        #[arg(long)]
+        actor: String,
+    },
+    /// None of the candidates is this child.
+    Reject {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        actor: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GaijiCommand {
+    /// Import a 外字 conversion table: `code_point,standard[,note]` (e.g. `U+E001,髙`).
+    Import {
+        file: PathBuf,
+        /// Municipality the table is for (default: the whole council).
+        #[arg(long)]
+        municipality: Option<String>,
     },
 }
 
@@ -289,6 +381,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command, db } => admin(command, &db.open()?),
+        Command::Import {
+            municipality,
+            source,
+            record_type,
+            encoding,
+            files,
+            db,
+        } => import(
+            &db.open()?,
+            &municipality,
+            &source,
+            record_type.as_deref(),
+            encoding.as_deref(),
+            &files,
+        ),
+        Command::Export {
+            municipality,
+            record_type,
+            source,
+            format,
+            encoding,
+            db,
+        } => {
+            let store = db.open()?;
+            let records = crate::store::records::current_of_type(
+                &mut store.conn()?,
+                &municipality,
+                &record_type,
+                source.as_deref(),
+            )?;
+            let ingestor = Ingestor::new(Arc::new(Standard::load()));
+            let cp932 = matches!(
+                encoding.to_ascii_lowercase().as_str(),
+                "cp932" | "shift_jis" | "sjis"
+            );
+            let bytes =
+                crate::ingest::files::export(&records, &ingestor, &record_type, format, cp932)
+                    .map_err(anyhow::Error::msg)?;
+            std::io::stdout().write_all(&bytes)?;
+            eprintln!("{} {record_type} records exported", records.len());
+            Ok(())
+        }
+        Command::Review { command, db } => review(command, &db.open()?),
         Command::Openapi => {
             print!("{}", api::openapi::document_text(&Standard::load()));
             Ok(())
@@ -475,6 +610,23 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                 }
             }
         },
+        AdminCommand::Gaiji {
+            command: GaijiCommand::Import { file, municipality },
+        } => {
+            let scope = municipality.unwrap_or_else(|| "*".into());
+            let text = std::fs::read_to_string(&file)?;
+            let entry = crate::audit::AuditEntry {
+                municipality_code: scope.clone(),
+                client_name: Some(ADMIN_CLI.into()),
+                roles: Some("admin".into()),
+                action: "admin.gaiji.import".into(),
+                result: "ok".into(),
+                detail: Some(serde_json::json!({"file": file.display().to_string()}).to_string()),
+                ..Default::default()
+            };
+            let n = crate::store::identity::import_gaiji(&mut conn, &scope, &text, &entry)?;
+            println!("{n} 外字 conversions imported for {scope}");
+        }
         AdminCommand::Token {
             command: TokenCommand::Rotate { municipality, name },
         } => {
@@ -484,6 +636,156 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
             }
             println!("{token}");
             eprintln!("new token for {name} of {municipality}; the old token no longer works");
+        }
+    }
+    Ok(())
+}
+
+fn import(
+    store: &Store,
+    municipality: &str,
+    source: &str,
+    record_type: Option<&str>,
+    encoding: Option<&str>,
+    files: &[PathBuf],
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let mut conn = store.conn()?;
+    if clients::municipality(&mut conn, municipality)?.is_none() {
+        anyhow::bail!("municipality {municipality} is not registered");
+    }
+    let ingestor = Ingestor::new(Arc::new(Standard::load()));
+    let submission = crate::ingest::Submission {
+        municipality: municipality.to_string(),
+        source: source.to_string(),
+        allowed_types: None,
+        client_id: None,
+    };
+    for file in files {
+        // A progress bar with rate and ETA on a terminal; nothing when output is captured.
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} records {per_sec} eta {eta}",
+                )
+                .expect("template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(file.display().to_string());
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let state = crate::ingest::files::import_file(
+            &mut conn,
+            &ingestor,
+            &submission,
+            file,
+            record_type,
+            encoding,
+            &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )?;
+        bar.finish_and_clear();
+        let outputs = crate::ingest::files::Outputs::beside(file);
+        println!(
+            "{}: {} records, {} created, {} updated, {} unchanged, {} rejected (errors: {}, summary: {})",
+            file.display(),
+            state.total,
+            state.created,
+            state.updated,
+            state.unchanged,
+            state.rejected,
+            outputs.errors.display(),
+            outputs.summary.display()
+        );
+    }
+    Ok(())
+}
+
+fn review(command: ReviewCommand, store: &Store) -> anyhow::Result<()> {
+    use crate::store::identity::{self as queue, Verdict};
+    let mut conn = store.conn()?;
+    let decide = |conn: &mut crate::store::DbConn,
+                  municipality: &str,
+                  id: i64,
+                  verdict: Verdict,
+                  actor: &str,
+                  subject: Option<String>| {
+        let entry = crate::audit::AuditEntry {
+            municipality_code: municipality.to_string(),
+            client_name: Some("review-cli".into()),
+            actor: Some(actor.to_string()),
+            subject,
+            action: if matches!(verdict, Verdict::Confirm(_)) {
+                "identity.confirm"
+            } else {
+                "identity.reject"
+            }
+            .into(),
+            result: "ok".into(),
+            detail: Some(serde_json::json!({"queue_item": id}).to_string()),
+            ..Default::default()
+        };
+        queue::decide(conn, municipality, id, verdict, actor, &entry)
+    };
+    match command {
+        ReviewCommand::List {
+            municipality,
+            status,
+        } => {
+            for item in queue::queue(&mut conn, &municipality, &status)? {
+                let candidates: Vec<String> = item
+                    .candidates()
+                    .iter()
+                    .map(|c| {
+                        if c.differing_fields.is_empty() {
+                            format!("{} (all agree)", c.resident_no)
+                        } else {
+                            format!(
+                                "{} (differs: {})",
+                                c.resident_no,
+                                c.differing_fields.join(", ")
+                            )
+                        }
+                    })
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    item.id,
+                    item.source_record_id,
+                    item.status,
+                    item.reason,
+                    candidates.join("; ")
+                );
+            }
+        }
+        ReviewCommand::Confirm {
+            municipality,
+            id,
+            resident_no,
+            actor,
+        } => {
+            let item = decide(
+                &mut conn,
+                &municipality,
+                id,
+                Verdict::Confirm(&resident_no),
+                &actor,
+                Some(resident_no.clone()),
+            )?;
+            println!("queue item {} linked to {}", item.id, resident_no);
+        }
+        ReviewCommand::Reject {
+            municipality,
+            id,
+            actor,
+        } => {
+            let item = decide(&mut conn, &municipality, id, Verdict::Reject, &actor, None)?;
+            println!("queue item {} rejected", item.id);
         }
     }
     Ok(())

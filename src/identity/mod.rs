@@ -2,3 +2,4 @@
 //! records without a resident number to subjects.
 
 pub mod normalize;
+pub mod resolve;

@@ -106,6 +106,11 @@ pub struct GaijiTable {
 }
 
 impl GaijiTable {
+    /// Every conversion, in code point order.
+    pub fn entries(&self) -> impl Iterator<Item = (char, &str)> {
+        self.entries.iter().map(|(c, s)| (*c, s.as_str()))
+    }
+
     /// An empty table: every private-use character is then [`Unmapped`].
     pub fn new() -> Self {
         Self::default()

@@ -2,6 +2,7 @@
 //! batch, an NDJSON stream, a CSV file or a file import — parse, validate against the schema,
 //! then upsert with history in one transaction per chunk (or per request when atomic).
 
+pub mod files;
 pub mod formats;
 
 use std::collections::BTreeSet;

@@ -125,6 +125,42 @@ impl CsvLayout {
         CsvLayout { columns }
     }
 
+    /// The cells of one record under `headers` (the inverse of [`Self::record_from_cells`]).
+    pub fn cells_of(&self, record: &Value, headers: &[&str]) -> Vec<String> {
+        headers
+            .iter()
+            .map(|header| {
+                if IMPLIED_FIELDS.contains(header) {
+                    return record
+                        .get(*header)
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                }
+                let Some(column) = self.column(header) else {
+                    return String::new();
+                };
+                let mut value = record;
+                for key in &column.path {
+                    match value.get(key) {
+                        Some(v) => value = v,
+                        None => return String::new(),
+                    }
+                }
+                match value {
+                    Value::String(s) => s.clone(),
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                }
+            })
+            .collect()
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -164,6 +200,15 @@ impl CsvLayout {
                 continue;
             };
             let value = match column.kind {
+                // Dates may arrive as 和暦 (令和7年4月1日, R07.04.01…); the standard stores ISO.
+                CellKind::String
+                    if column.schema.get("format").and_then(Value::as_str) == Some("past-date") =>
+                {
+                    Some(Value::String(
+                        crate::identity::normalize::parse_japanese_date(cell)
+                            .map_or_else(|| cell.to_string(), |d| d.format("%Y-%m-%d").to_string()),
+                    ))
+                }
                 CellKind::String => Some(Value::String(cell.to_string())),
                 CellKind::Integer => cell.parse::<i64>().ok().map(Value::from),
                 CellKind::Number => cell

@@ -3,6 +3,7 @@
 //! `write_tx!` macros compile the same statements once per backend.
 
 pub mod clients;
+pub mod identity;
 pub mod records;
 pub mod tables;
 

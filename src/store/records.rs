@@ -11,6 +11,7 @@ use super::tables::{opt_outs, record_versions, records, subjects};
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
 use crate::audit::AuditEntry;
 use crate::schema::SUBJECT_TYPE;
+use crate::store::identity::IdentityTx;
 use crate::{on_conn, write_tx};
 
 /// A validated record ready to store.
@@ -164,6 +165,7 @@ macro_rules! upsert_run_body {
         let mut applied = Vec::with_capacity(run.len());
         let mut versions = Vec::new();
         let mut subject_changes = Vec::new();
+        let mut to_resolve: Vec<(i64, String, Value)> = Vec::new();
         for record in run {
             let (id, outcome, version) = if let Some(&id) = created.get(&record.source_record_id) {
                 (id, RecordOutcome::Created, 1)
@@ -212,6 +214,10 @@ macro_rules! upsert_run_body {
             ));
             if record.record_type == SUBJECT_TYPE {
                 subject_changes.push(record);
+            } else if record.subject_resident_no.is_none()
+                && let Ok(data) = serde_json::from_str::<Value>(&record.data)
+            {
+                to_resolve.push((id, source.to_string(), data));
             }
             applied.push(Applied {
                 index: record.index,
@@ -224,6 +230,7 @@ macro_rules! upsert_run_body {
                 .values(chunk)
                 .execute($c)?;
         }
+        let mut new_birth_dates = std::collections::BTreeSet::new();
         for record in subject_changes {
             let row = subject_row(municipality, record, now)?;
             diesel::insert_into(subjects::table)
@@ -232,7 +239,10 @@ macro_rules! upsert_run_body {
                 .do_update()
                 .set(&row)
                 .execute($c)?;
+            new_birth_dates.extend(row.birth_date.clone());
         }
+        IdentityTx::resolve_records($c, municipality, &to_resolve)?;
+        IdentityTx::retry_pending($c, municipality, &new_birth_dates)?;
         Ok::<_, StoreError>(applied)
     }};
 }
@@ -615,6 +625,42 @@ pub fn clear_opt_out(
         }
         Ok(removed > 0)
     })
+}
+
+/// Current (not retracted) records of one type, optionally of one source, in id order.
+pub fn current_of_type(
+    conn: &mut DbConn,
+    municipality: &str,
+    record_type: &str,
+    source: Option<&str>,
+) -> StoreResult<Vec<Value>> {
+    let rows = on_conn!(conn, |c| {
+        let mut query = records::table
+            .filter(records::municipality_code.eq(municipality))
+            .filter(records::record_type.eq(record_type))
+            .filter(records::retracted.eq(false))
+            .select(records::data)
+            .order(records::id)
+            .into_boxed();
+        if let Some(source) = source {
+            query = query.filter(records::source.eq(source));
+        }
+        query.load::<String>(c)
+    })?;
+    Ok(rows
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect())
+}
+
+/// The stored JSON of a record, by its row id.
+pub fn record_data(conn: &mut DbConn, record_id: i64) -> StoreResult<Option<Value>> {
+    let data = on_conn!(conn, |c| records::table
+        .find(record_id)
+        .select(records::data)
+        .first::<String>(c)
+        .optional())?;
+    Ok(data.and_then(|d| serde_json::from_str(&d).ok()))
 }
 
 /// Resident numbers under a DV support measure in a municipality.

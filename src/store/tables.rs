@@ -86,15 +86,6 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(
-    municipalities,
-    clients,
-    subjects,
-    records,
-    record_versions,
-    idempotency_keys,
-);
-
 diesel::table! {
     audit_log (seq) {
         seq -> BigInt,
@@ -124,3 +115,56 @@ diesel::table! {
         recorded_at -> Text,
     }
 }
+
+diesel::table! {
+    gaiji (municipality_code, code_point) {
+        municipality_code -> Text,
+        code_point -> Text,
+        standard -> Text,
+        note -> Nullable<Text>,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    local_ids (municipality_code, source, id_kind, local_id) {
+        municipality_code -> Text,
+        source -> Text,
+        id_kind -> Text,
+        local_id -> Text,
+        resident_no -> Text,
+        confirmed_at -> Text,
+    }
+}
+
+diesel::table! {
+    identity_queue (id) {
+        id -> BigInt,
+        municipality_code -> Text,
+        record_id -> BigInt,
+        source -> Text,
+        source_record_id -> Text,
+        birth_date -> Nullable<Text>,
+        status -> Text,
+        reason -> Text,
+        candidates -> Text,
+        resident_no -> Nullable<Text>,
+        created_at -> Text,
+        resolved_at -> Nullable<Text>,
+        resolved_by -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    municipalities,
+    clients,
+    subjects,
+    records,
+    record_versions,
+    idempotency_keys,
+    audit_log,
+    opt_outs,
+    gaiji,
+    local_ids,
+    identity_queue,
+);

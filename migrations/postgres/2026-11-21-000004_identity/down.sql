@@ -1,0 +1,3 @@
+DROP TABLE identity_queue;
+DROP TABLE local_ids;
+DROP TABLE gaiji;

@@ -1,0 +1,241 @@
+//! The identity review queue for caseworkers: records pushed without a resident number that a
+//! person must link (or that wait for their subject), with the candidates and what differs.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::subjects::hide_forbidden;
+use super::{Problem, State, audit_entry, authenticate, authorize, blocking, json, personal_read};
+use crate::auth::Role;
+use crate::identity::resolve::Candidate;
+use crate::store::identity::{self as store_identity, QueueItem, Verdict};
+use crate::store::records as store_records;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct QueueQuery {
+    /// `review` (default): a person must decide; `pending`: no candidate yet; `linked`, `rejected`.
+    pub status: Option<QueueStatus>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueStatus {
+    Review,
+    Pending,
+    Linked,
+    Rejected,
+}
+
+impl QueueStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            QueueStatus::Review => "review",
+            QueueStatus::Pending => "pending",
+            QueueStatus::Linked => "linked",
+            QueueStatus::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReviewItem {
+    #[serde(flatten)]
+    pub item: QueueItem,
+    /// The identifying part of the record as the source sent it (never altered).
+    #[schema(value_type = Object)]
+    pub basic_info: Value,
+    pub candidates: Vec<Candidate>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReviewQueue {
+    pub municipality_code: String,
+    pub status: QueueStatus,
+    pub items: Vec<ReviewItem>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// The subject the record is about.
+    pub resident_no: String,
+}
+
+/// Records waiting for identity resolution, with candidates and the fields that differ.
+#[utoipa::path(
+    get, path = "/v1/municipalities/{code}/identity-reviews", tag = "identity",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        QueueQuery,
+        ("X-Purpose" = String, Header, description = "Declared purpose", example = "case_handling"),
+        ("X-Actor" = String, Header, description = "Staff member in the calling system", example = "staff-001"),
+    ),
+    responses(
+        (status = 200, description = "Queue items", body = ReviewQueue),
+        (status = 400, description = "Missing purpose or actor, bad status", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse, Problem> {
+    let municipality = path.into_inner();
+    let principal = authenticate(&state, &req).await?;
+    let mut entry = audit_entry(&principal, &municipality, "identity.queue.read");
+    personal_read(&state, &req, &principal, &mut entry).await?;
+    if !principal.may(Role::Caseworker, &municipality) {
+        return super::subjects::refuse_quietly(&state, entry).await;
+    }
+    let status = query.status.unwrap_or(QueueStatus::Review);
+    let worker = state.clone();
+    let m = municipality.clone();
+    let items = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        let queue = store_identity::queue(&mut conn, &m, status.as_str())?;
+        let mut items = Vec::with_capacity(queue.len());
+        for item in queue {
+            let basic_info = store_records::record_data(&mut conn, item.record_id)?
+                .and_then(|d| d.pointer("/subject/basic_info").cloned())
+                .unwrap_or(Value::Null);
+            items.push(ReviewItem {
+                candidates: item.candidates(),
+                basic_info,
+                item,
+            });
+        }
+        entry.detail =
+            Some(serde_json::json!({"status": status.as_str(), "items": items.len()}).to_string());
+        crate::audit::append(&mut conn, &entry)?;
+        Ok(items)
+    })
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &ReviewQueue {
+            municipality_code: municipality,
+            status,
+            items,
+        },
+    ))
+}
+
+async fn apply(
+    state: State,
+    req: HttpRequest,
+    municipality: String,
+    id: i64,
+    resident_no: Option<String>,
+) -> Result<HttpResponse, Problem> {
+    let principal = authorize(&state, &req, Role::Caseworker, &municipality)
+        .await
+        .map_err(hide_forbidden)?;
+    let actor = req
+        .headers()
+        .get("X-Actor")
+        .and_then(|h| h.to_str().ok())
+        .filter(|a| crate::auth::is_valid_actor(a))
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "actor_required",
+                "a review decision must name the staff member in X-Actor",
+            )
+        })?
+        .to_string();
+    let action = if resident_no.is_some() {
+        "identity.confirm"
+    } else {
+        "identity.reject"
+    };
+    let mut entry = audit_entry(&principal, &municipality, action);
+    entry.actor = Some(actor.clone());
+    entry.subject = resident_no.clone();
+    entry.detail = Some(serde_json::json!({"queue_item": id}).to_string());
+    let worker = state.clone();
+    let item = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        let verdict = match &resident_no {
+            Some(r) => Verdict::Confirm(r),
+            None => Verdict::Reject,
+        };
+        Ok(store_identity::decide(
+            &mut conn,
+            &municipality,
+            id,
+            verdict,
+            &actor,
+            &entry,
+        )?)
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &item))
+}
+
+/// Link a queued record to a subject; the source's local id is remembered for next time.
+#[utoipa::path(
+    post, path = "/v1/municipalities/{code}/identity-reviews/{id}/confirm", tag = "identity",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        ("id" = i64, Path, description = "Queue item id"),
+        ("X-Actor" = String, Header, description = "Staff member deciding", example = "staff-001"),
+    ),
+    request_body(content = ConfirmRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Linked", body = QueueItem),
+        (status = 400, description = "Missing actor, or not a subject of this municipality", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such item, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already decided otherwise", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn confirm(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, i64)>,
+    body: web::Json<ConfirmRequest>,
+) -> Result<HttpResponse, Problem> {
+    let (municipality, id) = path.into_inner();
+    apply(
+        state,
+        req,
+        municipality,
+        id,
+        Some(body.into_inner().resident_no),
+    )
+    .await
+}
+
+/// None of the candidates is this child: the record stays stored and unlinked.
+#[utoipa::path(
+    post, path = "/v1/municipalities/{code}/identity-reviews/{id}/reject", tag = "identity",
+    params(
+        ("code" = String, Path, description = "Municipality code", example = "119016"),
+        ("id" = i64, Path, description = "Queue item id"),
+        ("X-Actor" = String, Header, description = "Staff member deciding", example = "staff-001"),
+    ),
+    responses(
+        (status = 200, description = "Rejected", body = QueueItem),
+        (status = 400, description = "Missing actor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such item, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already decided otherwise", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn reject(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, i64)>,
+) -> Result<HttpResponse, Problem> {
+    let (municipality, id) = path.into_inner();
+    apply(state, req, municipality, id, None).await
+}
