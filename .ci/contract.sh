@@ -23,7 +23,7 @@ trap 'kill $hub 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && break; sleep 0.2; done
 . "$work/data/demo-tokens.env"
 token=$("$bin" admin client add --municipality "$KH_TOWN" --name contract-ci \
-  --role source,caseworker,auditor --data-dir "$work/data" 2>/dev/null)
+  --role source,caseworker,auditor,transfer-officer --data-dir "$work/data" 2>/dev/null)
 
 echo "== openapi-spec-validator"
 openapi-spec-validator openapi/openapi.json

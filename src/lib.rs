@@ -10,3 +10,4 @@ pub mod identity;
 pub mod ingest;
 pub mod schema;
 pub mod store;
+pub mod transfer;

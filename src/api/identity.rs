@@ -67,7 +67,7 @@ pub struct ConfirmRequest {
 
 /// Records waiting for identity resolution, with candidates and the fields that differ.
 #[utoipa::path(
-    get, path = "/v1/municipalities/{code}/identity-reviews", tag = "identity",
+    operation_id = "list_identity_reviews", get, path = "/v1/municipalities/{code}/identity-reviews", tag = "identity",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
         QueueQuery,
@@ -181,7 +181,7 @@ async fn apply(
 
 /// Link a queued record to a subject; the source's local id is remembered for next time.
 #[utoipa::path(
-    post, path = "/v1/municipalities/{code}/identity-reviews/{id}/confirm", tag = "identity",
+    operation_id = "confirm_identity", post, path = "/v1/municipalities/{code}/identity-reviews/{id}/confirm", tag = "identity",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
         ("id" = i64, Path, description = "Queue item id"),
@@ -216,7 +216,7 @@ pub async fn confirm(
 
 /// None of the candidates is this child: the record stays stored and unlinked.
 #[utoipa::path(
-    post, path = "/v1/municipalities/{code}/identity-reviews/{id}/reject", tag = "identity",
+    operation_id = "reject_identity", post, path = "/v1/municipalities/{code}/identity-reviews/{id}/reject", tag = "identity",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
         ("id" = i64, Path, description = "Queue item id"),

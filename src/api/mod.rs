@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod problem;
 pub mod records;
 pub mod subjects;
+pub mod transfers;
 pub mod views;
 
 use std::sync::Arc;
@@ -157,8 +158,12 @@ pub async fn record_audit(state: &State, entry: AuditEntry) -> Result<(), Proble
     .await
 }
 
-fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
-    req.headers().get(name).and_then(|h| h.to_str().ok())
+/// A header as text. Declared purposes' legal bases are often Japanese, so UTF-8 is accepted
+/// (HTTP's `to_str` would drop them as absent).
+pub fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get(name)
+        .and_then(|h| std::str::from_utf8(h.as_bytes()).ok())
 }
 
 /// A personal read: the caller must declare a published purpose and the staff member acting.
@@ -208,6 +213,20 @@ pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal,
         .map(str::trim)
         .filter(|t| !t.is_empty())
     else {
+        record_audit(
+            state,
+            AuditEntry {
+                municipality_code: req.match_info().get("code").unwrap_or("").to_string(),
+                action: format!(
+                    "{} {}",
+                    req.method(),
+                    req.match_pattern().unwrap_or_default()
+                ),
+                result: "failed:no_token".into(),
+                ..AuditEntry::default()
+            },
+        )
+        .await?;
         return Err(Problem::unauthorized(
             "send the client's token as `Authorization: Bearer <token>`",
         ));
@@ -417,6 +436,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource(
                     "/municipalities/{code}/identity-reviews/{id}/reject",
                     vec![("POST", web::post().to(identity::reject))],
+                ))
+                .service(resource(
+                    "/transfers",
+                    vec![
+                        ("GET", web::get().to(transfers::list)),
+                        ("POST", web::post().to(transfers::offer)),
+                    ],
+                ))
+                .service(resource(
+                    "/transfers/{id}",
+                    vec![("GET", web::get().to(transfers::show))],
+                ))
+                .service(resource(
+                    "/transfers/{id}/accept",
+                    vec![("POST", web::post().to(transfers::accept))],
+                ))
+                .service(resource(
+                    "/transfers/{id}/decline",
+                    vec![("POST", web::post().to(transfers::decline))],
+                ))
+                .service(resource(
+                    "/transfers/{id}/cancel",
+                    vec![("POST", web::post().to(transfers::cancel))],
+                ))
+                .service(resource(
+                    "/transfers/{id}/claim",
+                    vec![("POST", web::post().to(transfers::claim))],
                 )),
         )
         .default_service(web::to(route_not_found));

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{audit_api, identity, meta, records, subjects, views};
+use super::{audit_api, identity, meta, records, subjects, transfers, views};
 use crate::audit::AuditRecord;
 use crate::ingest::{IngestReport, RecordResult, RecordStatus, ResultDetail};
 use crate::schema::applicability::ApplicableItem;
@@ -45,6 +45,8 @@ impl utoipa::Modify for BearerAuth {
         subjects::profile, subjects::put_opt_out, subjects::delete_opt_out,
         audit_api::audit_trail,
         identity::list, identity::confirm, identity::reject,
+        transfers::offer, transfers::list, transfers::show, transfers::accept, transfers::decline,
+        transfers::cancel, transfers::claim,
         meta::list_schemas, meta::get_schema, meta::access_purposes,
         meta::healthz, meta::readyz, meta::metrics,
     ),
@@ -59,6 +61,11 @@ impl utoipa::Modify for BearerAuth {
         AuditRecord, identity::ReviewQueue, identity::ReviewItem, identity::QueueStatus,
         identity::ConfirmRequest, crate::store::identity::QueueItem,
         crate::identity::resolve::Candidate,
+        transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,
+        transfers::DeclineRequest, transfers::TransferBox, transfers::TransferList,
+        crate::store::transfers::Transfer, crate::store::transfers::TransferView,
+        crate::store::transfers::TransferChild, crate::transfer::TransferReason,
+        crate::transfer::DeclineReason,
     )),
     modifiers(&BearerAuth),
     security(("bearerAuth" = [])),
@@ -67,6 +74,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "subjects", description = "A child's profile and guardians' objections"),
         (name = "access", description = "Declared purposes and the audit trail"),
         (name = "identity", description = "Identity resolution (名寄せ): the review queue"),
+        (name = "transfers", description = "Handovers when a family moves between towns of this hub (転出入時の引継ぎ)"),
         (name = "schemas", description = "The standard itself"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -686,6 +686,14 @@ pub async fn history(
         let mut conn = worker.store.conn()?;
         let mut versions = store_records::history(&mut conn, &m, source.as_deref(), &id)?;
         hide_support_measure(&mut conn, &principal, &m, &mut versions)?;
+        // The child concerned, so disclosure requests find history reads too.
+        entry.subject = versions.iter().find_map(|v| {
+            serde_json::from_str::<serde_json::Value>(&v.version.data)
+                .ok()?
+                .pointer("/subject/resident_no")?
+                .as_str()
+                .map(str::to_string)
+        });
         entry.result = if versions.is_empty() {
             "not_found"
         } else {

@@ -53,7 +53,7 @@ pub async fn profile(
         let mut conn = worker.store.conn()?;
         // Look the child up even when the caller may not read it, so that both answers take
         // the same path and about the same time.
-        let profile = store_records::profile(&mut conn, &m, &r)?;
+        let profile = store_records::profile(&mut conn, &m, &r, sees_support_measure)?;
         let verdict = match &profile {
             _ if !may_read => Err("denied:role"),
             None => Err("not_found"),
@@ -141,13 +141,15 @@ pub async fn put_opt_out(
     state: State,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Json<OptOutRequest>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, resident_no) = path.into_inner();
     let principal = authorize(&state, &req, Role::Caseworker, &municipality)
         .await
         .map_err(hide_forbidden)?;
-    let body = body.into_inner();
+    // The body is read only after authentication: strangers learn nothing from its errors.
+    let body: OptOutRequest = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request("invalid_request", format!("invalid body: {e}")))?;
     if !rules::is_past_date(&body.objected_on) {
         return Err(Problem::bad_request(
             "date_format",
@@ -161,16 +163,8 @@ pub async fn put_opt_out(
     }
     let mut entry = audit_entry(&principal, &municipality, "subject.opt_out.set");
     entry.subject = Some(resident_no.clone());
-    entry.actor = match req.headers().get("X-Actor").map(|h| h.to_str()) {
-        None => None,
-        Some(Ok(actor)) if crate::auth::is_valid_actor(actor) => Some(actor.to_string()),
-        Some(_) => {
-            return Err(Problem::bad_request(
-                "actor_invalid",
-                "X-Actor must be visible ASCII without surrounding spaces, at most 100 characters",
-            ));
-        }
-    };
+    entry.actor = optional_actor(&req)?;
+    let sees_support_measure = principal.may(Role::SupportMeasureReader, &municipality);
     let worker = state.clone();
     let (m, r) = (municipality.clone(), resident_no.clone());
     let note = body.legal_note.clone();
@@ -183,6 +177,7 @@ pub async fn put_opt_out(
             &r,
             &objected_on,
             note.as_deref(),
+            sees_support_measure,
             &entry,
         )?)
     })
@@ -228,17 +223,37 @@ pub async fn delete_opt_out(
         .map_err(hide_forbidden)?;
     let mut entry = audit_entry(&principal, &municipality, "subject.opt_out.clear");
     entry.subject = Some(resident_no.clone());
+    entry.actor = optional_actor(&req)?;
+    let sees_support_measure = principal.may(Role::SupportMeasureReader, &municipality);
     let worker = state.clone();
     let (m, r) = (municipality.clone(), resident_no.clone());
     let removed = blocking(move || {
         let mut conn = worker.store.conn()?;
-        Ok(store_records::clear_opt_out(&mut conn, &m, &r, &entry)?)
+        Ok(store_records::clear_opt_out(
+            &mut conn,
+            &m,
+            &r,
+            sees_support_measure,
+            &entry,
+        )?)
     })
     .await?;
     if !removed {
         return Err(Problem::not_found());
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `X-Actor` when given (it must then be valid).
+fn optional_actor(req: &HttpRequest) -> Result<Option<String>, Problem> {
+    match super::header(req, "X-Actor") {
+        None => Ok(None),
+        Some(actor) if crate::auth::is_valid_actor(actor) => Ok(Some(actor.to_string())),
+        Some(_) => Err(Problem::bad_request(
+            "actor_invalid",
+            "X-Actor must be visible ASCII without surrounding spaces, at most 100 characters",
+        )),
+    }
 }
 
 /// Another town's caller learns nothing: a refusal looks like "not found".

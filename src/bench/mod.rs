@@ -2,6 +2,8 @@
 //! same machine: the same synthetic rows inserted without the hub (one transaction; `COPY` on
 //! PostgreSQL) and pushed through the hub's full path (library and HTTP).
 
+pub mod matching;
+
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -163,6 +163,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         records: usize,
     },
+    /// Identity resolution precision on synthetic children with realistic perturbations.
+    Matching {
+        #[arg(long, default_value_t = 10_000)]
+        children: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Single-record pushes at a fixed rate over loopback; prints p50/p95/p99/max.
     Latency {
         #[arg(long, default_value_t = 1000)]
@@ -459,6 +466,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "ingest",
                     serde_json::to_value(crate::bench::ingest(store, backend, records)?)?,
                 ),
+                BenchCommand::Matching { children, seed } => (
+                    "matching",
+                    serde_json::to_value(crate::bench::matching::matching(store, children, seed)?)?,
+                ),
                 BenchCommand::Latency { rate, seconds } => (
                     "latency",
                     serde_json::to_value(crate::bench::latency(store, backend, rate, seconds)?)?,
@@ -502,7 +513,7 @@ fn load_demo_if_empty(store: &Store, db: &DbArgs, households: u64) -> anyhow::Re
             municipality
         );
         writeln!(env, "{var}={token}")?;
-        if i < 6 {
+        if i < 7 {
             let short = format!("KH_{}", name.to_uppercase().replace('-', "_"));
             writeln!(env, "{short}={token}")?;
         }

@@ -467,6 +467,14 @@ pub fn load(
             None,
             &mut tokens,
         )?;
+        add_demo_client(
+            conn,
+            &town.code,
+            "transfer-officer",
+            &[Role::TransferOfficer],
+            None,
+            &mut tokens,
+        )?;
         let mut generator = Generator::new(t as u64 + 1);
         for household in 1..=households_per_town {
             generator.household(&town.code, household);

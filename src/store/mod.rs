@@ -6,6 +6,7 @@ pub mod clients;
 pub mod identity;
 pub mod records;
 pub mod tables;
+pub mod transfers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -463,6 +463,7 @@ pub fn profile(
     conn: &mut DbConn,
     municipality: &str,
     resident_no: &str,
+    sees_support_measure: bool,
 ) -> StoreResult<Option<Profile>> {
     on_conn!(conn, |c| {
         let subject = subjects::table
@@ -492,6 +493,12 @@ pub fn profile(
                 .filter(subjects::municipality_code.eq(municipality))
                 .filter(subjects::household_no.eq(household_no))
                 .filter(subjects::resident_no.ne(resident_no))
+                // Household members under a DV support measure stay invisible too.
+                .filter(
+                    subjects::support_measure
+                        .eq(false)
+                        .or(sees_support_measure.into_sql::<diesel::sql_types::Bool>()),
+                )
                 .select((
                     subjects::resident_no,
                     subjects::role,
@@ -525,6 +532,15 @@ pub fn profile(
         );
         guardians.sort();
         guardians.dedup();
+        if !sees_support_measure {
+            let flagged: Vec<String> = subjects::table
+                .filter(subjects::municipality_code.eq(municipality))
+                .filter(subjects::resident_no.eq_any(&guardians))
+                .filter(subjects::support_measure.eq(true))
+                .select(subjects::resident_no)
+                .load(c)?;
+            guardians.retain(|g| !flagged.contains(g));
+        }
         let mut people = guardians.clone();
         people.push(resident_no.to_string());
         let rows = records::table
@@ -576,12 +592,19 @@ pub fn set_opt_out(
     resident_no: &str,
     objected_on: &str,
     legal_note: Option<&str>,
+    sees_support_measure: bool,
     audit: &AuditEntry,
 ) -> StoreResult<bool> {
     let now = now_rfc3339();
     write_tx!(conn, |c| {
+        // A child under a DV support measure does not exist for callers without the right.
         let known = subjects::table
             .find((municipality, resident_no))
+            .filter(
+                subjects::support_measure
+                    .eq(false)
+                    .or(sees_support_measure.into_sql::<diesel::sql_types::Bool>()),
+            )
             .count()
             .get_result::<i64>(c)?
             > 0;
@@ -615,9 +638,20 @@ pub fn clear_opt_out(
     conn: &mut DbConn,
     municipality: &str,
     resident_no: &str,
+    sees_support_measure: bool,
     audit: &AuditEntry,
 ) -> StoreResult<bool> {
     write_tx!(conn, |c| {
+        let hidden = !sees_support_measure
+            && subjects::table
+                .find((municipality, resident_no))
+                .filter(subjects::support_measure.eq(true))
+                .count()
+                .get_result::<i64>(c)?
+                > 0;
+        if hidden {
+            return Ok(false);
+        }
         let removed =
             diesel::delete(opt_outs::table.find((municipality, resident_no))).execute(c)?;
         if removed > 0 {
@@ -663,18 +697,36 @@ pub fn record_data(conn: &mut DbConn, record_id: i64) -> StoreResult<Option<Valu
     Ok(data.and_then(|d| serde_json::from_str(&d).ok()))
 }
 
-/// Resident numbers under a DV support measure in a municipality.
+/// Resident numbers under a DV support measure in a municipality — now or in any earlier
+/// version of their subject record, so a retraction or an update never un-hides a child.
 pub fn support_measure_subjects(
     conn: &mut DbConn,
     municipality: &str,
 ) -> StoreResult<HashSet<String>> {
-    Ok(on_conn!(conn, |c| subjects::table
-        .filter(subjects::municipality_code.eq(municipality))
-        .filter(subjects::support_measure.eq(true))
-        .select(subjects::resident_no)
-        .load::<String>(c))?
-    .into_iter()
-    .collect())
+    let (current, flagged_versions) = on_conn!(conn, |c| {
+        let current = subjects::table
+            .filter(subjects::municipality_code.eq(municipality))
+            .filter(subjects::support_measure.eq(true))
+            .select(subjects::resident_no)
+            .load::<String>(c)?;
+        // Canonical JSON has no spaces, so the flag always reads exactly like this.
+        let versions = record_versions::table
+            .filter(record_versions::municipality_code.eq(municipality))
+            .filter(record_versions::record_type.eq(SUBJECT_TYPE))
+            .filter(record_versions::data.like("%\"support_measure\":true%"))
+            .select(record_versions::data)
+            .load::<String>(c)?;
+        diesel::QueryResult::Ok((current, versions))
+    })?;
+    let mut hidden: HashSet<String> = current.into_iter().collect();
+    hidden.extend(flagged_versions.iter().filter_map(|data| {
+        serde_json::from_str::<Value>(data)
+            .ok()?
+            .pointer("/subject/resident_no")?
+            .as_str()
+            .map(str::to_string)
+    }));
+    Ok(hidden)
 }
 
 /// One version of a record, as kept in history and published in the change feed.

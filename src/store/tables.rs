@@ -37,6 +37,7 @@ diesel::table! {
         support_measure -> Bool,
         data -> Text,
         updated_at -> Text,
+        moved_out_to -> Nullable<Text>,
     }
 }
 
@@ -155,6 +156,62 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    transfers (id) {
+        id -> BigInt,
+        municipality_code -> Text,
+        destination_code -> Nullable<Text>,
+        status -> Text,
+        legal_basis -> Text,
+        reason_code -> Text,
+        note -> Nullable<Text>,
+        offered_by -> Text,
+        offered_at -> Text,
+        deadline -> Text,
+        escalate_to -> Text,
+        escalated_at -> Nullable<Text>,
+        decided_at -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        decline_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    transfer_children (transfer_id, origin_resident_no) {
+        transfer_id -> BigInt,
+        municipality_code -> Text,
+        origin_resident_no -> Text,
+        destination_resident_no -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    transfer_records (transfer_id, record_id) {
+        transfer_id -> BigInt,
+        municipality_code -> Text,
+        record_id -> BigInt,
+        origin_resident_no -> Text,
+        source -> Text,
+        source_record_id -> Text,
+        record_type -> Text,
+        data -> Text,
+        content_hash -> Text,
+        disposition -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    record_provenance (municipality_code, source, source_record_id) {
+        municipality_code -> Text,
+        source -> Text,
+        source_record_id -> Text,
+        origin_municipality_code -> Text,
+        origin_source -> Text,
+        transfer_id -> BigInt,
+        transferred_at -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     municipalities,
     clients,
@@ -167,4 +224,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     gaiji,
     local_ids,
     identity_queue,
+    transfers,
+    transfer_children,
+    transfer_records,
+    record_provenance,
 );

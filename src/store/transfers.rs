@@ -1,0 +1,546 @@
+//! Transfers in the database. Every step is one transaction with its audit entry; acceptance
+//! copies the frozen records into the destination through the normal upsert path (history,
+//! change feed, subject projection) so it happens fully or not at all.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::records::WriteTx;
+use super::tables::{
+    record_provenance, records, subjects, transfer_children, transfer_records, transfers,
+};
+use super::{DbConn, PreparedRecord, StoreError, StoreResult, now_rfc3339};
+use crate::audit::AuditEntry;
+use crate::identity::normalize::GaijiTable;
+use crate::identity::resolve::{self, Candidate};
+use crate::schema::SUBJECT_TYPE;
+use crate::transfer::{
+    DeclineReason, Disposition, TransferReason, TransferStatus, check_step, transferred_source,
+};
+use crate::{on_conn, write_tx};
+
+#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
+pub struct Transfer {
+    pub id: i64,
+    /// Origin municipality.
+    pub municipality_code: String,
+    pub destination_code: Option<String>,
+    pub status: String,
+    pub legal_basis: String,
+    pub reason_code: String,
+    pub note: Option<String>,
+    pub offered_by: String,
+    pub offered_at: String,
+    pub deadline: String,
+    /// The named officer an unanswered transfer is escalated to.
+    pub escalate_to: String,
+    pub escalated_at: Option<String>,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub decline_reason: Option<String>,
+}
+
+impl Transfer {
+    pub fn state(&self) -> TransferStatus {
+        TransferStatus::parse(&self.status).unwrap_or(TransferStatus::Offered)
+    }
+}
+
+/// A child of a transfer, with what the destination needs to find its own resident number.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TransferChild {
+    pub origin_resident_no: String,
+    pub destination_resident_no: Option<String>,
+    /// Name, kana, birth date and sex from the origin's subject record (no address).
+    #[schema(value_type = Object)]
+    pub basic_info: Value,
+    pub support_measure: bool,
+    /// Records frozen for this child, by record type.
+    pub records: BTreeMap<String, usize>,
+    /// Destination subjects that may be this child (suggestions; a person decides).
+    pub candidates: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TransferView {
+    #[serde(flatten)]
+    pub transfer: Transfer,
+    pub children: Vec<TransferChild>,
+    pub record_count: usize,
+    /// After acceptance: records copied and records left with the origin.
+    pub accepted_records: usize,
+    pub declined_records: usize,
+}
+
+pub struct NewTransfer<'a> {
+    pub origin: &'a str,
+    pub destination: Option<&'a str>,
+    pub children: &'a [String],
+    pub legal_basis: &'a str,
+    pub reason: TransferReason,
+    pub note: Option<&'a str>,
+    pub offered_by: &'a str,
+    pub deadline_days: i64,
+    pub escalate_to: &'a str,
+}
+
+fn code<T: Serialize>(value: T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Offer (or hold) a transfer: the children's current records are frozen as of now.
+pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> StoreResult<i64> {
+    if new.children.is_empty() {
+        return Err(StoreError::Invalid(
+            "a transfer needs at least one child".into(),
+        ));
+    }
+    if new.destination == Some(new.origin) {
+        return Err(StoreError::Invalid("the destination is the origin".into()));
+    }
+    let now = now_rfc3339();
+    let deadline = (chrono::Utc::now() + chrono::Duration::days(new.deadline_days))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let status = if new.destination.is_some() {
+        TransferStatus::Offered
+    } else {
+        TransferStatus::Held
+    };
+    write_tx!(conn, |c| {
+        let known = subjects::table
+            .filter(subjects::municipality_code.eq(new.origin))
+            .filter(subjects::resident_no.eq_any(new.children))
+            .count()
+            .get_result::<i64>(c)?;
+        if known as usize != new.children.len() {
+            return Err(StoreError::Invalid(
+                "every child must be a subject of the origin municipality".into(),
+            ));
+        }
+        let id = diesel::insert_into(transfers::table)
+            .values((
+                transfers::municipality_code.eq(new.origin),
+                transfers::destination_code.eq(new.destination),
+                transfers::status.eq(status.as_str()),
+                transfers::legal_basis.eq(new.legal_basis),
+                transfers::reason_code.eq(code(new.reason)),
+                transfers::note.eq(new.note),
+                transfers::offered_by.eq(new.offered_by),
+                transfers::offered_at.eq(&now),
+                transfers::deadline.eq(&deadline),
+                transfers::escalate_to.eq(new.escalate_to),
+            ))
+            .returning(transfers::id)
+            .get_result::<i64>(c)?;
+        for child in new.children {
+            diesel::insert_into(transfer_children::table)
+                .values((
+                    transfer_children::transfer_id.eq(id),
+                    transfer_children::municipality_code.eq(new.origin),
+                    transfer_children::origin_resident_no.eq(child),
+                ))
+                .execute(c)?;
+        }
+        let frozen = records::table
+            .filter(records::municipality_code.eq(new.origin))
+            .filter(records::subject_resident_no.eq_any(new.children))
+            .filter(records::retracted.eq(false))
+            .select((
+                records::id,
+                records::subject_resident_no,
+                records::source,
+                records::source_record_id,
+                records::record_type,
+                records::data,
+                records::content_hash,
+            ))
+            .load::<(i64, Option<String>, String, String, String, String, String)>(c)?;
+        for (record_id, about, source, source_record_id, record_type, data, hash) in frozen {
+            diesel::insert_into(transfer_records::table)
+                .values((
+                    transfer_records::transfer_id.eq(id),
+                    transfer_records::municipality_code.eq(new.origin),
+                    transfer_records::record_id.eq(record_id),
+                    transfer_records::origin_resident_no.eq(about.unwrap_or_default()),
+                    transfer_records::source.eq(source),
+                    transfer_records::source_record_id.eq(source_record_id),
+                    transfer_records::record_type.eq(record_type),
+                    transfer_records::data.eq(data),
+                    transfer_records::content_hash.eq(hash),
+                ))
+                .execute(c)?;
+        }
+        let mut entry = audit.clone();
+        entry.detail = Some(
+            serde_json::json!({"transfer": id, "destination": new.destination, "children": new.children.len()})
+                .to_string(),
+        );
+        c.append_audit(&entry)?;
+        Ok(id)
+    })
+}
+
+pub fn get(conn: &mut DbConn, id: i64) -> StoreResult<Option<Transfer>> {
+    Ok(on_conn!(conn, |c| transfers::table
+        .find(id)
+        .first::<Transfer>(c)
+        .optional())?)
+}
+
+/// The full view of a transfer, with suggestions from `suggest_in` (the destination).
+pub fn view(
+    conn: &mut DbConn,
+    id: i64,
+    suggest_in: Option<&str>,
+) -> StoreResult<Option<TransferView>> {
+    let Some(transfer) = get(conn, id)? else {
+        return Ok(None);
+    };
+    let (children, frozen, subjects_data) = on_conn!(conn, |c| {
+        let children = transfer_children::table
+            .filter(transfer_children::transfer_id.eq(id))
+            .select((
+                transfer_children::origin_resident_no,
+                transfer_children::destination_resident_no,
+            ))
+            .load::<(String, Option<String>)>(c)?;
+        let frozen = transfer_records::table
+            .filter(transfer_records::transfer_id.eq(id))
+            .select((
+                transfer_records::origin_resident_no,
+                transfer_records::record_type,
+                transfer_records::data,
+                transfer_records::disposition,
+            ))
+            .load::<(String, String, String, Option<String>)>(c)?;
+        let subjects_data = subjects::table
+            .filter(subjects::municipality_code.eq(&transfer.municipality_code))
+            .filter(subjects::resident_no.eq_any(children.iter().map(|(r, _)| r)))
+            .select((subjects::resident_no, subjects::data))
+            .load::<(String, String)>(c)?;
+        diesel::QueryResult::Ok((children, frozen, subjects_data))
+    })?;
+    let mut views = Vec::new();
+    for (origin_resident_no, destination_resident_no) in children {
+        let subject: Value = subjects_data
+            .iter()
+            .find(|(r, _)| *r == origin_resident_no)
+            .and_then(|(_, d)| serde_json::from_str(d).ok())
+            .or_else(|| {
+                frozen
+                    .iter()
+                    .find(|(r, t, _, _)| *r == origin_resident_no && t == SUBJECT_TYPE)
+                    .and_then(|(_, _, d, _)| serde_json::from_str(d).ok())
+            })
+            .unwrap_or(Value::Null);
+        let basic_info = serde_json::json!({
+            "name": subject.get("name"),
+            "name_kana": subject.get("name_kana"),
+            "birth_date": subject.get("birth_date"),
+            "sex": subject.get("sex"),
+        });
+        let mut by_type = BTreeMap::new();
+        for (_, record_type, _, _) in frozen.iter().filter(|(r, ..)| *r == origin_resident_no) {
+            *by_type.entry(record_type.clone()).or_insert(0) += 1;
+        }
+        let candidates = match suggest_in {
+            Some(destination) => suggestions(conn, destination, &basic_info)?,
+            None => Vec::new(),
+        };
+        views.push(TransferChild {
+            origin_resident_no,
+            destination_resident_no,
+            support_measure: subject
+                .get("support_measure")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            basic_info,
+            records: by_type,
+            candidates,
+        });
+    }
+    let count = |d: &str| {
+        frozen
+            .iter()
+            .filter(|(.., x)| x.as_deref() == Some(d))
+            .count()
+    };
+    Ok(Some(TransferView {
+        record_count: frozen.len(),
+        accepted_records: count("accept"),
+        declined_records: count("decline"),
+        transfer,
+        children: views,
+    }))
+}
+
+/// Destination subjects that may be this child (same birth date, at most one field differing).
+fn suggestions(
+    conn: &mut DbConn,
+    destination: &str,
+    basic_info: &Value,
+) -> StoreResult<Vec<Candidate>> {
+    let table = GaijiTable::default();
+    let Ok(key) = resolve::record_key(basic_info, &table) else {
+        return Ok(Vec::new());
+    };
+    let Some(birth) = basic_info.get("birth_date").and_then(Value::as_str) else {
+        return Ok(Vec::new());
+    };
+    let born = on_conn!(conn, |c| subjects::table
+        .filter(subjects::municipality_code.eq(destination))
+        .filter(subjects::birth_date.eq(birth))
+        .select((subjects::resident_no, subjects::data))
+        .load::<(String, String)>(c))?;
+    let keyed: Vec<_> = born
+        .into_iter()
+        .filter_map(|(r, d)| {
+            let data: Value = serde_json::from_str(&d).ok()?;
+            Some((r, resolve::record_key(&data, &table).ok()?))
+        })
+        .collect();
+    Ok(resolve::decide(&key, &keyed).1)
+}
+
+/// Transfers of a municipality: `inbox` (to it), `outbox` (from it), `held` (any origin, no
+/// destination yet), `escalated` (open past their deadline; marking them is persisted).
+pub fn list(conn: &mut DbConn, municipality: &str, which: &str) -> StoreResult<Vec<Transfer>> {
+    let now = now_rfc3339();
+    if which == "escalated" {
+        write_tx!(conn, |c| diesel::update(
+            transfers::table
+                .filter(transfers::status.eq_any(["offered", "held"]))
+                .filter(transfers::deadline.lt(&now))
+                .filter(transfers::escalated_at.is_null())
+        )
+        .set(transfers::escalated_at.eq(&now))
+        .execute(c))?;
+    }
+    Ok(on_conn!(conn, |c| {
+        let query = transfers::table.order(transfers::id).into_boxed();
+        let query = match which {
+            "inbox" => query.filter(transfers::destination_code.eq(municipality)),
+            "held" => query.filter(transfers::status.eq("held")),
+            "escalated" => query
+                .filter(transfers::status.eq_any(["offered", "held"]))
+                .filter(transfers::escalated_at.is_not_null())
+                .filter(
+                    transfers::municipality_code
+                        .eq(municipality)
+                        .or(transfers::destination_code.eq(municipality)),
+                ),
+            _ => query.filter(transfers::municipality_code.eq(municipality)),
+        };
+        query.load::<Transfer>(c)
+    })?)
+}
+
+/// One child's placement at the destination.
+pub struct Placement<'a> {
+    pub origin_resident_no: &'a str,
+    pub destination_resident_no: &'a str,
+}
+
+/// Accept at the destination: copy the accepted frozen records (rewritten to the destination's
+/// resident numbers) through the normal upsert path, record provenance, mark the origin's
+/// children moved out — all in one transaction. Accepting again answers the same result.
+pub fn accept(
+    conn: &mut DbConn,
+    id: i64,
+    destination: &str,
+    placements: &[Placement],
+    declined_records: &[String],
+    decided_by: &str,
+    audit: &AuditEntry,
+) -> StoreResult<()> {
+    let now = now_rfc3339();
+    write_tx!(conn, |c| {
+        let transfer = transfers::table
+            .find(id)
+            .first::<Transfer>(c)
+            .optional()?
+            .filter(|t| t.destination_code.as_deref() == Some(destination))
+            .ok_or(StoreError::NotFound)?;
+        if transfer.state() == TransferStatus::Accepted {
+            return Ok(());
+        }
+        check_step(transfer.state(), "accept").map_err(StoreError::Conflict)?;
+        let children = transfer_children::table
+            .filter(transfer_children::transfer_id.eq(id))
+            .select(transfer_children::origin_resident_no)
+            .load::<String>(c)?;
+        let mut mapping = BTreeMap::new();
+        for child in &children {
+            let placed = placements
+                .iter()
+                .find(|p| p.origin_resident_no == child)
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!("no destination resident number for child {child}"))
+                })?;
+            mapping.insert(child.clone(), placed.destination_resident_no.to_string());
+        }
+        let frozen = transfer_records::table
+            .filter(transfer_records::transfer_id.eq(id))
+            .select((
+                transfer_records::record_id,
+                transfer_records::origin_resident_no,
+                transfer_records::source,
+                transfer_records::source_record_id,
+                transfer_records::record_type,
+                transfer_records::data,
+            ))
+            .load::<(i64, String, String, String, String, String)>(c)?;
+        let mut by_source: BTreeMap<String, Vec<PreparedRecord>> = BTreeMap::new();
+        for (record_id, about, source, source_record_id, record_type, data) in &frozen {
+            let disposition = if declined_records.contains(source_record_id) {
+                Disposition::Decline
+            } else {
+                Disposition::Accept
+            };
+            diesel::update(transfer_records::table.find((id, record_id)))
+                .set(transfer_records::disposition.eq(disposition.as_str()))
+                .execute(c)?;
+            if disposition == Disposition::Decline {
+                continue;
+            }
+            let Some(resident_no) = mapping.get(about) else {
+                continue;
+            };
+            let mut record: Value = serde_json::from_str(data)
+                .map_err(|e| StoreError::Invalid(format!("frozen record is not JSON: {e}")))?;
+            record["subject"] = serde_json::json!({"resident_no": resident_no});
+            let text = record.to_string();
+            let target = transferred_source(&transfer.municipality_code, source);
+            let batch = by_source.entry(target.clone()).or_default();
+            batch.push(PreparedRecord {
+                index: batch.len(),
+                source_record_id: source_record_id.clone(),
+                record_type: record_type.clone(),
+                schema_version: record["schema_version"]
+                    .as_str()
+                    .unwrap_or("1.0")
+                    .to_string(),
+                subject_resident_no: Some(resident_no.clone()),
+                effective_date: record["effective_date"].as_str().unwrap_or("").to_string(),
+                content_hash: hex::encode(Sha256::digest(text.as_bytes())),
+                data: text,
+            });
+            diesel::insert_into(record_provenance::table)
+                .values((
+                    record_provenance::municipality_code.eq(destination),
+                    record_provenance::source.eq(&target),
+                    record_provenance::source_record_id.eq(source_record_id),
+                    record_provenance::origin_municipality_code.eq(&transfer.municipality_code),
+                    record_provenance::origin_source.eq(source),
+                    record_provenance::transfer_id.eq(id),
+                    record_provenance::transferred_at.eq(&now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
+        for (source, batch) in &by_source {
+            c.upsert_in_tx(destination, source, batch)?;
+        }
+        for (child, resident_no) in &mapping {
+            diesel::update(transfer_children::table.find((id, child)))
+                .set(transfer_children::destination_resident_no.eq(resident_no))
+                .execute(c)?;
+        }
+        diesel::update(
+            subjects::table
+                .filter(subjects::municipality_code.eq(&transfer.municipality_code))
+                .filter(subjects::resident_no.eq_any(&children)),
+        )
+        .set(subjects::moved_out_to.eq(destination))
+        .execute(c)?;
+        diesel::update(transfers::table.find(id))
+            .set((
+                transfers::status.eq(TransferStatus::Accepted.as_str()),
+                transfers::decided_at.eq(&now),
+                transfers::decided_by.eq(decided_by),
+            ))
+            .execute(c)?;
+        let mut entry = audit.clone();
+        entry.detail = Some(
+            serde_json::json!({"transfer": id, "copied": by_source.values().map(Vec::len).sum::<usize>(), "declined": declined_records.len()})
+                .to_string(),
+        );
+        c.append_audit(&entry)?;
+        Ok(())
+    })
+}
+
+/// Decline (destination), cancel (origin) or claim a held transfer (a destination that found
+/// the family among its arrivals). Repeating the same step is harmless.
+pub fn step(
+    conn: &mut DbConn,
+    id: i64,
+    municipality: &str,
+    step: &str,
+    decline_reason: Option<DeclineReason>,
+    decided_by: &str,
+    audit: &AuditEntry,
+) -> StoreResult<Transfer> {
+    let now = now_rfc3339();
+    write_tx!(conn, |c| {
+        let transfer = transfers::table
+            .find(id)
+            .first::<Transfer>(c)
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        let (party, done) = match step {
+            "decline" => (
+                transfer.destination_code.as_deref() == Some(municipality),
+                TransferStatus::Declined,
+            ),
+            "cancel" => (
+                transfer.municipality_code == municipality,
+                TransferStatus::Cancelled,
+            ),
+            "claim" => (
+                transfer.state() == TransferStatus::Held
+                    && transfer.municipality_code != municipality
+                    || transfer.destination_code.as_deref() == Some(municipality),
+                TransferStatus::Offered,
+            ),
+            _ => (false, TransferStatus::Offered),
+        };
+        if !party {
+            return Err(StoreError::NotFound);
+        }
+        let repeated = transfer.state() == done
+            && (step != "claim" || transfer.destination_code.as_deref() == Some(municipality));
+        if repeated {
+            return Ok(transfer);
+        }
+        check_step(transfer.state(), step).map_err(StoreError::Conflict)?;
+        match step {
+            "claim" => diesel::update(transfers::table.find(id))
+                .set((
+                    transfers::status.eq(done.as_str()),
+                    transfers::destination_code.eq(municipality),
+                    transfers::escalated_at.eq(None::<String>),
+                ))
+                .execute(c)?,
+            _ => diesel::update(transfers::table.find(id))
+                .set((
+                    transfers::status.eq(done.as_str()),
+                    transfers::decided_at.eq(&now),
+                    transfers::decided_by.eq(decided_by),
+                    transfers::decline_reason.eq(decline_reason.map(code)),
+                ))
+                .execute(c)?,
+        };
+        let mut entry = audit.clone();
+        entry.detail = Some(serde_json::json!({"transfer": id, "step": step}).to_string());
+        c.append_audit(&entry)?;
+        Ok(transfers::table.find(id).first::<Transfer>(c)?)
+    })
+}
