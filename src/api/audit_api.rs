@@ -69,3 +69,42 @@ async fn authenticate_auditor(
         Err(Problem::forbidden("this client lacks the auditor role"))
     }
 }
+
+/// Reads of the auditor's town's children by other towns' clients (notification to the data
+/// owner, e.g. after a transfer).
+#[utoipa::path(
+    get, path = "/v1/audit/external-reads", tag = "access",
+    responses(
+        (status = 200, description = "Entries, oldest first", body = ExternalReads),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn external_reads(state: State, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let principal = authenticate_auditor(&state, &req).await?;
+    let municipality = principal.municipality.clone();
+    let entry = audit_entry(&principal, &municipality, "audit.external_reads");
+    let worker = state.clone();
+    let m = municipality.clone();
+    let entries = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        let entries = crate::audit::external_reads(&mut conn, &m)?;
+        crate::audit::append(&mut conn, &entry)?;
+        Ok(entries)
+    })
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &ExternalReads {
+            municipality_code: municipality,
+            entries,
+        },
+    ))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ExternalReads {
+    pub municipality_code: String,
+    pub entries: Vec<crate::audit::AuditRecord>,
+}

@@ -426,6 +426,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     vec![("GET", web::get().to(audit_api::audit_trail))],
                 ))
                 .service(resource(
+                    "/audit/external-reads",
+                    vec![("GET", web::get().to(audit_api::external_reads))],
+                ))
+                .service(resource(
                     "/municipalities/{code}/identity-reviews",
                     vec![("GET", web::get().to(identity::list))],
                 ))

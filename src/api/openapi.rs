@@ -43,7 +43,7 @@ impl utoipa::Modify for BearerAuth {
     paths(
         records::push, records::retract, records::history, records::changes, records::validate,
         subjects::profile, subjects::put_opt_out, subjects::delete_opt_out,
-        audit_api::audit_trail,
+        audit_api::audit_trail, audit_api::external_reads,
         identity::list, identity::confirm, identity::reject,
         transfers::offer, transfers::list, transfers::show, transfers::accept, transfers::decline,
         transfers::cancel, transfers::claim,
@@ -58,7 +58,7 @@ impl utoipa::Modify for BearerAuth {
         views::ValidationReport, views::ValidationResult, views::ProfileView, views::GuardianRecord,
         views::OptOutView, views::OptOutState, views::AuditTrail,
         Change, StoredVersion, CurrentRecord, HouseholdMember, OptOut, ApplicableItem, Purpose,
-        AuditRecord, identity::ReviewQueue, identity::ReviewItem, identity::QueueStatus,
+        AuditRecord, audit_api::ExternalReads, identity::ReviewQueue, identity::ReviewItem, identity::QueueStatus,
         identity::ConfirmRequest, crate::store::identity::QueueItem,
         crate::identity::resolve::Candidate,
         transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,

@@ -201,3 +201,16 @@ pub fn for_subject(
         .order(audit_log::seq)
         .load::<AuditRecord>(c))?)
 }
+
+/// Accesses to a municipality's children by clients of other municipalities, newest last —
+/// what the data owner is notified of (as England's CP-IS notifies the responsible authority).
+pub fn external_reads(conn: &mut DbConn, municipality: &str) -> StoreResult<Vec<AuditRecord>> {
+    use crate::store::tables::clients;
+    Ok(on_conn!(conn, |c| audit_log::table
+        .inner_join(clients::table.on(clients::id.nullable().eq(audit_log::client_id)))
+        .filter(audit_log::municipality_code.eq(municipality))
+        .filter(clients::municipality_code.ne(municipality))
+        .select(audit_log::all_columns)
+        .order(audit_log::seq)
+        .load::<AuditRecord>(c))?)
+}

@@ -121,6 +121,13 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Transfers between towns of this hub (転出入時の引継ぎ).
+    Transfer {
+        #[command(subcommand)]
+        command: TransferCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// The identity review queue (名寄せ).
     Review {
         #[command(subcommand)]
@@ -279,6 +286,41 @@ enum ReviewCommand {
 }
 
 #[derive(Subcommand)]
+enum TransferCommand {
+    /// Transfers of a town: inbox, outbox, held or escalated (open past the deadline; the
+    /// named officer each is escalated to is listed).
+    List {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long, default_value = "inbox")]
+        r#box: String,
+    },
+    /// Offer a household's children to a destination town (omit --destination to hold).
+    Offer {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        destination: Option<String>,
+        /// Origin resident numbers of the children.
+        #[arg(long, value_delimiter = ',', required = true)]
+        children: Vec<String>,
+        #[arg(long)]
+        legal_basis: String,
+        #[arg(long, value_enum)]
+        reason: crate::transfer::TransferReason,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long, default_value_t = 14)]
+        deadline_days: i64,
+        #[arg(long)]
+        escalate_to: String,
+        /// Officer offering (recorded in the audit trail).
+        #[arg(long)]
+        actor: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum GaijiCommand {
     /// Import a 外字 conversion table: `code_point,standard[,note]` (e.g. `U+E001,髙`).
     Import {
@@ -431,6 +473,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Review { command, db } => review(command, &db.open()?),
+        Command::Transfer { command, db } => transfer(command, &db.open()?),
         Command::Openapi => {
             print!("{}", api::openapi::document_text(&Standard::load()));
             Ok(())
@@ -797,6 +840,80 @@ fn review(command: ReviewCommand, store: &Store) -> anyhow::Result<()> {
         } => {
             let item = decide(&mut conn, &municipality, id, Verdict::Reject, &actor, None)?;
             println!("queue item {} rejected", item.id);
+        }
+    }
+    Ok(())
+}
+
+fn transfer(command: TransferCommand, store: &Store) -> anyhow::Result<()> {
+    use crate::store::transfers;
+    let mut conn = store.conn()?;
+    match command {
+        TransferCommand::List {
+            municipality,
+            r#box,
+        } => {
+            if !["inbox", "outbox", "held", "escalated"].contains(&r#box.as_str()) {
+                anyhow::bail!("--box is one of inbox, outbox, held, escalated");
+            }
+            for t in transfers::list(&mut conn, &municipality, &r#box)? {
+                println!(
+                    "{}\t{} -> {}\t{}\tdeadline {}\tescalate to {}{}",
+                    t.id,
+                    t.municipality_code,
+                    t.destination_code.as_deref().unwrap_or("(unknown)"),
+                    t.status,
+                    t.deadline,
+                    t.escalate_to,
+                    t.escalated_at
+                        .map(|at| format!("\tESCALATED {at}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        TransferCommand::Offer {
+            municipality,
+            destination,
+            children,
+            legal_basis,
+            reason,
+            note,
+            deadline_days,
+            escalate_to,
+            actor,
+        } => {
+            let entry = crate::audit::AuditEntry {
+                municipality_code: municipality.clone(),
+                client_name: Some("transfer-cli".into()),
+                actor: Some(actor.clone()),
+                legal_basis: Some(legal_basis.clone()),
+                action: "transfer.offer".into(),
+                result: "ok".into(),
+                ..Default::default()
+            };
+            let id = transfers::create(
+                &mut conn,
+                &transfers::NewTransfer {
+                    origin: &municipality,
+                    destination: destination.as_deref(),
+                    children: &children,
+                    legal_basis: &legal_basis,
+                    reason,
+                    note: note.as_deref(),
+                    offered_by: &actor,
+                    deadline_days,
+                    escalate_to: &escalate_to,
+                },
+                &entry,
+            )?;
+            println!(
+                "transfer {id} {}",
+                if destination.is_some() {
+                    "offered"
+                } else {
+                    "held"
+                }
+            );
         }
     }
     Ok(())
