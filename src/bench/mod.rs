@@ -3,6 +3,7 @@
 //! PostgreSQL) and pushed through the hub's full path (library and HTTP).
 
 pub mod matching;
+pub mod transfer;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -110,7 +111,7 @@ pub struct IngestBench {
     pub when: String,
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

@@ -170,6 +170,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         records: usize,
     },
+    /// A household transfer (10 children, 5,000 records) offered and accepted.
+    Transfer {
+        #[arg(long, default_value_t = 10)]
+        children: usize,
+        #[arg(long, default_value_t = 5000)]
+        records: usize,
+    },
     /// Identity resolution precision on synthetic children with realistic perturbations.
     Matching {
         #[arg(long, default_value_t = 10_000)]
@@ -508,6 +515,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 BenchCommand::Ingest { records } => (
                     "ingest",
                     serde_json::to_value(crate::bench::ingest(store, backend, records)?)?,
+                ),
+                BenchCommand::Transfer { children, records } => (
+                    "transfer",
+                    serde_json::to_value(crate::bench::transfer::transfer(
+                        store, backend, children, records,
+                    )?)?,
                 ),
                 BenchCommand::Matching { children, seed } => (
                     "matching",

@@ -162,19 +162,28 @@ pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> Store
                 records::content_hash,
             ))
             .load::<(i64, Option<String>, String, String, String, String, String)>(c)?;
-        for (record_id, about, source, source_record_id, record_type, data, hash) in frozen {
+        let rows: Vec<_> = frozen
+            .iter()
+            .map(
+                |(record_id, about, source, source_record_id, record_type, data, hash)| {
+                    (
+                        transfer_records::transfer_id.eq(id),
+                        transfer_records::municipality_code.eq(new.origin),
+                        transfer_records::record_id.eq(*record_id),
+                        transfer_records::origin_resident_no
+                            .eq(about.as_deref().unwrap_or_default()),
+                        transfer_records::source.eq(source),
+                        transfer_records::source_record_id.eq(source_record_id),
+                        transfer_records::record_type.eq(record_type),
+                        transfer_records::data.eq(data),
+                        transfer_records::content_hash.eq(hash),
+                    )
+                },
+            )
+            .collect();
+        for chunk in rows.chunks(1000) {
             diesel::insert_into(transfer_records::table)
-                .values((
-                    transfer_records::transfer_id.eq(id),
-                    transfer_records::municipality_code.eq(new.origin),
-                    transfer_records::record_id.eq(record_id),
-                    transfer_records::origin_resident_no.eq(about.unwrap_or_default()),
-                    transfer_records::source.eq(source),
-                    transfer_records::source_record_id.eq(source_record_id),
-                    transfer_records::record_type.eq(record_type),
-                    transfer_records::data.eq(data),
-                    transfer_records::content_hash.eq(hash),
-                ))
+                .values(chunk)
                 .execute(c)?;
         }
         let mut entry = audit.clone();
@@ -398,16 +407,9 @@ pub fn accept(
             ))
             .load::<(i64, String, String, String, String, String)>(c)?;
         let mut by_source: BTreeMap<String, Vec<PreparedRecord>> = BTreeMap::new();
-        for (record_id, about, source, source_record_id, record_type, data) in &frozen {
-            let disposition = if declined_records.contains(source_record_id) {
-                Disposition::Decline
-            } else {
-                Disposition::Accept
-            };
-            diesel::update(transfer_records::table.find((id, record_id)))
-                .set(transfer_records::disposition.eq(disposition.as_str()))
-                .execute(c)?;
-            if disposition == Disposition::Decline {
+        let mut provenance = Vec::new();
+        for (_, about, source, source_record_id, record_type, data) in &frozen {
+            if declined_records.contains(source_record_id) {
                 continue;
             }
             let Some(resident_no) = mapping.get(about) else {
@@ -432,16 +434,30 @@ pub fn accept(
                 content_hash: hex::encode(Sha256::digest(text.as_bytes())),
                 data: text,
             });
+            provenance.push((
+                record_provenance::municipality_code.eq(destination),
+                record_provenance::source.eq(target),
+                record_provenance::source_record_id.eq(source_record_id),
+                record_provenance::origin_municipality_code.eq(&transfer.municipality_code),
+                record_provenance::origin_source.eq(source),
+                record_provenance::transfer_id.eq(id),
+                record_provenance::transferred_at.eq(&now),
+            ));
+        }
+        // Dispositions: everything accepted except the records the destination declined.
+        diesel::update(transfer_records::table.filter(transfer_records::transfer_id.eq(id)))
+            .set(transfer_records::disposition.eq(Disposition::Accept.as_str()))
+            .execute(c)?;
+        diesel::update(
+            transfer_records::table
+                .filter(transfer_records::transfer_id.eq(id))
+                .filter(transfer_records::source_record_id.eq_any(declined_records)),
+        )
+        .set(transfer_records::disposition.eq(Disposition::Decline.as_str()))
+        .execute(c)?;
+        for chunk in provenance.chunks(1000) {
             diesel::insert_into(record_provenance::table)
-                .values((
-                    record_provenance::municipality_code.eq(destination),
-                    record_provenance::source.eq(&target),
-                    record_provenance::source_record_id.eq(source_record_id),
-                    record_provenance::origin_municipality_code.eq(&transfer.municipality_code),
-                    record_provenance::origin_source.eq(source),
-                    record_provenance::transfer_id.eq(id),
-                    record_provenance::transferred_at.eq(&now),
-                ))
+                .values(chunk)
                 .on_conflict_do_nothing()
                 .execute(c)?;
         }
