@@ -84,22 +84,28 @@ macro_rules! upsert_run_body {
         let now: &str = $now;
         let keys: Vec<&str> = run.iter().map(|r| r.source_record_id.as_str()).collect();
         let mut existing: HashMap<String, Existing> = HashMap::with_capacity(run.len());
+        // Rows of this source with these keys, as they are now.
+        macro_rules! load_existing {
+            ($keys:expr) => {
+                for row in records::table
+                    .filter(records::municipality_code.eq(municipality))
+                    .filter(records::source.eq(source))
+                    .filter(records::source_record_id.eq_any($keys))
+                    .select((
+                        records::id,
+                        records::source_record_id,
+                        records::content_hash,
+                        records::version,
+                        records::retracted,
+                    ))
+                    .load::<Existing>($c)?
+                {
+                    existing.insert(row.source_record_id.clone(), row);
+                }
+            };
+        }
         for chunk in keys.chunks(INSERT_CHUNK) {
-            for row in records::table
-                .filter(records::municipality_code.eq(municipality))
-                .filter(records::source.eq(source))
-                .filter(records::source_record_id.eq_any(chunk))
-                .select((
-                    records::id,
-                    records::source_record_id,
-                    records::content_hash,
-                    records::version,
-                    records::retracted,
-                ))
-                .load::<Existing>($c)?
-            {
-                existing.insert(row.source_record_id.clone(), row);
-            }
+            load_existing!(chunk);
         }
         let fresh: Vec<&PreparedRecord> = run
             .iter()
@@ -146,21 +152,7 @@ macro_rules! upsert_run_body {
             .filter(|k| !created.contains_key(*k))
             .collect();
         if !raced.is_empty() {
-            for row in records::table
-                .filter(records::municipality_code.eq(municipality))
-                .filter(records::source.eq(source))
-                .filter(records::source_record_id.eq_any(&raced))
-                .select((
-                    records::id,
-                    records::source_record_id,
-                    records::content_hash,
-                    records::version,
-                    records::retracted,
-                ))
-                .load::<Existing>($c)?
-            {
-                existing.insert(row.source_record_id.clone(), row);
-            }
+            load_existing!(&raced);
         }
         let mut applied = Vec::with_capacity(run.len());
         let mut versions = Vec::new();
