@@ -117,6 +117,15 @@ pub fn append(conn: &mut DbConn, entry: &AuditEntry) -> StoreResult<()> {
     crate::store::records::in_write_transaction(conn, |tx| tx.append_audit(entry))
 }
 
+/// The hash of the first entry: it names this database (every hub writes one on setup).
+pub fn first_hash(conn: &mut DbConn) -> StoreResult<Option<String>> {
+    Ok(on_conn!(conn, |c| audit_log::table
+        .select(audit_log::hash)
+        .order(audit_log::seq)
+        .first::<String>(c)
+        .optional())?)
+}
+
 /// Outcome of walking the chain.
 #[derive(Debug, Serialize)]
 pub struct Verification {

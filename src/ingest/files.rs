@@ -31,6 +31,10 @@ pub struct ImportState {
     pub rejected: u64,
     /// Length of the error file at the last commit (later rows are rewritten on resume).
     pub errors_len: u64,
+    /// Which database the progress belongs to (its first audit entry's hash): a state file
+    /// from another database (staging, then production) must not skip anything.
+    #[serde(default)]
+    pub database: String,
     pub complete: bool,
 }
 
@@ -154,6 +158,7 @@ pub fn import_file(
     let bytes = std::fs::read(path)?;
     let sha = hex::encode(Sha256::digest(&bytes));
     let outputs = Outputs::beside(path);
+    let database = crate::audit::first_hash(conn)?.unwrap_or_default();
     let mut state = std::fs::read(&outputs.state)
         .ok()
         .and_then(|s| serde_json::from_slice::<ImportState>(&s).ok())
@@ -161,9 +166,11 @@ pub fn import_file(
             s.file_sha256 == sha
                 && s.municipality == submission.municipality
                 && s.source == submission.source
+                && s.database == database
         })
         .unwrap_or_else(|| ImportState {
             file_sha256: sha,
+            database: database.clone(),
             municipality: submission.municipality.clone(),
             source: submission.source.clone(),
             ..ImportState::default()
@@ -290,9 +297,35 @@ pub fn export(
     if !cp932 {
         return Ok(text.into_bytes());
     }
-    let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&text);
-    if unmappable {
-        return Err("some characters cannot be written in CP932; export as UTF-8".into());
+    encode_cp932(&text)
+}
+
+/// CP932 with its user-defined area: encoding_rs reads 外字 (U+E000–U+E757 ↔ F040–F9FC) but
+/// does not write them, so they are written here, the reverse of the decoder.
+fn encode_cp932(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut segment = String::new();
+    let flush = |segment: &mut String, out: &mut Vec<u8>| -> Result<(), String> {
+        let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(segment);
+        if unmappable {
+            return Err("some characters cannot be written in CP932; export as UTF-8".into());
+        }
+        out.extend_from_slice(&bytes);
+        segment.clear();
+        Ok(())
+    };
+    for ch in text.chars() {
+        let code = ch as u32;
+        if (0xE000..=0xE757).contains(&code) {
+            flush(&mut segment, &mut out)?;
+            let pointer = 8836 + (code - 0xE000);
+            let (lead, trail) = (pointer / 188, pointer % 188);
+            out.push((lead + if lead < 0x1F { 0x81 } else { 0xC1 }) as u8);
+            out.push((trail + if trail < 0x3F { 0x40 } else { 0x41 }) as u8);
+        } else {
+            segment.push(ch);
+        }
     }
-    Ok(bytes.into_owned())
+    flush(&mut segment, &mut out)?;
+    Ok(out)
 }

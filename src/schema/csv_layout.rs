@@ -211,11 +211,13 @@ impl CsvLayout {
                 }
                 CellKind::String => Some(Value::String(cell.to_string())),
                 CellKind::Integer => cell.parse::<i64>().ok().map(Value::from),
-                CellKind::Number => cell
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number),
+                // Whole numbers stay integers so an exported record imports back unchanged.
+                CellKind::Number => cell.parse::<i64>().ok().map(Value::from).or_else(|| {
+                    cell.parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                }),
                 CellKind::Boolean => match cell {
                     "true" | "TRUE" | "1" => Some(Value::Bool(true)),
                     "false" | "FALSE" | "0" => Some(Value::Bool(false)),

@@ -94,6 +94,21 @@ macro_rules! impl_identity_tx {
                     }
                 }
                 for (record_id, source, record) in items {
+                    // A person's decision stands when the source sends the record again.
+                    let decided = identity_queue::table
+                        .filter(identity_queue::record_id.eq(record_id))
+                        .filter(identity_queue::status.eq_any(["linked", "rejected"]))
+                        .filter(identity_queue::resolved_by.is_not_null())
+                        .filter(identity_queue::resolved_by.not_like("hub:%"))
+                        .select(identity_queue::resident_no)
+                        .first::<Option<String>>(&mut *c)
+                        .optional()?;
+                    if let Some(resident_no) = decided {
+                        diesel::update(records::table.find(*record_id))
+                            .set(records::subject_resident_no.eq(resident_no))
+                            .execute(&mut *c)?;
+                        continue;
+                    }
                     let basic = record.pointer("/subject/basic_info").cloned().unwrap_or(Value::Null);
                     let birth_date = basic.get("birth_date").and_then(Value::as_str).map(str::to_string);
                     let local = local_id_of(record);
@@ -210,7 +225,10 @@ macro_rules! impl_identity_tx {
                 let waiting = identity_queue::table
                     .inner_join(records::table.on(records::id.eq(identity_queue::record_id)))
                     .filter(identity_queue::municipality_code.eq(municipality))
-                    .filter(identity_queue::status.eq("pending"))
+                    // Pending records, and those in review that no person has decided yet: a
+                    // newly registered child may be exactly who they wait for.
+                    .filter(identity_queue::status.eq_any(["pending", "review"]))
+                    .filter(identity_queue::resolved_by.is_null())
                     .filter(identity_queue::birth_date.eq_any(birth_dates))
                     .filter(records::retracted.eq(false))
                     .select((records::id, records::source, records::data))
