@@ -107,12 +107,12 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         // WAL lets readers run beside the single writer; FULL sync makes every commit
         // durable; the busy timeout makes writers queue rather than fail.
-        diesel::sql_query(
+        // (`batch_execute`: a prepared statement would run only the first pragma.)
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(
             "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
-        .execute(conn)
-        .map(|_| ())
         .map_err(diesel::r2d2::Error::QueryError)
     }
 }

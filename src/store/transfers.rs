@@ -114,6 +114,17 @@ pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> Store
         TransferStatus::Held
     };
     write_tx!(conn, |c| {
+        if let Some(destination) = new.destination {
+            let registered = super::tables::municipalities::table
+                .find(destination)
+                .count()
+                .get_result::<i64>(c)?;
+            if registered == 0 {
+                return Err(StoreError::Invalid(format!(
+                    "destination {destination} is not a town of this hub; hold the transfer (no destination) or send a package to the other hub"
+                )));
+            }
+        }
         let known = subjects::table
             .filter(subjects::municipality_code.eq(new.origin))
             .filter(subjects::resident_no.eq_any(new.children))
@@ -385,6 +396,17 @@ pub fn accept(
             .filter(transfer_children::transfer_id.eq(id))
             .select(transfer_children::origin_resident_no)
             .load::<String>(c)?;
+        // Refuse inconsistent answers rather than guess: every child placed once, at a
+        // distinct number, and only records of this transfer declined.
+        if let Some(stray) = placements
+            .iter()
+            .find(|p| !children.iter().any(|c| c == p.origin_resident_no))
+        {
+            return Err(StoreError::Invalid(format!(
+                "{} is not a child of this transfer",
+                stray.origin_resident_no
+            )));
+        }
         let mut mapping = BTreeMap::new();
         for child in &children {
             let placed = placements
@@ -393,6 +415,15 @@ pub fn accept(
                 .ok_or_else(|| {
                     StoreError::Invalid(format!("no destination resident number for child {child}"))
                 })?;
+            if mapping
+                .values()
+                .any(|r: &String| r == placed.destination_resident_no)
+            {
+                return Err(StoreError::Invalid(format!(
+                    "destination resident number {} is given to two children",
+                    placed.destination_resident_no
+                )));
+            }
             mapping.insert(child.clone(), placed.destination_resident_no.to_string());
         }
         let frozen = transfer_records::table
@@ -406,8 +437,24 @@ pub fn accept(
                 transfer_records::data,
             ))
             .load::<(i64, String, String, String, String, String)>(c)?;
+        if let Some(unknown) = declined_records
+            .iter()
+            .find(|d| !frozen.iter().any(|(_, _, _, srid, _, _)| srid == *d))
+        {
+            return Err(StoreError::Invalid(format!(
+                "record {unknown} is not part of this transfer"
+            )));
+        }
+        // Children the destination already knows keep their own subject record (address,
+        // household); only a DV support measure is carried over, never lost.
+        let known_here: Vec<(String, bool)> = subjects::table
+            .filter(subjects::municipality_code.eq(destination))
+            .filter(subjects::resident_no.eq_any(mapping.values()))
+            .select((subjects::resident_no, subjects::support_measure))
+            .load(c)?;
         let mut by_source: BTreeMap<String, Vec<PreparedRecord>> = BTreeMap::new();
         let mut provenance = Vec::new();
+        let mut carry_support_measure = Vec::new();
         for (_, about, source, source_record_id, record_type, data) in &frozen {
             if declined_records.contains(source_record_id) {
                 continue;
@@ -417,6 +464,21 @@ pub fn accept(
             };
             let mut record: Value = serde_json::from_str(data)
                 .map_err(|e| StoreError::Invalid(format!("frozen record is not JSON: {e}")))?;
+            if record_type == SUBJECT_TYPE {
+                let flagged = record["support_measure"].as_bool().unwrap_or(false);
+                if let Some((_, already)) = known_here.iter().find(|(r, _)| r == resident_no) {
+                    if flagged && !already {
+                        carry_support_measure.push(resident_no.clone());
+                    }
+                    continue;
+                }
+                // Household and guardian numbers are the origin's own: meaningless here.
+                // The transferred children of this household share one new household.
+                record["household_no"] = serde_json::json!(format!("transfer-{id}"));
+                if let Some(fields) = record.as_object_mut() {
+                    fields.remove("guardians");
+                }
+            }
             record["subject"] = serde_json::json!({"resident_no": resident_no});
             let text = record.to_string();
             let target = transferred_source(&transfer.municipality_code, source);
@@ -464,6 +526,13 @@ pub fn accept(
         for (source, batch) in &by_source {
             c.upsert_in_tx(destination, source, batch)?;
         }
+        diesel::update(
+            subjects::table
+                .filter(subjects::municipality_code.eq(destination))
+                .filter(subjects::resident_no.eq_any(&carry_support_measure)),
+        )
+        .set(subjects::support_measure.eq(true))
+        .execute(c)?;
         for (child, resident_no) in &mapping {
             diesel::update(transfer_children::table.find((id, child)))
                 .set(transfer_children::destination_resident_no.eq(resident_no))
@@ -485,8 +554,12 @@ pub fn accept(
             .execute(c)?;
         let mut entry = audit.clone();
         entry.detail = Some(
-            serde_json::json!({"transfer": id, "copied": by_source.values().map(Vec::len).sum::<usize>(), "declined": declined_records.len()})
-                .to_string(),
+            serde_json::json!({
+                "transfer": id,
+                "copied": by_source.values().map(Vec::len).sum::<usize>(),
+                "declined": frozen.iter().filter(|f| declined_records.contains(&f.3)).count(),
+            })
+            .to_string(),
         );
         c.append_audit(&entry)?;
         Ok(())
@@ -538,13 +611,23 @@ pub fn step(
         }
         check_step(transfer.state(), step).map_err(StoreError::Conflict)?;
         match step {
-            "claim" => diesel::update(transfers::table.find(id))
-                .set((
-                    transfers::status.eq(done.as_str()),
-                    transfers::destination_code.eq(municipality),
-                    transfers::escalated_at.eq(None::<String>),
-                ))
-                .execute(c)?,
+            "claim" => {
+                // The destination gets the same time to answer that the origin gave.
+                let given = chrono::DateTime::parse_from_rfc3339(&transfer.deadline)
+                    .ok()
+                    .zip(chrono::DateTime::parse_from_rfc3339(&transfer.offered_at).ok())
+                    .map_or(chrono::Duration::days(14), |(d, o)| d - o);
+                let deadline = (chrono::Utc::now() + given)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                diesel::update(transfers::table.find(id))
+                    .set((
+                        transfers::status.eq(done.as_str()),
+                        transfers::destination_code.eq(municipality),
+                        transfers::deadline.eq(deadline),
+                        transfers::escalated_at.eq(None::<String>),
+                    ))
+                    .execute(c)?
+            }
             _ => diesel::update(transfers::table.find(id))
                 .set((
                     transfers::status.eq(done.as_str()),

@@ -962,3 +962,71 @@ pub fn count_status(report: &Value, status: &str) -> usize {
         .filter(|r| r["status"] == status)
         .count()
 }
+
+// ---------------------------------------------------------------------------------------
+// Crash and restart
+
+impl Hub {
+    /// Kill the server process with SIGKILL (no shutdown, nothing flushed) and reap it. The
+    /// data directory and the database stay, for `restart`.
+    pub fn kill_server(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start a new server (on a new port) on this hub's existing data directory and database,
+    /// killing the current one first if it still runs. `base` changes; tokens stay valid.
+    pub fn restart(&mut self) {
+        self.restart_with(&[], &[]);
+    }
+
+    /// `restart` with extra `serve` arguments and environment variables.
+    pub fn restart_with(&mut self, extra: &[&str], env: &[(&str, &str)]) {
+        self.kill_server();
+        let mut last_log = String::new();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let base = format!("http://127.0.0.1:{port}");
+            let log_path = self.dir.path().join(format!("server-{port}.log"));
+            let log = std::fs::File::create(&log_path).expect("server log file");
+            let mut cmd = Command::new(BIN);
+            cmd.arg("serve")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .args(extra);
+            db_args(&mut cmd, &self.db, self.dir.path());
+            cmd.envs(env.iter().copied());
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log)
+                .spawn()
+                .expect("restart kodomo-hub serve");
+            match wait_ready(&mut child, &base, Duration::from_secs(120)) {
+                Ok(()) => {
+                    self.child = child;
+                    self.base = base;
+                    self.log_path = log_path;
+                    return;
+                }
+                Err(exited) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    if !exited {
+                        panic!("restarted kodomo-hub did not become ready; log:\n{last_log}");
+                    }
+                }
+            }
+        }
+        panic!("kodomo-hub did not restart; log:\n{last_log}");
+    }
+
+    /// The PostgreSQL URL of this hub's database (None on SQLite).
+    pub fn pg_database_url(&self) -> Option<&str> {
+        match &self.db {
+            Db::Postgres { url, .. } => Some(url),
+            Db::Sqlite => None,
+        }
+    }
+}
