@@ -129,7 +129,7 @@ fn outcome<T>(result: &Result<T, StoreError>) -> Outcome {
         Ok(_) => Outcome::Ok,
         Err(StoreError::NotFound) => Outcome::NotFound,
         Err(StoreError::Conflict(_)) => Outcome::Conflict,
-        Err(StoreError::Invalid(_)) => Outcome::Invalid,
+        Err(StoreError::Invalid(_) | StoreError::Unprocessable(_)) => Outcome::Invalid,
         Err(e) => panic!("unexpected store error: {e}"),
     }
 }

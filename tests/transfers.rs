@@ -851,7 +851,7 @@ fn decline_cancel_and_wrong_towns(backend: Backend) {
     );
     r.problem(400, "actor_required");
     // Every child needs a destination resident number; nothing is copied otherwise.
-    accept(hub, &w.dest_officer, open, &PLACEMENTS[..1], &[]).problem(400, "invalid");
+    accept(hub, &w.dest_officer, open, &PLACEMENTS[..1], &[]).problem(422, "unprocessable");
     assert_eq!(status_of(hub, &w.dest_officer, open), "offered");
     assert_eq!(transferred_records(&mut db, DEST), 0);
     assert_eq!(versions(&mut db, DEST), 0);
@@ -875,7 +875,7 @@ fn bad_offers_are_refused(backend: Backend) {
         ("unknown child", offer_body(Some(DEST), &[CHILD_A, "NOPE"])),
         ("to itself", offer_body(Some(ORIGIN), &[CHILD_A])),
     ] {
-        offer(hub, &w.origin_officer, "officer-o1", &body).problem(400, "invalid");
+        offer(hub, &w.origin_officer, "officer-o1", &body).problem(422, "unprocessable");
         assert!(list(hub, &w.origin_officer, "outbox").is_empty(), "{label}");
     }
     let mut unknown_reason = offer_body(Some(DEST), &[CHILD_A]);
@@ -941,10 +941,10 @@ fn accept_refuses_unknown_records_and_shared_numbers(backend: Backend) {
         let id = offer_household(&w, Some(DEST));
         let before = versions(&mut db, DEST);
         let r = accept(hub, &w.dest_officer, id, &placements, &declined);
-        if r.status == 400 {
-            r.problem(400, "invalid");
+        if r.status == 422 {
+            r.problem(422, "unprocessable");
         } else {
-            problems.push(format!("{label}: expected 400, got {}", r.status));
+            problems.push(format!("{label}: expected 422, got {}", r.status));
         }
         let status = status_of(hub, &w.dest_officer, id);
         let written = versions(&mut db, DEST) - before;

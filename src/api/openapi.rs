@@ -194,14 +194,13 @@ pub fn document(standard: &Standard) -> Value {
         .collect();
     columns.sort();
     columns.dedup();
-    columns.insert(0, "record_type".into());
     if let Some(csv) = doc.pointer_mut(
         "/paths/~1v1~1municipalities~1{code}~1records/post/requestBody/content/text~1csv",
     ) {
         csv["schema"] = json!({
             "type": "string",
-            "description": "CSV (UTF-8, UTF-8 with BOM, or `charset=shift_jis` for CP932). The header row names columns of the data dictionary; each row's type comes from its `record_type` column, or from `?record_type=` when the file has none.",
-            "pattern": format!("^({cols})(,({cols}))*\\r?\\n", cols = columns.join("|")),
+            "description": "CSV (UTF-8, UTF-8 with BOM, or `charset=shift_jis` for CP932). The header row starts with `record_type` and names columns of the data dictionary. (A file of a single type may instead leave out the `record_type` column and pass `?record_type=`.)",
+            "pattern": format!("^record_type(,({cols}))*\\r?\\n", cols = columns.join("|")),
         });
     }
     // Stored and served records are valid records of the standard.

@@ -112,6 +112,9 @@ impl From<StoreError> for Problem {
             StoreError::NotFound => Problem::not_found(),
             StoreError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
             StoreError::Invalid(detail) => Problem::bad_request("invalid", detail),
+            StoreError::Unprocessable(detail) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", detail)
+            }
             StoreError::Connection(_) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database_unavailable",
@@ -128,10 +131,10 @@ impl From<StoreError> for Problem {
 
 impl From<FormatError> for Problem {
     fn from(e: FormatError) -> Problem {
-        let status = if e.code == "batch_too_large" {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            StatusCode::BAD_REQUEST
+        let status = match e.code {
+            "batch_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            "csv_header_duplicate" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
         };
         Problem::new(status, e.code, e.message).with_errors(e.errors)
     }

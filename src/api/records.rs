@@ -285,7 +285,7 @@ async fn finish_push(
         (status = 409, description = "A request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body, batch or line too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported Content-Type", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Atomic batch with an invalid record (nothing stored), or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Atomic batch with an invalid record (nothing stored), an Idempotency-Key reused with another body, or a CSV header naming a column twice", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -21,6 +21,7 @@ pub struct OfferRequest {
     /// Destination municipality; omit when the family left for an unknown town (held).
     pub destination: Option<String>,
     /// Resident numbers (origin) of the children of the household.
+    #[schema(min_items = 1)]
     pub children: Vec<String>,
     pub legal_basis: String,
     pub reason: TransferReason,
@@ -111,6 +112,7 @@ fn actor(req: &HttpRequest) -> Result<String, Problem> {
     responses(
         (status = 201, description = "Offered (or held)", body = TransferView),
         (status = 400, description = "Bad request", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A child is not a subject of this town, or the destination is not a town of this hub", body = Problem, content_type = PROBLEM),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
@@ -259,7 +261,8 @@ pub async fn show(
     request_body(content = AcceptRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Accepted", body = TransferView),
-        (status = 400, description = "A child without a destination resident number", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "Bad request", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The answer contradicts the transfer: a child without (or sharing) a destination number, an unknown child or record", body = Problem, content_type = PROBLEM),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such transfer for this town", body = Problem, content_type = PROBLEM),

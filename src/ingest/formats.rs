@@ -229,10 +229,22 @@ pub fn csv_candidates(
             all
         },
     )
-    .map_err(|errors| FormatError {
-        code: "csv_header",
-        message: "the header row has columns the record types do not define".into(),
-        errors,
+    .map_err(|errors| {
+        // A repeated column is well-formed text that cannot be read one way (422); an
+        // unknown column is outside the published layout (400).
+        if errors.iter().all(|e| e.code == "csv_header_duplicate") {
+            FormatError {
+                code: "csv_header_duplicate",
+                message: "a column appears more than once in the header row".into(),
+                errors,
+            }
+        } else {
+            FormatError {
+                code: "csv_header",
+                message: "the header row has columns the record types do not define".into(),
+                errors,
+            }
+        }
     })?;
     let mut candidates = Vec::new();
     for (index, row) in reader.records().enumerate() {

@@ -32,6 +32,9 @@ pub enum StoreError {
     NotFound,
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed, but it contradicts what the hub holds (unknown child, town, record).
+    #[error("{0}")]
+    Unprocessable(String),
 }
 
 impl From<diesel::r2d2::PoolError> for StoreError {

@@ -98,12 +98,14 @@ fn code<T: Serialize>(value: T) -> String {
 /// Offer (or hold) a transfer: the children's current records are frozen as of now.
 pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> StoreResult<i64> {
     if new.children.is_empty() {
-        return Err(StoreError::Invalid(
+        return Err(StoreError::Unprocessable(
             "a transfer needs at least one child".into(),
         ));
     }
     if new.destination == Some(new.origin) {
-        return Err(StoreError::Invalid("the destination is the origin".into()));
+        return Err(StoreError::Unprocessable(
+            "the destination is the origin".into(),
+        ));
     }
     let now = now_rfc3339();
     let deadline = (chrono::Utc::now() + chrono::Duration::days(new.deadline_days))
@@ -120,7 +122,7 @@ pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> Store
                 .count()
                 .get_result::<i64>(c)?;
             if registered == 0 {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Unprocessable(format!(
                     "destination {destination} is not a town of this hub; hold the transfer (no destination) or send a package to the other hub"
                 )));
             }
@@ -131,7 +133,7 @@ pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> Store
             .count()
             .get_result::<i64>(c)?;
         if known as usize != new.children.len() {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Unprocessable(
                 "every child must be a subject of the origin municipality".into(),
             ));
         }
@@ -402,7 +404,7 @@ pub fn accept(
             .iter()
             .find(|p| !children.iter().any(|c| c == p.origin_resident_no))
         {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Unprocessable(format!(
                 "{} is not a child of this transfer",
                 stray.origin_resident_no
             )));
@@ -413,13 +415,15 @@ pub fn accept(
                 .iter()
                 .find(|p| p.origin_resident_no == child)
                 .ok_or_else(|| {
-                    StoreError::Invalid(format!("no destination resident number for child {child}"))
+                    StoreError::Unprocessable(format!(
+                        "no destination resident number for child {child}"
+                    ))
                 })?;
             if mapping
                 .values()
                 .any(|r: &String| r == placed.destination_resident_no)
             {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Unprocessable(format!(
                     "destination resident number {} is given to two children",
                     placed.destination_resident_no
                 )));
@@ -441,7 +445,7 @@ pub fn accept(
             .iter()
             .find(|d| !frozen.iter().any(|(_, _, _, srid, _, _)| srid == *d))
         {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Unprocessable(format!(
                 "record {unknown} is not part of this transfer"
             )));
         }
