@@ -730,7 +730,50 @@ fn late_register_entry_resolves_a_near_match_waiting_in_review(backend: Backend)
     );
 }
 
+/// A remembered student number links at once — but not when the record now contradicts the
+/// child it points to (a recycled number): that goes to a person.
+fn remembered_id_that_contradicts_goes_to_review(backend: Backend) {
+    let hub = Hub::start(backend);
+    let town = hub.town("131016");
+    let subject = |id: &str, resident: &str, name: &str, birth: &str, sex: i64| {
+        serde_json::json!({
+            "record_type": "subject", "schema_version": "1.0", "source_record_id": id,
+            "subject": {"resident_no": resident}, "effective_date": birth,
+            "household_no": "H1", "name": name, "birth_date": birth, "sex": sex, "role": "child",
+        })
+    };
+    let school = |id: &str, name: &str, birth: &str, sex: i64| {
+        serde_json::json!({
+            "record_type": "school-wellbeing-check", "schema_version": "1.0",
+            "source_record_id": id, "effective_date": "2025-06-01",
+            "subject": {"basic_info": {"name": name, "birth_date": birth, "sex": sex},
+                        "local_ids": {"student_no": "S-77"}},
+            "checked_on": "2025-06-01", "instrument": "check", "result": "watch",
+        })
+    };
+    hub.push(
+        &town,
+        &[
+            subject("s1", "A-1", "青木 蓮", "2015-04-01", 1),
+            subject("s2", "B-2", "石井 凛", "2016-09-09", 2),
+        ],
+    );
+    // Exact match: linked, and S-77 is remembered for A-1.
+    hub.push(&town, &[school("w1", "青木 蓮", "2015-04-01", 1)]);
+    assert_eq!(linked_records(&hub, &town, "A-1"), vec!["w1".to_string()]);
+    // The same number now arrives with another child's birth date and sex.
+    hub.push(&town, &[school("w2", "石井 凛", "2016-09-09", 2)]);
+    let review = queue(&hub, &town, "review");
+    let w2 = item(&review, "w2");
+    assert!(
+        w2["reason"].as_str().is_some_and(|r| r.contains("A-1")),
+        "{w2}"
+    );
+    assert_eq!(linked_records(&hub, &town, "A-1"), vec!["w1".to_string()]);
+}
+
 both_backends!(
     cp932_files_resolve_link_review_and_learn,
     late_register_entry_resolves_a_near_match_waiting_in_review,
+    remembered_id_that_contradicts_goes_to_review,
 );

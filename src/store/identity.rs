@@ -121,7 +121,43 @@ macro_rules! impl_identity_tx {
                         None => None,
                     };
                     let by_local_id = remembered.is_some();
+                    // A remembered id links at once — unless the record now contradicts the
+                    // child it points to (a recycled student number): then a person decides.
+                    let contradiction = match (&remembered, resolve::record_key(&basic, &table)) {
+                        (Some(resident_no), Ok(key)) => subjects::table
+                            .find((municipality, resident_no.as_str()))
+                            .select(subjects::data)
+                            .first::<String>(&mut *c)
+                            .optional()?
+                            .and_then(|data| serde_json::from_str::<Value>(&data).ok())
+                            .and_then(|data| resolve::record_key(&data, &table).ok())
+                            .map(|known| {
+                                resolve::differences(&key, &known)
+                                    .into_iter()
+                                    .filter(|f| matches!(*f, "birth_date" | "sex"))
+                                    .collect::<Vec<_>>()
+                            })
+                            .filter(|differing| !differing.is_empty())
+                            .map(|differing| (resident_no.clone(), differing)),
+                        _ => None,
+                    };
+                    let remembered = remembered.filter(|_| contradiction.is_none());
                     let (decision, candidates) = match (remembered, resolve::record_key(&basic, &table)) {
+                        (None, _) if contradiction.is_some() => {
+                            let (resident_no, differing) = contradiction.clone().expect("checked");
+                            (
+                                Decision::Review {
+                                    reason: format!(
+                                        "the remembered local id points to {resident_no}, but {} differ",
+                                        differing.join(" and ")
+                                    ),
+                                },
+                                vec![Candidate {
+                                    resident_no,
+                                    differing_fields: differing.iter().map(|f| f.to_string()).collect(),
+                                }],
+                            )
+                        }
                         (Some(resident_no), _) => (Decision::Link(resident_no), Vec::new()),
                         (None, Err(unmapped)) => (
                             Decision::Review {
