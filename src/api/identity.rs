@@ -138,18 +138,7 @@ async fn apply(
     let principal = authorize(&state, &req, Role::Caseworker, &municipality)
         .await
         .map_err(hide_forbidden)?;
-    let actor = req
-        .headers()
-        .get("X-Actor")
-        .and_then(|h| h.to_str().ok())
-        .filter(|a| crate::auth::is_valid_actor(a))
-        .ok_or_else(|| {
-            Problem::bad_request(
-                "actor_required",
-                "a review decision must name the staff member in X-Actor",
-            )
-        })?
-        .to_string();
+    let actor = super::required_actor(&req, "a review decision")?;
     let action = if resident_no.is_some() {
         "identity.confirm"
     } else {

@@ -201,6 +201,26 @@ pub async fn personal_read(
     }
 }
 
+/// The staff member a write is done by (`X-Actor`, required); `what` says which step needs it.
+pub fn required_actor(req: &HttpRequest, what: &str) -> Result<String, Problem> {
+    header(req, "X-Actor")
+        .filter(|a| auth::is_valid_actor(a))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "actor_required",
+                format!("{what} must name the staff member in X-Actor (visible ASCII, at most 100 characters)"),
+            )
+        })
+}
+
+/// A JSON body, read only after the caller is authenticated (so strangers learn nothing from
+/// its errors).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request("invalid_request", format!("invalid body: {e}")))
+}
+
 /// The caller behind the bearer token.
 pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal, Problem> {
     let header = req

@@ -148,8 +148,7 @@ pub async fn put_opt_out(
         .await
         .map_err(hide_forbidden)?;
     // The body is read only after authentication: strangers learn nothing from its errors.
-    let body: OptOutRequest = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request("invalid_request", format!("invalid body: {e}")))?;
+    let body: OptOutRequest = super::parse_json(&body)?;
     if !rules::is_past_date(&body.objected_on) {
         return Err(Problem::bad_request(
             "date_format",

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{Problem, State, audit_entry, authenticate, blocking, header, json, personal_read};
+use super::{Problem, State, audit_entry, authenticate, blocking, json, personal_read};
 use crate::auth::{Principal, Role};
 use crate::store::transfers::{
     self as store_transfers, NewTransfer, Placement, Transfer, TransferView,
@@ -92,15 +92,7 @@ async fn officer(state: &State, req: &HttpRequest) -> Result<Principal, Problem>
 }
 
 fn actor(req: &HttpRequest) -> Result<String, Problem> {
-    header(req, "X-Actor")
-        .filter(|a| crate::auth::is_valid_actor(a))
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Problem::bad_request(
-                "actor_required",
-                "transfer steps must name the officer in X-Actor",
-            )
-        })
+    super::required_actor(req, "transfer steps")
 }
 
 /// Offer a household's children to a destination town (or hold it until the destination is
@@ -124,8 +116,7 @@ pub async fn offer(
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let principal = officer(&state, &req).await?;
-    let body: OfferRequest = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request("invalid_request", format!("invalid body: {e}")))?;
+    let body: OfferRequest = super::parse_json(&body)?;
     let by = actor(&req)?;
     let mut entry = audit_entry(&principal, &principal.municipality, "transfer.offer");
     entry.actor = Some(by.clone());
@@ -278,8 +269,7 @@ pub async fn accept(
 ) -> Result<HttpResponse, Problem> {
     let id = path.into_inner();
     let principal = officer(&state, &req).await?;
-    let body: AcceptRequest = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request("invalid_request", format!("invalid body: {e}")))?;
+    let body: AcceptRequest = super::parse_json(&body)?;
     let by = actor(&req)?;
     let mut entry = audit_entry(&principal, &principal.municipality, "transfer.accept");
     entry.actor = Some(by.clone());
@@ -362,8 +352,7 @@ pub async fn decline(
     path: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let body: DeclineRequest = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request("invalid_request", format!("invalid body: {e}")))?;
+    let body: DeclineRequest = super::parse_json(&body)?;
     simple_step(state, req, path.into_inner(), "decline", Some(body.reason)).await
 }
 

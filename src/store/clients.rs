@@ -164,6 +164,51 @@ pub fn list_clients(conn: &mut DbConn) -> StoreResult<Vec<ClientRow>> {
         .load::<ClientRow>(c))?)
 }
 
+/// What an administrator changes on an active client.
+enum ClientChange<'a> {
+    Revoke,
+    NewToken(&'a str),
+}
+
+/// Apply a change to an active client with its audit entry; false if there is no such client.
+fn change_active_client(
+    conn: &mut DbConn,
+    municipality: &str,
+    name: &str,
+    change: ClientChange,
+    by: &str,
+) -> StoreResult<bool> {
+    let action = match change {
+        ClientChange::Revoke => "admin.client.revoke",
+        ClientChange::NewToken(_) => "admin.token.rotate",
+    };
+    let entry = admin_entry(
+        by,
+        municipality,
+        action,
+        serde_json::json!({"client": name}),
+    );
+    let now = now_rfc3339();
+    write_tx!(conn, |c| {
+        let active = clients::table
+            .filter(clients::municipality_code.eq(municipality))
+            .filter(clients::name.eq(name))
+            .filter(clients::revoked_at.is_null());
+        let changed = match change {
+            ClientChange::Revoke => diesel::update(active)
+                .set(clients::revoked_at.eq(&now))
+                .execute(c)?,
+            ClientChange::NewToken(hash) => diesel::update(active)
+                .set(clients::token_hash.eq(hash))
+                .execute(c)?,
+        };
+        if changed > 0 {
+            c.append_audit(&entry)?;
+        }
+        Ok(changed > 0)
+    })
+}
+
 /// Revoke a client: its token stops working at once. Returns false if no such active client.
 pub fn revoke_client(
     conn: &mut DbConn,
@@ -171,27 +216,7 @@ pub fn revoke_client(
     name: &str,
     by: &str,
 ) -> StoreResult<bool> {
-    let entry = admin_entry(
-        by,
-        municipality,
-        "admin.client.revoke",
-        serde_json::json!({"client": name}),
-    );
-    let now = now_rfc3339();
-    write_tx!(conn, |c| {
-        let changed = diesel::update(
-            clients::table
-                .filter(clients::municipality_code.eq(municipality))
-                .filter(clients::name.eq(name))
-                .filter(clients::revoked_at.is_null()),
-        )
-        .set(clients::revoked_at.eq(&now))
-        .execute(c)?;
-        if changed > 0 {
-            c.append_audit(&entry)?;
-        }
-        Ok(changed > 0)
-    })
+    change_active_client(conn, municipality, name, ClientChange::Revoke, by)
 }
 
 /// Replace a client's token; the old one stops working at once. Returns false if no such
@@ -203,26 +228,13 @@ pub fn rotate_token(
     new_hash: &str,
     by: &str,
 ) -> StoreResult<bool> {
-    let entry = admin_entry(
-        by,
+    change_active_client(
+        conn,
         municipality,
-        "admin.token.rotate",
-        serde_json::json!({"client": name}),
-    );
-    write_tx!(conn, |c| {
-        let changed = diesel::update(
-            clients::table
-                .filter(clients::municipality_code.eq(municipality))
-                .filter(clients::name.eq(name))
-                .filter(clients::revoked_at.is_null()),
-        )
-        .set(clients::token_hash.eq(new_hash))
-        .execute(c)?;
-        if changed > 0 {
-            c.append_audit(&entry)?;
-        }
-        Ok(changed > 0)
-    })
+        name,
+        ClientChange::NewToken(new_hash),
+        by,
+    )
 }
 
 /// A stored answer to an earlier request with the same idempotency key. Status 0 marks a

@@ -231,6 +231,25 @@ fn free_port() -> u16 {
         .expect("a free local port")
 }
 
+/// A request with the bearer token, content type and extra headers the tests ask for.
+fn with_headers<B>(
+    mut req: ureq::RequestBuilder<B>,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+) -> ureq::RequestBuilder<B> {
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    if let Some(ct) = content_type {
+        req = req.header("Content-Type", ct);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req
+}
+
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -464,13 +483,7 @@ impl Hub {
 
     /// GET with exactly these extra headers.
     pub fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Resp {
-        let mut req = self.agent.get(self.url(path));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
+        let req = with_headers(self.agent.get(self.url(path)), token, None, headers);
         read_resp(req.call().unwrap_or_else(|e| panic!("GET {path}: {e}")))
     }
 
@@ -483,37 +496,18 @@ impl Hub {
         headers: &[(&str, &str)],
         body: impl ureq::AsSendBody,
     ) -> Resp {
-        let mut req = self.agent.put(self.url(path));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        if let Some(ct) = content_type {
-            req = req.header("Content-Type", ct);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
+        let req = with_headers(self.agent.put(self.url(path)), token, content_type, headers);
         read_resp(req.send(body).unwrap_or_else(|e| panic!("PUT {path}: {e}")))
     }
 
     /// DELETE with exactly these extra headers.
     pub fn delete_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Resp {
-        let mut req = self.agent.delete(self.url(path));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
+        let req = with_headers(self.agent.delete(self.url(path)), token, None, headers);
         read_resp(req.call().unwrap_or_else(|e| panic!("DELETE {path}: {e}")))
     }
 
     pub fn delete(&self, path: &str, token: Option<&str>) -> Resp {
-        let mut req = self.agent.delete(self.url(path));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        read_resp(req.call().unwrap_or_else(|e| panic!("DELETE {path}: {e}")))
+        self.delete_with(path, token, &[])
     }
 
     /// POST a body with an optional content type and extra headers.
@@ -525,16 +519,12 @@ impl Hub {
         headers: &[(&str, &str)],
         body: impl ureq::AsSendBody,
     ) -> Resp {
-        let mut req = self.agent.post(self.url(path));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        if let Some(ct) = content_type {
-            req = req.header("Content-Type", ct);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
+        let req = with_headers(
+            self.agent.post(self.url(path)),
+            token,
+            content_type,
+            headers,
+        );
         read_resp(
             req.send(body)
                 .unwrap_or_else(|e| panic!("POST {path}: {e}")),
