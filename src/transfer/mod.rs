@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod package;
+
 /// Persisted state of a transfer. Escalation is a flag on offered/held transfers past their
 /// deadline (they stay open and are listed for a named officer; nothing is ever deleted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -13,6 +15,9 @@ pub enum TransferStatus {
     /// The family left but the destination is not known yet.
     Held,
     Accepted,
+    /// Sent to another hub as a signed package, whose signed receipt came back: the
+    /// destination hub holds the records now (its own officers accept or decline there).
+    Delivered,
     Declined,
     Cancelled,
 }
@@ -23,6 +28,7 @@ impl TransferStatus {
             TransferStatus::Offered => "offered",
             TransferStatus::Held => "held",
             TransferStatus::Accepted => "accepted",
+            TransferStatus::Delivered => "delivered",
             TransferStatus::Declined => "declined",
             TransferStatus::Cancelled => "cancelled",
         }
@@ -33,6 +39,7 @@ impl TransferStatus {
             TransferStatus::Offered,
             TransferStatus::Held,
             TransferStatus::Accepted,
+            TransferStatus::Delivered,
             TransferStatus::Declined,
             TransferStatus::Cancelled,
         ]
