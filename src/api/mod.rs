@@ -6,6 +6,7 @@ pub mod docs;
 pub mod identity;
 pub mod meta;
 pub mod openapi;
+pub mod packages;
 pub mod problem;
 pub mod records;
 pub mod subjects;
@@ -487,6 +488,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource(
                     "/transfers/{id}/claim",
                     vec![("POST", web::post().to(transfers::claim))],
+                ))
+                .service(resource(
+                    "/transfers/{id}/package",
+                    vec![("GET", web::get().to(packages::export))],
+                ))
+                .service(resource(
+                    "/transfer-packages",
+                    vec![("POST", web::post().to(packages::import))],
+                ))
+                .service(resource(
+                    "/transfer-receipts",
+                    vec![("POST", web::post().to(packages::receipt))],
                 )),
         )
         .default_service(web::to(route_not_found));

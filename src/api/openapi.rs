@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{audit_api, identity, meta, records, subjects, transfers, views};
+use super::{audit_api, identity, meta, packages, records, subjects, transfers, views};
 use crate::audit::AuditRecord;
 use crate::ingest::{IngestReport, RecordResult, RecordStatus, ResultDetail};
 use crate::schema::applicability::ApplicableItem;
@@ -46,7 +46,7 @@ impl utoipa::Modify for BearerAuth {
         audit_api::audit_trail, audit_api::external_reads,
         identity::list, identity::confirm, identity::reject,
         transfers::offer, transfers::list, transfers::show, transfers::accept, transfers::decline,
-        transfers::cancel, transfers::claim,
+        transfers::cancel, transfers::claim, packages::export, packages::import, packages::receipt,
         meta::list_schemas, meta::get_schema, meta::access_purposes,
         meta::healthz, meta::readyz, meta::metrics,
     ),
@@ -63,6 +63,7 @@ impl utoipa::Modify for BearerAuth {
         crate::identity::resolve::Candidate,
         transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,
         transfers::DeclineRequest, transfers::TransferBox, transfers::TransferList,
+        packages::PackageForm, crate::store::packages::Imported,
         crate::store::transfers::Transfer, crate::store::transfers::TransferView,
         crate::store::transfers::TransferChild, crate::transfer::TransferReason,
         crate::transfer::DeclineReason,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::ingest::{FormatError, IngestError, IngestReport};
 use crate::schema::FieldError;
 use crate::store::StoreError;
+use crate::store::packages::{ExchangeError, Imported};
 
 pub const PROBLEM_BASE: &str = "https://kodomo-hub.jp/problems/";
 
@@ -28,6 +29,10 @@ pub struct Problem {
     /// For rejected batches: the per-record report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<Box<IngestReport>>,
+    /// For a transfer package imported before: the original receipt (nothing was imported
+    /// again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_receipt: Option<Box<Imported>>,
     /// Seconds until a rate-limited client may retry (sent as `Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<u32>,
@@ -43,6 +48,7 @@ impl Problem {
             code,
             errors: Vec::new(),
             report: None,
+            original_receipt: None,
             retry_after: None,
         }
     }
@@ -125,6 +131,41 @@ impl From<StoreError> for Problem {
                 tracing::error!(kind = db_error_kind(&e), "database error");
                 Problem::internal()
             }
+        }
+    }
+}
+
+impl From<ExchangeError> for Problem {
+    fn from(e: ExchangeError) -> Problem {
+        match e {
+            ExchangeError::Package(e) => {
+                let detail = match e.offset {
+                    Some(offset) => format!("{} (byte {offset})", e.message),
+                    None => e.message.clone(),
+                };
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.code, detail).with_errors(vec![
+                    FieldError {
+                        pointer: e.pointer,
+                        code: e.code.to_string(),
+                        message: e.message,
+                        row: None,
+                        column: None,
+                    },
+                ])
+            }
+            ExchangeError::AlreadyImported(original) => {
+                let mut problem = Problem::new(
+                    StatusCode::CONFLICT,
+                    "package_already_imported",
+                    format!(
+                        "package {} was imported before as transfer {}; nothing was imported again; the original receipt is included",
+                        original.package_id, original.transfer_id
+                    ),
+                );
+                problem.original_receipt = Some(original);
+                problem
+            }
+            ExchangeError::Store(e) => e.into(),
         }
     }
 }

@@ -80,7 +80,7 @@ pub struct TransferList {
     pub transfers: Vec<Transfer>,
 }
 
-async fn officer(state: &State, req: &HttpRequest) -> Result<Principal, Problem> {
+pub(super) async fn officer(state: &State, req: &HttpRequest) -> Result<Principal, Problem> {
     let principal = authenticate(state, req).await?;
     if principal.roles.contains(&Role::TransferOfficer) {
         Ok(principal)
@@ -91,7 +91,7 @@ async fn officer(state: &State, req: &HttpRequest) -> Result<Principal, Problem>
     }
 }
 
-fn actor(req: &HttpRequest) -> Result<String, Problem> {
+pub(super) fn actor(req: &HttpRequest) -> Result<String, Problem> {
     super::required_actor(req, "transfer steps")
 }
 

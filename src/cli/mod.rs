@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+mod exchange;
+
 use crate::ingest::files::ExportFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -215,6 +217,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: GaijiCommand,
     },
+    /// Peer hubs this hub exchanges signed transfer packages with (the trust store).
+    Peer {
+        #[command(subcommand)]
+        command: exchange::PeerCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -325,6 +332,8 @@ enum TransferCommand {
         #[arg(long)]
         actor: String,
     },
+    #[command(flatten)]
+    BetweenHubs(exchange::ExchangeCommand),
 }
 
 #[derive(Subcommand)]
@@ -410,6 +419,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let store = db.open()?;
+            // The hub's signing key for packages between hubs exists from the first start.
+            crate::store::packages::hub_key(&mut store.conn()?)?;
             if demo {
                 load_demo_if_empty(&store, &db, 60)?;
             }
@@ -677,6 +688,7 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                 }
             }
         },
+        AdminCommand::Peer { command } => exchange::peer(command, store, ADMIN_CLI)?,
         AdminCommand::Gaiji {
             command: GaijiCommand::Import { file, municipality },
         } => {
@@ -862,6 +874,7 @@ fn transfer(command: TransferCommand, store: &Store) -> anyhow::Result<()> {
     use crate::store::transfers;
     let mut conn = store.conn()?;
     match command {
+        TransferCommand::BetweenHubs(command) => return exchange::exchange(command, store),
         TransferCommand::List {
             municipality,
             r#box,

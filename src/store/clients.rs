@@ -134,6 +134,16 @@ pub fn add_client(conn: &mut DbConn, client: &NewClient, by: &str) -> StoreResul
         clients::cert_fingerprint.eq(client.cert_fingerprint),
     );
     let result = write_tx!(conn, |c| {
+        let peer_town = super::tables::peer_towns::table
+            .find(client.municipality_code)
+            .count()
+            .get_result::<i64>(c)?;
+        if peer_town > 0 {
+            return Err(StoreError::Unprocessable(format!(
+                "{} is a town of a peer hub; its clients belong to that hub",
+                client.municipality_code
+            )));
+        }
         let id = diesel::insert_into(clients::table)
             .values(row)
             .returning(clients::id)

@@ -212,6 +212,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    hub_signing_key (id) {
+        id -> Integer,
+        public_key -> Text,
+        secret_key -> Text,
+        created_at -> Text,
+    }
+}
+
+diesel::table! {
+    hub_peers (name) {
+        name -> Text,
+        public_key -> Text,
+        added_at -> Text,
+    }
+}
+
+diesel::table! {
+    peer_towns (municipality_code) {
+        municipality_code -> Text,
+        peer -> Text,
+    }
+}
+
+diesel::table! {
+    transfer_packages (package_id) {
+        package_id -> Text,
+        municipality_code -> Text,
+        direction -> Text,
+        transfer_id -> BigInt,
+        peer -> Text,
+        package_sha256 -> Text,
+        package_xml -> Text,
+        signature -> Text,
+        receipt_xml -> Nullable<Text>,
+        receipt_signature -> Nullable<Text>,
+        created_at -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     municipalities,
     clients,
@@ -228,4 +268,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     transfer_children,
     transfer_records,
     record_provenance,
+    hub_signing_key,
+    hub_peers,
+    peer_towns,
+    transfer_packages,
 );

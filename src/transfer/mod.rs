@@ -111,7 +111,7 @@ pub fn transferred_source(origin: &str, origin_source: &str) -> String {
 /// Who may do what: the answer to a step that is not allowed in the current state.
 pub fn check_step(status: TransferStatus, step: &str) -> Result<(), String> {
     let allowed = match step {
-        "accept" | "decline" => status == TransferStatus::Offered,
+        "accept" | "decline" | "deliver" => status == TransferStatus::Offered,
         "cancel" => status.is_open(),
         "claim" => status == TransferStatus::Held,
         _ => false,

@@ -133,6 +133,8 @@ impl std::fmt::Display for PackageError {
     }
 }
 
+impl std::error::Error for PackageError {}
+
 type Result<T> = std::result::Result<T, PackageError>;
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +173,10 @@ impl XmlOut {
     }
     fn text_element(&mut self, name: &str, attributes: &[(&str, &str)], text: &str) {
         self.start(name, attributes);
-        self.event(Event::Text(BytesText::new(text)));
+        // Only `<`, `>` and `&` need escaping in text; JSON's quotes stay readable.
+        self.event(Event::Text(BytesText::from_escaped(
+            quick_xml::escape::partial_escape(text),
+        )));
         self.end(name);
         self.newline();
     }
@@ -761,6 +766,96 @@ pub fn check_manifest(package: &Package) -> Result<()> {
                 "part_missing",
                 format!("/{name}"),
                 format!("the package has no {name} part and the manifest does not list it"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Everything a receiver checks beyond syntax and signature: the manifest, the schema version,
+/// every record against the standard, and that records, children and DV flags agree.
+pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> Result<()> {
+    check_manifest(package)?;
+    let header = &package.header;
+    let version = header
+        .schema_version
+        .parse::<u32>()
+        .ok()
+        .and_then(|major| standard.major(major))
+        .ok_or_else(|| {
+            PackageError::new(
+                "schema_version_unsupported",
+                "/schema_version",
+                format!("this hub does not implement schema version {}", header.schema_version),
+            )
+        })?;
+    if serde_json::from_value::<super::TransferReason>(Value::String(header.reason.clone())).is_err() {
+        return Err(PackageError::new(
+            "reason_unknown",
+            "/reason",
+            format!("{} is not a transfer reason code", header.reason),
+        ));
+    }
+    if chrono::DateTime::parse_from_rfc3339(&header.created).is_err() {
+        return Err(PackageError::new(
+            "created_invalid",
+            "/created",
+            "created is not an RFC 3339 time with offset",
+        ));
+    }
+    let children = package.children.as_deref().unwrap_or_default();
+    for (i, child) in children.iter().enumerate() {
+        if children[..i].iter().any(|c| c.origin_resident_no == child.origin_resident_no) {
+            return Err(PackageError::new(
+                "child_duplicate",
+                format!("/children/{i}"),
+                "the same child is listed twice",
+            ));
+        }
+    }
+    let records = package.records.as_deref().unwrap_or_default();
+    for (i, record) in records.iter().enumerate() {
+        let pointer = format!("/records/{i}");
+        if record.data.get("record_type").and_then(Value::as_str) != Some(&record.record_type) {
+            return Err(PackageError::new(
+                "record_type_mismatch",
+                format!("{pointer}/record_type"),
+                "the record's record_type differs from the package's record-type attribute",
+            ));
+        }
+        if let Some(error) = version.validator.validate(&record.record_type, &record.data).first() {
+            return Err(PackageError::new(
+                "record_invalid",
+                format!("{pointer}/data{}", error.pointer),
+                format!("{}: {}", error.code, error.message),
+            ));
+        }
+        let Some(child) = children
+            .iter()
+            .find(|c| c.origin_resident_no == record.origin_resident_no)
+        else {
+            return Err(PackageError::new(
+                "record_child_unknown",
+                format!("{pointer}/origin_resident_no"),
+                "the record is about a child the package does not list",
+            ));
+        };
+        if records[..i]
+            .iter()
+            .any(|r| r.source == record.source && r.source_record_id == record.source_record_id)
+        {
+            return Err(PackageError::new(
+                "record_duplicate",
+                format!("{pointer}/source_record_id"),
+                "the same source record appears twice",
+            ));
+        }
+        let flagged = record.data.get("support_measure").and_then(Value::as_bool) == Some(true);
+        if record.record_type == crate::schema::SUBJECT_TYPE && flagged != child.support_measure {
+            return Err(PackageError::new(
+                "support_measure_mismatch",
+                format!("{pointer}/data/support_measure"),
+                "the child's DV support measure flag differs from its subject record",
             ));
         }
     }

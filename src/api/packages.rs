@@ -1,0 +1,215 @@
+//! Transfers between hubs over HTTP, for transfer officers: download an offered transfer as a
+//! signed package, import a package from a peer hub into the inbox (answering the signed
+//! receipt), and import the receipt that closes a sent transfer. The detached signature travels
+//! in the `Kodomo-Signature` header, exactly as in a `.sig` file.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::transfers::{actor, officer};
+use super::{Problem, State, audit_entry, blocking, json};
+use crate::store::packages::{self, Importer};
+use crate::store::transfers::Transfer;
+use crate::transfer::package;
+
+const PROBLEM: &str = "application/problem+json";
+pub const SIGNATURE_HEADER: &str = "Kodomo-Signature";
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageForm {
+    Xml,
+    Json,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PackageQuery {
+    /// `xml` (default) or `json`: the same package in either form.
+    pub format: Option<PackageForm>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// The officer an unanswered transfer is escalated to (default: the importing officer).
+    pub escalate_to: Option<String>,
+    /// Days the town has to answer before escalation (default 14).
+    pub deadline_days: Option<i64>,
+}
+
+fn signature(req: &HttpRequest) -> Result<String, Problem> {
+    super::header(req, SIGNATURE_HEADER)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "signature_missing",
+                "send the detached signature in the Kodomo-Signature header (ed25519;key=…;sig=…)",
+            )
+        })
+}
+
+/// An offered transfer to a town of a peer hub, as a signed package (made once; the same
+/// bytes every time).
+#[utoipa::path(
+    operation_id = "export_transfer_package", get, path = "/v1/transfers/{id}/package", tag = "transfers",
+    params(
+        ("id" = i64, Path, description = "Transfer id"),
+        PackageQuery,
+        ("X-Actor" = String, Header, description = "Officer sending", example = "officer-1"),
+    ),
+    responses(
+        (status = 200, description = "The package; its detached signature is in the Kodomo-Signature header",
+            headers(("Kodomo-Signature" = String, description = "ed25519;key=<hex>;sig=<hex>")),
+            content((String = "application/xml"), (Object = "application/json"))),
+        (status = 400, description = "Bad request", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such transfer from this town", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The transfer is no longer offered", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Held, or addressed to a town of this hub (no package needed)", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn export(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    query: web::Query<PackageQuery>,
+) -> Result<HttpResponse, Problem> {
+    let principal = officer(&state, &req).await?;
+    let mut entry = audit_entry(&principal, &principal.municipality, "transfer.package.export");
+    entry.actor = Some(actor(&req)?);
+    let id = path.into_inner();
+    let worker = state.clone();
+    let signed = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(packages::export(&mut conn, id, &principal.municipality, &entry)?)
+    })
+    .await?;
+    let mut response = HttpResponse::Ok();
+    response.insert_header((SIGNATURE_HEADER, signed.signature.clone()));
+    Ok(match query.format.unwrap_or(PackageForm::Xml) {
+        PackageForm::Xml => response
+            .content_type("application/xml; charset=utf-8")
+            .body(signed.xml),
+        PackageForm::Json => {
+            let parsed = package::parse(signed.xml.as_bytes())
+                .map_err(|e| crate::store::packages::ExchangeError::Package(e))?;
+            response
+                .content_type("application/json")
+                .body(package::to_json(&parsed))
+        }
+    })
+}
+
+/// Import a package from a peer hub (XML or its JSON form) into this town's inbox. Verifies the
+/// signature against the trust store, the manifest's digests, lengths and counts and every
+/// record against the schema; imports nothing unless all hold, and each package id only once.
+#[utoipa::path(
+    operation_id = "import_transfer_package", post, path = "/v1/transfer-packages", tag = "transfers",
+    params(
+        ImportQuery,
+        ("X-Actor" = String, Header, description = "Officer importing", example = "officer-2"),
+        ("Kodomo-Signature" = String, Header, description = "Detached signature: ed25519;key=<hex>;sig=<hex>"),
+    ),
+    request_body(content((String = "application/xml"), (Object = "application/json"))),
+    responses(
+        (status = 201, description = "Imported; the signed receipt (signature in Kodomo-Signature) goes back to the origin hub",
+            headers(("Kodomo-Signature" = String, description = "ed25519;key=<hex>;sig=<hex>"),
+                    ("Location" = String, description = "The transfer in this town's inbox")),
+            content((String = "application/xml"))),
+        (status = 400, description = "Missing signature or actor", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Imported before: nothing imported again; the original receipt is in the problem", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Too large", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Refused: malformed, not canonical, signature, digest, length, count, schema, unknown signer, wrong destination", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn import(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<ImportQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let principal = officer(&state, &req).await?;
+    let by = actor(&req)?;
+    let signature = signature(&req)?;
+    let body = super::records::read_body(&mut payload, state.limits.max_body_bytes).await?;
+    let mut entry = audit_entry(&principal, &principal.municipality, "transfer.package.import");
+    entry.actor = Some(by.clone());
+    let query = query.into_inner();
+    let worker = state.clone();
+    let imported = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        let importer = Importer {
+            municipality: &principal.municipality,
+            escalate_to: query.escalate_to.as_deref().unwrap_or(&by),
+            deadline_days: query.deadline_days.unwrap_or(14).clamp(0, 365),
+        };
+        Ok(packages::import(
+            &mut conn,
+            &worker.standard,
+            &body,
+            &signature,
+            &importer,
+            &entry,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((SIGNATURE_HEADER, imported.receipt_signature))
+        .insert_header(("Location", format!("/v1/transfers/{}", imported.transfer_id)))
+        .content_type("application/xml; charset=utf-8")
+        .body(imported.receipt))
+}
+
+/// Import the destination hub's signed receipt for a package this town sent: the transfer is
+/// delivered and its children are marked moved out. Repeating it is harmless.
+#[utoipa::path(
+    operation_id = "import_transfer_receipt", post, path = "/v1/transfer-receipts", tag = "transfers",
+    params(
+        ("X-Actor" = String, Header, description = "Officer importing", example = "officer-1"),
+        ("Kodomo-Signature" = String, Header, description = "Detached signature: ed25519;key=<hex>;sig=<hex>"),
+    ),
+    request_body(content((String = "application/xml"))),
+    responses(
+        (status = 200, description = "Delivered", body = Transfer),
+        (status = 400, description = "Missing signature or actor", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The transfer was cancelled or otherwise closed", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Too large", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Refused: malformed, signature, unknown package, other bytes acknowledged, counts", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn receipt(
+    state: State,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let principal = officer(&state, &req).await?;
+    let mut entry = audit_entry(&principal, &principal.municipality, "transfer.receipt.import");
+    entry.actor = Some(actor(&req)?);
+    let signature = signature(&req)?;
+    let body = super::records::read_body(&mut payload, state.limits.max_body_bytes).await?;
+    let worker = state.clone();
+    let transfer = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(packages::import_receipt(
+            &mut conn,
+            &body,
+            &signature,
+            &principal.municipality,
+            &entry,
+        )?)
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &transfer))
+}

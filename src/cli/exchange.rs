@@ -1,0 +1,259 @@
+//! Commands for transfers between hubs: the trust store (`admin peer …`) and signed packages
+//! and receipts as files (`transfer export | import | receipt`).
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use crate::audit::AuditEntry;
+use crate::schema::{Standard, rules};
+use crate::store::Store;
+use crate::store::packages::{self, ExchangeError, Importer};
+
+#[derive(Subcommand)]
+pub enum PeerCommand {
+    /// Trust another hub's public key for the towns it serves.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The peer's Ed25519 public key, 64 hex digits (`admin peer key` on that hub).
+        #[arg(long)]
+        public_key: String,
+        /// A town the peer serves, as CODE=NAME; repeat for several.
+        #[arg(long = "town", required = true, value_parser = parse_town)]
+        towns: Vec<(String, String)>,
+    },
+    List,
+    /// Print this hub's public signing key (give it to peer hubs).
+    Key,
+}
+
+fn parse_town(text: &str) -> Result<(String, String), String> {
+    let (code, name) = text
+        .split_once('=')
+        .ok_or("expected CODE=NAME, e.g. 139998=架空区")?;
+    if !rules::is_valid_municipality_code(code) {
+        return Err(format!(
+            "{code} is not a valid municipality code (6 digits, last a check digit)"
+        ));
+    }
+    Ok((code.to_string(), name.to_string()))
+}
+
+#[derive(Subcommand)]
+pub enum ExchangeCommand {
+    /// Write an offered transfer to a peer hub's town as a signed package (PACKAGE-ID.xml or
+    /// .json, with its detached signature in the same name + .sig).
+    Export {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        id: i64,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "xml")]
+        format: PackageFormat,
+        /// Officer sending (recorded in the audit trail).
+        #[arg(long)]
+        actor: String,
+    },
+    /// Verify and import a package from a peer hub into a town's inbox; writes the signed
+    /// receipt (PACKAGE-ID.receipt.xml and .sig) to return to the origin hub.
+    Import {
+        #[arg(long)]
+        municipality: String,
+        /// The package (.xml or .json); its signature is read from the same path + .sig.
+        package: PathBuf,
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// Where the receipt is written (default: beside the package).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The officer the transfer is escalated to if nobody answers.
+        #[arg(long)]
+        escalate_to: String,
+        #[arg(long, default_value_t = 14)]
+        deadline_days: i64,
+        #[arg(long)]
+        actor: String,
+    },
+    /// Import the destination hub's signed receipt: the transfer is delivered.
+    Receipt {
+        #[arg(long)]
+        municipality: String,
+        receipt: PathBuf,
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        #[arg(long)]
+        actor: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PackageFormat {
+    Xml,
+    Json,
+}
+
+pub fn peer(command: PeerCommand, store: &Store, by: &str) -> anyhow::Result<()> {
+    let mut conn = store.conn()?;
+    match command {
+        PeerCommand::Add {
+            name,
+            public_key,
+            towns,
+        } => {
+            packages::add_peer(&mut conn, &name, &public_key, &towns, by)?;
+            println!("peer hub {name} trusted for {} town(s)", towns.len());
+        }
+        PeerCommand::List => {
+            for peer in packages::list_peers(&mut conn)? {
+                println!("{}\t{}\t{}", peer.name, peer.public_key, peer.towns.join(","));
+            }
+        }
+        PeerCommand::Key => {
+            let key = packages::hub_key(&mut conn)?;
+            println!("{}", hex::encode(key.verifying_key().as_bytes()));
+        }
+    }
+    Ok(())
+}
+
+fn entry(municipality: &str, actor: &str, action: &str) -> AuditEntry {
+    AuditEntry {
+        municipality_code: municipality.to_string(),
+        client_name: Some("transfer-cli".into()),
+        actor: Some(actor.to_string()),
+        action: action.into(),
+        result: "ok".into(),
+        ..Default::default()
+    }
+}
+
+fn signature_path(file: &Path, given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(".sig");
+        PathBuf::from(name)
+    })
+}
+
+fn read_signature(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "signature_missing: cannot read the detached signature {}: {e}",
+            path.display()
+        )
+    })
+}
+
+fn write_pair(dir: &Path, name: &str, body: &[u8], signature: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, body)?;
+    std::fs::write(signature_path(&path, None), format!("{signature}\n"))?;
+    Ok(path)
+}
+
+/// A refused package or receipt: the code and pointer first, so scripts can match them.
+fn explain(error: ExchangeError) -> anyhow::Error {
+    match error {
+        ExchangeError::Package(e) => anyhow::anyhow!("{e}"),
+        other => other.into(),
+    }
+}
+
+pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
+    let mut conn = store.conn()?;
+    match command {
+        ExchangeCommand::Export {
+            municipality,
+            id,
+            out,
+            format,
+            actor,
+        } => {
+            let audit = entry(&municipality, &actor, "transfer.package.export");
+            let signed = packages::export(&mut conn, id, &municipality, &audit).map_err(explain)?;
+            let (name, body) = match format {
+                PackageFormat::Xml => (format!("{}.xml", signed.package_id), signed.xml.into_bytes()),
+                PackageFormat::Json => {
+                    let package = crate::transfer::package::parse(signed.xml.as_bytes())?;
+                    (
+                        format!("{}.json", signed.package_id),
+                        crate::transfer::package::to_json(&package),
+                    )
+                }
+            };
+            let path = write_pair(&out, &name, &body, &signed.signature)?;
+            println!("{}", path.display());
+        }
+        ExchangeCommand::Import {
+            municipality,
+            package,
+            signature,
+            out,
+            escalate_to,
+            deadline_days,
+            actor,
+        } => {
+            let bytes = std::fs::read(&package)?;
+            let signature = read_signature(&signature_path(&package, signature))?;
+            let audit = entry(&municipality, &actor, "transfer.package.import");
+            let importer = Importer {
+                municipality: &municipality,
+                escalate_to: &escalate_to,
+                deadline_days,
+            };
+            let standard = Standard::load();
+            let (imported, replay) =
+                match packages::import(&mut conn, &standard, &bytes, &signature, &importer, &audit) {
+                    Ok(imported) => (imported, false),
+                    Err(ExchangeError::AlreadyImported(original)) => (*original, true),
+                    Err(e) => return Err(explain(e)),
+                };
+            let dir = out.unwrap_or_else(|| {
+                package
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."))
+            });
+            let path = write_pair(
+                &dir,
+                &format!("{}.receipt.xml", imported.package_id),
+                imported.receipt.as_bytes(),
+                &imported.receipt_signature,
+            )?;
+            if replay {
+                println!(
+                    "package {} was already imported (transfer {}); nothing imported again; original receipt: {}",
+                    imported.package_id,
+                    imported.transfer_id,
+                    path.display()
+                );
+            } else {
+                println!(
+                    "package {} imported as transfer {}; receipt: {}",
+                    imported.package_id,
+                    imported.transfer_id,
+                    path.display()
+                );
+            }
+        }
+        ExchangeCommand::Receipt {
+            municipality,
+            receipt,
+            signature,
+            actor,
+        } => {
+            let bytes = std::fs::read(&receipt)?;
+            let signature = read_signature(&signature_path(&receipt, signature))?;
+            let audit = entry(&municipality, &actor, "transfer.receipt.import");
+            let transfer =
+                packages::import_receipt(&mut conn, &bytes, &signature, &municipality, &audit)
+                    .map_err(explain)?;
+            println!("transfer {} {}", transfer.id, transfer.status);
+        }
+    }
+    Ok(())
+}
