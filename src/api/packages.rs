@@ -81,13 +81,22 @@ pub async fn export(
     query: web::Query<PackageQuery>,
 ) -> Result<HttpResponse, Problem> {
     let principal = officer(&state, &req).await?;
-    let mut entry = audit_entry(&principal, &principal.municipality, "transfer.package.export");
+    let mut entry = audit_entry(
+        &principal,
+        &principal.municipality,
+        "transfer.package.export",
+    );
     entry.actor = Some(actor(&req)?);
     let id = path.into_inner();
     let worker = state.clone();
     let signed = blocking(move || {
         let mut conn = worker.store.conn()?;
-        Ok(packages::export(&mut conn, id, &principal.municipality, &entry)?)
+        Ok(packages::export(
+            &mut conn,
+            id,
+            &principal.municipality,
+            &entry,
+        )?)
     })
     .await?;
     let mut response = HttpResponse::Ok();
@@ -141,7 +150,11 @@ pub async fn import(
     let by = actor(&req)?;
     let signature = signature(&req)?;
     let body = super::records::read_body(&mut payload, state.limits.max_body_bytes).await?;
-    let mut entry = audit_entry(&principal, &principal.municipality, "transfer.package.import");
+    let mut entry = audit_entry(
+        &principal,
+        &principal.municipality,
+        "transfer.package.import",
+    );
     entry.actor = Some(by.clone());
     let query = query.into_inner();
     let worker = state.clone();
@@ -164,7 +177,10 @@ pub async fn import(
     .await?;
     Ok(HttpResponse::Created()
         .insert_header((SIGNATURE_HEADER, imported.receipt_signature))
-        .insert_header(("Location", format!("/v1/transfers/{}", imported.transfer_id)))
+        .insert_header((
+            "Location",
+            format!("/v1/transfers/{}", imported.transfer_id),
+        ))
         .content_type("application/xml; charset=utf-8")
         .body(imported.receipt))
 }
@@ -195,7 +211,11 @@ pub async fn receipt(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let principal = officer(&state, &req).await?;
-    let mut entry = audit_entry(&principal, &principal.municipality, "transfer.receipt.import");
+    let mut entry = audit_entry(
+        &principal,
+        &principal.municipality,
+        "transfer.receipt.import",
+    );
     entry.actor = Some(actor(&req)?);
     let signature = signature(&req)?;
     let body = super::records::read_body(&mut payload, state.limits.max_body_bytes).await?;

@@ -76,7 +76,10 @@ fn body_format(req: &HttpRequest) -> Result<BodyFormat, Problem> {
 }
 
 /// Read a whole body up to `limit` bytes.
-pub(super) async fn read_body(payload: &mut web::Payload, limit: usize) -> Result<Vec<u8>, Problem> {
+pub(super) async fn read_body(
+    payload: &mut web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, Problem> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| Problem::bad_request("body_read", e.to_string()))?;

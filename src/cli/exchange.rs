@@ -108,7 +108,12 @@ pub fn peer(command: PeerCommand, store: &Store, by: &str) -> anyhow::Result<()>
         }
         PeerCommand::List => {
             for peer in packages::list_peers(&mut conn)? {
-                println!("{}\t{}\t{}", peer.name, peer.public_key, peer.towns.join(","));
+                println!(
+                    "{}\t{}\t{}",
+                    peer.name,
+                    peer.public_key,
+                    peer.towns.join(",")
+                );
             }
         }
         PeerCommand::Key => {
@@ -176,7 +181,10 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
             let audit = entry(&municipality, &actor, "transfer.package.export");
             let signed = packages::export(&mut conn, id, &municipality, &audit).map_err(explain)?;
             let (name, body) = match format {
-                PackageFormat::Xml => (format!("{}.xml", signed.package_id), signed.xml.into_bytes()),
+                PackageFormat::Xml => (
+                    format!("{}.xml", signed.package_id),
+                    signed.xml.into_bytes(),
+                ),
                 PackageFormat::Json => {
                     let package = crate::transfer::package::parse(signed.xml.as_bytes())?;
                     (
@@ -207,7 +215,8 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
             };
             let standard = Standard::load();
             let (imported, replay) =
-                match packages::import(&mut conn, &standard, &bytes, &signature, &importer, &audit) {
+                match packages::import(&mut conn, &standard, &bytes, &signature, &importer, &audit)
+                {
                     Ok(imported) => (imported, false),
                     Err(ExchangeError::AlreadyImported(original)) => (*original, true),
                     Err(e) => return Err(explain(e)),

@@ -374,6 +374,22 @@ fn refuse(code: &'static str, pointer: &str, message: impl Into<String>) -> Exch
     ExchangeError::Package(PackageError::new(code, pointer, message))
 }
 
+/// The trusted peer hub whose key made `signature`.
+fn trusted_peer(conn: &mut DbConn, signature: &DetachedSignature) -> Result<String> {
+    on_conn!(conn, |c| hub_peers::table
+        .filter(hub_peers::public_key.eq(&signature.public_key))
+        .select(hub_peers::name)
+        .first::<String>(c)
+        .optional())?
+    .ok_or_else(|| {
+        refuse(
+            "signer_unknown",
+            "/signature",
+            "the package is signed by a hub that is not in this hub's trust store (admin peer add)",
+        )
+    })
+}
+
 /// Verify a package from a peer hub (signature by a trusted peer that serves the origin town,
 /// digests, counts, schema) and import it into the destination's inbox as an offered transfer,
 /// exactly once per package id. Answers the signed receipt.
@@ -387,6 +403,7 @@ pub fn import(
 ) -> Result<Imported> {
     let package = package::parse(bytes)?;
     let signature = DetachedSignature::parse(signature)?;
+    let peer = trusted_peer(conn, &signature)?;
     package::verify_package_signature(&package, &signature)?;
     package::check_contents(&package, standard)?;
     let xml = String::from_utf8(package::to_xml(&package)).expect("the writer emits UTF-8");
@@ -397,18 +414,6 @@ pub fn import(
     let deadline = (chrono::Utc::now() + chrono::Duration::days(importer.deadline_days))
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     write_tx!(conn, |c| {
-        let peer = hub_peers::table
-            .filter(hub_peers::public_key.eq(&signature.public_key))
-            .select(hub_peers::name)
-            .first::<String>(c)
-            .optional()?
-            .ok_or_else(|| {
-                refuse(
-                    "signer_unknown",
-                    "/signature",
-                    "the package is signed by a hub that is not in this hub's trust store (admin peer add)",
-                )
-            })?;
         let origin_peer = peer_towns::table
             .find(&header.origin)
             .select(peer_towns::peer)
@@ -418,7 +423,10 @@ pub fn import(
             return Err(refuse(
                 "origin_not_served_by_signer",
                 "/origin",
-                format!("the signing hub {peer} does not speak for town {}", header.origin),
+                format!(
+                    "the signing hub {peer} does not speak for town {}",
+                    header.origin
+                ),
             ));
         }
         if header.destination != importer.municipality {
@@ -443,24 +451,33 @@ pub fn import(
             .first::<(String, i64, String, Option<String>, Option<String>)>(c)
             .optional()?;
         if let Some((direction, transfer_id, sha, receipt, receipt_signature)) = earlier {
-            return Err(match (direction == "inbound" && sha == package_sha256, receipt, receipt_signature) {
-                (true, Some(receipt), Some(receipt_signature)) => {
-                    ExchangeError::AlreadyImported(Box::new(Imported {
-                        package_id: header.package_id.clone(),
-                        transfer_id,
-                        receipt,
-                        receipt_signature,
-                    }))
-                }
-                _ => refuse(
-                    "package_id_reused",
-                    "/package_id",
-                    "another package with this id was seen before; nothing was imported",
-                ),
-            });
+            return Err(
+                match (
+                    direction == "inbound" && sha == package_sha256,
+                    receipt,
+                    receipt_signature,
+                ) {
+                    (true, Some(receipt), Some(receipt_signature)) => {
+                        ExchangeError::AlreadyImported(Box::new(Imported {
+                            package_id: header.package_id.clone(),
+                            transfer_id,
+                            receipt,
+                            receipt_signature,
+                        }))
+                    }
+                    _ => refuse(
+                        "package_id_reused",
+                        "/package_id",
+                        "another package with this id was seen before; nothing was imported",
+                    ),
+                },
+            );
         }
         let offered_at = chrono::DateTime::parse_from_rfc3339(&header.created)
-            .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            })
             .unwrap_or_else(|_| now.clone());
         let transfer_id = diesel::insert_into(transfers::table)
             .values((
@@ -522,8 +539,7 @@ pub fn import(
         };
         let receipt_xml =
             String::from_utf8(package::receipt_to_xml(&receipt)).expect("the writer emits UTF-8");
-        let receipt_signature =
-            DetachedSignature::sign(&key, receipt_xml.as_bytes()).to_string();
+        let receipt_signature = DetachedSignature::sign(&key, receipt_xml.as_bytes()).to_string();
         diesel::insert_into(transfer_packages::table)
             .values((
                 transfer_packages::package_id.eq(&header.package_id),

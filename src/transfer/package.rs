@@ -344,8 +344,8 @@ impl Attributes {
         let element = String::from_utf8_lossy(start.name().as_ref()).into_owned();
         let mut values = Vec::new();
         for attribute in start.attributes() {
-            let attribute = attribute
-                .map_err(|e| PackageError::at("xml_malformed", offset, e.to_string()))?;
+            let attribute =
+                attribute.map_err(|e| PackageError::at("xml_malformed", offset, e.to_string()))?;
             let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
             let value = attribute
                 .unescape_value()
@@ -437,10 +437,9 @@ impl<'a> XmlIn<'a> {
     /// The next event that is not whitespace between elements.
     fn next(&mut self) -> Result<Event<'a>> {
         loop {
-            let event = self
-                .reader
-                .read_event()
-                .map_err(|e| PackageError::at("xml_malformed", self.reader.error_position(), e.to_string()))?;
+            let event = self.reader.read_event().map_err(|e| {
+                PackageError::at("xml_malformed", self.reader.error_position(), e.to_string())
+            })?;
             match &event {
                 Event::Text(text) if text.iter().all(u8::is_ascii_whitespace) => continue,
                 Event::Decl(_) | Event::Comment(_) => continue,
@@ -453,10 +452,9 @@ impl<'a> XmlIn<'a> {
         let mut text = String::new();
         loop {
             let offset = self.offset();
-            let event = self
-                .reader
-                .read_event()
-                .map_err(|e| PackageError::at("xml_malformed", self.reader.error_position(), e.to_string()))?;
+            let event = self.reader.read_event().map_err(|e| {
+                PackageError::at("xml_malformed", self.reader.error_position(), e.to_string())
+            })?;
             match event {
                 Event::Text(t) => text.push_str(
                     &t.decode()
@@ -561,7 +559,13 @@ fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
                             Event::Start(e) | Event::Empty(e) => {
                                 return Err(unexpected(&name_of(&e), offset));
                             }
-                            _ => return Err(PackageError::at("xml_malformed", offset, "bad manifest")),
+                            _ => {
+                                return Err(PackageError::at(
+                                    "xml_malformed",
+                                    offset,
+                                    "bad manifest",
+                                ));
+                            }
                         }
                     }
                 }
@@ -582,7 +586,13 @@ fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
                             Event::Start(e) | Event::Empty(e) => {
                                 return Err(unexpected(&name_of(&e), offset));
                             }
-                            _ => return Err(PackageError::at("xml_malformed", offset, "bad children part")),
+                            _ => {
+                                return Err(PackageError::at(
+                                    "xml_malformed",
+                                    offset,
+                                    "bad children part",
+                                ));
+                            }
                         }
                     }
                     package.children = Some(children);
@@ -615,7 +625,13 @@ fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
                             Event::Start(e) | Event::Empty(e) => {
                                 return Err(unexpected(&name_of(&e), offset));
                             }
-                            _ => return Err(PackageError::at("xml_malformed", offset, "bad records part")),
+                            _ => {
+                                return Err(PackageError::at(
+                                    "xml_malformed",
+                                    offset,
+                                    "bad records part",
+                                ));
+                            }
                         }
                     }
                     package.records = Some(records);
@@ -656,7 +672,9 @@ fn require_canonical(bytes: &[u8], canonical: &[u8], what: &str) -> Result<()> {
     Err(PackageError::at(
         "not_canonical",
         offset as u64,
-        format!("the {what} differs from its canonical form (a changed byte, or not written by a conforming hub)"),
+        format!(
+            "the {what} differs from its canonical form (a changed byte, or not written by a conforming hub)"
+        ),
     ))
 }
 
@@ -668,7 +686,11 @@ pub fn parse(bytes: &[u8]) -> Result<Package> {
             .map_err(|e| PackageError::new("json_malformed", "", e.to_string()));
     }
     std::str::from_utf8(bytes).map_err(|e| {
-        PackageError::at("encoding_invalid", e.valid_up_to() as u64, "the package is not UTF-8")
+        PackageError::at(
+            "encoding_invalid",
+            e.valid_up_to() as u64,
+            "the package is not UTF-8",
+        )
     })?;
     let package = parse_package_xml(bytes)?;
     require_canonical(bytes, &to_xml(&package), "package")?;
@@ -678,7 +700,11 @@ pub fn parse(bytes: &[u8]) -> Result<Package> {
 /// Read a receipt (canonical XML).
 pub fn parse_receipt(bytes: &[u8]) -> Result<Receipt> {
     std::str::from_utf8(bytes).map_err(|e| {
-        PackageError::at("encoding_invalid", e.valid_up_to() as u64, "the receipt is not UTF-8")
+        PackageError::at(
+            "encoding_invalid",
+            e.valid_up_to() as u64,
+            "the receipt is not UTF-8",
+        )
     })?;
     let mut xml = XmlIn::new(bytes);
     let offset = xml.offset();
@@ -720,7 +746,10 @@ pub fn check_manifest(package: &Package) -> Result<()> {
             return Err(PackageError::new(
                 "part_missing",
                 format!("/{}", listed.name),
-                format!("the manifest lists the part {} but the package lacks it", listed.name),
+                format!(
+                    "the manifest lists the part {} but the package lacks it",
+                    listed.name
+                ),
             ));
         };
         if found.count != listed.count {
@@ -747,7 +776,10 @@ pub fn check_manifest(package: &Package) -> Result<()> {
             return Err(PackageError::new(
                 "digest_mismatch",
                 format!("{pointer}/sha256"),
-                format!("the SHA-256 digest of the part {} does not match the manifest", listed.name),
+                format!(
+                    "the SHA-256 digest of the part {} does not match the manifest",
+                    listed.name
+                ),
             ));
         }
     }
@@ -786,10 +818,15 @@ pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> 
             PackageError::new(
                 "schema_version_unsupported",
                 "/schema_version",
-                format!("this hub does not implement schema version {}", header.schema_version),
+                format!(
+                    "this hub does not implement schema version {}",
+                    header.schema_version
+                ),
             )
         })?;
-    if serde_json::from_value::<super::TransferReason>(Value::String(header.reason.clone())).is_err() {
+    if serde_json::from_value::<super::TransferReason>(Value::String(header.reason.clone()))
+        .is_err()
+    {
         return Err(PackageError::new(
             "reason_unknown",
             "/reason",
@@ -805,7 +842,10 @@ pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> 
     }
     let children = package.children.as_deref().unwrap_or_default();
     for (i, child) in children.iter().enumerate() {
-        if children[..i].iter().any(|c| c.origin_resident_no == child.origin_resident_no) {
+        if children[..i]
+            .iter()
+            .any(|c| c.origin_resident_no == child.origin_resident_no)
+        {
             return Err(PackageError::new(
                 "child_duplicate",
                 format!("/children/{i}"),
@@ -823,7 +863,11 @@ pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> 
                 "the record's record_type differs from the package's record-type attribute",
             ));
         }
-        if let Some(error) = version.validator.validate(&record.record_type, &record.data).first() {
+        if let Some(error) = version
+            .validator
+            .validate(&record.record_type, &record.data)
+            .first()
+        {
             return Err(PackageError::new(
                 "record_invalid",
                 format!("{pointer}/data{}", error.pointer),
@@ -893,8 +937,14 @@ impl DetachedSignature {
         if fields.next() != Some("ed25519") {
             return Err(bad());
         }
-        let key = fields.next().and_then(|f| f.strip_prefix("key=")).ok_or_else(bad)?;
-        let sig = fields.next().and_then(|f| f.strip_prefix("sig=")).ok_or_else(bad)?;
+        let key = fields
+            .next()
+            .and_then(|f| f.strip_prefix("key="))
+            .ok_or_else(bad)?;
+        let sig = fields
+            .next()
+            .and_then(|f| f.strip_prefix("sig="))
+            .ok_or_else(bad)?;
         let hex_of = |s: &str, len| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
         if fields.next().is_some() || !hex_of(key, 64) || !hex_of(sig, 128) {
             return Err(bad());
@@ -906,7 +956,8 @@ impl DetachedSignature {
     }
 
     pub fn verify(&self, message: &[u8]) -> Result<()> {
-        let invalid = |why: &str| PackageError::new("signature_invalid", "/signature", why.to_string());
+        let invalid =
+            |why: &str| PackageError::new("signature_invalid", "/signature", why.to_string());
         let key: [u8; 32] = hex::decode(&self.public_key)
             .ok()
             .and_then(|k| k.try_into().ok())
@@ -915,7 +966,8 @@ impl DetachedSignature {
             .ok()
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| invalid("the signature is not 64 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key).map_err(|_| invalid("not an Ed25519 public key"))?;
+        let key =
+            VerifyingKey::from_bytes(&key).map_err(|_| invalid("not an Ed25519 public key"))?;
         key.verify(message, &Signature::from_bytes(&signature))
             .map_err(|_| invalid("the signature does not match the signed content and key"))
     }
@@ -943,7 +995,14 @@ pub fn random_id() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let h = hex::encode(bytes);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A new signing key from the operating system's randomness.
@@ -1025,7 +1084,10 @@ mod tests {
     fn manifest_problems_are_named() {
         let mut package = sample();
         package.records.as_mut().unwrap()[0].source_record_id = "s-2".into();
-        assert_eq!(check_manifest(&package).unwrap_err().code, "digest_mismatch");
+        assert_eq!(
+            check_manifest(&package).unwrap_err().code,
+            "digest_mismatch"
+        );
         let mut package = sample();
         package.records = None;
         assert_eq!(check_manifest(&package).unwrap_err().code, "part_missing");
@@ -1045,7 +1107,9 @@ mod tests {
         let mut moved = package.clone();
         moved.header.destination = "139999".into();
         assert_eq!(
-            verify_package_signature(&moved, &signature).unwrap_err().code,
+            verify_package_signature(&moved, &signature)
+                .unwrap_err()
+                .code,
             "signature_invalid"
         );
         let other = sign_package(&new_signing_key(), &package);

@@ -745,6 +745,24 @@ impl RawDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The text column `v` of every row `sql` selects.
+    pub fn strings(&mut self, sql: &str) -> Vec<String> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        match self {
+            RawDb::Sqlite(c) => diesel::sql_query(sql).load::<Text>(c),
+            RawDb::Postgres(c) => diesel::sql_query(sql).load::<Text>(c),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .map(|t| t.v)
+        .collect()
+    }
+
     /// Every audit entry, in order.
     pub fn audit_rows(&mut self) -> Vec<AuditRow> {
         use diesel::RunQueryDsl;
