@@ -107,7 +107,7 @@ pub async fn export(
             .body(signed.xml),
         PackageForm::Json => {
             let parsed = package::parse(signed.xml.as_bytes())
-                .map_err(|e| crate::store::packages::ExchangeError::Package(e))?;
+                .map_err(crate::store::packages::ExchangeError::Package)?;
             response
                 .content_type("application/json")
                 .body(package::to_json(&parsed))

@@ -614,6 +614,17 @@ pub fn step(
             return Ok(transfer);
         }
         check_step(transfer.state(), step).map_err(StoreError::Conflict)?;
+        if step == "cancel" {
+            let sent = super::tables::transfer_packages::table
+                .filter(super::tables::transfer_packages::transfer_id.eq(id))
+                .count()
+                .get_result::<i64>(c)?;
+            if sent > 0 {
+                return Err(StoreError::Conflict(
+                    "the package was already sent to the destination hub and cannot be recalled; ask that hub to decline it".into(),
+                ));
+            }
+        }
         match step {
             "claim" => {
                 // The destination gets the same time to answer that the origin gave.
