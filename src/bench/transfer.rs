@@ -21,6 +21,11 @@ pub struct TransferBench {
     pub offer_ms: f64,
     pub accept_ms: f64,
     pub target_accept_ms: f64,
+    /// The same records as a package to another hub: build, write and sign (no database).
+    pub package_build_ms: f64,
+    /// Read, verify the signature, digests, counts and every record against the schema.
+    pub package_verify_ms: f64,
+    pub package_bytes: usize,
     pub machine: String,
     pub when: String,
 }
@@ -64,6 +69,8 @@ pub fn transfer(
         }
     }
     let total = batch.len();
+    let (package_build_ms, package_verify_ms, package_bytes) =
+        package_round(&origin, &batch, &ingestor.standard)?;
     let submission = Submission {
         municipality: origin.clone(),
         source: "bench".into(),
@@ -71,7 +78,8 @@ pub fn transfer(
         client_id: None,
     };
     let candidates = batch
-        .into_iter()
+        .iter()
+        .cloned()
         .enumerate()
         .map(|(index, record)| Candidate {
             index,
@@ -136,7 +144,76 @@ pub fn transfer(
         offer_ms: (offer_ms * 10.0).round() / 10.0,
         accept_ms: (accept_ms * 10.0).round() / 10.0,
         target_accept_ms: 200.0,
+        package_build_ms: (package_build_ms * 10.0).round() / 10.0,
+        package_verify_ms: (package_verify_ms * 10.0).round() / 10.0,
+        package_bytes,
         machine: super::machine(),
         when: crate::store::now_rfc3339(),
     })
+}
+
+/// Time the between-hubs path of the same household: (build ms, verify ms, bytes).
+fn package_round(
+    origin: &str,
+    batch: &[serde_json::Value],
+    standard: &Standard,
+) -> anyhow::Result<(f64, f64, usize)> {
+    use crate::transfer::package::{self, Child, Header, Package, PackageRecord};
+    let started = Instant::now();
+    let records: Vec<PackageRecord> = batch
+        .iter()
+        .map(|r| PackageRecord {
+            origin_resident_no: r["subject"]["resident_no"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            source: "bench".into(),
+            source_record_id: r["source_record_id"].as_str().unwrap_or_default().into(),
+            record_type: r["record_type"].as_str().unwrap_or_default().into(),
+            data: r.clone(),
+        })
+        .collect();
+    let mut children: Vec<String> = records
+        .iter()
+        .map(|r| r.origin_resident_no.clone())
+        .collect();
+    children.sort();
+    children.dedup();
+    let mut bench_package = Package {
+        header: Header {
+            schema_version: "1".into(),
+            package_id: package::random_id(),
+            conversation_id: package::random_id(),
+            origin: origin.to_string(),
+            destination: "011002".into(),
+            created: chrono::Utc::now().to_rfc3339(),
+            legal_basis: "bench".into(),
+            reason: "moved".into(),
+        },
+        manifest: Vec::new(),
+        children: Some(
+            children
+                .into_iter()
+                .map(|origin_resident_no| Child {
+                    origin_resident_no,
+                    support_measure: false,
+                })
+                .collect(),
+        ),
+        records: Some(records),
+    };
+    bench_package.manifest = package::manifest_of(&bench_package);
+    let key = package::new_signing_key();
+    let signature = package::sign_package(&key, &bench_package);
+    let xml = package::to_xml(&bench_package);
+    let build_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    let parsed = package::parse(&xml)?;
+    package::verify_package_signature(&parsed, &signature)?;
+    package::check_contents(&parsed, standard)?;
+    Ok((
+        build_ms,
+        started.elapsed().as_secs_f64() * 1000.0,
+        xml.len(),
+    ))
 }

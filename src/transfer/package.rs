@@ -854,6 +854,7 @@ pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> 
         }
     }
     let records = package.records.as_deref().unwrap_or_default();
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
         let pointer = format!("/records/{i}");
         if record.data.get("record_type").and_then(Value::as_str) != Some(&record.record_type) {
@@ -884,10 +885,7 @@ pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> 
                 "the record is about a child the package does not list",
             ));
         };
-        if records[..i]
-            .iter()
-            .any(|r| r.source == record.source && r.source_record_id == record.source_record_id)
-        {
+        if !seen.insert((&record.source, &record.source_record_id)) {
             return Err(PackageError::new(
                 "record_duplicate",
                 format!("{pointer}/source_record_id"),
