@@ -1046,6 +1046,20 @@ fn held_then_claimed(backend: Backend) {
     assert!(list(hub, &w.third_officer, "inbox").is_empty());
     let view = show(hub, &w.third_officer, id).ok();
     assert_eq!(view["status"], "held", "{view}");
+    // The family arrives in the third town: its register now holds child A (same basic four
+    // items, new number). The hub matches the held transfer against the arrival; a person
+    // confirms by claiming. Towns without such an arrival are not pointed at it.
+    assert!(list(hub, &w.third_officer, "arrivals").is_empty());
+    let third = Town {
+        code: THIRD.to_string(),
+        token: hub.add_client(THIRD, "t-system", "source,caseworker", None),
+    };
+    let mut arrived = dest_child_a();
+    arrived["source_record_id"] = json!("t-501");
+    assert_eq!(hub.push(&third, &[arrived])["rejected"], 0);
+    assert_eq!(ids(&list(hub, &w.third_officer, "arrivals")), vec![id]);
+    assert!(list(hub, &w.dest_officer, "arrivals").is_empty());
+    assert!(list(hub, &w.origin_officer, "arrivals").is_empty());
     // Nobody may accept or decline it before it is claimed.
     accept(hub, &w.third_officer, id, &PLACEMENTS, &[]).problem(404, "not_found");
     decline(hub, &w.third_officer, id, "other").problem(404, "not_found");

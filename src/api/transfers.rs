@@ -60,7 +60,8 @@ pub struct DeclineRequest {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `inbox` (to my town), `outbox` (from it), `held` (destination unknown, any origin),
-    /// `escalated` (open past the deadline).
+    /// `arrivals` (held transfers with a child matching a subject of my town: the family may
+    /// have arrived here; claim to confirm), `escalated` (open past the deadline).
     #[serde(rename = "box")]
     pub which: Option<TransferBox>,
 }
@@ -71,6 +72,7 @@ pub enum TransferBox {
     Inbox,
     Outbox,
     Held,
+    Arrivals,
     Escalated,
 }
 
@@ -167,6 +169,7 @@ pub async fn list(
         TransferBox::Inbox => "inbox",
         TransferBox::Outbox => "outbox",
         TransferBox::Held => "held",
+        TransferBox::Arrivals => "arrivals",
         TransferBox::Escalated => "escalated",
     };
     let worker = state.clone();

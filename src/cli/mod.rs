@@ -301,8 +301,9 @@ enum ReviewCommand {
 
 #[derive(Subcommand)]
 enum TransferCommand {
-    /// Transfers of a town: inbox, outbox, held or escalated (open past the deadline; the
-    /// named officer each is escalated to is listed).
+    /// Transfers of a town: inbox, outbox, held, arrivals (held transfers whose family may
+    /// have arrived in this town) or escalated (open past the deadline; the named officer each
+    /// is escalated to is listed).
     List {
         #[arg(long)]
         municipality: String,
@@ -879,8 +880,8 @@ fn transfer(command: TransferCommand, store: &Store) -> anyhow::Result<()> {
             municipality,
             r#box,
         } => {
-            if !["inbox", "outbox", "held", "escalated"].contains(&r#box.as_str()) {
-                anyhow::bail!("--box is one of inbox, outbox, held, escalated");
+            if !["inbox", "outbox", "held", "arrivals", "escalated"].contains(&r#box.as_str()) {
+                anyhow::bail!("--box is one of inbox, outbox, held, arrivals, escalated");
             }
             for t in transfers::list(&mut conn, &municipality, &r#box)? {
                 println!(

@@ -331,9 +331,31 @@ fn suggestions(
     Ok(resolve::decide(&key, &keyed).1)
 }
 
+/// Held transfers (of other towns) with a child whose basic four items match a subject of
+/// `municipality`: the family may have arrived here. A person confirms by claiming.
+fn held_matching(conn: &mut DbConn, municipality: &str) -> StoreResult<Vec<Transfer>> {
+    let held = list(conn, municipality, "held")?;
+    let mut matching = Vec::new();
+    for transfer in held {
+        if transfer.municipality_code == municipality {
+            continue;
+        }
+        let arrived = view(conn, transfer.id, Some(municipality))?
+            .is_some_and(|v| v.children.iter().any(|c| !c.candidates.is_empty()));
+        if arrived {
+            matching.push(transfer);
+        }
+    }
+    Ok(matching)
+}
+
 /// Transfers of a municipality: `inbox` (to it), `outbox` (from it), `held` (any origin, no
-/// destination yet), `escalated` (open past their deadline; marking them is persisted).
+/// destination yet), `arrivals` (held ones whose family may have arrived here),
+/// `escalated` (open past their deadline; marking them is persisted).
 pub fn list(conn: &mut DbConn, municipality: &str, which: &str) -> StoreResult<Vec<Transfer>> {
+    if which == "arrivals" {
+        return held_matching(conn, municipality);
+    }
     let now = now_rfc3339();
     if which == "escalated" {
         write_tx!(conn, |c| diesel::update(
