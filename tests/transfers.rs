@@ -1633,7 +1633,31 @@ fn crash_during_acceptance_is_all_or_nothing(backend: Backend) {
     );
 }
 
+/// A record the origin retracts after the offer (it was an error) does not travel on: the
+/// acceptance leaves it with the origin, marked withdrawn, and copies the rest.
+fn retracted_after_offer_is_not_copied(backend: Backend) {
+    let w = world(backend);
+    push_household(&w);
+    let id = offer_household(&w, Some(DEST));
+    let retracted = w.hub.delete(
+        &format!("/v1/municipalities/{ORIGIN}/records/{}", RECORDS_A[0].1),
+        Some(&w.origin.token),
+    );
+    assert_eq!(retracted.status, 200, "retract: {}", retracted.text());
+    let view = accept(&w.hub, &w.dest_officer, id, &PLACEMENTS, &[]).ok();
+    assert_eq!(view["withdrawn_records"], 1, "{view}");
+    assert_eq!(view["accepted_records"], FROZEN - 1, "{view}");
+    let copied = profile(&w.hub, DEST, &w.dest.token, DEST_A).ok();
+    let ids: Vec<String> = profile_records(&copied)
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert!(!ids.contains(&RECORDS_A[0].1.to_string()), "{ids:?}");
+    assert!(ids.contains(&RECORDS_A[1].1.to_string()), "{ids:?}");
+}
+
 both_backends!(
+    retracted_after_offer_is_not_copied,
     household_moves_to_another_town,
     accepting_keeps_the_destinations_own_subject,
     transferred_child_is_not_linked_to_strangers,

@@ -74,6 +74,8 @@ pub struct TransferView {
     /// After acceptance: records copied and records left with the origin.
     pub accepted_records: usize,
     pub declined_records: usize,
+    /// Records the origin retracted after the offer (erroneous): never copied.
+    pub withdrawn_records: usize,
 }
 
 pub struct NewTransfer<'a> {
@@ -298,6 +300,7 @@ pub fn view(
         record_count: frozen.len(),
         accepted_records: count("accept"),
         declined_records: count("decline"),
+        withdrawn_records: count(Disposition::Withdrawn.as_str()),
         transfer,
         children: views,
     }))
@@ -471,6 +474,22 @@ pub fn accept(
                 "record {unknown} is not part of this transfer"
             )));
         }
+        // A record the origin retracted after the offer was an error there: it must not
+        // travel on. (Between hubs the origin's retractions are not visible; none are found.)
+        let withdrawn: Vec<String> = records::table
+            .filter(records::municipality_code.eq(&transfer.municipality_code))
+            .filter(records::retracted.eq(true))
+            .filter(records::subject_resident_no.eq_any(&children))
+            .select((records::source, records::source_record_id))
+            .load::<(String, String)>(c)?
+            .into_iter()
+            .filter(|(source, id)| {
+                frozen
+                    .iter()
+                    .any(|(_, _, s, i, _, _)| s == source && i == id)
+            })
+            .map(|(_, id)| id)
+            .collect();
         // Children the destination already knows keep their own subject record (address,
         // household); only a DV support measure is carried over, never lost.
         let known_here: Vec<(String, bool)> = subjects::table
@@ -482,7 +501,7 @@ pub fn accept(
         let mut provenance = Vec::new();
         let mut carry_support_measure = Vec::new();
         for (_, about, source, source_record_id, record_type, data) in &frozen {
-            if declined_records.contains(source_record_id) {
+            if declined_records.contains(source_record_id) || withdrawn.contains(source_record_id) {
                 continue;
             }
             let Some(resident_no) = mapping.get(about) else {
@@ -543,6 +562,13 @@ pub fn accept(
         )
         .set(transfer_records::disposition.eq(Disposition::Decline.as_str()))
         .execute(c)?;
+        diesel::update(
+            transfer_records::table
+                .filter(transfer_records::transfer_id.eq(id))
+                .filter(transfer_records::source_record_id.eq_any(&withdrawn)),
+        )
+        .set(transfer_records::disposition.eq(Disposition::Withdrawn.as_str()))
+        .execute(c)?;
         for chunk in provenance.chunks(1000) {
             diesel::insert_into(record_provenance::table)
                 .values(chunk)
@@ -584,6 +610,7 @@ pub fn accept(
                 "transfer": id,
                 "copied": by_source.values().map(Vec::len).sum::<usize>(),
                 "declined": frozen.iter().filter(|f| declined_records.contains(&f.3)).count(),
+                "withdrawn": withdrawn.len(),
             })
             .to_string(),
         );

@@ -91,6 +91,8 @@ pub enum Disposition {
     Accept,
     /// Not needed here; it stays only with the origin.
     Decline,
+    /// Retracted by the origin after the offer (an error there): never copied.
+    Withdrawn,
 }
 
 impl Disposition {
@@ -98,6 +100,7 @@ impl Disposition {
         match self {
             Disposition::Accept => "accept",
             Disposition::Decline => "decline",
+            Disposition::Withdrawn => "withdrawn",
         }
     }
 }
