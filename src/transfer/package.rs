@@ -502,11 +502,14 @@ impl<'a> XmlIn<'a> {
     }
 }
 
-fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
-    let mut xml = XmlIn::new(bytes);
+/// The root element: its name (empty for a receipt, with content for a package) and namespace.
+fn root(xml: &mut XmlIn, name: &str, with_content: bool) -> Result<Attributes> {
     let offset = xml.offset();
     let root = match xml.next()? {
-        Event::Start(e) if e.name().as_ref() == PACKAGE_ROOT.as_bytes() => {
+        Event::Start(e) if with_content && e.name().as_ref() == name.as_bytes() => {
+            Attributes::read(&e, "", offset)?
+        }
+        Event::Empty(e) if !with_content && e.name().as_ref() == name.as_bytes() => {
             Attributes::read(&e, "", offset)?
         }
         Event::Start(e) | Event::Empty(e) => return Err(unexpected(&name_of(&e), offset)),
@@ -514,11 +517,50 @@ fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
             return Err(PackageError::at(
                 "xml_malformed",
                 offset,
-                format!("no <{PACKAGE_ROOT}> element"),
+                format!("no <{name}> element"),
             ));
         }
     };
     root.namespace()?;
+    Ok(root)
+}
+
+/// The items of one container (`<manifest>`, `<children>`, `<records>`) up to its end tag;
+/// `read` turns an item's attributes (and, for items with content, the content) into a value.
+fn items<T>(
+    xml: &mut XmlIn,
+    container: &str,
+    item: &str,
+    with_content: bool,
+    mut read: impl FnMut(&mut XmlIn, Attributes) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    loop {
+        let offset = xml.offset();
+        let (start, has_content) = match xml.next()? {
+            Event::End(e) if e.name().as_ref() == container.as_bytes() => return Ok(out),
+            Event::Start(e) => (e, true),
+            Event::Empty(e) => (e, false),
+            _ => {
+                return Err(PackageError::at(
+                    "xml_malformed",
+                    offset,
+                    format!("unexpected content in <{container}>"),
+                ));
+            }
+        };
+        if start.name().as_ref() != item.as_bytes() || has_content != with_content {
+            return Err(unexpected(&name_of(&start), offset));
+        }
+        let pointer = format!("/{container}/{}", out.len());
+        let attributes = Attributes::read(&start, &pointer, offset)?;
+        out.push(read(xml, attributes)?);
+    }
+}
+
+fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
+    let mut xml = XmlIn::new(bytes);
+    let root = root(&mut xml, PACKAGE_ROOT, true)?;
     let header = Header {
         schema_version: root.get("schema-version")?,
         package_id: root.get("package-id")?,
@@ -529,112 +571,55 @@ fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
         legal_basis: root.get("legal-basis")?,
         reason: root.get("reason")?,
     };
-    let mut package = Package {
-        header,
-        manifest: Vec::new(),
-        children: None,
-        records: None,
-    };
-    let mut seen_manifest = false;
+    let mut manifest = None;
+    let mut children = None;
+    let mut records = None;
     loop {
         let offset = xml.offset();
         match xml.next()? {
             Event::Start(e) => match name_of(&e).as_str() {
-                "manifest" if !seen_manifest => {
-                    seen_manifest = true;
-                    loop {
-                        let offset = xml.offset();
-                        match xml.next()? {
-                            Event::Empty(e) if e.name().as_ref() == b"part" => {
-                                let pointer = format!("/manifest/{}", package.manifest.len());
-                                let part = Attributes::read(&e, &pointer, offset)?;
-                                package.manifest.push(PartEntry {
-                                    name: part.get("name")?,
-                                    sha256: part.get("sha256")?,
-                                    length: part.number("length")?,
-                                    count: part.number("count")?,
-                                });
-                            }
-                            Event::End(e) if e.name().as_ref() == b"manifest" => break,
-                            Event::Start(e) | Event::Empty(e) => {
-                                return Err(unexpected(&name_of(&e), offset));
-                            }
-                            _ => {
-                                return Err(PackageError::at(
-                                    "xml_malformed",
-                                    offset,
-                                    "bad manifest",
-                                ));
-                            }
-                        }
-                    }
+                "manifest" if manifest.is_none() => {
+                    manifest = Some(items(&mut xml, "manifest", "part", false, |_, part| {
+                        Ok(PartEntry {
+                            name: part.get("name")?,
+                            sha256: part.get("sha256")?,
+                            length: part.number("length")?,
+                            count: part.number("count")?,
+                        })
+                    })?);
                 }
-                "children" if package.children.is_none() => {
-                    let mut children = Vec::new();
-                    loop {
-                        let offset = xml.offset();
-                        match xml.next()? {
-                            Event::Empty(e) if e.name().as_ref() == b"child" => {
-                                let pointer = format!("/children/{}", children.len());
-                                let child = Attributes::read(&e, &pointer, offset)?;
-                                children.push(Child {
-                                    origin_resident_no: child.get("origin-resident-no")?,
-                                    support_measure: child.flag("support-measure")?,
-                                });
-                            }
-                            Event::End(e) if e.name().as_ref() == b"children" => break,
-                            Event::Start(e) | Event::Empty(e) => {
-                                return Err(unexpected(&name_of(&e), offset));
-                            }
-                            _ => {
-                                return Err(PackageError::at(
-                                    "xml_malformed",
-                                    offset,
-                                    "bad children part",
-                                ));
-                            }
-                        }
-                    }
-                    package.children = Some(children);
+                "children" if children.is_none() => {
+                    children = Some(items(&mut xml, "children", "child", false, |_, child| {
+                        Ok(Child {
+                            origin_resident_no: child.get("origin-resident-no")?,
+                            support_measure: child.flag("support-measure")?,
+                        })
+                    })?);
                 }
-                "records" if package.records.is_none() => {
-                    let mut records = Vec::new();
-                    loop {
-                        let offset = xml.offset();
-                        match xml.next()? {
-                            Event::Start(e) if e.name().as_ref() == b"record" => {
-                                let pointer = format!("/records/{}", records.len());
-                                let record = Attributes::read(&e, &pointer, offset)?;
-                                let text = xml.text_until_end("record")?;
-                                let data = serde_json::from_str(&text).map_err(|err| {
-                                    PackageError::new(
-                                        "record_not_json",
-                                        format!("{pointer}/data"),
-                                        format!("the record's content is not JSON: {err}"),
-                                    )
-                                })?;
-                                records.push(PackageRecord {
-                                    origin_resident_no: record.get("origin-resident-no")?,
-                                    source: record.get("source")?,
-                                    source_record_id: record.get("source-record-id")?,
-                                    record_type: record.get("record-type")?,
-                                    data,
-                                });
-                            }
-                            Event::End(e) if e.name().as_ref() == b"records" => break,
-                            Event::Start(e) | Event::Empty(e) => {
-                                return Err(unexpected(&name_of(&e), offset));
-                            }
-                            _ => {
-                                return Err(PackageError::at(
-                                    "xml_malformed",
-                                    offset,
-                                    "bad records part",
-                                ));
-                            }
-                        }
-                    }
-                    package.records = Some(records);
+                "records" if records.is_none() => {
+                    records = Some(items(
+                        &mut xml,
+                        "records",
+                        "record",
+                        true,
+                        |xml, record| {
+                            let text = xml.text_until_end("record")?;
+                            let data = serde_json::from_str(&text).map_err(|err| {
+                                PackageError::new(
+                                    "record_not_json",
+                                    format!("{}/data", record.pointer),
+                                    format!("the record's content is not JSON: {err}"),
+                                )
+                            })?;
+                            Ok(PackageRecord {
+                                origin_resident_no: record.get("origin-resident-no")?,
+                                source: record.get("source")?,
+                                source_record_id: record.get("source-record-id")?,
+                                record_type: record.get("record-type")?,
+                                data,
+                            })
+                        },
+                    )?);
                 }
                 other => return Err(unexpected(other, offset)),
             },
@@ -649,14 +634,30 @@ fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
             }
         }
     }
-    if !seen_manifest {
-        return Err(PackageError::new(
+    let manifest = manifest.ok_or_else(|| {
+        PackageError::new(
             "manifest_missing",
             "/manifest",
             "the package has no manifest",
-        ));
-    }
-    Ok(package)
+        )
+    })?;
+    Ok(Package {
+        header,
+        manifest,
+        children,
+        records,
+    })
+}
+
+/// Refuse bytes that are not UTF-8, naming the first bad byte.
+fn require_utf8(bytes: &[u8], what: &str) -> Result<()> {
+    std::str::from_utf8(bytes).map(|_| ()).map_err(|e| {
+        PackageError::at(
+            "encoding_invalid",
+            e.valid_up_to() as u64,
+            format!("the {what} is not UTF-8"),
+        )
+    })
 }
 
 /// Refuse a document that is not byte for byte the canonical rendering of what it says.
@@ -685,13 +686,7 @@ pub fn parse(bytes: &[u8]) -> Result<Package> {
         return serde_json::from_slice(bytes)
             .map_err(|e| PackageError::new("json_malformed", "", e.to_string()));
     }
-    std::str::from_utf8(bytes).map_err(|e| {
-        PackageError::at(
-            "encoding_invalid",
-            e.valid_up_to() as u64,
-            "the package is not UTF-8",
-        )
-    })?;
+    require_utf8(bytes, "package")?;
     let package = parse_package_xml(bytes)?;
     require_canonical(bytes, &to_xml(&package), "package")?;
     Ok(package)
@@ -699,29 +694,8 @@ pub fn parse(bytes: &[u8]) -> Result<Package> {
 
 /// Read a receipt (canonical XML).
 pub fn parse_receipt(bytes: &[u8]) -> Result<Receipt> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        PackageError::at(
-            "encoding_invalid",
-            e.valid_up_to() as u64,
-            "the receipt is not UTF-8",
-        )
-    })?;
-    let mut xml = XmlIn::new(bytes);
-    let offset = xml.offset();
-    let root = match xml.next()? {
-        Event::Empty(e) if e.name().as_ref() == RECEIPT_ROOT.as_bytes() => {
-            Attributes::read(&e, "", offset)?
-        }
-        Event::Start(e) | Event::Empty(e) => return Err(unexpected(&name_of(&e), offset)),
-        _ => {
-            return Err(PackageError::at(
-                "xml_malformed",
-                offset,
-                format!("no <{RECEIPT_ROOT}> element"),
-            ));
-        }
-    };
-    root.namespace()?;
+    require_utf8(bytes, "receipt")?;
+    let root = root(&mut XmlIn::new(bytes), RECEIPT_ROOT, false)?;
     let receipt = Receipt {
         package_id: root.get("package-id")?,
         conversation_id: root.get("conversation-id")?,
