@@ -292,44 +292,25 @@ fn exchange_through_files_with_the_cli(backend: Backend) {
     let id = offer(&p).to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let xml_path = PathBuf::from(
-        run_ok(
-            &p.origin_hub,
-            &[
-                "transfer",
-                "export",
-                "--municipality",
-                ORIGIN,
-                "--id",
-                &id,
-                "--out",
-                out,
-                "--actor",
-                "officer-o1",
-            ],
-        )
-        .trim(),
-    );
-    let json_path = PathBuf::from(
-        run_ok(
-            &p.origin_hub,
-            &[
-                "transfer",
-                "export",
-                "--municipality",
-                ORIGIN,
-                "--id",
-                &id,
-                "--out",
-                out,
-                "--format",
-                "json",
-                "--actor",
-                "officer-o1",
-            ],
-        )
-        .trim(),
-    );
+    let export = |format: &str| {
+        let args = [
+            "transfer",
+            "export",
+            "--municipality",
+            ORIGIN,
+            "--id",
+            &id,
+            "--out",
+            out,
+            "--format",
+            format,
+            "--actor",
+            "officer-o1",
+        ];
+        PathBuf::from(run_ok(&p.origin_hub, &args).trim())
+    };
+    let xml_path = export("xml");
+    let json_path = export("json");
     assert!(Path::new(&format!("{}.sig", xml_path.display())).exists());
 
     // The JSON form is the same package: converted back it is the XML, byte for byte.
