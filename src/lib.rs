@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod conformance;
 pub mod demo;
 pub mod identity;
 pub mod ingest;

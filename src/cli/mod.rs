@@ -1,5 +1,7 @@
 //! The `kodomo-hub` command line: serve, migrate, admin, demo.
 
+mod conformance;
+
 use std::io::Write;
 
 mod exchange;
@@ -155,6 +157,11 @@ enum Command {
         /// Where to write the results as JSON.
         #[arg(long, default_value = "bench-results", global = true)]
         out: PathBuf,
+    },
+    /// The conformance kit: check export files offline or a server's API (see conformance/).
+    Conformance {
+        #[command(subcommand)]
+        command: conformance::ConformanceCommand,
     },
     /// Load the synthetic demo council (synthetic children only) and print its tokens.
     Demo {
@@ -376,7 +383,18 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if conformance::invoked() && e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(conformance::USAGE_ERROR);
+        }
+        Err(e) => e.exit(),
+    };
+    if let Command::Conformance { command } = cli.command {
+        return conformance::run(command);
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -493,6 +511,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Review { command, db } => review(command, &db.open()?),
         Command::Transfer { command, db } => transfer(command, &db.open()?),
+        Command::Conformance { .. } => unreachable!("handled in main for its exit codes"),
         Command::Openapi => {
             print!("{}", api::openapi::document_text(&Standard::load()));
             Ok(())

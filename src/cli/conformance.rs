@@ -1,0 +1,233 @@
+//! `kodomo-hub conformance …`: the conformance kit's command line (exit codes: 0 conformant,
+//! 1 a SHALL test failed, 2 incomplete, 3 usage error, 4 tool error).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::conformance::{self, Capabilities, Run, catalog, files, report, server, vectors};
+use crate::ingest::Ingestor;
+use crate::schema::Standard;
+
+pub const USAGE_ERROR: u8 = 3;
+pub const TOOL_ERROR: u8 = 4;
+
+#[derive(Subcommand)]
+pub enum ConformanceCommand {
+    /// Check export files (JSON, NDJSON, CSV in UTF-8 or CP932) offline, without a hub.
+    Files {
+        /// Major schema version the files claim to follow.
+        #[arg(long)]
+        schema_version: u32,
+        /// Where result.json, junit.xml and report.html go.
+        #[arg(long, default_value = "conformance-report")]
+        out: PathBuf,
+        /// Files or directories (walked) to check.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run the API scenarios against a server that claims to implement the hub API.
+    Server {
+        #[arg(long)]
+        base_url: String,
+        /// Environment variable holding a `source` token of the municipality.
+        #[arg(long)]
+        token_env: String,
+        /// Environment variable holding a token that may read the change feed (caseworker);
+        /// the source token is used when omitted.
+        #[arg(long)]
+        reader_token_env: Option<String>,
+        #[arg(long)]
+        municipality: String,
+        /// Record type the scenarios push (the token must be allowed to push it).
+        #[arg(long, default_value = "school-attendance")]
+        record_type: String,
+        /// JSON file declaring optional features: {"features": [...], "max_batch_records": N}.
+        #[arg(long)]
+        capabilities: Option<PathBuf>,
+        #[arg(long, default_value = "1")]
+        schema_version: u32,
+        #[arg(long, default_value = "conformance-report")]
+        out: PathBuf,
+    },
+    /// List every test id with its level and requirement.
+    List,
+    /// Explain one test id: requirement, level, source, where it is verified.
+    Explain { id: String },
+    /// Regenerate the test vectors from the schemas (committed under conformance/vectors).
+    GenerateVectors {
+        #[arg(long, default_value = "conformance/vectors")]
+        out: PathBuf,
+    },
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("usage error: {message}");
+    ExitCode::from(USAGE_ERROR)
+}
+
+fn tool_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tool error: {message}");
+    ExitCode::from(TOOL_ERROR)
+}
+
+fn finish(run: &Run, out: &std::path::Path) -> ExitCode {
+    if let Err(e) = report::write_all(run, out) {
+        return tool_error(format!(
+            "cannot write the reports to {}: {e}",
+            out.display()
+        ));
+    }
+    for test in &run.tests {
+        println!(
+            "{:<13} {:<6} {:<14} {}",
+            test.id,
+            test.level.as_str(),
+            test.status.as_str(),
+            test.issues.len()
+        );
+    }
+    println!(
+        "verdict: {} — reports in {}",
+        serde_json::to_value(run.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        out.display()
+    );
+    ExitCode::from(run.verdict.exit_code())
+}
+
+pub fn run(command: ConformanceCommand) -> ExitCode {
+    let standard = Standard::load();
+    match command {
+        ConformanceCommand::Files {
+            schema_version,
+            out,
+            paths,
+        } => {
+            let Some(version) = standard.major(schema_version) else {
+                return usage(format!("schema version {schema_version} is not supported"));
+            };
+            let found = match files::collect(&paths) {
+                Ok(found) => found,
+                Err(e) => return usage(e),
+            };
+            if found.is_empty() {
+                return usage("no .json, .ndjson, .jsonl, .csv or .xml file among the paths");
+            }
+            let ingestor = Ingestor::new(std::sync::Arc::new(Standard::load()));
+            let run = files::run(&ingestor, version, &found);
+            finish(&run, &out)
+        }
+        ConformanceCommand::Server {
+            base_url,
+            token_env,
+            reader_token_env,
+            municipality,
+            record_type,
+            capabilities,
+            schema_version,
+            out,
+        } => {
+            let Some(version) = standard.major(schema_version) else {
+                return usage(format!("schema version {schema_version} is not supported"));
+            };
+            if !version.records.contains_key(&record_type) {
+                return usage(format!("unknown record type {record_type}"));
+            }
+            let Ok(token) = std::env::var(&token_env) else {
+                return usage(format!("environment variable {token_env} is not set"));
+            };
+            let reader_token = match reader_token_env {
+                Some(name) => match std::env::var(&name) {
+                    Ok(token) => Some(token),
+                    Err(_) => return usage(format!("environment variable {name} is not set")),
+                },
+                None => None,
+            };
+            let capabilities = match capabilities {
+                Some(path) => match Capabilities::load(&path) {
+                    Ok(c) => c,
+                    Err(e) => return usage(format!("capabilities file {}: {e}", path.display())),
+                },
+                None => Capabilities::default(),
+            };
+            let target = server::Target {
+                base_url,
+                token,
+                reader_token,
+                municipality,
+                record_type,
+            };
+            let run = server::run(&target, &capabilities, version);
+            finish(&run, &out)
+        }
+        ConformanceCommand::List => {
+            for r in catalog::requirements() {
+                println!(
+                    "{:<13} {:<6} {:<14} {}",
+                    r.id,
+                    r.level.as_str(),
+                    r.suites.iter().cloned().collect::<Vec<_>>().join("+"),
+                    r.text_en
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        ConformanceCommand::Explain { id } => match catalog::requirement(&id) {
+            Some(r) => {
+                println!("{}  [{}]", r.id, r.level.as_str());
+                println!("{}", r.text_ja);
+                println!("{}", r.text_en);
+                println!("source: {}", r.source);
+                println!(
+                    "verified by: {}",
+                    if r.suites.is_empty() {
+                        "no test".to_string()
+                    } else {
+                        r.suites.iter().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                );
+                if let Some(feature) = &r.feature {
+                    println!("optional feature: {feature}");
+                }
+                if let Some(reason) = &r.untested_reason {
+                    println!("note: {reason}");
+                }
+                ExitCode::SUCCESS
+            }
+            None => match catalog::retired_ids().into_iter().find(|r| r.id == id) {
+                Some(retired) => {
+                    println!(
+                        "{} was retired in suite {}: {}",
+                        retired.id, retired.retired_in_suite, retired.reason
+                    );
+                    ExitCode::SUCCESS
+                }
+                None => usage(format!("unknown test id {id}")),
+            },
+        },
+        ConformanceCommand::GenerateVectors { out } => {
+            let mut total = 0;
+            for version in &standard.versions {
+                match vectors::write_all(version, &out.join(format!("v{}", version.major))) {
+                    Ok(count) => total += count,
+                    Err(e) => return tool_error(e),
+                }
+            }
+            println!(
+                "{total} vector files written under {} (suite {})",
+                out.display(),
+                conformance::SUITE_VERSION
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Is this invocation of the conformance kit (whose usage errors exit with 3)?
+pub fn invoked() -> bool {
+    std::env::args().nth(1).as_deref() == Some("conformance")
+}

@@ -1,0 +1,1058 @@
+//! `conformance server`: deterministic scenarios against any server that claims to implement
+//! the hub API, through the public API only. Every run uses fresh synthetic ids, so it can be
+//! repeated against the same server.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Capabilities, Input, Issue, Run, Status, TestResult, catalog, vectors};
+use crate::schema::SchemaVersion;
+
+/// Where and as whom to run.
+pub struct Target {
+    pub base_url: String,
+    /// A `source` token of the municipality.
+    pub token: String,
+    /// A token that may read the change feed (`caseworker`); the source token if absent.
+    pub reader_token: Option<String>,
+    pub municipality: String,
+    pub record_type: String,
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Why a scenario could not be verified (it becomes `incomplete`).
+struct Unverified(String);
+
+type Outcome = Result<Vec<Issue>, Unverified>;
+
+const READ_HEADERS: [(&str, &str); 2] = [
+    ("X-Purpose", "case_handling"),
+    ("X-Actor", "conformance-kit"),
+];
+
+struct Session<'a> {
+    agent: ureq::Agent,
+    target: &'a Target,
+    capabilities: &'a Capabilities,
+    version: &'a SchemaVersion,
+    /// Unique per run, so reruns against one server never collide.
+    run_id: String,
+    counter: std::cell::Cell<u32>,
+}
+
+fn issue(code: &str, en: String) -> Issue {
+    Issue::explained(code, ja_for(code), en)
+}
+
+/// Japanese text of the scenario check codes.
+fn ja_for(code: &str) -> &'static str {
+    match code {
+        "http_status" => "応答のHTTPステータスが要件と異なります。",
+        "result_status" => "レコードごとの結果が要件と異なります。",
+        "error_location" => "エラーのJSONポインタまたはコードが要件と異なります。",
+        "stored" => {
+            "保存されるべきでないレコードが保存されました、または保存されるべきレコードがありません。"
+        }
+        "replay" => "Idempotency-Key による再送で最初の応答が返りませんでした。",
+        "history" => "履歴が要件どおりではありません。",
+        "change_feed" => "変更フィードが要件どおりではありません。",
+        "problem_shape" => "エラー応答が RFC 9457 の problem details の形ではありません。",
+        _ => "要件を満たしていません。",
+    }
+}
+
+impl<'a> Session<'a> {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.target.base_url.trim_end_matches('/'))
+    }
+
+    fn records_path(&self, query: &str) -> String {
+        format!(
+            "/v1/municipalities/{}/records{query}",
+            self.target.municipality
+        )
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Answer, Unverified> {
+        let url = self.url(path);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(token) = token {
+            builder = builder.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (content_type, bytes) = body.unwrap_or(("", Vec::new()));
+        if !content_type.is_empty() {
+            builder = builder.header("Content-Type", content_type);
+        }
+        let request = builder
+            .body(bytes)
+            .map_err(|e| Unverified(format!("cannot build a request to {url}: {e}")))?;
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| Unverified(format!("{method} {path}: {e}")))?;
+        let content_type = response
+            .headers()
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| Unverified(format!("{method} {path}: reading the answer: {e}")))?;
+        Ok(Answer {
+            status: response.status().as_u16(),
+            content_type,
+            body,
+        })
+    }
+
+    fn token(&self) -> Option<&str> {
+        Some(&self.target.token)
+    }
+
+    fn reader(&self) -> Option<&str> {
+        Some(
+            self.target
+                .reader_token
+                .as_deref()
+                .unwrap_or(&self.target.token),
+        )
+    }
+
+    /// A fresh synthetic id for this run.
+    fn id(&self, what: &str) -> String {
+        let n = self.counter.get() + 1;
+        self.counter.set(n);
+        format!("{}-{what}-{n}", self.run_id)
+    }
+
+    /// A valid synthetic record with id `id`.
+    fn record(&self, id: &str) -> Result<Value, Unverified> {
+        let mut record =
+            vectors::sample_record(self.version, &self.target.record_type).map_err(Unverified)?;
+        record["source_record_id"] = json!(id);
+        record["subject"] = json!({"resident_no": format!("KC{}", &self.run_id[3..].replace('-', ""))
+            .chars().take(20).collect::<String>()});
+        Ok(record)
+    }
+
+    /// A record missing a field its type requires; returns it and the field's pointer.
+    fn invalid_record(&self, id: &str) -> Result<(Value, String), Unverified> {
+        let mut record = self.record(id)?;
+        let field = vectors::own_required_fields(self.version, &self.target.record_type)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "effective_date".into());
+        record.as_object_mut().expect("object").remove(&field);
+        Ok((record, format!("/{field}")))
+    }
+
+    fn push(
+        &self,
+        query: &str,
+        records: &[Value],
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, Unverified> {
+        let body = serde_json::to_vec(&json!({ "records": records })).expect("serialises");
+        self.send(
+            "POST",
+            &self.records_path(query),
+            self.token(),
+            headers,
+            Some(("application/json", body)),
+        )
+    }
+
+    fn history(&self, id: &str) -> Result<Answer, Unverified> {
+        let path = format!(
+            "/v1/municipalities/{}/records/{id}/history",
+            self.target.municipality
+        );
+        self.send("GET", &path, self.token(), &READ_HEADERS, None)
+    }
+
+    /// Every change after `after`, following cursors (bounded).
+    fn changes_after(&self, after: i64) -> Result<(Vec<Value>, i64, Vec<Issue>), Unverified> {
+        let (mut cursor, mut all, mut issues) = (after, Vec::new(), Vec::new());
+        for _ in 0..10_000 {
+            let path = format!(
+                "/v1/municipalities/{}/changes?after={cursor}&limit=500",
+                self.target.municipality
+            );
+            let answer = self.send("GET", &path, self.reader(), &READ_HEADERS, None)?;
+            if answer.status == 401 || answer.status == 403 || answer.status == 404 {
+                return Err(Unverified(format!(
+                    "the change feed answered {}; give a token with the caseworker role (--reader-token-env)",
+                    answer.status
+                )));
+            }
+            if answer.status != 200 {
+                issues.push(issue(
+                    "http_status",
+                    format!("GET changes answered {}, expected 200", answer.status),
+                ));
+                return Ok((all, cursor, issues));
+            }
+            let page = answer.json();
+            let changes = page["changes"].as_array().cloned().unwrap_or_default();
+            let next = page["next_cursor"].as_i64().unwrap_or(cursor);
+            if changes.is_empty() {
+                if next != cursor {
+                    issues.push(issue(
+                        "change_feed",
+                        "an empty page moved the cursor".into(),
+                    ));
+                }
+                return Ok((all, cursor, issues));
+            }
+            let mut previous = cursor;
+            for change in &changes {
+                let seq = change["seq"].as_i64().unwrap_or(i64::MIN);
+                if seq <= previous {
+                    issues.push(issue(
+                        "change_feed",
+                        format!("sequence {seq} after {previous} is not increasing"),
+                    ));
+                }
+                previous = seq;
+            }
+            if next != previous {
+                issues.push(issue(
+                    "change_feed",
+                    format!("next_cursor {next} is not the last sequence {previous}"),
+                ));
+            }
+            if next <= cursor {
+                issues.push(issue("change_feed", "the cursor did not advance".into()));
+                return Ok((all, cursor, issues));
+            }
+            all.extend(changes);
+            cursor = next;
+        }
+        Err(Unverified(
+            "the change feed did not end after 10,000 pages".into(),
+        ))
+    }
+}
+
+/// Check `answer` is an RFC 9457 problem with `status`.
+fn problem_issues(answer: &Answer, status: u16, context: &str) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    if answer.status != status {
+        issues.push(issue(
+            "http_status",
+            format!("{context}: answered {}, expected {status}", answer.status),
+        ));
+    }
+    if !answer.content_type.starts_with("application/problem+json") {
+        issues.push(issue(
+            "problem_shape",
+            format!(
+                "{context}: Content-Type {:?}, expected application/problem+json",
+                answer.content_type
+            ),
+        ));
+    }
+    let body = answer.json();
+    for field in ["type", "title", "detail", "code"] {
+        if !body[field].is_string() {
+            issues.push(issue(
+                "problem_shape",
+                format!("{context}: member {field:?} missing or not a string"),
+            ));
+        }
+    }
+    if body["status"].as_u64() != Some(u64::from(answer.status)) {
+        issues.push(issue(
+            "problem_shape",
+            format!("{context}: member \"status\" does not repeat the HTTP status"),
+        ));
+    }
+    for error in body["errors"].as_array().into_iter().flatten() {
+        if !(error["pointer"].is_string() && error["code"].is_string()) {
+            issues.push(issue(
+                "problem_shape",
+                format!("{context}: an entry of \"errors\" lacks pointer or code"),
+            ));
+        }
+    }
+    issues
+}
+
+fn result_status(report: &Value, index: usize) -> String {
+    report["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["index"].as_u64() == Some(index as u64)))
+        .and_then(|r| r["status"].as_str())
+        .unwrap_or("(none)")
+        .to_string()
+}
+
+fn expect_status(issues: &mut Vec<Issue>, answer: &Answer, status: u16, context: &str) -> bool {
+    if answer.status != status {
+        issues.push(issue(
+            "http_status",
+            format!("{context}: answered {}, expected {status}", answer.status),
+        ));
+        return false;
+    }
+    true
+}
+
+fn expect_result(
+    issues: &mut Vec<Issue>,
+    report: &Value,
+    index: usize,
+    wanted: &str,
+    context: &str,
+) {
+    let got = result_status(report, index);
+    if got != wanted {
+        issues.push(issue(
+            "result_status",
+            format!("{context}: record {index} is {got}, expected {wanted}"),
+        ));
+    }
+}
+
+fn expect_error(
+    issues: &mut Vec<Issue>,
+    report: &Value,
+    index: usize,
+    pointer: &str,
+    code: &str,
+    context: &str,
+) {
+    let found = report["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["index"].as_u64() == Some(index as u64)))
+        .and_then(|r| r["errors"].as_array())
+        .is_some_and(|errors| {
+            errors
+                .iter()
+                .any(|e| e["pointer"].as_str() == Some(pointer) && e["code"].as_str() == Some(code))
+        });
+    if !found {
+        issues.push(issue(
+            "error_location",
+            format!("{context}: record {index} has no error {{pointer: {pointer}, code: {code}}}"),
+        ));
+    }
+}
+
+/// Is `id` stored (its history readable)?
+fn expect_stored(
+    session: &Session,
+    issues: &mut Vec<Issue>,
+    id: &str,
+    stored: bool,
+    context: &str,
+) -> Result<(), Unverified> {
+    let answer = session.history(id)?;
+    let is_stored = answer.status == 200;
+    if answer.status != 200 && answer.status != 404 {
+        return Err(Unverified(format!(
+            "{context}: history answered {}",
+            answer.status
+        )));
+    }
+    if is_stored != stored {
+        issues.push(issue(
+            "stored",
+            format!(
+                "{context}: the record is {}stored, expected {}stored",
+                if is_stored { "" } else { "not " },
+                if stored { "" } else { "not " }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+type Scenario = fn(&Session) -> Outcome;
+
+fn scenarios() -> Vec<(&'static str, Scenario)> {
+    vec![
+        ("KDL-API-001", push_valid),
+        ("KDL-API-002", push_invalid),
+        ("KDL-API-003", upsert),
+        ("KDL-API-004", idempotency_replay),
+        ("KDL-API-005", idempotency_reuse),
+        ("KDL-API-006", history_kept),
+        ("KDL-API-007", retraction),
+        ("KDL-API-008", change_feed),
+        ("KDL-API-009", problem_details),
+        ("KDL-API-010", authentication),
+        ("KDL-API-011", unknown_field),
+        ("KDL-API-012", other_municipality),
+        ("KDL-API-013", atomic),
+        ("KDL-API-014", batch_limit),
+        ("KDL-API-015", media_type),
+        ("KDL-API-016", ndjson),
+        ("KDL-API-017", csv_utf8),
+        ("KDL-API-018", csv_cp932),
+        ("KDL-API-019", dry_run),
+    ]
+}
+
+fn push_valid(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let records = [s.record(&s.id("valid"))?, s.record(&s.id("valid"))?];
+    let answer = s.push("", &records, &[])?;
+    if expect_status(&mut issues, &answer, 200, "push of two valid records") {
+        let report = answer.json();
+        for index in 0..2 {
+            expect_result(
+                &mut issues,
+                &report,
+                index,
+                "created",
+                "push of two valid records",
+            );
+        }
+    }
+    Ok(issues)
+}
+
+fn push_invalid(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let valid_id = s.id("mixed");
+    let (invalid, pointer) = s.invalid_record(&s.id("mixed"))?;
+    let answer = s.push("", &[s.record(&valid_id)?, invalid], &[])?;
+    if expect_status(&mut issues, &answer, 200, "batch with one invalid record") {
+        let report = answer.json();
+        expect_result(
+            &mut issues,
+            &report,
+            0,
+            "created",
+            "valid record of a mixed batch",
+        );
+        expect_result(
+            &mut issues,
+            &report,
+            1,
+            "rejected",
+            "invalid record of a mixed batch",
+        );
+        expect_error(
+            &mut issues,
+            &report,
+            1,
+            &pointer,
+            "required",
+            "invalid record of a mixed batch",
+        );
+        expect_stored(
+            s,
+            &mut issues,
+            &valid_id,
+            true,
+            "valid record of a mixed batch",
+        )?;
+    }
+    Ok(issues)
+}
+
+fn upsert(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let mut record = s.record(&s.id("upsert"))?;
+    let first = s.push("", std::slice::from_ref(&record), &[])?;
+    if !expect_status(&mut issues, &first, 200, "first push") {
+        return Ok(issues);
+    }
+    let again = s.push("", std::slice::from_ref(&record), &[])?;
+    if expect_status(&mut issues, &again, 200, "identical re-push") {
+        expect_result(
+            &mut issues,
+            &again.json(),
+            0,
+            "unchanged",
+            "identical re-push",
+        );
+    }
+    record["effective_date"] = json!("2021-04-02");
+    let changed = s.push("", &[record], &[])?;
+    if expect_status(&mut issues, &changed, 200, "changed re-push") {
+        let report = changed.json();
+        expect_result(&mut issues, &report, 0, "updated", "changed re-push");
+        if report["results"][0]["version"].as_i64() != Some(2) {
+            issues.push(issue(
+                "result_status",
+                "changed re-push: version is not 2".into(),
+            ));
+        }
+    }
+    Ok(issues)
+}
+
+fn idempotency_replay(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let id = s.id("idem");
+    let key = s.id("key");
+    let records = [s.record(&id)?];
+    let first = s.push("", &records, &[("Idempotency-Key", &key)])?;
+    let second = s.push("", &records, &[("Idempotency-Key", &key)])?;
+    if expect_status(&mut issues, &first, 200, "first request with a key") {
+        expect_result(
+            &mut issues,
+            &first.json(),
+            0,
+            "created",
+            "first request with a key",
+        );
+        if second.status != first.status || second.json() != first.json() {
+            issues.push(issue("replay", format!("the retried request answered {} with another body; expected the first answer again", second.status)));
+        }
+        let history = s.history(&id)?;
+        let versions = history.json()["versions"].as_array().map_or(0, Vec::len);
+        if versions != 1 {
+            issues.push(issue(
+                "stored",
+                format!("the retried request left {versions} versions, expected 1"),
+            ));
+        }
+    }
+    Ok(issues)
+}
+
+fn idempotency_reuse(s: &Session) -> Outcome {
+    let key = s.id("key");
+    let first = s.push(
+        "",
+        &[s.record(&s.id("reuse"))?],
+        &[("Idempotency-Key", &key)],
+    )?;
+    if first.status != 200 {
+        return Err(Unverified(format!(
+            "the first request with the key answered {}",
+            first.status
+        )));
+    }
+    let other = s.push(
+        "",
+        &[s.record(&s.id("reuse"))?],
+        &[("Idempotency-Key", &key)],
+    )?;
+    Ok(problem_issues(
+        &other,
+        422,
+        "the key reused with another body",
+    ))
+}
+
+fn history_kept(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let id = s.id("history");
+    let mut record = s.record(&id)?;
+    let original = record["effective_date"].clone();
+    s.push("", std::slice::from_ref(&record), &[])?;
+    record["effective_date"] = json!("2021-04-02");
+    s.push("", &[record], &[])?;
+    let answer = s.history(&id)?;
+    if !expect_status(&mut issues, &answer, 200, "history") {
+        return Ok(issues);
+    }
+    let versions = answer.json()["versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let numbers: Vec<i64> = versions
+        .iter()
+        .filter_map(|v| v["version"].as_i64())
+        .collect();
+    if numbers != [1, 2] {
+        issues.push(issue(
+            "history",
+            format!("versions {numbers:?}, expected [1, 2] oldest first"),
+        ));
+    } else if versions[0]["record"]["effective_date"] != original
+        || versions[1]["record"]["effective_date"] != json!("2021-04-02")
+    {
+        issues.push(issue(
+            "history",
+            "the versions do not hold the record as it was then".into(),
+        ));
+    }
+    Ok(issues)
+}
+
+fn retraction(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let id = s.id("retract");
+    let (_, start, _) = s.changes_after(0)?;
+    if s.push("", &[s.record(&id)?], &[])?.status != 200 {
+        return Err(Unverified(
+            "the record to retract could not be pushed".into(),
+        ));
+    }
+    let path = format!("/v1/municipalities/{}/records/{id}", s.target.municipality);
+    let answer = s.send("DELETE", &path, s.token(), &[], None)?;
+    if !expect_status(&mut issues, &answer, 200, "retraction") {
+        return Ok(issues);
+    }
+    let history = s.history(&id)?.json();
+    let last_retracted = history["versions"]
+        .as_array()
+        .and_then(|v| v.last())
+        .is_some_and(|v| v["retracted"] == json!(true));
+    if !last_retracted {
+        issues.push(issue(
+            "history",
+            "the history does not end with the retraction".into(),
+        ));
+    }
+    let (changes, _, feed_issues) = s.changes_after(start)?;
+    issues.extend(feed_issues);
+    if !changes
+        .iter()
+        .any(|c| c["source_record_id"] == json!(id) && c["retracted"] == json!(true))
+    {
+        issues.push(issue(
+            "change_feed",
+            "the retraction is not in the change feed".into(),
+        ));
+    }
+    Ok(issues)
+}
+
+fn change_feed(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let (_, start, first_issues) = s.changes_after(0)?;
+    issues.extend(first_issues);
+    let ids = [s.id("feed"), s.id("feed"), s.id("feed")];
+    let records: Vec<Value> = ids
+        .iter()
+        .map(|id| s.record(id))
+        .collect::<Result<_, _>>()?;
+    if s.push("", &records, &[])?.status != 200 {
+        return Err(Unverified(
+            "the records for the change feed could not be pushed".into(),
+        ));
+    }
+    // Small pages, so the cursor is followed across several of them.
+    let mut cursor = start;
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let path = format!(
+            "/v1/municipalities/{}/changes?after={cursor}&limit=1",
+            s.target.municipality
+        );
+        let answer = s.send("GET", &path, s.reader(), &READ_HEADERS, None)?;
+        if !expect_status(&mut issues, &answer, 200, "change feed page") {
+            return Ok(issues);
+        }
+        let page = answer.json();
+        let Some(change) = page["changes"].as_array().and_then(|c| c.first()).cloned() else {
+            break;
+        };
+        let seq = change["seq"].as_i64().unwrap_or(i64::MIN);
+        if seq <= cursor || page["next_cursor"].as_i64() != Some(seq) {
+            issues.push(issue("change_feed", format!("page after {cursor}: sequence {seq} and next_cursor {} do not advance together", page["next_cursor"])));
+            break;
+        }
+        seen.push(
+            change["source_record_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+        cursor = seq;
+    }
+    let ours: Vec<&String> = seen.iter().filter(|id| ids.contains(id)).collect();
+    if ours != ids.iter().collect::<Vec<_>>() {
+        issues.push(issue(
+            "change_feed",
+            "the feed did not list the three new records once each, in commit order".into(),
+        ));
+    }
+    Ok(issues)
+}
+
+fn problem_details(s: &Session) -> Outcome {
+    let malformed = s.send(
+        "POST",
+        &s.records_path(""),
+        s.token(),
+        &[],
+        Some(("application/json", b"{\"records\": [".to_vec())),
+    )?;
+    let mut issues = problem_issues(&malformed, 400, "malformed JSON");
+    let missing = s.history(&s.id("absent"))?;
+    issues.extend(problem_issues(
+        &missing,
+        404,
+        "history of an unknown record",
+    ));
+    Ok(issues)
+}
+
+fn authentication(s: &Session) -> Outcome {
+    let body = || Some(("application/json", b"{\"records\": []}".to_vec()));
+    let none = s.send("POST", &s.records_path(""), None, &[], body())?;
+    let mut issues = problem_issues(&none, 401, "no token");
+    let wrong = s.send(
+        "POST",
+        &s.records_path(""),
+        Some("not-a-token-conformance-kit"),
+        &[],
+        body(),
+    )?;
+    issues.extend(problem_issues(&wrong, 401, "unknown token"));
+    Ok(issues)
+}
+
+fn unknown_field(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let id = s.id("unknown");
+    let mut record = s.record(&id)?;
+    record["x_conformance_probe"] = json!(1);
+    let answer = s.push("", &[record], &[])?;
+    if expect_status(&mut issues, &answer, 200, "record with an unknown field") {
+        let report = answer.json();
+        expect_result(
+            &mut issues,
+            &report,
+            0,
+            "rejected",
+            "record with an unknown field",
+        );
+        expect_error(
+            &mut issues,
+            &report,
+            0,
+            "/x_conformance_probe",
+            "unknown_field",
+            "record with an unknown field",
+        );
+        expect_stored(s, &mut issues, &id, false, "record with an unknown field")?;
+    }
+    Ok(issues)
+}
+
+fn other_municipality(s: &Session) -> Outcome {
+    let other = if s.target.municipality == "011002" {
+        "131016"
+    } else {
+        "011002"
+    };
+    let body = serde_json::to_vec(&json!({"records": [s.record(&s.id("elsewhere"))?]}))
+        .expect("serialises");
+    let answer = s.send(
+        "POST",
+        &format!("/v1/municipalities/{other}/records"),
+        s.token(),
+        &[],
+        Some(("application/json", body)),
+    )?;
+    let expected = if answer.status == 404 { 404 } else { 403 };
+    Ok(problem_issues(
+        &answer,
+        expected,
+        "push into another municipality",
+    ))
+}
+
+fn atomic(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let valid_id = s.id("atomic");
+    let (invalid, _) = s.invalid_record(&s.id("atomic"))?;
+    let answer = s.push("?atomic=true", &[s.record(&valid_id)?, invalid], &[])?;
+    issues.extend(problem_issues(
+        &answer,
+        422,
+        "atomic batch with an invalid record",
+    ));
+    expect_stored(
+        s,
+        &mut issues,
+        &valid_id,
+        false,
+        "valid record of a rejected atomic batch",
+    )?;
+    Ok(issues)
+}
+
+fn batch_limit(s: &Session) -> Outcome {
+    let limit = s.capabilities.max_batch_records.unwrap_or(10_000);
+    let mut body = String::from("{\"records\":[");
+    body.push_str(&vec!["{}"; limit + 1].join(","));
+    body.push_str("]}");
+    let answer = s.send(
+        "POST",
+        &s.records_path(""),
+        s.token(),
+        &[],
+        Some(("application/json", body.into_bytes())),
+    )?;
+    Ok(problem_issues(
+        &answer,
+        413,
+        &format!("batch of {} records", limit + 1),
+    ))
+}
+
+fn media_type(s: &Session) -> Outcome {
+    let answer = s.send(
+        "POST",
+        &s.records_path(""),
+        s.token(),
+        &[],
+        Some(("text/plain", b"hello".to_vec())),
+    )?;
+    Ok(problem_issues(&answer, 415, "Content-Type text/plain"))
+}
+
+fn ndjson(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let (invalid, pointer) = s.invalid_record(&s.id("ndjson"))?;
+    let body = format!("{}\n{}\n", s.record(&s.id("ndjson"))?, invalid);
+    let answer = s.send(
+        "POST",
+        &s.records_path(""),
+        s.token(),
+        &[],
+        Some(("application/x-ndjson", body.into_bytes())),
+    )?;
+    if expect_status(&mut issues, &answer, 200, "NDJSON push") {
+        let report = answer.json();
+        expect_result(&mut issues, &report, 0, "created", "NDJSON line 1");
+        expect_result(&mut issues, &report, 1, "rejected", "NDJSON line 2");
+        expect_error(
+            &mut issues,
+            &report,
+            1,
+            &pointer,
+            "required",
+            "NDJSON line 2",
+        );
+        if report["results"][1]["row"].as_u64() != Some(2) {
+            issues.push(issue(
+                "error_location",
+                "NDJSON line 2: the result does not name row 2".into(),
+            ));
+        }
+    }
+    Ok(issues)
+}
+
+/// Flatten a record into the standard's CSV columns (dotted paths).
+fn csv_cells(value: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(object) => {
+            for (key, nested) in object {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                csv_cells(nested, &name, out);
+            }
+        }
+        Value::String(text) => out.push((prefix.to_string(), text.clone())),
+        Value::Array(items) => out.push((
+            prefix.to_string(),
+            items
+                .iter()
+                .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(";"),
+        )),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// A CSV of a valid record (row 2) and one with its first required field empty (row 3).
+fn csv_body(s: &Session) -> Result<(String, String), Unverified> {
+    let (_, pointer) = s.invalid_record("unused")?;
+    let column = pointer.trim_start_matches('/').to_string();
+    let mut rows = Vec::new();
+    for (n, empty) in [(0, false), (1, true)] {
+        let mut cells = Vec::new();
+        csv_cells(&s.record(&s.id(&format!("csv{n}")))?, "", &mut cells);
+        if empty {
+            for cell in cells.iter_mut().filter(|(name, _)| *name == column) {
+                cell.1.clear();
+            }
+        }
+        rows.push(cells);
+    }
+    let quote = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+    let mut text = rows[0]
+        .iter()
+        .map(|(name, _)| quote(name))
+        .collect::<Vec<_>>()
+        .join(",");
+    text.push('\n');
+    for row in &rows {
+        text.push_str(
+            &row.iter()
+                .map(|(_, value)| quote(value))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        text.push('\n');
+    }
+    Ok((text, column))
+}
+
+fn check_csv_answer(answer: &Answer, column: &str, context: &str) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    if expect_status(&mut issues, answer, 200, context) {
+        let report = answer.json();
+        expect_result(&mut issues, &report, 0, "created", context);
+        expect_result(&mut issues, &report, 1, "rejected", context);
+        let located = report["results"][1]["errors"]
+            .as_array()
+            .is_some_and(|errors| {
+                errors
+                    .iter()
+                    .any(|e| e["row"].as_u64() == Some(3) && e["column"].as_str() == Some(column))
+            });
+        if !located {
+            issues.push(issue(
+                "error_location",
+                format!("{context}: the rejected row has no error at row 3, column {column}"),
+            ));
+        }
+    }
+    issues
+}
+
+fn csv_utf8(s: &Session) -> Outcome {
+    let (text, column) = csv_body(s)?;
+    let answer = s.send(
+        "POST",
+        &s.records_path(""),
+        s.token(),
+        &[],
+        Some(("text/csv; charset=utf-8", text.into_bytes())),
+    )?;
+    Ok(check_csv_answer(&answer, &column, "CSV push"))
+}
+
+fn csv_cp932(s: &Session) -> Outcome {
+    let (text, column) = csv_body(s)?;
+    let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
+    let answer = s.send(
+        "POST",
+        &s.records_path(""),
+        s.token(),
+        &[],
+        Some(("text/csv; charset=shift_jis", bytes.into_owned())),
+    )?;
+    Ok(check_csv_answer(&answer, &column, "CP932 CSV push"))
+}
+
+fn dry_run(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let id = s.id("dryrun");
+    let body = serde_json::to_vec(&json!({"records": [s.record(&id)?]})).expect("serialises");
+    let answer = s.send(
+        "POST",
+        "/v1/validate",
+        s.token(),
+        &[],
+        Some(("application/json", body)),
+    )?;
+    if expect_status(&mut issues, &answer, 200, "dry run") {
+        expect_stored(s, &mut issues, &id, false, "dry run")?;
+    }
+    Ok(issues)
+}
+
+/// Run every scenario against `target`.
+pub fn run(target: &Target, capabilities: &Capabilities, version: &SchemaVersion) -> Run {
+    let mut run = Run::new(
+        "server",
+        &version.major.to_string(),
+        capabilities.features.clone(),
+    );
+    run.inputs.push(Input {
+        name: format!(
+            "{} (municipality {}, record type {})",
+            target.base_url, target.municipality, target.record_type
+        ),
+        sha256: String::new(),
+        bytes: 0,
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let session = Session {
+        agent,
+        target,
+        capabilities,
+        version,
+        run_id: format!("kc-{now}-{}", std::process::id()),
+        counter: std::cell::Cell::new(0),
+    };
+    let requirements = catalog::of_suite("server");
+    for (id, scenario) in scenarios() {
+        let requirement = requirements
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("{id} is missing from conformance/requirements.csv"));
+        let (status, reason, issues) = match &requirement.feature {
+            Some(feature) if !capabilities.features.contains(feature) => (
+                Status::NotApplicable,
+                Some(format!(
+                    "feature {feature:?} not declared in the capabilities file"
+                )),
+                Vec::new(),
+            ),
+            _ => match scenario(&session) {
+                Ok(issues) if issues.is_empty() => (Status::Pass, None, issues),
+                Ok(issues) => (Status::Fail, None, issues),
+                Err(Unverified(why)) => (Status::Incomplete, Some(why), Vec::new()),
+            },
+        };
+        run.tests.push(TestResult {
+            id: id.to_string(),
+            level: requirement.level,
+            requirement_ja: requirement.text_ja.clone(),
+            requirement_en: requirement.text_en.clone(),
+            status,
+            reason,
+            issues,
+        });
+    }
+    run.decide();
+    run
+}
+
+/// Ids of the scenarios, for the coverage check.
+pub fn scenario_ids() -> Vec<&'static str> {
+    scenarios().into_iter().map(|(id, _)| id).collect()
+}
