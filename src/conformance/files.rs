@@ -171,6 +171,12 @@ pub fn check_bytes(
 pub fn collect(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for path in paths {
+        if !path.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} does not exist", path.display()),
+            ));
+        }
         if path.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
                 .map(|e| e.map(|e| e.path()))
@@ -179,11 +185,6 @@ pub fn collect(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
             found.extend(collect(&entries)?);
         } else if FileKind::of(path).is_some() {
             found.push(path.clone());
-        } else if !path.exists() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{} does not exist", path.display()),
-            ));
         }
     }
     Ok(found)
