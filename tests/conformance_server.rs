@@ -1,0 +1,211 @@
+//! The server suite against a live hub (both backends) — it must pass — and against
+//! deliberately broken servers (a proxy in front of the hub that injects one defect each) — it
+//! must catch every defect.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use common::{BIN, Backend, Hub, TOWN, describe};
+use serde_json::Value;
+
+const TOKEN_ENV: &str = "KH_CONFORMANCE_TOKEN";
+
+fn capabilities() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("conformance/capabilities.example.json")
+        .display()
+        .to_string()
+}
+
+/// Run `conformance server` against `base`; returns the process output and result.json.
+fn run_suite(base: &str, token: &str, out: &Path) -> (Output, Value) {
+    let run = Command::new(BIN)
+        .args(["conformance", "server", "--base-url", base, "--token-env", TOKEN_ENV, "--municipality", TOWN])
+        .args(["--capabilities", &capabilities(), "--out", out.to_str().unwrap()])
+        .env(TOKEN_ENV, token)
+        .output()
+        .expect("run the server suite");
+    let result = std::fs::read_to_string(out.join("result.json"))
+        .map(|text| serde_json::from_str(&text).expect("result.json"))
+        .unwrap_or(Value::Null);
+    (run, result)
+}
+
+fn statuses(result: &Value) -> Vec<(String, String)> {
+    result["tests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), t["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn passes_against_the_hub(backend: Backend) {
+    let hub = Hub::start(backend);
+    let town = hub.town(TOWN);
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (run, result) = run_suite(&hub.base, &town.token, &dir.path().join("first"));
+    assert_eq!(run.status.code(), Some(0), "{}\n{:?}", describe(&run), statuses(&result));
+    assert_eq!(result["verdict"], "conformant");
+    assert!(statuses(&result).iter().all(|(_, s)| s == "pass"), "{:?}", statuses(&result));
+    println!("server suite against the hub ({backend:?}): {:?}", started.elapsed());
+    // Fresh ids per run: the suite can run again against the same server.
+    let (again, result) = run_suite(&hub.base, &town.token, &dir.path().join("second"));
+    assert_eq!(again.status.code(), Some(0), "{}\n{:?}", describe(&again), statuses(&result));
+    for file in ["result.json", "junit.xml", "report.html"] {
+        assert!(dir.path().join("second").join(file).is_file(), "{file}");
+    }
+}
+
+both_backends!(passes_against_the_hub);
+
+/// One defect a broken server fixture injects in front of a correct hub.
+#[derive(Clone, Copy, Debug)]
+enum Defect {
+    /// Answers every record as created: invalid records "accepted".
+    AcceptsInvalidRecords,
+    /// Drops fields it does not know before storing, instead of rejecting the record.
+    DropsUnknownFields,
+    /// Ignores Idempotency-Key.
+    IgnoresIdempotencyKey,
+    /// Answers errors as plain JSON without the problem-detail members.
+    PlainJsonErrors,
+}
+
+struct Proxy {
+    upstream: String,
+    defect: Defect,
+    agent: ureq::Agent,
+}
+
+/// The fixture's answer: status, Content-Type and body.
+type Answer = (u16, String, Vec<u8>);
+
+fn forward(proxy: &Proxy, method: &str, path: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Answer {
+    let mut body = body;
+    if let Defect::DropsUnknownFields = proxy.defect
+        && let Ok(mut batch) = serde_json::from_slice::<Value>(&body)
+    {
+        for record in batch["records"].as_array_mut().into_iter().flatten() {
+            if let Some(object) = record.as_object_mut() {
+                object.retain(|key, _| !key.starts_with("x_"));
+            }
+        }
+        body = serde_json::to_vec(&batch).unwrap();
+    }
+    let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", proxy.upstream));
+    for (name, value) in headers {
+        let dropped = matches!(proxy.defect, Defect::IgnoresIdempotencyKey) && name.eq_ignore_ascii_case("idempotency-key");
+        if !dropped && !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("content-length") {
+            request = request.header(name, value);
+        }
+    }
+    let mut response = proxy.agent.run(request.body(body).unwrap()).expect("upstream hub answers");
+    let status = response.status().as_u16();
+    let mut content_type = response
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut answer = response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap();
+    if let Ok(mut json) = serde_json::from_slice::<Value>(&answer) {
+        match proxy.defect {
+            Defect::AcceptsInvalidRecords => {
+                for result in json["results"].as_array_mut().into_iter().flatten() {
+                    if result["status"] == "rejected" {
+                        result["status"] = "created".into();
+                        result["version"] = 1.into();
+                        result.as_object_mut().unwrap().remove("errors");
+                    }
+                }
+            }
+            Defect::PlainJsonErrors if content_type.starts_with("application/problem+json") => {
+                content_type = "application/json".into();
+                let object = json.as_object_mut().unwrap();
+                object.remove("type");
+                object.remove("title");
+            }
+            _ => {}
+        }
+        answer = serde_json::to_vec(&json).unwrap();
+    }
+    (status, content_type, answer)
+}
+
+async fn proxy_handler(req: HttpRequest, body: web::Bytes, proxy: web::Data<Arc<Proxy>>) -> HttpResponse {
+    let proxy = proxy.get_ref().clone();
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    match web::block(move || forward(&proxy, &method, &path, headers, body.to_vec())).await {
+        Ok((status, content_type, body)) => HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+            .content_type(content_type)
+            .body(body),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// Start the broken fixture in front of `upstream`; returns its base URL.
+fn broken_server(upstream: &str, defect: Defect) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let proxy = Arc::new(Proxy {
+        upstream: upstream.to_string(),
+        defect,
+        agent: common::agent(),
+    });
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(web::Data::new(proxy.clone()))
+                    .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
+                    .default_service(web::to(proxy_handler))
+            })
+            .workers(1)
+            .listen(listener)
+            .expect("listen")
+            .run()
+            .await
+        })
+    });
+    base
+}
+
+#[test]
+fn catches_each_defect_of_a_broken_server() {
+    let hub = Hub::start(Backend::Sqlite);
+    let town = hub.town(TOWN);
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(Defect, &[&str]); 4] = [
+        (Defect::AcceptsInvalidRecords, &["KDL-API-002", "KDL-API-011", "KDL-API-016", "KDL-API-017", "KDL-API-018"]),
+        (Defect::DropsUnknownFields, &["KDL-API-011"]),
+        (Defect::IgnoresIdempotencyKey, &["KDL-API-004", "KDL-API-005"]),
+        (Defect::PlainJsonErrors, &["KDL-API-005", "KDL-API-009", "KDL-API-010", "KDL-API-012", "KDL-API-013", "KDL-API-014", "KDL-API-015"]),
+    ];
+    for (defect, expected_failures) in cases {
+        let base = broken_server(&hub.base, defect);
+        let (run, result) = run_suite(&base, &town.token, &dir.path().join(format!("{defect:?}")));
+        assert_eq!(run.status.code(), Some(1), "{defect:?}: {}", describe(&run));
+        assert_eq!(result["verdict"], "not_conformant");
+        let failed: Vec<String> = statuses(&result)
+            .into_iter()
+            .filter(|(_, s)| s == "fail")
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(failed, expected_failures, "{defect:?}");
+        let issues = result["tests"].as_array().unwrap().iter().filter(|t| t["status"] == "fail").all(|t| !t["issues"].as_array().unwrap().is_empty());
+        assert!(issues, "{defect:?}: every failed test explains itself");
+    }
+}
