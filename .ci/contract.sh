@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Contract checks with real third-party tools against a live demo hub:
 # openapi-spec-validator, schemathesis, openapi-python-client (+ a script using the generated
-# client) and headless Chromium rendering /docs with every other network destination closed.
+# client), headless Chromium rendering /docs with every other network destination closed, and
+# the conformance kit's server suite against the hub with its report.html rendered offline.
 # Expects the debug binary built by `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,4 +49,26 @@ operations=$(grep -o 'data-operation-id="[a-z_]*"' <<<"$dom" | sort -u | wc -l)
 expected=$(python3 -c 'import json; d=json.load(open("openapi/openapi.json")); print(sum(len(v) for v in d["paths"].values()))')
 echo "rendered $operations of $expected operations"
 [ "$operations" -eq "$expected" ]
+echo "== conformance kit: server suite against the demo hub; report.html in headless Chromium"
+report="$work/conformance"
+KH_CONFORMANCE_TOKEN="$token" "$bin" conformance server --base-url "$base" \
+  --token-env KH_CONFORMANCE_TOKEN --municipality "$KH_TOWN" \
+  --capabilities conformance/capabilities.example.json --out "$report"
+# One self-contained file: nothing to fetch, so it renders the same without network.
+if grep -Eq '(src|href)=|url\(' "$report/report.html"; then
+  echo "report.html refers to an external asset"; exit 1
+fi
+chrome=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
+  --disable-component-update --disable-sync --no-first-run --user-data-dir="$work/chromium-report"
+  --proxy-server=127.0.0.1:9)
+"${chrome[@]}" --window-size=1240,1754 --screenshot="$report/report.png" \
+  "file://$report/report.html" 2>/dev/null
+"${chrome[@]}" --no-pdf-header-footer --print-to-pdf="$report/report.pdf" \
+  "file://$report/report.html" 2>/dev/null
+test -s "$report/report.png"
+test -s "$report/report.pdf"
+rendered=$("${chrome[@]}" --dump-dom "file://$report/report.html" 2>/dev/null)
+grep -q 'id="verdict">適合 ' <<<"$rendered"
+echo "report.html rendered: $(stat -c %s "$report/report.png") byte screenshot, $(stat -c %s "$report/report.pdf") byte A4 PDF"
+
 echo "contract checks passed"

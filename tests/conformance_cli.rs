@@ -46,11 +46,25 @@ fn valid_exports_in_utf8_bom_cp932_ndjson_and_json_are_conformant() {
     let input = dir.path().join("exports");
     std::fs::create_dir(&input).unwrap();
     copy(
-        &["csv-utf8.csv", "csv-utf8-bom.csv", "csv-cp932.csv", "ndjson-valid.ndjson", "json-batch.json", "json-array.json"],
+        &[
+            "csv-utf8.csv",
+            "csv-utf8-bom.csv",
+            "csv-cp932.csv",
+            "ndjson-valid.ndjson",
+            "json-batch.json",
+            "json-array.json",
+        ],
         &input,
     );
     let out = dir.path().join("report");
-    let run = kit(&["files", "--schema-version", "1", "--out", out.to_str().unwrap(), input.to_str().unwrap()]);
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     let result = result(&out);
     assert_eq!(result["verdict"], "conformant");
@@ -73,7 +87,14 @@ fn a_cp932_csv_with_errors_is_not_conformant_and_names_row_and_column() {
     copy(&["csv-cp932-errors.csv"], dir.path());
     let out = dir.path().join("report");
     let file = dir.path().join("csv-cp932-errors.csv");
-    let run = kit(&["files", "--schema-version", "1", "--out", out.to_str().unwrap(), file.to_str().unwrap()]);
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     let result = result(&out);
     assert_eq!(result["verdict"], "not_conformant");
@@ -84,10 +105,17 @@ fn a_cp932_csv_with_errors_is_not_conformant_and_names_row_and_column() {
     assert_eq!(cell["code"], "csv_value");
     assert!(cell["message_ja"].as_str().unwrap().contains("セル"));
     let range = &test(&result, "KDL-REC-004")["issues"][0];
-    assert_eq!((range["row"].as_u64(), range["column"].as_str()), (Some(4), Some("absence_days")));
+    assert_eq!(
+        (range["row"].as_u64(), range["column"].as_str()),
+        (Some(4), Some("absence_days"))
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("不適合"));
-    assert!(std::fs::read_to_string(out.join("junit.xml")).unwrap().contains("<failure "));
+    assert!(
+        std::fs::read_to_string(out.join("junit.xml"))
+            .unwrap()
+            .contains("<failure ")
+    );
 }
 
 #[test]
@@ -98,15 +126,31 @@ fn reports_carry_locations_and_codes_but_no_input_values() {
     let record = r#"{"record_type":"subject","schema_version":"1.0","source_record_id":"123456789018","subject":{"resident_no":"T-1"},"effective_date":"2021-04-01","household_no":"H-1","name":"試験用氏名甲","birth_date":"2099-01-01","sex":7,"role":"child"}"#;
     std::fs::write(&file, format!("{record}\n")).unwrap();
     let out = dir.path().join("report");
-    let run = kit(&["files", "--schema-version", "1", "--out", out.to_str().unwrap(), file.to_str().unwrap()]);
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     let result = result(&out);
-    assert_eq!(test(&result, "KDL-REC-011")["issues"][0]["pointer"], "/source_record_id");
-    assert_eq!(test(&result, "KDL-REC-006")["issues"][0]["code"], "future_date");
+    assert_eq!(
+        test(&result, "KDL-REC-011")["issues"][0]["pointer"],
+        "/source_record_id"
+    );
+    assert_eq!(
+        test(&result, "KDL-REC-006")["issues"][0]["code"],
+        "future_date"
+    );
     for report in ["result.json", "junit.xml", "report.html"] {
         let text = std::fs::read_to_string(out.join(report)).unwrap();
         for value in ["試験用氏名甲", "123456789018", "2099-01-01"] {
-            assert!(!text.contains(value), "{report} contains the input value {value}");
+            assert!(
+                !text.contains(value),
+                "{report} contains the input value {value}"
+            );
         }
     }
 }
@@ -117,14 +161,26 @@ fn transfer_packages_are_listed_as_not_verified_and_block_a_pass() {
     copy(&["json-batch.json"], dir.path());
     std::fs::write(dir.path().join("package.xml"), "<package/>").unwrap();
     let out = dir.path().join("report");
-    let run = kit(&["files", "--schema-version", "1", "--out", out.to_str().unwrap(), dir.path().to_str().unwrap()]);
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
     let result = result(&out);
     assert_eq!(result["verdict"], "incomplete");
     let xml = test(&result, "KDL-XFER-001");
     assert_eq!(xml["status"], "incomplete");
     assert_eq!(xml["issues"][0]["code"], "xml_not_checked");
-    assert!(xml["issues"][0]["file"].as_str().unwrap().ends_with("package.xml"));
+    assert!(
+        xml["issues"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("package.xml")
+    );
     assert_eq!(test(&result, "KDL-FILE-001")["status"], "pass");
 }
 
@@ -132,10 +188,25 @@ fn transfer_packages_are_listed_as_not_verified_and_block_a_pass() {
 fn every_committed_vector_file_is_reported_with_its_requirement() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let run = kit(&["files", "--schema-version", "1", "--out", out.to_str().unwrap(), vectors_files().to_str().unwrap()]);
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        vectors_files().to_str().unwrap(),
+    ]);
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     let result = result(&out);
-    for id in ["KDL-FILE-001", "KDL-FILE-002", "KDL-FILE-003", "KDL-FILE-004", "KDL-FILE-005", "KDL-REC-001", "KDL-REC-003"] {
+    for id in [
+        "KDL-FILE-001",
+        "KDL-FILE-002",
+        "KDL-FILE-003",
+        "KDL-FILE-004",
+        "KDL-FILE-005",
+        "KDL-REC-001",
+        "KDL-REC-003",
+    ] {
         assert_eq!(test(&result, id)["status"], "fail", "{id}");
     }
     assert_eq!(test(&result, "KDL-REC-011")["status"], "pass");
@@ -148,10 +219,28 @@ fn usage_errors_exit_with_3() {
     let cases: Vec<Vec<&str>> = vec![
         vec!["files", "--schema-version", "1"],
         vec!["files", "--schema-version", "1", missing.to_str().unwrap()],
-        vec!["files", "--schema-version", "9", dir.path().to_str().unwrap()],
-        vec!["files", "--schema-version", "1", dir.path().to_str().unwrap()],
+        vec![
+            "files",
+            "--schema-version",
+            "9",
+            dir.path().to_str().unwrap(),
+        ],
+        vec![
+            "files",
+            "--schema-version",
+            "1",
+            dir.path().to_str().unwrap(),
+        ],
         vec!["files", "--no-such-flag"],
-        vec!["server", "--base-url", "http://127.0.0.1:9", "--token-env", "KODOMO_CONFORMANCE_TOKEN", "--municipality", "131016"],
+        vec![
+            "server",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--token-env",
+            "KODOMO_CONFORMANCE_TOKEN",
+            "--municipality",
+            "131016",
+        ],
         vec!["explain", "KDL-NOPE-999"],
     ];
     for args in cases {
@@ -164,16 +253,35 @@ fn usage_errors_exit_with_3() {
 fn an_unreachable_server_is_incomplete_not_conformant() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let run = Command::new(BIN)
-        .args(["conformance", "server", "--base-url", &format!("http://127.0.0.1:{port}"), "--token-env", "KH_TEST_TOKEN", "--municipality", "131016", "--out", out.to_str().unwrap()])
+        .args([
+            "conformance",
+            "server",
+            "--base-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--token-env",
+            "KH_TEST_TOKEN",
+            "--municipality",
+            "131016",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .env("KH_TEST_TOKEN", "khub_unused")
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
     let result = result(&out);
     assert_eq!(test(&result, "KDL-API-001")["status"], "incomplete");
-    assert_eq!(test(&result, "KDL-API-016")["status"], "not_applicable", "no capabilities file declares ndjson");
+    assert_eq!(
+        test(&result, "KDL-API-016")["status"],
+        "not_applicable",
+        "no capabilities file declares ndjson"
+    );
 }
 
 #[test]
@@ -181,11 +289,17 @@ fn list_and_explain_show_ids_levels_and_requirements() {
     let list = kit(&["list"]);
     assert!(list.status.success());
     let text = String::from_utf8_lossy(&list.stdout);
-    let csv = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/requirements.csv")).unwrap();
+    let csv = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/requirements.csv"),
+    )
+    .unwrap();
     assert_eq!(text.lines().count(), csv.lines().count() - 1);
     assert!(text.contains("KDL-API-004") && text.contains("SHALL"));
     let explain = kit(&["explain", "KDL-API-018"]);
     assert!(explain.status.success());
     let text = String::from_utf8_lossy(&explain.stdout);
-    assert!(text.contains("MAY") && text.contains("CP932") && text.contains("csv-cp932"), "{text}");
+    assert!(
+        text.contains("MAY") && text.contains("CP932") && text.contains("csv-cp932"),
+        "{text}"
+    );
 }

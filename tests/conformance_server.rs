@@ -25,8 +25,22 @@ fn capabilities() -> String {
 /// Run `conformance server` against `base`; returns the process output and result.json.
 fn run_suite(base: &str, token: &str, out: &Path) -> (Output, Value) {
     let run = Command::new(BIN)
-        .args(["conformance", "server", "--base-url", base, "--token-env", TOKEN_ENV, "--municipality", TOWN])
-        .args(["--capabilities", &capabilities(), "--out", out.to_str().unwrap()])
+        .args([
+            "conformance",
+            "server",
+            "--base-url",
+            base,
+            "--token-env",
+            TOKEN_ENV,
+            "--municipality",
+            TOWN,
+        ])
+        .args([
+            "--capabilities",
+            &capabilities(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .env(TOKEN_ENV, token)
         .output()
         .expect("run the server suite");
@@ -41,7 +55,12 @@ fn statuses(result: &Value) -> Vec<(String, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|t| (t["id"].as_str().unwrap().to_string(), t["status"].as_str().unwrap().to_string()))
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -51,13 +70,32 @@ fn passes_against_the_hub(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
     let (run, result) = run_suite(&hub.base, &town.token, &dir.path().join("first"));
-    assert_eq!(run.status.code(), Some(0), "{}\n{:?}", describe(&run), statuses(&result));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{:?}",
+        describe(&run),
+        statuses(&result)
+    );
     assert_eq!(result["verdict"], "conformant");
-    assert!(statuses(&result).iter().all(|(_, s)| s == "pass"), "{:?}", statuses(&result));
-    println!("server suite against the hub ({backend:?}): {:?}", started.elapsed());
+    assert!(
+        statuses(&result).iter().all(|(_, s)| s == "pass"),
+        "{:?}",
+        statuses(&result)
+    );
+    println!(
+        "server suite against the hub ({backend:?}): {:?}",
+        started.elapsed()
+    );
     // Fresh ids per run: the suite can run again against the same server.
     let (again, result) = run_suite(&hub.base, &town.token, &dir.path().join("second"));
-    assert_eq!(again.status.code(), Some(0), "{}\n{:?}", describe(&again), statuses(&result));
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}\n{:?}",
+        describe(&again),
+        statuses(&result)
+    );
     for file in ["result.json", "junit.xml", "report.html"] {
         assert!(dir.path().join("second").join(file).is_file(), "{file}");
     }
@@ -87,7 +125,13 @@ struct Proxy {
 /// The fixture's answer: status, Content-Type and body.
 type Answer = (u16, String, Vec<u8>);
 
-fn forward(proxy: &Proxy, method: &str, path: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Answer {
+fn forward(
+    proxy: &Proxy,
+    method: &str,
+    path: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> Answer {
     let mut body = body;
     if let Defect::DropsUnknownFields = proxy.defect
         && let Ok(mut batch) = serde_json::from_slice::<Value>(&body)
@@ -99,14 +143,23 @@ fn forward(proxy: &Proxy, method: &str, path: &str, headers: Vec<(String, String
         }
         body = serde_json::to_vec(&batch).unwrap();
     }
-    let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", proxy.upstream));
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", proxy.upstream));
     for (name, value) in headers {
-        let dropped = matches!(proxy.defect, Defect::IgnoresIdempotencyKey) && name.eq_ignore_ascii_case("idempotency-key");
-        if !dropped && !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("content-length") {
+        let dropped = matches!(proxy.defect, Defect::IgnoresIdempotencyKey)
+            && name.eq_ignore_ascii_case("idempotency-key");
+        if !dropped
+            && !name.eq_ignore_ascii_case("host")
+            && !name.eq_ignore_ascii_case("content-length")
+        {
             request = request.header(name, value);
         }
     }
-    let mut response = proxy.agent.run(request.body(body).unwrap()).expect("upstream hub answers");
+    let mut response = proxy
+        .agent
+        .run(request.body(body).unwrap())
+        .expect("upstream hub answers");
     let status = response.status().as_u16();
     let mut content_type = response
         .headers()
@@ -114,7 +167,12 @@ fn forward(proxy: &Proxy, method: &str, path: &str, headers: Vec<(String, String
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let mut answer = response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap();
+    let mut answer = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap();
     if let Ok(mut json) = serde_json::from_slice::<Value>(&answer) {
         match proxy.defect {
             Defect::AcceptsInvalidRecords => {
@@ -139,19 +197,29 @@ fn forward(proxy: &Proxy, method: &str, path: &str, headers: Vec<(String, String
     (status, content_type, answer)
 }
 
-async fn proxy_handler(req: HttpRequest, body: web::Bytes, proxy: web::Data<Arc<Proxy>>) -> HttpResponse {
+async fn proxy_handler(
+    req: HttpRequest,
+    body: web::Bytes,
+    proxy: web::Data<Arc<Proxy>>,
+) -> HttpResponse {
     let proxy = proxy.get_ref().clone();
     let method = req.method().as_str().to_string();
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let headers = req
         .headers()
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     match web::block(move || forward(&proxy, &method, &path, headers, body.to_vec())).await {
-        Ok((status, content_type, body)) => HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-            .content_type(content_type)
-            .body(body),
+        Ok((status, content_type, body)) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                .content_type(content_type)
+                .body(body)
+        }
         Err(_) => HttpResponse::InternalServerError().finish(),
     }
 }
@@ -189,10 +257,33 @@ fn catches_each_defect_of_a_broken_server() {
     let town = hub.town(TOWN);
     let dir = tempfile::tempdir().unwrap();
     let cases: [(Defect, &[&str]); 4] = [
-        (Defect::AcceptsInvalidRecords, &["KDL-API-002", "KDL-API-011", "KDL-API-016", "KDL-API-017", "KDL-API-018"]),
+        (
+            Defect::AcceptsInvalidRecords,
+            &[
+                "KDL-API-002",
+                "KDL-API-011",
+                "KDL-API-016",
+                "KDL-API-017",
+                "KDL-API-018",
+            ],
+        ),
         (Defect::DropsUnknownFields, &["KDL-API-011"]),
-        (Defect::IgnoresIdempotencyKey, &["KDL-API-004", "KDL-API-005"]),
-        (Defect::PlainJsonErrors, &["KDL-API-005", "KDL-API-009", "KDL-API-010", "KDL-API-012", "KDL-API-013", "KDL-API-014", "KDL-API-015"]),
+        (
+            Defect::IgnoresIdempotencyKey,
+            &["KDL-API-004", "KDL-API-005"],
+        ),
+        (
+            Defect::PlainJsonErrors,
+            &[
+                "KDL-API-005",
+                "KDL-API-009",
+                "KDL-API-010",
+                "KDL-API-012",
+                "KDL-API-013",
+                "KDL-API-014",
+                "KDL-API-015",
+            ],
+        ),
     ];
     for (defect, expected_failures) in cases {
         let base = broken_server(&hub.base, defect);
@@ -205,7 +296,12 @@ fn catches_each_defect_of_a_broken_server() {
             .map(|(id, _)| id)
             .collect();
         assert_eq!(failed, expected_failures, "{defect:?}");
-        let issues = result["tests"].as_array().unwrap().iter().filter(|t| t["status"] == "fail").all(|t| !t["issues"].as_array().unwrap().is_empty());
+        let issues = result["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"] == "fail")
+            .all(|t| !t["issues"].as_array().unwrap().is_empty());
         assert!(issues, "{defect:?}: every failed test explains itself");
     }
 }

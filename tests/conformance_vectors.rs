@@ -79,7 +79,11 @@ fn every_file_vector_passes_against_the_hubs_decoders() {
     let ingestor = Ingestor::new(standard.clone());
     let version = standard.major(1).expect("v1");
     let index = vectors::load_files(&vectors_dir()).expect("committed file vectors");
-    assert!(index.cases.len() >= 15, "{} file vectors", index.cases.len());
+    assert!(
+        index.cases.len() >= 15,
+        "{} file vectors",
+        index.cases.len()
+    );
     let mut failures = Vec::new();
     for case in &index.cases {
         let path = vectors_dir().join("files").join(&case.file);
@@ -122,16 +126,24 @@ fn tree(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<u8>>) {
 #[test]
 fn committed_vectors_are_what_the_generator_makes_from_the_schemas() {
     let standard = Standard::load();
-    let generated: BTreeMap<String, Vec<u8>> = vectors::generate_all(standard.major(1).expect("v1"))
-        .expect("generator")
-        .into_iter()
-        .collect();
+    let generated: BTreeMap<String, Vec<u8>> =
+        vectors::generate_all(standard.major(1).expect("v1"))
+            .expect("generator")
+            .into_iter()
+            .collect();
     let mut committed = BTreeMap::new();
     tree(&vectors_dir(), "", &mut committed);
     let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&committed), names(&generated), "vector files differ; run `cargo run -- conformance generate-vectors`");
+    assert_eq!(
+        names(&committed),
+        names(&generated),
+        "vector files differ; run `cargo run -- conformance generate-vectors`"
+    );
     for (name, bytes) in &generated {
-        assert!(committed[name] == *bytes, "conformance/vectors/v1/{name} drifted from the schemas; run `cargo run -- conformance generate-vectors`");
+        assert!(
+            committed[name] == *bytes,
+            "conformance/vectors/v1/{name} drifted from the schemas; run `cargo run -- conformance generate-vectors`"
+        );
     }
 }
 
@@ -149,20 +161,49 @@ fn every_shall_requirement_has_a_test_or_a_stated_reason() {
     let known: BTreeSet<&str> = requirements.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(known.len(), requirements.len(), "duplicate requirement ids");
     for id in &tested {
-        assert!(known.contains(id.as_str()), "a vector or scenario names {id}, which is not in requirements.csv");
+        assert!(
+            known.contains(id.as_str()),
+            "a vector or scenario names {id}, which is not in requirements.csv"
+        );
     }
     let retired: Vec<String> = catalog::retired_ids().into_iter().map(|r| r.id).collect();
     for requirement in &requirements {
-        assert!(catalog::well_formed_id(&requirement.id), "{} is not KDL-<AREA>-<NNN>", requirement.id);
-        assert!(!retired.contains(&requirement.id), "{} is retired and must not be reused", requirement.id);
-        assert!(!requirement.text_ja.is_empty() && !requirement.text_en.is_empty() && !requirement.source.is_empty(), "{} lacks text or source", requirement.id);
+        assert!(
+            catalog::well_formed_id(&requirement.id),
+            "{} is not KDL-<AREA>-<NNN>",
+            requirement.id
+        );
+        assert!(
+            !retired.contains(&requirement.id),
+            "{} is retired and must not be reused",
+            requirement.id
+        );
+        assert!(
+            !requirement.text_ja.is_empty()
+                && !requirement.text_en.is_empty()
+                && !requirement.source.is_empty(),
+            "{} lacks text or source",
+            requirement.id
+        );
         let has_test = tested.contains(&requirement.id);
         if requirement.level == Level::Shall {
-            assert!(has_test || requirement.untested_reason.is_some(), "SHALL requirement {} has no vector or scenario and no stated reason", requirement.id);
+            assert!(
+                has_test || requirement.untested_reason.is_some(),
+                "SHALL requirement {} has no vector or scenario and no stated reason",
+                requirement.id
+            );
         }
-        assert!(!(has_test && requirement.untested_reason.is_some() && requirement.suites.is_empty()), "{} is tested but says it is not", requirement.id);
+        assert!(
+            !(has_test && requirement.untested_reason.is_some() && requirement.suites.is_empty()),
+            "{} is tested but says it is not",
+            requirement.id
+        );
         if requirement.level != Level::Shall {
-            assert!(requirement.feature.is_some(), "{} is optional but names no feature of the capabilities file", requirement.id);
+            assert!(
+                requirement.feature.is_some(),
+                "{} is optional but names no feature of the capabilities file",
+                requirement.id
+            );
         }
     }
 }
@@ -178,37 +219,53 @@ fn mutations() -> Vec<Mutation> {
         Mutation {
             name: "postnatal-checkup: epds_total no longer required",
             apply: |_, records| {
-                let required = records.get_mut("postnatal-checkup").unwrap()["required"].as_array_mut().unwrap();
+                let required = records.get_mut("postnatal-checkup").unwrap()["required"]
+                    .as_array_mut()
+                    .unwrap();
                 required.retain(|f| f != "epds_total");
             },
         },
         Mutation {
             name: "basic_info.name: maxLength widened from 100 to 101",
-            apply: |common, _| common["$defs"]["basic_info"]["properties"]["name"]["maxLength"] = 101.into(),
+            apply: |common, _| {
+                common["$defs"]["basic_info"]["properties"]["name"]["maxLength"] = 101.into()
+            },
         },
         Mutation {
             name: "school-attendance.period: code term3 dropped",
             apply: |_, records| {
-                let codes = records.get_mut("school-attendance").unwrap()["properties"]["period"]["enum"].as_array_mut().unwrap();
+                let codes =
+                    records.get_mut("school-attendance").unwrap()["properties"]["period"]["enum"]
+                        .as_array_mut()
+                        .unwrap();
                 codes.retain(|c| c != "term3");
             },
         },
         Mutation {
             name: "public-assistance: ended_on no longer ordered after started_on",
             apply: |_, records| {
-                records.get_mut("public-assistance").unwrap().as_object_mut().unwrap().remove("x-field-order");
+                records
+                    .get_mut("public-assistance")
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("x-field-order");
             },
         },
         Mutation {
             name: "infant-checkup: the 3-year checkup may carry covered_mouth",
             apply: |_, records| {
-                records.get_mut("infant-checkup").unwrap()["allOf"].as_array_mut().unwrap().remove(3);
+                records.get_mut("infant-checkup").unwrap()["allOf"]
+                    .as_array_mut()
+                    .unwrap()
+                    .remove(3);
             },
         },
         Mutation {
             name: "school-health-exam.weight_kg: exclusiveMinimum 0 became minimum 0",
             apply: |_, records| {
-                let weight = &mut records.get_mut("school-health-exam").unwrap()["properties"]["weight_kg"];
+                let weight =
+                    &mut records.get_mut("school-health-exam").unwrap()["properties"]["weight_kg"];
                 weight.as_object_mut().unwrap().remove("exclusiveMinimum");
                 weight["minimum"] = 0.into();
             },
@@ -216,13 +273,19 @@ fn mutations() -> Vec<Mutation> {
         Mutation {
             name: "envelope: My Number check removed",
             apply: |common, _| {
-                common["$defs"]["envelope"].as_object_mut().unwrap().remove("x-no-my-number");
+                common["$defs"]["envelope"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("x-no-my-number");
             },
         },
         Mutation {
             name: "subject_ref: unknown fields allowed",
             apply: |common, _| {
-                common["$defs"]["subject_ref"].as_object_mut().unwrap().remove("additionalProperties");
+                common["$defs"]["subject_ref"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("additionalProperties");
             },
         },
     ]
@@ -235,7 +298,11 @@ fn schema_cases(all: &[RecordVectors]) -> Vec<RecordVectors> {
             cases: file
                 .cases
                 .iter()
-                .filter(|c| !c.id.contains("/record_type/") && !c.id.contains("/schema_version/") && !c.id.ends_with("required/record_type"))
+                .filter(|c| {
+                    !c.id.contains("/record_type/")
+                        && !c.id.contains("/schema_version/")
+                        && !c.id.ends_with("required/record_type")
+                })
                 .cloned()
                 .collect(),
             ..file.clone()
@@ -249,7 +316,13 @@ fn direct_check(validator: &RecordValidator) -> impl Fn(&Value) -> BTreeSet<Expe
         validator
             .validate(record_type, record)
             .into_iter()
-            .map(|e| ExpectedError { row: None, column: None, record: None, pointer: e.pointer, code: e.code })
+            .map(|e| ExpectedError {
+                row: None,
+                column: None,
+                record: None,
+                pointer: e.pointer,
+                code: e.code,
+            })
             .collect()
     }
 }
@@ -261,13 +334,26 @@ fn each_single_rule_mutation_of_the_schemas_makes_a_vector_fail() {
     let all = schema_cases(&vectors::load_records(&vectors_dir()).expect("committed vectors"));
     let unmutated = RecordValidator::compile(&version.common, &version.records);
     let baseline = failing(&all, direct_check(&unmutated));
-    assert!(baseline.is_empty(), "the unmutated schemas fail vectors:\n{}", baseline.join("\n"));
+    assert!(
+        baseline.is_empty(),
+        "the unmutated schemas fail vectors:\n{}",
+        baseline.join("\n")
+    );
     for mutation in mutations() {
         let (mut common, mut records) = (version.common.clone(), version.records.clone());
         (mutation.apply)(&mut common, &mut records);
         let mutated = RecordValidator::compile(&common, &records);
         let caught = failing(&all, direct_check(&mutated));
-        assert!(!caught.is_empty(), "no vector catches the mutation {:?}", mutation.name);
-        println!("{}: caught by {} vector(s), e.g. {}", mutation.name, caught.len(), caught[0].split(':').next().unwrap_or(""));
+        assert!(
+            !caught.is_empty(),
+            "no vector catches the mutation {:?}",
+            mutation.name
+        );
+        println!(
+            "{}: caught by {} vector(s), e.g. {}",
+            mutation.name,
+            caught.len(),
+            caught[0].split(':').next().unwrap_or("")
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Subcommand;
 
@@ -100,7 +101,7 @@ fn finish(run: &Run, out: &std::path::Path) -> ExitCode {
 }
 
 pub fn run(command: ConformanceCommand) -> ExitCode {
-    let standard = Standard::load();
+    let standard = Arc::new(Standard::load());
     match command {
         ConformanceCommand::Files {
             schema_version,
@@ -117,7 +118,7 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
             if found.is_empty() {
                 return usage("no .json, .ndjson, .jsonl, .csv or .xml file among the paths");
             }
-            let ingestor = Ingestor::new(std::sync::Arc::new(Standard::load()));
+            let ingestor = Ingestor::new(standard.clone());
             let run = files::run(&ingestor, version, &found);
             finish(&run, &out)
         }
@@ -147,12 +148,12 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
                 },
                 None => None,
             };
-            let capabilities = match capabilities {
+            let (capabilities, inputs) = match capabilities {
                 Some(path) => match Capabilities::load(&path) {
-                    Ok(c) => c,
+                    Ok((capabilities, input)) => (capabilities, vec![input]),
                     Err(e) => return usage(format!("capabilities file {}: {e}", path.display())),
                 },
-                None => Capabilities::default(),
+                None => (Capabilities::default(), Vec::new()),
             };
             let target = server::Target {
                 base_url,
@@ -161,7 +162,7 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
                 municipality,
                 record_type,
             };
-            let run = server::run(&target, &capabilities, version);
+            let run = server::run(&target, &capabilities, inputs, version);
             finish(&run, &out)
         }
         ConformanceCommand::List => {

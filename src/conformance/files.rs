@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::{Input, Issue, Run, Status, TestResult, catalog, messages};
 use crate::ingest::files::{ImportError, read_candidates};
 use crate::ingest::formats::locate_csv_errors;
@@ -149,10 +147,8 @@ pub fn check_bytes(
                 Err(errors) => errors,
             },
         };
-        if let Some(row) = candidate.row {
-            if kind == FileKind::Csv {
-                locate_csv_errors(version, row, &mut errors);
-            }
+        if let (Some(row), FileKind::Csv) = (candidate.row, kind) {
+            locate_csv_errors(version, row, &mut errors);
         }
         for error in errors {
             let requirement = requirement_for(kind, &error.code);
@@ -199,11 +195,7 @@ pub fn run(ingestor: &Ingestor, version: &SchemaVersion, files: &[PathBuf]) -> R
         let kind = FileKind::of(path).expect("collect keeps known kinds only");
         let mut check = match std::fs::read(path) {
             Ok(bytes) => {
-                run.inputs.push(Input {
-                    name: name.clone(),
-                    sha256: hex::encode(Sha256::digest(&bytes)),
-                    bytes: bytes.len() as u64,
-                });
+                run.inputs.push(Input::of(&name, &bytes));
                 check_bytes(ingestor, version, kind, path, &bytes)
             }
             Err(e) => FileCheck {

@@ -165,7 +165,10 @@ pub struct Run {
     pub suite: String,
     pub schema_version: String,
     pub started_at: String,
-    /// Files checked, or for a server run the base URL and the declared capabilities.
+    /// The server a server run checked (base URL, municipality, record type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Every input file (files checked; a server run's capabilities file), with its SHA-256.
     pub inputs: Vec<Input>,
     /// Features the supplier declared (capabilities file).
     pub declared_features: Vec<String>,
@@ -182,6 +185,7 @@ impl Run {
             suite: suite.into(),
             schema_version: schema_version.into(),
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            target: None,
             inputs: Vec::new(),
             declared_features,
             verdict: Verdict::Incomplete,
@@ -221,8 +225,21 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    pub fn load(path: &std::path::Path) -> anyhow::Result<Capabilities> {
-        let text = std::fs::read_to_string(path)?;
-        Ok(serde_json::from_str(&text)?)
+    /// Read a capabilities file; returns it with the file as an input of the run.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<(Capabilities, Input)> {
+        let bytes = std::fs::read(path)?;
+        let input = Input::of(&path.display().to_string(), &bytes);
+        Ok((serde_json::from_slice(&bytes)?, input))
+    }
+}
+
+impl Input {
+    pub fn of(name: &str, bytes: &[u8]) -> Input {
+        use sha2::Digest;
+        Input {
+            name: name.to_string(),
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            bytes: bytes.len() as u64,
+        }
     }
 }

@@ -17,6 +17,9 @@ use serde_json::{Map, Value, json};
 use super::Level;
 use crate::schema::SchemaVersion;
 
+/// The index of the file cases, beside the record vectors (their data lives in `files/`).
+pub const FILES_INDEX: &str = "files.json";
+
 pub const GENERATED_BY: &str = "kodomo-hub conformance generate-vectors";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -67,7 +70,7 @@ pub struct RecordVectors {
     pub cases: Vec<Case>,
 }
 
-/// One file case (`conformance/vectors/v<N>/files/index.json`); `file` is beside the index.
+/// One file case (`conformance/vectors/v<N>/files.json`); `file` is under `files/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileCase {
     pub id: String,
@@ -444,7 +447,7 @@ impl<'a> RecordRules<'a> {
         }
         for (name, value) in object {
             if let Some(schema) = self.properties.get(name) {
-                predict_nested(schema, value, &[name.clone()], &mut errors);
+                predict_nested(schema, value, std::slice::from_ref(name), &mut errors);
             }
         }
         for condition in &self.conditions {
@@ -718,7 +721,7 @@ impl<'a> Generator<'a> {
                     &[],
                 );
             }
-            self.value_cases(&[name.clone()], schema)?;
+            self.value_cases(std::slice::from_ref(name), schema)?;
         }
         if self.rules.closed {
             let mut record = self.minimal.clone();
@@ -805,17 +808,16 @@ impl<'a> Generator<'a> {
             record,
             &[],
         );
-        if let Some(nested) = self
+        let has_student_no = self
             .rules
             .properties
             .get("subject")
             .and_then(|s| s.pointer("/properties/local_ids/properties/student_no"))
-            .cloned()
-        {
+            .is_some();
+        if has_student_no {
             let path: Vec<String> = ["subject", "local_ids", "student_no"]
                 .map(String::from)
                 .to_vec();
-            let _ = nested;
             let record = self.with(&path, Some(json!("1234 5678 9018")))?;
             self.push(
                 "my-number/nested-spaced",
@@ -1006,7 +1008,7 @@ impl<'a> Generator<'a> {
                     ("future", "2999-01-01", Some("future_date")),
                 ] {
                     let record = self.with(path, Some(json!(value)))?;
-                    let errors = code.map(|c| own(c)).unwrap_or_default();
+                    let errors = code.map(&own).unwrap_or_default();
                     self.push(
                         &format!("date/{key}/{variant}"),
                         "KDL-REC-006",
@@ -1022,7 +1024,7 @@ impl<'a> Generator<'a> {
                     ("check-digit-wrong", "131017", Some("municipality_code")),
                 ] {
                     let record = self.with(path, Some(json!(value)))?;
-                    let errors = code.map(|c| own(c)).unwrap_or_default();
+                    let errors = code.map(&own).unwrap_or_default();
                     self.push(
                         &format!("municipality-code/{key}/{variant}"),
                         "KDL-REC-014",
@@ -1531,7 +1533,7 @@ pub fn generate_all(version: &SchemaVersion) -> Result<Vec<(String, Vec<u8>)>, S
         out.push((format!("{}.json", vectors.record_type), pretty(&vectors)));
     }
     let (index, files) = generate_files();
-    out.push(("files/index.json".into(), pretty(&index)));
+    out.push((FILES_INDEX.into(), pretty(&index)));
     out.extend(
         files
             .into_iter()
@@ -1560,6 +1562,7 @@ pub fn load_records(dir: &Path) -> Result<Vec<RecordVectors>, String> {
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| !p.ends_with(FILES_INDEX))
         .collect();
     paths.sort();
     paths
@@ -1572,7 +1575,7 @@ pub fn load_records(dir: &Path) -> Result<Vec<RecordVectors>, String> {
 }
 
 pub fn load_files(dir: &Path) -> Result<FileVectors, String> {
-    let path = dir.join("files/index.json");
+    let path = dir.join(FILES_INDEX);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
