@@ -17,6 +17,10 @@ python3 -m pip install --quiet --disable-pip-version-check \
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
+# Japanese glyphs for the screenshot of the conformance report (any CJK font will do).
+if ! fc-list :lang=ja 2>/dev/null | grep -q .; then
+  apt-get update -qq && apt-get install -y -qq fonts-ipafont-gothic >/dev/null
+fi
 
 "$bin" serve --demo --data-dir "$work/data" --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
 hub=$!

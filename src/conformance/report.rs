@@ -134,7 +134,7 @@ fn status_label(status: Status) -> (&'static str, &'static str) {
 
 const STYLE: &str = "
 @page { size: A4; margin: 15mm; }
-body { font-family: 'Noto Sans CJK JP', 'Hiragino Sans', 'Yu Gothic', sans-serif; margin: 2em; color: #111; }
+body { font-family: 'Noto Sans CJK JP', 'Hiragino Sans', 'Yu Gothic', 'Meiryo', 'IPAexGothic', 'IPAGothic', sans-serif; margin: 2em; color: #111; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.5em; }
 .banner { padding: 0.8em 1em; font-size: 1.5em; font-weight: bold; border: 3px solid; }
 .conformant { background: #e6f4ea; border-color: #1e7d32; color: #1e7d32; }
@@ -147,6 +147,7 @@ th { background: #eee; }
 .status-incomplete, .status-error { color: #a86b00; font-weight: bold; } .status-not_applicable { color: #666; }
 .en { color: #555; font-size: 0.9em; }
 code { font-size: 0.95em; word-break: break-all; }
+td.id code { white-space: nowrap; word-break: normal; }
 @media print { body { margin: 0; } .banner { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   tr { page-break-inside: avoid; } h2 { page-break-after: avoid; } }
 ";
@@ -216,7 +217,7 @@ pub fn html(run: &Run) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             page,
-            "<tr id=\"{0}\"><td><code>{0}</code></td><td>{1}</td><td>{2}<br><span class=\"en\">{3}</span></td><td class=\"status-{4}\">{5} <span class=\"en\">{6}</span>{7}</td><td>{8}</td></tr>",
+            "<tr id=\"{0}\"><td class=\"id\"><code>{0}</code></td><td>{1}</td><td>{2}<br><span class=\"en\">{3}</span></td><td class=\"status-{4}\">{5} <span class=\"en\">{6}</span>{7}</td><td>{8}</td></tr>",
             escape(&test.id),
             test.level.as_str(),
             escape(&test.requirement_ja),
@@ -239,7 +240,7 @@ pub fn html(run: &Run) -> String {
         for (id, issue) in issues {
             let _ = writeln!(
                 page,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}<br><span class=\"en\">{}</span></td></tr>",
+                "<tr><td class=\"id\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}<br><span class=\"en\">{}</span></td></tr>",
                 escape(id),
                 escape(issue.file.as_deref().unwrap_or("")),
                 issue
