@@ -32,10 +32,16 @@ impl Answer {
     }
 }
 
-/// Why a scenario could not be verified (it becomes `incomplete`).
-struct Unverified(String);
+/// Why a scenario stopped before reaching a verdict.
+enum Halt {
+    /// The server's behaviour could not be observed (unreachable, a token without the needed
+    /// role…): the test is `incomplete`.
+    Unverified(String),
+    /// The kit itself failed (e.g. it cannot build its sample record): the test is `error`.
+    Tool(String),
+}
 
-type Outcome = Result<Vec<Issue>, Unverified>;
+type Outcome = Result<Vec<Issue>, Halt>;
 
 const READ_HEADERS: [(&str, &str); 2] = [
     ("X-Purpose", "case_handling"),
@@ -94,7 +100,7 @@ impl<'a> Session<'a> {
         token: Option<&str>,
         headers: &[(&str, &str)],
         body: Option<(&str, Vec<u8>)>,
-    ) -> Result<Answer, Unverified> {
+    ) -> Result<Answer, Halt> {
         let url = self.url(path);
         let mut builder = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(token) = token {
@@ -109,11 +115,11 @@ impl<'a> Session<'a> {
         }
         let request = builder
             .body(bytes)
-            .map_err(|e| Unverified(format!("cannot build a request to {url}: {e}")))?;
+            .map_err(|e| Halt::Tool(format!("cannot build a request to {url}: {e}")))?;
         let mut response = self
             .agent
             .run(request)
-            .map_err(|e| Unverified(format!("{method} {path}: {e}")))?;
+            .map_err(|e| Halt::Unverified(format!("{method} {path}: {e}")))?;
         let content_type = response
             .headers()
             .get("Content-Type")
@@ -125,7 +131,7 @@ impl<'a> Session<'a> {
             .with_config()
             .limit(64 * 1024 * 1024)
             .read_to_vec()
-            .map_err(|e| Unverified(format!("{method} {path}: reading the answer: {e}")))?;
+            .map_err(|e| Halt::Unverified(format!("{method} {path}: reading the answer: {e}")))?;
         Ok(Answer {
             status: response.status().as_u16(),
             content_type,
@@ -154,16 +160,16 @@ impl<'a> Session<'a> {
     }
 
     /// A valid synthetic record with id `id`.
-    fn record(&self, id: &str) -> Result<Value, Unverified> {
+    fn record(&self, id: &str) -> Result<Value, Halt> {
         let mut record =
-            vectors::sample_record(self.version, &self.target.record_type).map_err(Unverified)?;
+            vectors::sample_record(self.version, &self.target.record_type).map_err(Halt::Tool)?;
         record["source_record_id"] = json!(id);
         record["subject"] = json!({ "resident_no": self.resident_no });
         Ok(record)
     }
 
     /// A record missing a field its type requires; returns it and the field's pointer.
-    fn invalid_record(&self, id: &str) -> Result<(Value, String), Unverified> {
+    fn invalid_record(&self, id: &str) -> Result<(Value, String), Halt> {
         let mut record = self.record(id)?;
         let field = vectors::own_required_fields(self.version, &self.target.record_type)
             .into_iter()
@@ -178,7 +184,7 @@ impl<'a> Session<'a> {
         query: &str,
         records: &[Value],
         headers: &[(&str, &str)],
-    ) -> Result<Answer, Unverified> {
+    ) -> Result<Answer, Halt> {
         let body = serde_json::to_vec(&json!({ "records": records })).expect("serialises");
         self.send(
             "POST",
@@ -189,7 +195,7 @@ impl<'a> Session<'a> {
         )
     }
 
-    fn history(&self, id: &str) -> Result<Answer, Unverified> {
+    fn history(&self, id: &str) -> Result<Answer, Halt> {
         let path = format!(
             "/v1/municipalities/{}/records/{id}/history",
             self.target.municipality
@@ -198,7 +204,7 @@ impl<'a> Session<'a> {
     }
 
     /// Every change after `after`, following cursors (bounded).
-    fn changes_after(&self, after: i64) -> Result<(Vec<Value>, i64, Vec<Issue>), Unverified> {
+    fn changes_after(&self, after: i64) -> Result<(Vec<Value>, i64, Vec<Issue>), Halt> {
         let (mut cursor, mut all, mut issues) = (after, Vec::new(), Vec::new());
         for _ in 0..10_000 {
             let path = format!(
@@ -207,7 +213,7 @@ impl<'a> Session<'a> {
             );
             let answer = self.send("GET", &path, self.reader(), &READ_HEADERS, None)?;
             if answer.status == 401 || answer.status == 403 || answer.status == 404 {
-                return Err(Unverified(format!(
+                return Err(Halt::Unverified(format!(
                     "the change feed answered {}; give a token with the caseworker role (--reader-token-env)",
                     answer.status
                 )));
@@ -255,7 +261,7 @@ impl<'a> Session<'a> {
             all.extend(changes);
             cursor = next;
         }
-        Err(Unverified(
+        Err(Halt::Unverified(
             "the change feed did not end after 10,000 pages".into(),
         ))
     }
@@ -373,11 +379,11 @@ fn expect_stored(
     id: &str,
     stored: bool,
     context: &str,
-) -> Result<(), Unverified> {
+) -> Result<(), Halt> {
     let answer = session.history(id)?;
     let is_stored = answer.status == 200;
     if answer.status != 200 && answer.status != 404 {
-        return Err(Unverified(format!(
+        return Err(Halt::Unverified(format!(
             "{context}: history answered {}",
             answer.status
         )));
@@ -550,7 +556,7 @@ fn idempotency_reuse(s: &Session) -> Outcome {
         &[("Idempotency-Key", &key)],
     )?;
     if first.status != 200 {
-        return Err(Unverified(format!(
+        return Err(Halt::Unverified(format!(
             "the first request with the key answered {}",
             first.status
         )));
@@ -608,7 +614,7 @@ fn retraction(s: &Session) -> Outcome {
     let id = s.id("retract");
     let (_, start, _) = s.changes_after(0)?;
     if s.push("", &[s.record(&id)?], &[])?.status != 200 {
-        return Err(Unverified(
+        return Err(Halt::Unverified(
             "the record to retract could not be pushed".into(),
         ));
     }
@@ -652,7 +658,7 @@ fn change_feed(s: &Session) -> Outcome {
         .map(|id| s.record(id))
         .collect::<Result<_, _>>()?;
     if s.push("", &records, &[])?.status != 200 {
-        return Err(Unverified(
+        return Err(Halt::Unverified(
             "the records for the change feed could not be pushed".into(),
         ));
     }
@@ -889,7 +895,7 @@ fn csv_cells(value: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
 }
 
 /// A CSV of a valid record (row 2) and one with its first required field empty (row 3).
-fn csv_body(s: &Session) -> Result<(String, String), Unverified> {
+fn csv_body(s: &Session) -> Result<(String, String), Halt> {
     let (_, pointer) = s.invalid_record("unused")?;
     let column = pointer.trim_start_matches('/').to_string();
     let mut rows = Vec::new();
@@ -1040,7 +1046,8 @@ pub fn run(
             _ => match scenario(&session) {
                 Ok(issues) if issues.is_empty() => (Status::Pass, None, issues),
                 Ok(issues) => (Status::Fail, None, issues),
-                Err(Unverified(why)) => (Status::Incomplete, Some(why), Vec::new()),
+                Err(Halt::Unverified(why)) => (Status::Incomplete, Some(why), Vec::new()),
+                Err(Halt::Tool(why)) => (Status::Error, Some(why), Vec::new()),
             },
         };
         run.tests.push(TestResult {
