@@ -74,6 +74,7 @@ fn valid_exports_in_utf8_bom_cp932_ndjson_and_json_are_conformant() {
     }
     assert_eq!(test(&result, "KDL-FILE-003")["status"], "pass");
     assert_eq!(test(&result, "KDL-XFER-001")["status"], "not_applicable");
+    assert_eq!(test(&result, "KDL-XFER-002")["status"], "not_applicable");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("適合") && !html.contains("不適合"));
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
@@ -156,11 +157,17 @@ fn reports_carry_locations_and_codes_but_no_input_values() {
 }
 
 #[test]
-fn transfer_packages_are_listed_as_not_verified_and_block_a_pass() {
+fn transfer_packages_are_checked_with_their_signatures() {
     let dir = tempfile::tempdir().unwrap();
-    copy(&["json-batch.json"], dir.path());
-    std::fs::write(dir.path().join("package.xml"), "<package/>").unwrap();
-    let out = dir.path().join("report");
+    copy(
+        &[
+            "transfer-valid.xml",
+            "transfer-valid.xml.sig",
+            "json-batch.json",
+        ],
+        dir.path(),
+    );
+    let out = dir.path().join("good");
     let run = kit(&[
         "files",
         "--schema-version",
@@ -169,19 +176,63 @@ fn transfer_packages_are_listed_as_not_verified_and_block_a_pass() {
         out.to_str().unwrap(),
         dir.path().to_str().unwrap(),
     ]);
-    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
-    let result = result(&out);
-    assert_eq!(result["verdict"], "incomplete");
-    let xml = test(&result, "KDL-XFER-001");
-    assert_eq!(xml["status"], "incomplete");
-    assert_eq!(xml["issues"][0]["code"], "xml_not_checked");
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    let good = result(&out);
+    assert_eq!(test(&good, "KDL-XFER-001")["status"], "pass");
+    assert_eq!(test(&good, "KDL-XFER-002")["status"], "pass");
+    let names: Vec<&str> = good["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
     assert!(
-        xml["issues"][0]["file"]
+        names.iter().any(|n| n.ends_with("transfer-valid.xml.sig")),
+        "the signature is an input: {names:?}"
+    );
+
+    // The same package with a record changed after signing, and without its signature.
+    let tampered = dir.path().join("tampered");
+    std::fs::create_dir(&tampered).unwrap();
+    copy(
+        &[
+            "transfer-tampered.xml",
+            "transfer-tampered.xml.sig",
+            "transfer-unsigned.xml",
+        ],
+        &tampered,
+    );
+    let out = dir.path().join("bad");
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        tampered.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
+    let bad = result(&out);
+    let digest = &test(&bad, "KDL-XFER-001")["issues"][0];
+    assert_eq!(
+        (digest["code"].as_str(), digest["pointer"].as_str()),
+        (Some("digest_mismatch"), Some("/manifest/1/sha256"))
+    );
+    assert!(
+        digest["file"]
             .as_str()
             .unwrap()
-            .ends_with("package.xml")
+            .ends_with("transfer-tampered.xml")
     );
-    assert_eq!(test(&result, "KDL-FILE-001")["status"], "pass");
+    let unsigned = &test(&bad, "KDL-XFER-002")["issues"][0];
+    assert_eq!(unsigned["code"], "signature_missing");
+    assert!(
+        unsigned["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("transfer-unsigned.xml")
+    );
+    assert_eq!(test(&bad, "KDL-FILE-001")["status"], "not_applicable");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use crate::ingest::files::{ImportError, read_candidates};
 use crate::ingest::formats::locate_csv_errors;
 use crate::ingest::{Ingestor, Submission};
 use crate::schema::SchemaVersion;
+use crate::transfer::package::{self, PackageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -46,7 +47,7 @@ impl FileKind {
             "KDL-FILE-001" => self == FileKind::Json,
             "KDL-FILE-002" => self == FileKind::Ndjson,
             "KDL-FILE-003" | "KDL-FILE-004" | "KDL-FILE-005" => self == FileKind::Csv,
-            "KDL-XFER-001" => self == FileKind::TransferXml,
+            "KDL-XFER-001" | "KDL-XFER-002" => self == FileKind::TransferXml,
             _ => self != FileKind::TransferXml,
         }
     }
@@ -95,9 +96,7 @@ pub fn check_bytes(
         unverified: None,
     };
     if kind == FileKind::TransferXml {
-        // The signed package format is being built in src/transfer; its verifier plugs in here
-        // and returns issues like the other kinds. Until then the file is reported unverified.
-        check.unverified = Some(Issue::new("", "xml_not_checked"));
+        check.issues = check_transfer_package(&ingestor.standard, path, bytes);
         return check;
     }
     let candidates = match read_candidates(ingestor, path, bytes, None, None) {
@@ -163,6 +162,49 @@ pub fn check_bytes(
     check
 }
 
+/// The detached signature of a transfer package: the same path with `.sig` appended.
+pub fn signature_path(package: &Path) -> PathBuf {
+    let mut name = package.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// A transfer package read and checked as a receiving hub does (canonical XML, manifest,
+/// contents against the standard), and its detached signature verified against the header and
+/// manifest. Whether the signing key is the origin hub's is the receiver's trust-store
+/// decision, which an offline check cannot make.
+fn check_transfer_package(
+    standard: &crate::schema::Standard,
+    path: &Path,
+    bytes: &[u8],
+) -> Vec<(&'static str, Issue)> {
+    let issue = |e: PackageError| Issue {
+        offset: e.offset,
+        ..Issue::new(e.pointer, e.code)
+    };
+    let package = match package::parse(bytes) {
+        Ok(package) => package,
+        Err(e) => return vec![("KDL-XFER-001", issue(e))],
+    };
+    let mut issues = Vec::new();
+    if let Err(e) = package::check_contents(&package, standard) {
+        issues.push(("KDL-XFER-001", issue(e)));
+    }
+    let signature = match std::fs::read_to_string(signature_path(path)) {
+        Err(_) => Err(PackageError::new(
+            "signature_missing",
+            "/signature",
+            "no detached signature beside the package",
+        )),
+        Ok(text) => package::DetachedSignature::parse(&text)
+            .and_then(|s| package::verify_package_signature(&package, &s)),
+    };
+    if let Err(e) = signature {
+        issues.push(("KDL-XFER-002", issue(e)));
+    }
+    issues
+}
+
 /// Files under `paths` (directories walked, sorted) that the kit knows how to check.
 pub fn collect(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
@@ -196,6 +238,15 @@ pub fn run(ingestor: &Ingestor, version: &SchemaVersion, files: &[PathBuf]) -> R
         let mut check = match std::fs::read(path) {
             Ok(bytes) => {
                 run.inputs.push(Input::of(&name, &bytes));
+                let signature = signature_path(path);
+                if kind == FileKind::TransferXml
+                    && let Ok(signature_bytes) = std::fs::read(&signature)
+                {
+                    run.inputs.push(Input::of(
+                        &signature.display().to_string(),
+                        &signature_bytes,
+                    ));
+                }
                 check_bytes(ingestor, version, kind, path, &bytes)
             }
             Err(e) => FileCheck {

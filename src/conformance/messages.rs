@@ -92,9 +92,35 @@ pub fn describe(code: &str) -> (&'static str, &'static str) {
             "セルの値を列の型に変換できません。",
             "The cell cannot be converted to its column's type.",
         ),
-        "xml_not_checked" => (
-            "転出入の引継ぎパッケージ（XML）の検査はこの版では未対応のため、検証できませんでした。",
-            "Transfer packages (XML) are not checked by this version of the kit, so this file could not be verified.",
+        "xml_malformed" | "encoding_invalid" | "not_canonical" | "element_unexpected"
+        | "attribute_invalid" | "attribute_missing" | "namespace_unknown" | "json_malformed" => (
+            "引継ぎパッケージのXMLが正しくないか、正規形ではありません。",
+            "The transfer package's XML is malformed or not in canonical form.",
+        ),
+        "manifest_missing" | "part_missing" | "part_unlisted" | "count_mismatch"
+        | "length_mismatch" | "digest_mismatch" => (
+            "マニフェストと内容が一致しません（改ざんの可能性があります）。",
+            "The manifest does not match the parts (the package may have been tampered with).",
+        ),
+        "record_invalid"
+        | "record_type_mismatch"
+        | "record_child_unknown"
+        | "record_duplicate"
+        | "record_not_json"
+        | "child_duplicate"
+        | "support_measure_mismatch"
+        | "reason_unknown"
+        | "created_invalid" => (
+            "引継ぎパッケージの内容が標準に適合しません。",
+            "The transfer package's contents do not satisfy the standard.",
+        ),
+        "signature_missing" => (
+            "署名ファイル（パッケージ名 + .sig）がありません。",
+            "The detached signature (the package's name + .sig) is missing.",
+        ),
+        "signature_malformed" | "signature_invalid" => (
+            "署名が検証できません（改ざん、または別の内容への署名）。",
+            "The signature does not verify (tampering, or a signature over other content).",
         ),
         "unreadable" => (
             "ファイルを読み込めませんでした。",
@@ -128,7 +154,6 @@ pub fn requirement_of(code: &str) -> &'static str {
             "KDL-FILE-004"
         }
         "csv_value" => "KDL-FILE-005",
-        "xml_not_checked" => "KDL-XFER-001",
         // Anything else the validator reports is still a schema violation of the record.
         _ => "KDL-REC-002",
     }

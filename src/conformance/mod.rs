@@ -80,6 +80,9 @@ pub struct Issue {
     /// Position of the record in a JSON file (0-based).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<usize>,
+    /// Byte offset in the file (XML syntax and canonical-form problems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     pub pointer: String,
     pub code: String,
     pub message_ja: String,
@@ -95,6 +98,7 @@ impl Issue {
             row: None,
             column: None,
             record: None,
+            offset: None,
             pointer: pointer.into(),
             code: code.to_string(),
             message_ja: ja.to_string(),

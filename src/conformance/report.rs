@@ -50,6 +50,9 @@ fn location(issue: &Issue) -> String {
     if let Some(column) = &issue.column {
         parts.push(format!("column {column}"));
     }
+    if let Some(offset) = issue.offset {
+        parts.push(format!("byte {offset}"));
+    }
     if !issue.pointer.is_empty() {
         parts.push(issue.pointer.clone());
     }
@@ -247,6 +250,7 @@ pub fn html(run: &Run) -> String {
                     .row
                     .map(|r| r.to_string())
                     .or(issue.record.map(|r| format!("record {r}")))
+                    .or(issue.offset.map(|o| format!("byte {o}")))
                     .unwrap_or_default(),
                 escape(issue.column.as_deref().unwrap_or("")),
                 escape(&issue.pointer),

@@ -89,6 +89,9 @@ pub struct FileVectors {
     pub cases: Vec<FileCase>,
 }
 
+/// A file of the vectors directory: its path relative to `v<N>/` and its bytes.
+pub type VectorFile = (String, Vec<u8>);
+
 /// Keywords that only annotate (titles, labels, ids) and need no vector.
 const ANNOTATIONS: &[&str] = &[
     "$schema",
@@ -1309,7 +1312,7 @@ fn cp932(text: &str) -> Vec<u8> {
 }
 
 /// File-level cases (hand-written: they are about encodings and layouts, not schema rules).
-pub fn generate_files() -> (FileVectors, Vec<(String, Vec<u8>)>) {
+pub fn generate_files(version: &SchemaVersion) -> Result<(FileVectors, Vec<VectorFile>), String> {
     const HEADER: &str = "record_type,schema_version,source_record_id,subject.resident_no,effective_date,school_year,period,absence_days\n";
     let row = |id: &str, absence: &str| {
         format!("school-attendance,1.0,{id},T-0000001,2021-04-01,2021,term1,{absence}\n")
@@ -1322,7 +1325,8 @@ pub fn generate_files() -> (FileVectors, Vec<(String, Vec<u8>)>) {
             "{{\"record_type\":\"school-attendance\",\"schema_version\":\"1.0\",\"source_record_id\":\"{id}\",\"subject\":{{\"resident_no\":\"T-0000001\"}},\"effective_date\":\"2021-04-01\",\"school_year\":2021,\"period\":\"term1\",\"absence_days\":3}}\n"
         )
     };
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut files: Vec<VectorFile> = Vec::new();
+    let mut signatures: Vec<VectorFile> = Vec::new();
     let mut cases = Vec::new();
     let mut add = |file: &str,
                    bytes: Vec<u8>,
@@ -1510,14 +1514,126 @@ pub fn generate_files() -> (FileVectors, Vec<(String, Vec<u8>)>) {
         "the second record of a JSON array has a code outside its list",
         vec![file_error(None, None, Some(1), "/period", "enum")],
     );
-    (
+    for (name, bytes, signature, requirement, description, errors) in transfer_packages(version)? {
+        if let Some(signature) = signature {
+            signatures.push((format!("{name}.sig"), signature));
+        }
+        add(&name, bytes, requirement, description, errors);
+    }
+    files.extend(signatures);
+    Ok((
         FileVectors {
             schema_version: "1".into(),
             generated_by: GENERATED_BY.into(),
             cases,
         },
         files,
-    )
+    ))
+}
+
+/// A package file case: name, bytes, detached signature, requirement, description, errors.
+type PackageCase = (
+    String,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    &'static str,
+    &'static str,
+    Vec<ExpectedError>,
+);
+
+/// Transfer packages, good and tampered, signed with a fixed synthetic key (published here, so
+/// the vectors are reproducible; it signs nothing else).
+fn transfer_packages(version: &SchemaVersion) -> Result<Vec<PackageCase>, String> {
+    use crate::transfer::package::{
+        Child, Header, Package, PackageRecord, manifest_of, sign_package, to_xml,
+    };
+    let mut data = sample_record(version, crate::schema::SUBJECT_TYPE)?;
+    data["source_record_id"] = json!("xfer-0001");
+    let resident_no = data["subject"]["resident_no"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut package = Package {
+        header: Header {
+            schema_version: version.major.to_string(),
+            package_id: "00000000-0000-4000-8000-000000000001".into(),
+            conversation_id: "00000000-0000-4000-8000-000000000002".into(),
+            origin: "131016".into(),
+            destination: "011002".into(),
+            created: "2021-04-01T09:00:00+09:00".into(),
+            legal_basis: "児童福祉法第25条の3".into(),
+            reason: "moved".into(),
+        },
+        manifest: Vec::new(),
+        children: Some(vec![Child {
+            origin_resident_no: resident_no.clone(),
+            support_measure: false,
+        }]),
+        records: Some(vec![PackageRecord {
+            origin_resident_no: resident_no,
+            source: "juki".into(),
+            source_record_id: "xfer-0001".into(),
+            record_type: crate::schema::SUBJECT_TYPE.into(),
+            data,
+        }]),
+    };
+    package.manifest = manifest_of(&package);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[0x4b; 32]);
+    let signature = sign_package(&key, &package).to_string().into_bytes();
+    let xml = to_xml(&package);
+    let text = String::from_utf8(xml.clone()).map_err(|e| e.to_string())?;
+    // A record's birth date changed after signing: still canonical XML, but the records part
+    // no longer has the digest the signed manifest states.
+    let at = text
+        .rfind("2021-04-01")
+        .ok_or("the sample record has no date")?;
+    let tampered = format!("{}2021-04-02{}", &text[..at], &text[at + 10..]);
+    let mut other = package.clone();
+    other.header.package_id = "00000000-0000-4000-8000-000000000003".into();
+    let foreign_signature = sign_package(&key, &other).to_string().into_bytes();
+    let error = |pointer: &str, code: &str| vec![file_error(None, None, None, pointer, code)];
+    Ok(vec![
+        (
+            "transfer-valid.xml".into(),
+            xml.clone(),
+            Some(signature.clone()),
+            "KDL-XFER-001",
+            "a signed transfer package",
+            vec![],
+        ),
+        (
+            "transfer-tampered.xml".into(),
+            tampered.into_bytes(),
+            Some(signature.clone()),
+            "KDL-XFER-001",
+            "a record changed after signing",
+            error("/manifest/1/sha256", "digest_mismatch"),
+        ),
+        (
+            "transfer-not-canonical.xml".into(),
+            text.replacen("\"/>", "\" />", 1).into_bytes(),
+            Some(signature.clone()),
+            "KDL-XFER-001",
+            "a space added before the end of an empty element (same XML, not canonical)",
+            error("", "not_canonical"),
+        ),
+        (
+            "transfer-unsigned.xml".into(),
+            xml.clone(),
+            None,
+            "KDL-XFER-002",
+            "a package without its .sig",
+            error("/signature", "signature_missing"),
+        ),
+        (
+            "transfer-foreign-signature.xml".into(),
+            xml,
+            Some(foreign_signature),
+            "KDL-XFER-002",
+            "a signature over another package",
+            error("/signature", "signature_invalid"),
+        ),
+    ])
 }
 
 fn pretty(value: &impl Serialize) -> Vec<u8> {
@@ -1527,12 +1643,12 @@ fn pretty(value: &impl Serialize) -> Vec<u8> {
 }
 
 /// Every file of `conformance/vectors/v<N>/` as (relative path, bytes).
-pub fn generate_all(version: &SchemaVersion) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn generate_all(version: &SchemaVersion) -> Result<Vec<VectorFile>, String> {
     let mut out = Vec::new();
     for vectors in generate_records(version)? {
         out.push((format!("{}.json", vectors.record_type), pretty(&vectors)));
     }
-    let (index, files) = generate_files();
+    let (index, files) = generate_files(version)?;
     out.push((FILES_INDEX.into(), pretty(&index)));
     out.extend(
         files
