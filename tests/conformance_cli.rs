@@ -354,3 +354,20 @@ fn list_and_explain_show_ids_levels_and_requirements() {
         "{text}"
     );
 }
+
+#[test]
+fn a_report_directory_that_cannot_be_written_is_a_tool_error() {
+    let dir = tempfile::tempdir().unwrap();
+    copy(&["json-batch.json"], dir.path());
+    // --out names an existing file, so the reports cannot be written there.
+    let out = dir.path().join("json-batch.json");
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(4), "{}", describe(&run));
+}
