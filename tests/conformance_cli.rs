@@ -371,3 +371,38 @@ fn a_report_directory_that_cannot_be_written_is_a_tool_error() {
     ]);
     assert_eq!(run.status.code(), Some(4), "{}", describe(&run));
 }
+
+#[test]
+fn the_printable_report_lists_the_first_issues_and_result_json_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from(
+        "record_type,schema_version,source_record_id,subject.resident_no,effective_date,school_year,period,absence_days\n",
+    );
+    for i in 0..300 {
+        csv.push_str(&format!(
+            "school-attendance,1.0,many-{i},T-1,2021-04-01,2021,term1,400\n"
+        ));
+    }
+    let file = dir.path().join("many.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = dir.path().join("report");
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
+    assert_eq!(
+        test(&result(&out), "KDL-REC-004")["issues"]
+            .as_array()
+            .unwrap()
+            .len(),
+        300
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches("<td><code>range</code></td>").count(), 200);
+    assert!(html.contains("KDL-REC-004 +100"));
+}

@@ -135,6 +135,9 @@ fn status_label(status: Status) -> (&'static str, &'static str) {
     }
 }
 
+/// Issues per test listed in report.html (every issue stays in result.json and junit.xml).
+const HTML_ISSUES_PER_TEST: usize = 200;
+
 const STYLE: &str = "
 @page { size: A4; margin: 15mm; }
 body { font-family: 'Noto Sans CJK JP', 'Hiragino Sans', 'Yu Gothic', 'Meiryo', 'IPAexGothic', 'IPAGothic', sans-serif; margin: 2em; color: #111; }
@@ -233,10 +236,22 @@ pub fn html(run: &Run) -> String {
         );
     }
     page.push_str("</table>\n");
+    // A printable page lists the first issues of each test; result.json keeps every one.
     let issues: Vec<(&str, &Issue)> = run
         .tests
         .iter()
-        .flat_map(|t| t.issues.iter().map(move |i| (t.id.as_str(), i)))
+        .flat_map(|t| {
+            t.issues
+                .iter()
+                .take(HTML_ISSUES_PER_TEST)
+                .map(move |i| (t.id.as_str(), i))
+        })
+        .collect();
+    let omitted: Vec<String> = run
+        .tests
+        .iter()
+        .filter(|t| t.issues.len() > HTML_ISSUES_PER_TEST)
+        .map(|t| format!("{} +{}", t.id, t.issues.len() - HTML_ISSUES_PER_TEST))
         .collect();
     if !issues.is_empty() {
         page.push_str("<h2>指摘事項 <span class=\"en\">Issues</span></h2>\n<table>\n<tr><th>ID</th><th>ファイル File</th><th>行 Row</th><th>列 Column</th><th>ポインタ Pointer</th><th>コード Code</th><th>内容 Message</th></tr>\n");
@@ -260,6 +275,13 @@ pub fn html(run: &Run) -> String {
             );
         }
         page.push_str("</table>\n");
+        if !omitted.is_empty() {
+            let _ = writeln!(
+                page,
+                "<p>ほかの指摘は result.json を参照してください（{0}）。<span class=\"en\">More issues are in result.json ({0}).</span></p>",
+                escape(&omitted.join(", "))
+            );
+        }
     }
     page.push_str("<p class=\"en\">判定基準：範囲内のSHALL試験がすべて合格し、未検証の試験がない場合に適合。 Conformant only if every in-scope SHALL test passed and nothing is left unverified. この報告書は入力値を含みません（位置とコードのみ）。 This report holds no input values, only locations and codes.</p>\n</body>\n</html>\n");
     page
