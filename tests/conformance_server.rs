@@ -305,3 +305,27 @@ fn catches_each_defect_of_a_broken_server() {
         assert!(issues, "{defect:?}: every failed test explains itself");
     }
 }
+
+#[test]
+fn a_token_that_cannot_read_the_change_feed_leaves_the_run_incomplete() {
+    let hub = Hub::start(Backend::Sqlite);
+    hub.add_town(TOWN, "町");
+    let source_only = hub.add_client(TOWN, "vendor", "source", None);
+    let dir = tempfile::tempdir().unwrap();
+    let (run, result) = run_suite(&hub.base, &source_only, dir.path());
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    assert_eq!(result["verdict"], "incomplete");
+    let incomplete: Vec<String> = statuses(&result)
+        .into_iter()
+        .filter(|(_, s)| s == "incomplete")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(incomplete, ["KDL-API-007", "KDL-API-008"]);
+    assert!(
+        statuses(&result)
+            .iter()
+            .all(|(_, s)| s == "pass" || s == "incomplete")
+    );
+    let reason = result["tests"][7]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("--reader-token-env"), "{reason}");
+}
