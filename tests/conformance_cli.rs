@@ -191,6 +191,36 @@ fn transfer_packages_are_checked_with_their_signatures() {
         "the signature is an input: {names:?}"
     );
 
+    // The same package in its JSON form (with the same detached signature) is a package too.
+    let json_dir = dir.path().join("json-form");
+    std::fs::create_dir(&json_dir).unwrap();
+    let xml = std::fs::read(dir.path().join("transfer-valid.xml")).unwrap();
+    let package = kodomo_hub::transfer::package::parse(&xml).unwrap();
+    std::fs::write(
+        json_dir.join("transfer-valid.json"),
+        kodomo_hub::transfer::package::to_json(&package),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.path().join("transfer-valid.xml.sig"),
+        json_dir.join("transfer-valid.json.sig"),
+    )
+    .unwrap();
+    let out = dir.path().join("json-report");
+    let run = kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        json_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    let json_form = result(&out);
+    assert_eq!(test(&json_form, "KDL-XFER-001")["status"], "pass");
+    assert_eq!(test(&json_form, "KDL-XFER-002")["status"], "pass");
+    assert_eq!(test(&json_form, "KDL-FILE-001")["status"], "not_applicable");
+
     // The same package with a record changed after signing, and without its signature.
     let tampered = dir.path().join("tampered");
     std::fs::create_dir(&tampered).unwrap();
