@@ -8,6 +8,7 @@ pub mod cli;
 pub mod conformance;
 pub mod demo;
 pub mod identity;
+pub mod indicators;
 pub mod ingest;
 pub mod schema;
 pub mod store;

@@ -4,6 +4,7 @@
 pub mod audit_api;
 pub mod docs;
 pub mod identity;
+pub mod indicators;
 pub mod meta;
 pub mod openapi;
 pub mod packages;
@@ -110,6 +111,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub limits: Limits,
     pub metrics: Metrics,
+    /// The deployment's disclosure rules (for indicator previews).
+    pub disclosure: crate::indicators::disclosure::DisclosureConfig,
 }
 
 impl AppState {
@@ -123,6 +126,7 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             rate_limit: RateLimit::new(2000),
+            disclosure: Default::default(),
         }
     }
 }
@@ -500,6 +504,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource(
                     "/transfer-receipts",
                     vec![("POST", web::post().to(packages::receipt))],
+                ))
+                .service(resource(
+                    "/indicators/releases",
+                    vec![("GET", web::get().to(indicators::list))],
+                ))
+                .service(resource(
+                    "/indicators/releases/{id}",
+                    vec![("GET", web::get().to(indicators::show))],
+                ))
+                .service(resource(
+                    "/indicators/preview",
+                    vec![("GET", web::get().to(indicators::preview))],
                 )),
         )
         .default_service(web::to(route_not_found));

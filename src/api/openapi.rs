@@ -6,7 +6,9 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{audit_api, identity, meta, packages, records, subjects, transfers, views};
+use super::{
+    audit_api, identity, indicators, meta, packages, records, subjects, transfers, views,
+};
 use crate::audit::AuditRecord;
 use crate::ingest::{IngestReport, RecordResult, RecordStatus, ResultDetail};
 use crate::schema::applicability::ApplicableItem;
@@ -47,6 +49,7 @@ impl utoipa::Modify for BearerAuth {
         identity::list, identity::confirm, identity::reject,
         transfers::offer, transfers::list, transfers::show, transfers::accept, transfers::decline,
         transfers::cancel, transfers::claim, packages::export, packages::import, packages::receipt,
+        indicators::list, indicators::show, indicators::preview,
         meta::list_schemas, meta::get_schema, meta::access_purposes,
         meta::healthz, meta::readyz, meta::metrics,
     ),
@@ -67,6 +70,12 @@ impl utoipa::Modify for BearerAuth {
         crate::store::transfers::Transfer, crate::store::transfers::TransferView,
         crate::store::transfers::TransferChild, crate::transfer::TransferReason,
         crate::transfer::DeclineReason,
+        indicators::Format, crate::indicators::publication::ReleaseList,
+        crate::indicators::publication::ReleaseSummary, crate::indicators::publication::ReleaseView,
+        crate::indicators::publication::PreviewView, crate::indicators::publication::CellView,
+        crate::indicators::disclosure::DisclosureConfig, crate::indicators::disclosure::Suppression,
+        crate::indicators::disclosure::Unit, crate::indicators::table::Level,
+        crate::indicators::audit::AuditSummary,
     )),
     modifiers(&BearerAuth),
     security(("bearerAuth" = [])),
@@ -76,6 +85,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "access", description = "Declared purposes and the audit trail"),
         (name = "identity", description = "Identity resolution (名寄せ): the review queue"),
         (name = "transfers", description = "Handovers when a family moves between towns of this hub (転出入時の引継ぎ)"),
+        (name = "indicators", description = "Anonymised outcome indicators (成果指標) behind provable disclosure control"),
         (name = "schemas", description = "The standard itself"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -1,6 +1,7 @@
 //! The `kodomo-hub` command line: serve, migrate, admin, demo.
 
 mod conformance;
+mod indicators;
 
 use std::io::Write;
 
@@ -77,6 +78,8 @@ enum Command {
         demo: bool,
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        disclosure: indicators::DisclosureArgs,
     },
     /// Apply database migrations.
     Migrate {
@@ -129,6 +132,13 @@ enum Command {
     Transfer {
         #[command(subcommand)]
         command: TransferCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Anonymised outcome indicators: releases and their disclosure audit.
+    Indicators {
+        #[command(subcommand)]
+        command: indicators::IndicatorsCommand,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -414,6 +424,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rate_limit,
             demo,
             db,
+            disclosure,
         } => {
             let tls = match (&tls_cert, &tls_key) {
                 (Some(cert), Some(key)) => Some(crate::auth::tls::server_config(
@@ -445,6 +456,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let mut state = AppState::new(store, Limits::default());
             state.rate_limit = api::RateLimit::new(rate_limit);
+            state.disclosure = disclosure.config();
             actix_web::rt::System::new().block_on(api::serve(state, &listen, tls))?;
             Ok(())
         }
@@ -510,6 +522,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Review { command, db } => review(command, &db.open()?),
+        Command::Indicators { command, db } => indicators::run(command, &db.open()?),
         Command::Transfer { command, db } => transfer(command, &db.open()?),
         Command::Conformance { .. } => unreachable!("handled in main for its exit codes"),
         Command::Openapi => {

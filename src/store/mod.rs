@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod identity;
+pub mod indicators;
 pub mod packages;
 pub mod records;
 pub mod tables;

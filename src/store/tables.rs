@@ -252,6 +252,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    indicator_releases (id) {
+        id -> BigInt,
+        municipality_code -> Text,
+        fiscal_year -> Integer,
+        published_at -> Text,
+        published_by -> Text,
+        rule_set_version -> Text,
+        disclosure -> Text,
+        towns -> Text,
+        audit -> Text,
+    }
+}
+
+diesel::table! {
+    indicator_cells (release_id, level, geography, indicator, category) {
+        release_id -> BigInt,
+        municipality_code -> Text,
+        level -> Text,
+        geography -> Text,
+        indicator -> Text,
+        category -> Text,
+        unit -> Text,
+        value -> Nullable<Double>,
+        rounded -> Bool,
+        suppressed -> Nullable<Text>,
+        floor -> BigInt,
+        true_value -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     municipalities,
     clients,
@@ -272,4 +303,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     hub_peers,
     peer_towns,
     transfer_packages,
+    indicator_releases,
+    indicator_cells,
 );

@@ -1,0 +1,227 @@
+//! Anonymised outcome indicators. Published releases are aggregates that passed the
+//! disclosure audit: any authenticated client may read them (the national-analyst role exists
+//! for this), as JSON or as CSV. An unpublished preview is for council administrators only,
+//! and shows only their own council's towns and council totals.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::{Problem, State, audit_entry, authenticate, blocking, json};
+use crate::auth::Role;
+use crate::indicators::publication::{self, CellView, PreviewView, ReleaseList, ReleaseView};
+use crate::indicators::table::Level;
+use crate::indicators::{FiscalYear, audit::AuditSummary, pipeline};
+use crate::store::indicators as ledger;
+
+const PROBLEM: &str = "application/problem+json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Json,
+    /// UTF-8 with a byte-order mark.
+    Csv,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    /// Fiscal year (年度): 2025 is 1 April 2025 – 31 March 2026.
+    #[param(minimum = 2000, maximum = 2100, example = 2025)]
+    pub fiscal_year: i32,
+    /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    pub format: Option<Format>,
+}
+
+/// CSV when asked for by `?format=csv` or by an `Accept` header naming `text/csv` (unless
+/// `?format=json` says otherwise).
+fn wants_csv(req: &HttpRequest, format: Option<Format>) -> bool {
+    format.map_or_else(
+        || {
+            super::header(req, "Accept")
+                .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/csv"))
+        },
+        |f| f == Format::Csv,
+    )
+}
+
+fn respond(
+    req: &HttpRequest,
+    format: Option<Format>,
+    fiscal_year: i32,
+    cells: &[CellView],
+    file: &str,
+    body: &impl serde::Serialize,
+) -> HttpResponse {
+    if !wants_csv(req, format) {
+        return json(StatusCode::OK, body);
+    }
+    let mut response = HttpResponse::Ok();
+    response.content_type("text/csv; charset=utf-8");
+    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.csv\"")) {
+        response.insert_header((header::CONTENT_DISPOSITION, disposition));
+    }
+    response.body(publication::csv(fiscal_year, cells))
+}
+
+/// Published indicator releases, oldest first (without their cells).
+#[utoipa::path(
+    operation_id = "list_indicator_releases", get, path = "/v1/indicators/releases", tag = "indicators",
+    responses(
+        (status = 200, description = "Releases", body = ReleaseList),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    authenticate(&state, &req).await?;
+    let worker = state.clone();
+    let releases = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        Ok(ledger::list(&mut conn)?
+            .iter()
+            .map(|(release, cells)| publication::summary(release, *cells))
+            .collect())
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &ReleaseList { releases }))
+}
+
+/// One published release with every cell: numbers where the disclosure rules allow them, the
+/// symbol `X` (with the reason) where not. As JSON, or as CSV (UTF-8 with BOM) with
+/// `?format=csv` or `Accept: text/csv`.
+#[utoipa::path(
+    operation_id = "show_indicator_release", get, path = "/v1/indicators/releases/{id}", tag = "indicators",
+    params(("id" = i64, Path, description = "Release id", example = 1), FormatQuery),
+    responses(
+        (status = 200, description = "The release", content(
+            (ReleaseView = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "Bad id or format", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such release", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn show(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    query: web::Query<FormatQuery>,
+) -> Result<HttpResponse, Problem> {
+    authenticate(&state, &req).await?;
+    let id = path.into_inner();
+    let worker = state.clone();
+    let view: ReleaseView = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        let release = ledger::release(&mut conn, id)?.ok_or_else(Problem::not_found)?;
+        Ok(publication::view(&release))
+    })
+    .await?;
+    let file = format!(
+        "indicators-fy{}-release-{}",
+        view.release.fiscal_year, view.release.id
+    );
+    Ok(respond(
+        &req,
+        query.format,
+        view.release.fiscal_year,
+        &view.cells,
+        &file,
+        &view,
+    ))
+}
+
+/// Preview the release the hub would publish now for a fiscal year, protected and audited,
+/// limited to the caller's council (its towns and the council's totals; the caller's own town
+/// alone when it belongs to no council). Council administrators only: before publication no
+/// one else sees any figure.
+#[utoipa::path(
+    operation_id = "preview_indicators", get, path = "/v1/indicators/preview", tag = "indicators",
+    params(PreviewQuery),
+    responses(
+        (status = 200, description = "The candidate release for the caller's council", content(
+            (PreviewView = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "Bad fiscal year or format", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not a council administrator", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn preview(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<PreviewQuery>,
+) -> Result<HttpResponse, Problem> {
+    let principal = authenticate(&state, &req).await?;
+    if !principal.roles.contains(&Role::CouncilAdmin) {
+        return Err(Problem::forbidden(
+            "unpublished indicators are previewed by council administrators only",
+        ));
+    }
+    let fiscal_year = query.fiscal_year;
+    if !(2000..=2100).contains(&fiscal_year) {
+        return Err(Problem::bad_request(
+            "invalid_request",
+            "fiscal_year must be between 2000 and 2100",
+        ));
+    }
+    let mut entry = audit_entry(&principal, &principal.municipality, "indicators.preview");
+    entry.detail = Some(serde_json::json!({"fiscal_year": fiscal_year}).to_string());
+    let worker = state.clone();
+    let preview = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        let version = worker.standard.latest();
+        let candidate =
+            pipeline::candidate(&mut conn, version, FiscalYear(fiscal_year), &worker.disclosure)?;
+        let council = candidate
+            .towns
+            .iter()
+            .find(|t| t.code == principal.municipality)
+            .and_then(|t| t.council.clone());
+        let members: Vec<&str> = candidate
+            .towns
+            .iter()
+            .filter(|t| t.code == principal.municipality || (council.is_some() && t.council == council))
+            .map(|t| t.code.as_str())
+            .collect();
+        let visible = candidate.cells.iter().filter(|c| match c.key.level {
+            Level::Municipality => members.contains(&c.key.geography.as_str()),
+            Level::Council => council.as_deref() == Some(c.key.geography.as_str()),
+            Level::Prefecture | Level::Nation => false,
+        });
+        let cells = publication::cell_views(visible, &candidate.towns);
+        crate::audit::append(&mut conn, &entry)?;
+        Ok(PreviewView {
+            fiscal_year,
+            disclosure: candidate.disclosure.clone(),
+            would_publish: candidate.report.passed(),
+            audit: AuditSummary::from(&candidate.report),
+            cells,
+        })
+    })
+    .await?;
+    let file = format!("indicators-fy{fiscal_year}-preview");
+    Ok(respond(
+        &req,
+        query.format,
+        fiscal_year,
+        &preview.cells,
+        &file,
+        &preview,
+    ))
+}

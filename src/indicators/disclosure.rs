@@ -1,0 +1,355 @@
+//! Disclosure control (秘匿処理): which cells of the true table may be published and how.
+//!
+//! 1. Primary suppression: a count in 1 … floor−1 is hidden (zero may be shown); towns under
+//!    `no_counts_below_population` people (or whose population is not configured) show no
+//!    counts at all; towns under `small_town_population` have the stricter `small_town_floor`.
+//! 2. Complementary suppression: in every total-and-parts group (town → prefecture → nation,
+//!    town → council) whose hidden parts add up to less than the protection they need, or that
+//!    has a single hidden part, the smallest non-zero published part is hidden too (or the
+//!    total, when no part is left), until no group can be solved by subtraction.
+//! 3. Prefectural and national totals are rounded to `rounding_base`.
+//! 4. Rates and medians are shown only when the counts they rest on are published.
+//!
+//! The rules are a heuristic; the proof is the audit (`audit`), which the release pipeline
+//! runs on the result together with every earlier release, hiding more where it must.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::table::{
+    self, ALL, ANY, CHILDREN_IN_SCOPE, CHILDREN_WITH_ITEM, CellKey, Level, MEDIAN_DAYS,
+    MOVED_ACCEPTED, MOVED_SUPPORTED, Measure, RATE_ANY_ITEM, RATE_CONTINUITY, Relation,
+    TRANSFERS_ACCEPTED, Town, TrueTable,
+};
+
+/// Disclosure rules of a deployment. The defaults follow public agency practice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DisclosureConfig {
+    /// Smallest non-zero count that may be shown (default 10).
+    pub floor: i64,
+    /// Whether a true zero may be shown (default yes: zero identifies nobody).
+    pub show_zero: bool,
+    /// Towns with fewer people show no counts at all (default 2,000).
+    pub no_counts_below_population: i64,
+    /// Towns with fewer people have the small-town floor (default 25,000).
+    pub small_town_population: i64,
+    /// Floor for small towns (default 20).
+    pub small_town_floor: i64,
+    /// Prefectural and national totals are rounded to a multiple of this (default 10).
+    pub rounding_base: i64,
+    /// Hide further cells so hidden ones cannot be recovered from totals (default on;
+    /// turning it off exists only to show that the audit then refuses the release).
+    pub complementary_suppression: bool,
+}
+
+impl Default for DisclosureConfig {
+    fn default() -> Self {
+        DisclosureConfig {
+            floor: 10,
+            show_zero: true,
+            no_counts_below_population: 2_000,
+            small_town_population: 25_000,
+            small_town_floor: 20,
+            rounding_base: 10,
+            complementary_suppression: true,
+        }
+    }
+}
+
+/// Why a cell shows a symbol instead of a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppression {
+    /// A count between 1 and the floor − 1.
+    BelowFloor,
+    /// A town too small for any count to be shown.
+    SmallPopulation,
+    /// Hidden so that another hidden cell cannot be recovered from totals.
+    Complementary,
+    /// A rate or median whose underlying counts are not both published.
+    Basis,
+}
+
+impl Suppression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppression::BelowFloor => "below_floor",
+            Suppression::SmallPopulation => "small_population",
+            Suppression::Complementary => "complementary",
+            Suppression::Basis => "basis",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Suppression> {
+        [
+            Suppression::BelowFloor,
+            Suppression::SmallPopulation,
+            Suppression::Complementary,
+            Suppression::Basis,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// What a cell's number means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Children or transfers.
+    Count,
+    /// A share between 0 and 1.
+    Rate,
+    /// Days.
+    Days,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "count",
+            Unit::Rate => "rate",
+            Unit::Days => "days",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Unit> {
+        [Unit::Count, Unit::Rate, Unit::Days]
+            .into_iter()
+            .find(|u| u.as_str() == text)
+    }
+}
+
+/// A cell as released: its published value (or why not), and — for counts, kept only in the
+/// ledger for the audit and never served — the true value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub key: CellKey,
+    pub unit: Unit,
+    /// `None` when suppressed or when there is nothing to show (a rate over zero).
+    pub value: Option<f64>,
+    /// The value is rounded to the rounding base.
+    pub rounded: bool,
+    pub suppressed: Option<Suppression>,
+    /// The protection the audit requires for this cell when hidden (0: none).
+    pub floor: i64,
+    pub true_value: Option<i64>,
+}
+
+impl Cell {
+    pub fn hidden(&self) -> bool {
+        self.suppressed.is_some()
+    }
+
+    fn hide(&mut self, why: Suppression) {
+        self.value = None;
+        self.rounded = false;
+        self.suppressed = Some(why);
+    }
+}
+
+/// The floor of a geography, and whether it may show counts at all.
+fn floor_of(config: &DisclosureConfig, level: Level, town: Option<&Town>) -> (i64, bool) {
+    if level != Level::Municipality {
+        return (config.floor, true);
+    }
+    match town.and_then(|t| t.population) {
+        Some(p) if p >= config.small_town_population => (config.floor, true),
+        Some(p) if p >= config.no_counts_below_population => (config.small_town_floor, true),
+        _ => (config.small_town_floor.max(config.floor), false),
+    }
+}
+
+fn round_to(value: i64, base: i64) -> i64 {
+    if base <= 1 {
+        value
+    } else {
+        (value + base / 2).div_euclid(base) * base
+    }
+}
+
+/// Protect a true table: suppression (primary and, if configured, complementary), rounding,
+/// rates and medians. The pipeline audits the result.
+pub fn protect(table: &TrueTable, config: &DisclosureConfig, relations: &[Relation]) -> Vec<Cell> {
+    let towns: BTreeMap<&str, &Town> = table.towns.iter().map(|t| (t.code.as_str(), t)).collect();
+    let mut cells: BTreeMap<CellKey, Cell> = BTreeMap::new();
+    for (key, &value) in &table.counts {
+        let town = (key.level == Level::Municipality)
+            .then(|| towns.get(key.geography.as_str()).copied())
+            .flatten();
+        let (floor, may_show) = floor_of(config, key.level, town);
+        let suppressed = if !may_show {
+            Some(Suppression::SmallPopulation)
+        } else if (value == 0 && !config.show_zero) || (value > 0 && value < floor) {
+            Some(Suppression::BelowFloor)
+        } else {
+            None
+        };
+        cells.insert(
+            key.clone(),
+            Cell {
+                key: key.clone(),
+                unit: Unit::Count,
+                value: suppressed.is_none().then_some(value as f64),
+                rounded: false,
+                suppressed,
+                floor,
+                true_value: Some(value),
+            },
+        );
+    }
+    if config.complementary_suppression {
+        complementary(&mut cells, relations);
+    }
+    finish(cells, table, config)
+}
+
+/// Hide more until no total-and-parts group can be solved by subtraction.
+fn complementary(cells: &mut BTreeMap<CellKey, Cell>, relations: &[Relation]) {
+    loop {
+        let mut changed = false;
+        for relation in relations {
+            let Relation::Sum { total, parts } = relation else {
+                continue;
+            };
+            let hidden: Vec<&Cell> = parts.iter().map(|p| &cells[p]).filter(|c| c.hidden()).collect();
+            let total_hidden = cells[total].hidden();
+            let needs = hidden
+                .iter()
+                .filter(|c| c.true_value.unwrap_or(0) > 0)
+                .map(|c| c.floor)
+                .max();
+            let exposed = match needs {
+                // A hidden total with every part published is their sum.
+                None => total_hidden && hidden.is_empty() && cells[total].true_value > Some(0),
+                Some(needs) => {
+                    let sum: i64 = hidden.iter().map(|c| c.true_value.unwrap_or(0)).sum();
+                    !total_hidden && (hidden.len() < 2 || sum < needs)
+                }
+            };
+            if exposed {
+                let target = smallest_published(cells, parts).unwrap_or_else(|| total.clone());
+                if let Some(cell) = cells.get_mut(&target).filter(|c| !c.hidden()) {
+                    cell.hide(Suppression::Complementary);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+/// The published cell with the smallest non-zero true value among `keys`.
+fn smallest_published(cells: &BTreeMap<CellKey, Cell>, keys: &[CellKey]) -> Option<CellKey> {
+    keys.iter()
+        .map(|k| &cells[k])
+        .filter(|c| !c.hidden() && c.true_value.unwrap_or(0) > 0)
+        .min_by_key(|c| (c.true_value, c.key.clone()))
+        .map(|c| c.key.clone())
+}
+
+/// After the audit found `exposed` cells: hide, in every relation naming one, the smallest
+/// non-zero published cell. `None` when nothing more can be hidden.
+pub fn hide_more(
+    cells: &[Cell],
+    relations: &[Relation],
+    exposed: &[CellKey],
+    table: &TrueTable,
+    config: &DisclosureConfig,
+) -> Option<Vec<Cell>> {
+    let mut counts: BTreeMap<CellKey, Cell> = cells
+        .iter()
+        .filter(|c| c.unit == Unit::Count)
+        .map(|c| (c.key.clone(), c.clone()))
+        .collect();
+    let mut changed = false;
+    for relation in relations.iter().filter(|r| r.cells().any(|c| exposed.contains(c))) {
+        let members: Vec<CellKey> = relation.cells().cloned().collect();
+        if let Some(target) = smallest_published(&counts, &members)
+            && let Some(cell) = counts.get_mut(&target)
+        {
+            cell.hide(Suppression::Complementary);
+            changed = true;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    // Rounding, rates and medians follow the new suppression.
+    for cell in counts.values_mut().filter(|c| !c.hidden()) {
+        cell.value = cell.true_value.map(|v| v as f64);
+        cell.rounded = false;
+    }
+    Some(finish(counts, table, config))
+}
+
+/// Round published aggregate counts, then add rates and medians on top of what is published.
+fn finish(mut cells: BTreeMap<CellKey, Cell>, table: &TrueTable, config: &DisclosureConfig) -> Vec<Cell> {
+    for cell in cells.values_mut() {
+        let rounds = matches!(cell.key.level, Level::Nation | Level::Prefecture);
+        if rounds && !cell.hidden() && config.rounding_base > 1 {
+            cell.value = cell
+                .true_value
+                .map(|v| round_to(v, config.rounding_base) as f64);
+            cell.rounded = true;
+        }
+    }
+    let mut derived = Vec::new();
+    for (level, code) in table::geographies(&table.towns) {
+        let published = |indicator: &str, category: &str| {
+            cells
+                .get(&table::key(level, &code, Measure::new(indicator, category)))
+                .and_then(|c| c.value.map(|v| (v, c.rounded)))
+        };
+        let rate = |num: Option<(f64, bool)>, den: Option<(f64, bool)>, indicator: &str| {
+            let (value, suppressed, rounded) = match (num, den) {
+                (Some((n, rn)), Some((d, rd))) if d > 0.0 => {
+                    (Some((n / d * 1000.0).round() / 1000.0), None, rn || rd)
+                }
+                (Some(_), Some(_)) => (None, None, false),
+                _ => (None, Some(Suppression::Basis), false),
+            };
+            Cell {
+                key: table::key(level, &code, Measure::new(indicator, ALL)),
+                unit: Unit::Rate,
+                value,
+                rounded,
+                suppressed,
+                floor: 0,
+                true_value: None,
+            }
+        };
+        derived.push(rate(
+            published(CHILDREN_WITH_ITEM, ANY),
+            published(CHILDREN_IN_SCOPE, ALL),
+            RATE_ANY_ITEM,
+        ));
+        derived.push(rate(
+            published(MOVED_SUPPORTED, ALL),
+            published(MOVED_ACCEPTED, ALL),
+            RATE_CONTINUITY,
+        ));
+        let accepted = published(TRANSFERS_ACCEPTED, ALL);
+        let days = table.acceptance_days.get(&(level, code.clone()));
+        let (value, suppressed) = match accepted {
+            Some((n, _)) if n > 0.0 => (days.and_then(|d| table::median(d)), None),
+            Some(_) => (None, None),
+            None => (None, Some(Suppression::Basis)),
+        };
+        derived.push(Cell {
+            key: table::key(level, &code, Measure::new(MEDIAN_DAYS, ALL)),
+            unit: Unit::Days,
+            value,
+            rounded: false,
+            suppressed,
+            floor: 0,
+            true_value: None,
+        });
+    }
+    let mut out: Vec<Cell> = cells.into_values().collect();
+    out.extend(derived);
+    out
+}

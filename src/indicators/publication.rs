@@ -1,0 +1,216 @@
+//! What a release looks like to its readers, as JSON or CSV. Hidden cells carry the symbol
+//! `X` (and the reason), never a number; a cell with nothing to show (a rate over zero, a
+//! median of no transfer) carries `-`. True counts never leave the ledger.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::audit::AuditSummary;
+use super::disclosure::{Cell, DisclosureConfig, Suppression, Unit};
+use super::table::{Level, Town};
+use crate::store::indicators::StoredRelease;
+
+/// Statistical symbols used instead of a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Symbol {
+    /// Hidden by disclosure control (秘匿).
+    #[serde(rename = "X")]
+    Suppressed,
+    /// Nothing to show (e.g. a rate whose denominator is zero).
+    #[serde(rename = "-")]
+    NotApplicable,
+}
+
+impl Symbol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Symbol::Suppressed => "X",
+            Symbol::NotApplicable => "-",
+        }
+    }
+}
+
+/// A published value: an integer count, a rate or a median, or a symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Shown {
+    Count(i64),
+    Number(f64),
+    Symbol(Symbol),
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shown::Count(n) => write!(f, "{n}"),
+            Shown::Number(x) => write!(f, "{x}"),
+            Shown::Symbol(s) => f.write_str(s.as_str()),
+        }
+    }
+}
+
+/// A number (counts are integers), or `X` (hidden by disclosure control) or `-` (nothing to
+/// show). Any number also matches an integer, hence `anyOf`.
+fn shown_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+    let any = AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["X", "-"])),
+        )
+        .description(Some(
+            "The published number (a count, a rate or days), or `X` where disclosure control hides it, or `-` where there is nothing to show",
+        ))
+        .build();
+    Schema::AnyOf(any)
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CellView {
+    pub level: Level,
+    /// Municipality code, prefecture code (2 digits), council name, or `JP`.
+    pub geography: String,
+    pub geography_name: String,
+    pub indicator: String,
+    pub category: String,
+    pub unit: Unit,
+    #[schema(schema_with = shown_schema)]
+    pub value: Shown,
+    /// The value is rounded (prefectural and national totals).
+    pub rounded: bool,
+    /// Why the value is hidden.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppression>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReleaseSummary {
+    pub id: i64,
+    /// Fiscal year (年度): 2025 is 1 April 2025 – 31 March 2026.
+    pub fiscal_year: i32,
+    pub published_at: String,
+    pub rule_set_version: String,
+    pub disclosure: DisclosureConfig,
+    pub audit: AuditSummary,
+    pub cell_count: usize,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReleaseList {
+    pub releases: Vec<ReleaseSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReleaseView {
+    #[serde(flatten)]
+    pub release: ReleaseSummary,
+    pub cells: Vec<CellView>,
+}
+
+/// An unpublished candidate release as a council administrator previews it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PreviewView {
+    pub fiscal_year: i32,
+    pub disclosure: DisclosureConfig,
+    /// Whether the audit would let this release be published now.
+    pub would_publish: bool,
+    pub audit: AuditSummary,
+    pub cells: Vec<CellView>,
+}
+
+pub fn summary(release: &StoredRelease, cell_count: usize) -> ReleaseSummary {
+    ReleaseSummary {
+        id: release.id,
+        fiscal_year: release.fiscal_year,
+        published_at: release.published_at.clone(),
+        rule_set_version: release.rule_set_version.clone(),
+        disclosure: release.disclosure.clone(),
+        audit: release.audit.clone(),
+        cell_count,
+    }
+}
+
+/// Readers' view of cells (true counts dropped).
+pub fn cell_views<'a>(cells: impl IntoIterator<Item = &'a Cell>, towns: &[Town]) -> Vec<CellView> {
+    let names: BTreeMap<&str, &str> = towns
+        .iter()
+        .map(|t| (t.code.as_str(), t.name.as_str()))
+        .collect();
+    cells
+        .into_iter()
+        .map(|cell| {
+            let value = match (cell.value, cell.suppressed, cell.unit) {
+                (_, Some(_), _) => Shown::Symbol(Symbol::Suppressed),
+                (None, None, _) => Shown::Symbol(Symbol::NotApplicable),
+                (Some(v), None, Unit::Count) => Shown::Count(v.round() as i64),
+                (Some(v), None, _) => Shown::Number(v),
+            };
+            let geography = &cell.key.geography;
+            let geography_name = match cell.key.level {
+                Level::Municipality => names.get(geography.as_str()).copied().unwrap_or(geography),
+                Level::Nation => "全国",
+                Level::Prefecture | Level::Council => geography,
+            };
+            CellView {
+                level: cell.key.level,
+                geography: geography.clone(),
+                geography_name: geography_name.to_string(),
+                indicator: cell.key.measure.indicator.clone(),
+                category: cell.key.measure.category.clone(),
+                unit: cell.unit,
+                value,
+                rounded: cell.rounded,
+                suppressed: cell.suppressed,
+            }
+        })
+        .collect()
+}
+
+pub fn view(release: &StoredRelease) -> ReleaseView {
+    ReleaseView {
+        release: summary(release, release.cells.len()),
+        cells: cell_views(&release.cells, &release.towns),
+    }
+}
+
+/// CSV in UTF-8 with a byte-order mark, so spreadsheet software set to Japanese reads it as
+/// UTF-8 rather than Shift_JIS.
+pub fn csv(fiscal_year: i32, cells: &[CellView]) -> Vec<u8> {
+    let mut out = "\u{feff}".as_bytes().to_vec();
+    {
+        let mut writer = csv::Writer::from_writer(&mut out);
+        let header = [
+            "fiscal_year",
+            "level",
+            "geography",
+            "geography_name",
+            "indicator",
+            "category",
+            "unit",
+            "value",
+            "rounded",
+            "suppressed",
+        ];
+        // Writing to a Vec cannot fail.
+        let _ = writer.write_record(header);
+        for c in cells {
+            let _ = writer.write_record([
+                fiscal_year.to_string().as_str(),
+                c.level.as_str(),
+                &c.geography,
+                &c.geography_name,
+                &c.indicator,
+                &c.category,
+                c.unit.as_str(),
+                &c.value.to_string(),
+                if c.rounded { "true" } else { "false" },
+                c.suppressed.map_or("", Suppression::as_str),
+            ]);
+        }
+        let _ = writer.flush();
+    }
+    out
+}
