@@ -1,0 +1,354 @@
+//! Anonymised outcome indicators through the real interfaces: the `indicators` CLI publishes
+//! (after the disclosure audit), the HTTP API serves releases as JSON and CSV. Boundaries of
+//! the floor, small towns, differencing between town and prefecture tables, roles, the CSV
+//! byte-order mark and the immutability of the ledger.
+
+mod common;
+
+use std::process::Output;
+
+use common::{Backend, Hub, Town, describe};
+use kodomo_hub::demo::with_check_digit;
+use serde_json::{Value, json};
+
+const FY: &str = "2025";
+
+/// Register a town with council and population, and a source+caseworker client for it.
+fn town(hub: &Hub, base: &str, council: Option<&str>, population: Option<i64>) -> Town {
+    let code = with_check_digit(base);
+    let name = format!("町{code}");
+    let population = population.map(|p| p.to_string());
+    let mut args = vec!["admin", "municipality", "add", code.as_str(), name.as_str()];
+    if let Some(council) = council {
+        args.extend(["--council", council]);
+    }
+    if let Some(population) = &population {
+        args.extend(["--population", population.as_str()]);
+    }
+    let out = hub.cli(&args);
+    assert!(out.status.success(), "add town {code}: {}", describe(&out));
+    let token = hub.add_client(&code, "system", "source,caseworker", None);
+    Town { code, token }
+}
+
+/// `n` children (born 2021, in scope in fiscal 2025) in `town`, resident numbers `<code>-<i>`.
+fn children(hub: &Hub, town: &Town, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let records: Vec<Value> = (0..n)
+        .map(|i| {
+            common::subject(
+                &format!("s-{}-{i}", town.code),
+                &format!("{}-{i}", town.code),
+                "試験 太郎",
+            )
+        })
+        .collect();
+    let report = hub.push(town, &records);
+    assert_eq!(report["rejected"], 0, "{report}");
+}
+
+/// A support-outcome record (decided in fiscal 2025) for the first `n` children of `town`.
+fn screened(hub: &Hub, town: &Town, n: usize, stage: &str, difficulty: &str) {
+    let records: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut r = common::record(
+                "support-outcome",
+                &format!("so-{}-{stage}-{difficulty}-{i}", town.code),
+                &format!("{}-{i}", town.code),
+            );
+            r["decided_on"] = json!("2025-06-01");
+            r["effective_date"] = json!("2025-06-01");
+            r["stage"] = json!(stage);
+            r["difficulty_types"] = json!([difficulty]);
+            r
+        })
+        .collect();
+    let report = hub.push(town, &records);
+    assert_eq!(report["rejected"], 0, "{report}");
+}
+
+fn release(hub: &Hub, extra: &[&str]) -> Output {
+    let mut args = vec!["indicators", "release", "--fiscal-year", FY];
+    args.extend(extra);
+    hub.cli(&args)
+}
+
+fn released(hub: &Hub) -> i64 {
+    let out = release(hub, &[]);
+    assert!(out.status.success(), "release: {}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .split("release ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no release id in: {stdout}"))
+}
+
+fn fetch(hub: &Hub, token: &str, id: i64) -> Value {
+    hub.get(&format!("/v1/indicators/releases/{id}"), Some(token))
+        .ok()
+}
+
+fn cell<'a>(release: &'a Value, level: &str, geography: &str, indicator: &str, category: &str) -> &'a Value {
+    release["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .find(|c| {
+            c["level"] == level
+                && c["geography"] == geography
+                && c["indicator"] == indicator
+                && c["category"] == category
+        })
+        .unwrap_or_else(|| panic!("no cell {level} {geography} {indicator}/{category}"))
+}
+
+fn in_scope<'a>(release: &'a Value, level: &str, geography: &str) -> &'a Value {
+    cell(release, level, geography, "children_in_scope", "all")
+}
+
+fn analyst(hub: &Hub, town: &Town) -> String {
+    hub.add_client(&town.code, "analyst", "national-analyst", None)
+}
+
+/// Floor − 1 is hidden, the floor is shown, zero is shown; aggregates are rounded.
+fn floor_boundaries(backend: Backend) {
+    let hub = Hub::start(backend);
+    let big = Some(100_000);
+    // Prefecture 13: 10 (the floor), 0, and 50 children.
+    let at_floor = town(&hub, "13101", None, big);
+    let empty = town(&hub, "13102", None, big);
+    let large = town(&hub, "13103", None, big);
+    // Prefecture 14: 9 (floor − 1), 30 and 40 children.
+    let below = town(&hub, "14101", None, big);
+    let partner = town(&hub, "14102", None, big);
+    let other = town(&hub, "14103", None, big);
+    for (t, n) in [(&at_floor, 10), (&empty, 0), (&large, 50), (&below, 9), (&partner, 30), (&other, 40)] {
+        children(&hub, t, n);
+    }
+    let id = released(&hub);
+    let r = fetch(&hub, &analyst(&hub, &at_floor), id);
+    assert_eq!(in_scope(&r, "municipality", &at_floor.code)["value"], 10);
+    assert_eq!(in_scope(&r, "municipality", &empty.code)["value"], 0);
+    let hidden = in_scope(&r, "municipality", &below.code);
+    assert_eq!(hidden["value"], "X", "{hidden}");
+    assert_eq!(hidden["suppressed"], "below_floor");
+    // Its prefecture total is published (rounded), so one more town must be hidden with it.
+    let complement = in_scope(&r, "municipality", &partner.code);
+    assert_eq!(complement["value"], "X", "{complement}");
+    assert_eq!(complement["suppressed"], "complementary");
+    assert_eq!(in_scope(&r, "municipality", &other.code)["value"], 40);
+    let prefecture = in_scope(&r, "prefecture", "14");
+    assert_eq!((prefecture["value"].clone(), prefecture["rounded"].clone()), (json!(80), json!(true)));
+    assert_eq!(in_scope(&r, "nation", "JP")["value"], 140);
+    // No number for a hidden cell anywhere in the answer.
+    assert!(r["cells"].as_array().unwrap().iter().all(|c| c["suppressed"].is_null() || c["value"] == "X"));
+}
+
+/// Small towns: none of their counts under 2,000 people, floor 20 up to 25,000.
+fn small_towns(backend: Backend) {
+    let hub = Hub::start(backend);
+    let tiny = town(&hub, "13101", None, Some(1_500));
+    let unknown = town(&hub, "13102", None, None);
+    let large = town(&hub, "13103", None, Some(100_000));
+    let medium = town(&hub, "14101", None, Some(20_000));
+    let big_15 = town(&hub, "14102", None, Some(100_000));
+    let big_12 = town(&hub, "14103", None, Some(100_000));
+    for (t, n) in [(&tiny, 40), (&unknown, 0), (&large, 60), (&medium, 15), (&big_15, 15), (&big_12, 12)] {
+        children(&hub, t, n);
+    }
+    let id = released(&hub);
+    let r = fetch(&hub, &analyst(&hub, &large), id);
+    for small in [&tiny, &unknown] {
+        let c = in_scope(&r, "municipality", &small.code);
+        assert_eq!((c["value"].clone(), c["suppressed"].clone()), (json!("X"), json!("small_population")), "{c}");
+    }
+    let c = in_scope(&r, "municipality", &medium.code);
+    assert_eq!((c["value"].clone(), c["suppressed"].clone()), (json!("X"), json!("below_floor")), "15 < 20 in a town of 20,000: {c}");
+    assert_eq!(in_scope(&r, "municipality", &big_15.code)["value"], 15, "15 ≥ 10 in a large town");
+    assert_eq!(in_scope(&r, "municipality", &big_12.code)["suppressed"], "complementary");
+}
+
+/// Municipality and prefecture tables with exactly one small town: the audit proves its count
+/// cannot be recovered by subtraction; without complementary suppression it is refused.
+fn differencing(backend: Backend) {
+    let hub = Hub::start(backend);
+    let small = town(&hub, "13101", None, Some(1_500));
+    let a = town(&hub, "13102", None, Some(100_000));
+    let b = town(&hub, "13103", None, Some(100_000));
+    for (t, n) in [(&small, 4), (&a, 40), (&b, 25)] {
+        children(&hub, t, n);
+    }
+    // Weakened: only primary suppression. The prefecture total (69 → 70, so 65…74) minus the
+    // two published towns pins the small town to 0…9, narrower than its floor of 20.
+    let weak = release(&hub, &["--no-complementary-suppression"]);
+    let text = describe(&weak);
+    assert!(!weak.status.success(), "a weakened release must be refused: {text}");
+    assert!(
+        text.contains(&format!("EXPOSED municipality {} children_in_scope/all", small.code)),
+        "the report names the small town's cell: {text}"
+    );
+    let token = analyst(&hub, &a);
+    let none = hub.get("/v1/indicators/releases", Some(&token)).ok();
+    assert_eq!(none["releases"], json!([]), "nothing refused is stored");
+
+    let id = released(&hub);
+    let r = fetch(&hub, &token, id);
+    assert_eq!(in_scope(&r, "municipality", &small.code)["value"], "X");
+    assert_eq!(in_scope(&r, "municipality", &a.code)["value"], 40);
+    let hidden_partner = in_scope(&r, "municipality", &b.code);
+    assert_eq!(hidden_partner["value"], "X", "subtraction needs a second hidden town: {hidden_partner}");
+    assert_eq!(in_scope(&r, "prefecture", "13")["value"], 70);
+    // The audit's proof, recorded with the release and repeatable over the whole ledger.
+    let narrowest = r["audit"]["narrowest_width"].as_i64().expect("bounded cells");
+    assert!(narrowest >= 20, "every hidden cell keeps an interval of at least its floor: {r}");
+    let audit = hub.cli(&["indicators", "audit"]);
+    assert!(audit.status.success(), "{}", describe(&audit));
+    // A second weakened release would be differenced against the first: still refused.
+    let weak = release(&hub, &["--no-complementary-suppression"]);
+    assert!(!weak.status.success(), "{}", describe(&weak));
+}
+
+/// A national analyst reads releases (no personal field); before publication nobody but a
+/// council administrator sees a figure, and only for its own council.
+fn roles(backend: Backend) {
+    let hub = Hub::start(backend);
+    let north = town(&hub, "13101", Some("north"), Some(100_000));
+    let north2 = town(&hub, "13102", Some("north"), Some(100_000));
+    let south = town(&hub, "14101", Some("south"), Some(100_000));
+    for (t, n) in [(&north, 30), (&north2, 40), (&south, 50)] {
+        children(&hub, t, n);
+    }
+    screened(&hub, &north, 12, "support_started", "poverty");
+    let national = analyst(&hub, &north);
+    let admin = hub.add_client(&north.code, "admin", "council-admin", None);
+    let preview = "/v1/indicators/preview?fiscal_year=2025";
+
+    // Before publication: no release, no preview for a caseworker or the national analyst.
+    assert_eq!(hub.get("/v1/indicators/releases", Some(&national)).ok()["releases"], json!([]));
+    hub.get(preview, Some(&south.token)).problem(403, "forbidden");
+    hub.get(preview, Some(&national)).problem(403, "forbidden");
+    let seen = hub.get(preview, Some(&admin)).ok();
+    assert_eq!(seen["would_publish"], true, "{seen}");
+    let geographies: std::collections::BTreeSet<String> = seen["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", c["level"].as_str().unwrap(), c["geography"].as_str().unwrap()))
+        .collect();
+    let expected: std::collections::BTreeSet<String> = [
+        format!("municipality {}", north.code),
+        format!("municipality {}", north2.code),
+        "council north".to_string(),
+    ]
+    .into();
+    assert_eq!(geographies, expected, "only the admin's own council before publication");
+    assert_eq!(in_scope(&seen, "municipality", &north.code)["value"], 30);
+
+    let id = released(&hub);
+    let list = hub.get("/v1/indicators/releases", Some(&national)).ok();
+    assert_eq!(list["releases"][0]["id"], id);
+    assert_eq!(list["releases"][0]["fiscal_year"], 2025);
+    let r = hub.get(&format!("/v1/indicators/releases/{id}"), Some(&national));
+    let text = r.text();
+    let body = r.ok();
+    assert_eq!(cell(&body, "municipality", &north.code, "funnel_support_started", "poverty")["value"], 12);
+    assert_eq!(in_scope(&body, "council", "south")["value"], 50);
+    for personal in [format!("{}-0", north.code), "試験".to_string(), "resident_no".into(), "birth_date".into()] {
+        assert!(!text.contains(&personal), "a release carries no personal field ({personal})");
+    }
+    // Published figures are public to every client; an unknown release is a problem.
+    assert_eq!(fetch(&hub, &south.token, id)["id"], id);
+    hub.get("/v1/indicators/releases/999", Some(&national)).problem(404, "not_found");
+    hub.get("/v1/indicators/releases/x", Some(&national)).problem(400, "invalid_request");
+    assert_eq!(hub.get("/v1/indicators/releases", None).status, 401);
+}
+
+/// CSV: UTF-8 with a byte-order mark, by `?format=csv` or `Accept: text/csv`; hidden cells
+/// carry `X`, never a number.
+fn csv_with_bom(backend: Backend) {
+    let hub = Hub::start(backend);
+    let a = town(&hub, "13101", None, Some(100_000));
+    let b = town(&hub, "13102", None, Some(1_500));
+    let c = town(&hub, "13103", None, Some(100_000));
+    children(&hub, &a, 50);
+    children(&hub, &b, 5);
+    children(&hub, &c, 30);
+    let id = released(&hub);
+    let token = analyst(&hub, &a);
+    let by_query = hub.get(&format!("/v1/indicators/releases/{id}?format=csv"), Some(&token));
+    let by_accept = hub.get_with(
+        &format!("/v1/indicators/releases/{id}"),
+        Some(&token),
+        &[("Accept", "text/csv")],
+    );
+    for r in [&by_query, &by_accept] {
+        assert_eq!(r.status, 200);
+        assert!(r.content_type().starts_with("text/csv"), "{}", r.content_type());
+        assert_eq!(&r.body[..3], b"\xEF\xBB\xBF", "UTF-8 byte-order mark first");
+    }
+    assert_eq!(by_query.body, by_accept.body);
+    let text = String::from_utf8(by_query.body[3..].to_vec()).expect("UTF-8");
+    let mut rows = csv::Reader::from_reader(text.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut small_town_rows = 0;
+    for row in rows.records() {
+        let row = row.unwrap();
+        if row[column("geography")] == b.code && row[column("unit")] == *"count" {
+            small_town_rows += 1;
+            assert_eq!(&row[column("value")], "X", "{row:?}");
+            assert_eq!(&row[column("suppressed")], "small_population");
+        }
+        if row[column("geography")] == a.code && row[column("indicator")] == *"children_in_scope" {
+            assert_eq!(&row[column("value")], "50");
+            assert_eq!(&row[column("geography_name")], format!("町{}", a.code));
+        }
+    }
+    assert!(small_town_rows > 50, "every count of the small town is there, as X");
+    // Answers stay JSON when JSON is asked for.
+    let json_answer = hub.get(&format!("/v1/indicators/releases/{id}?format=json"), Some(&token));
+    assert!(json_answer.content_type().starts_with("application/json"));
+    hub.get(&format!("/v1/indicators/releases/{id}?format=xml"), Some(&token))
+        .problem(400, "invalid_request");
+}
+
+/// The ledger is immutable: the database refuses to change or remove a published cell, and a
+/// new release adds to the ledger without touching earlier ones.
+fn ledger_is_immutable(backend: Backend) {
+    let hub = Hub::start(backend);
+    let a = town(&hub, "13101", None, Some(100_000));
+    children(&hub, &a, 30);
+    let first = released(&hub);
+    let token = analyst(&hub, &a);
+    let before = fetch(&hub, &token, first);
+    let mut db = hub.raw_db();
+    for sql in [
+        "UPDATE indicator_cells SET value = 31 WHERE indicator = 'children_in_scope'",
+        "DELETE FROM indicator_cells",
+        "UPDATE indicator_releases SET fiscal_year = 2024",
+        "DELETE FROM indicator_releases",
+    ] {
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.execute(sql)));
+        assert!(refused.is_err(), "the database must refuse: {sql}");
+    }
+    children(&hub, &a, 35);
+    let second = released(&hub);
+    assert_ne!(first, second);
+    assert_eq!(fetch(&hub, &token, first), before, "an earlier release never changes");
+    assert_eq!(in_scope(&fetch(&hub, &token, second), "municipality", &a.code)["value"], 35);
+    let audit = hub.cli(&["indicators", "audit"]);
+    assert!(audit.status.success(), "{}", describe(&audit));
+}
+
+both_backends!(
+    floor_boundaries,
+    small_towns,
+    differencing,
+    roles,
+    csv_with_bom,
+    ledger_is_immutable
+);
