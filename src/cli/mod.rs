@@ -203,6 +203,11 @@ enum BenchCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// National indicators over synthetic children written into an empty database.
+    Indicators {
+        #[arg(long, default_value_t = 1_000_000)]
+        children: usize,
+    },
     /// Single-record pushes at a fixed rate over loopback; prints p50/p95/p99/max.
     Latency {
         #[arg(long, default_value_t = 1000)]
@@ -569,6 +574,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 BenchCommand::Matching { children, seed } => (
                     "matching",
                     serde_json::to_value(crate::bench::matching::matching(store, children, seed)?)?,
+                ),
+                BenchCommand::Indicators { children } => (
+                    "indicators",
+                    serde_json::to_value(crate::bench::indicators::indicators(
+                        store, backend, children,
+                    )?)?,
                 ),
                 BenchCommand::Latency { rate, seconds } => (
                     "latency",

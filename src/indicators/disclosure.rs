@@ -251,8 +251,11 @@ fn smallest_published(cells: &BTreeMap<CellKey, Cell>, keys: &[CellKey]) -> Opti
         .map(|c| c.key.clone())
 }
 
-/// After the audit found `exposed` cells: hide, in every relation naming one, the smallest
-/// non-zero published cell. `None` when nothing more can be hidden.
+/// After the audit found `exposed` cells, hide more around each: in the total-and-parts
+/// group of its measure the smallest non-zero published cell — or, when that group has none
+/// left, go up to the group of its total; and every cell that bounds it from above ("at
+/// most" relations), published or, when hidden, through that cell's own groups. `None` when
+/// nothing more can be hidden.
 pub fn hide_more(
     cells: &[Cell],
     relations: &[Relation],
@@ -266,13 +269,38 @@ pub fn hide_more(
         .map(|c| (c.key.clone(), c.clone()))
         .collect();
     let mut changed = false;
-    for relation in relations.iter().filter(|r| r.cells().any(|c| exposed.contains(c))) {
-        let members: Vec<CellKey> = relation.cells().cloned().collect();
-        if let Some(target) = smallest_published(&counts, &members)
-            && let Some(cell) = counts.get_mut(&target)
-        {
-            cell.hide(Suppression::Complementary);
-            changed = true;
+    let mut queue: Vec<CellKey> = exposed.to_vec();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(key) = queue.pop() {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        for relation in relations.iter().filter(|r| r.cells().any(|c| *c == key)) {
+            let bounding: Vec<CellKey> = match relation {
+                Relation::Sum { total, parts } => {
+                    let members: Vec<CellKey> = relation.cells().cloned().collect();
+                    match smallest_published(&counts, &members) {
+                        Some(target) => vec![target],
+                        None if *total != key => {
+                            queue.push(total.clone());
+                            Vec::new()
+                        }
+                        None => parts.clone(),
+                    }
+                }
+                Relation::AtMost { lhs, rhs } if lhs.contains(&key) => rhs.clone(),
+                Relation::AtMost { .. } => Vec::new(),
+            };
+            for target in bounding {
+                match counts.get_mut(&target) {
+                    Some(cell) if !cell.hidden() && cell.true_value.unwrap_or(0) > 0 => {
+                        cell.hide(Suppression::Complementary);
+                        changed = true;
+                    }
+                    Some(cell) if cell.hidden() => queue.push(target),
+                    _ => {}
+                }
+            }
         }
     }
     if !changed {

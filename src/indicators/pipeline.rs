@@ -14,7 +14,7 @@ use crate::store::indicators::{self as ledger, NewRelease, StoredRelease};
 use crate::store::{DbConn, StoreResult};
 
 /// Rounds of extra suppression tried before a release is refused.
-const REPAIR_ROUNDS: usize = 25;
+const REPAIR_ROUNDS: usize = 10;
 
 /// The audit-trail action of a release (published or refused).
 pub const ACTION_RELEASE: &str = "indicators.release";
@@ -175,4 +175,176 @@ pub fn reaudit(conn: &mut DbConn, version: &SchemaVersion) -> StoreResult<AuditR
     let stored = ledger::ledger(conn)?;
     let releases: Vec<AuditedRelease> = stored.iter().map(audited).collect();
     Ok(audit::audit(&releases, &Catalogue::from_standard(version)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use chrono::NaiveDate;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::demo::{Rng, with_check_digit};
+    use crate::indicators::compute::{Fact, Person, TownData};
+    use crate::indicators::disclosure::Unit;
+    use crate::indicators::table::{Relation, Town};
+    use crate::schema::Standard;
+
+    /// Random sparse towns: a few children each, a few screening records and basic items.
+    fn sparse_table(seed: u64, towns: usize, catalogue: &Catalogue, version: &SchemaVersion) -> TrueTable {
+        let mut rng = Rng::new(seed);
+        let bases = ["13101", "13102", "13103", "14101", "14102", "14103"];
+        let mut list = Vec::new();
+        let mut by_town = BTreeMap::new();
+        for base in bases.iter().take(towns) {
+            let code = with_check_digit(base);
+            let town = Town {
+                code: code.clone(),
+                name: code.clone(),
+                council: rng.pick(&[None, Some("c1"), Some("c2")]).map(str::to_string),
+                population: *rng.pick(&[None, Some(1_500), Some(10_000), Some(100_000)]),
+            };
+            let mut data = TownData {
+                code: code.clone(),
+                ..TownData::default()
+            };
+            for i in 0..rng.below(30) {
+                let no = format!("{code}-{i}");
+                data.people.push(Person {
+                    resident_no: no.clone(),
+                    birth_date: NaiveDate::from_ymd_opt(2015, 1, 1),
+                    ..Person::default()
+                });
+                if rng.chance(40) {
+                    let stage = rng.pick(&catalogue.stages).clone();
+                    let difficulty = rng.pick(&catalogue.difficulties[..3]).clone();
+                    data.facts.push(Fact {
+                        about: no.clone(),
+                        record_type: crate::indicators::SUPPORT_OUTCOME.into(),
+                        source_record_id: format!("so-{i}"),
+                        effective_date: "2025-06-01".into(),
+                        data: json!({"decided_on": "2025-06-01", "stage": stage, "difficulty_types": [difficulty]}),
+                        transferred: false,
+                    });
+                }
+                if rng.chance(30) {
+                    data.facts.push(Fact {
+                        about: no,
+                        record_type: "school-wellbeing-check".into(),
+                        source_record_id: format!("wb-{i}"),
+                        effective_date: "2025-06-01".into(),
+                        data: json!({"result": "concern"}),
+                        transferred: false,
+                    });
+                }
+            }
+            let counts = compute::town_counts(&data, &[], &version.applicability, catalogue, FiscalYear(2025));
+            by_town.insert(code, counts);
+            list.push(town);
+        }
+        TrueTable::build(2025, list, &by_town, catalogue)
+    }
+
+    /// An attacker independent of the LP: interval arithmetic over the same relations
+    /// (subtraction from totals, bounds from "at most" relations), repeated to a fixpoint.
+    fn propagate(cells: &[Cell], relations: &[Relation], base: i64) -> HashMap<CellKey, (f64, f64)> {
+        let mut b: HashMap<CellKey, (f64, f64)> = cells
+            .iter()
+            .filter(|c| c.unit == Unit::Count)
+            .map(|c| {
+                let bounds = match (c.value, c.rounded) {
+                    (Some(v), false) => (v, v),
+                    (Some(v), true) => ((v - (base / 2) as f64).max(0.0), v + (base - base / 2 - 1) as f64),
+                    (None, _) => (0.0, f64::INFINITY),
+                };
+                (c.key.clone(), bounds)
+            })
+            .collect();
+        let tighten = |b: &mut HashMap<CellKey, (f64, f64)>, k: &CellKey, lo: f64, hi: f64| {
+            let e = b.get_mut(k).expect("cell");
+            let new = (e.0.max(lo), e.1.min(hi));
+            let changed = new.0 > e.0 + 1e-9 || new.1 < e.1 - 1e-9;
+            *e = new;
+            changed
+        };
+        for _ in 0..100 {
+            let mut changed = false;
+            for r in relations {
+                // Σ pos (=, ≤) Σ neg
+                let (pos, neg, equal): (Vec<CellKey>, Vec<CellKey>, bool) = match r {
+                    Relation::Sum { total, parts } => (parts.clone(), vec![total.clone()], true),
+                    Relation::AtMost { lhs, rhs } => (lhs.clone(), rhs.clone(), false),
+                };
+                let sum = |b: &HashMap<CellKey, (f64, f64)>, ks: &[CellKey], hi: bool| -> f64 {
+                    ks.iter().map(|k| if hi { b[k].1 } else { b[k].0 }).sum()
+                };
+                for (i, k) in pos.iter().enumerate() {
+                    let others: Vec<CellKey> = pos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, k)| k.clone()).collect();
+                    let hi = sum(&b, &neg, true) - sum(&b, &others, false);
+                    let lo = if equal { sum(&b, &neg, false) - sum(&b, &others, true) } else { 0.0 };
+                    changed |= tighten(&mut b, k, lo, hi);
+                }
+                for (i, k) in neg.iter().enumerate() {
+                    let others: Vec<CellKey> = neg.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, k)| k.clone()).collect();
+                    let lo = sum(&b, &pos, false) - sum(&b, &others, true);
+                    let hi = if equal { sum(&b, &pos, true) - sum(&b, &others, false) } else { f64::INFINITY };
+                    changed |= tighten(&mut b, k, lo, hi);
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        b
+    }
+
+    fn narrowed(cells: &[Cell], bounds: &HashMap<CellKey, (f64, f64)>) -> Vec<CellKey> {
+        cells
+            .iter()
+            .filter(|c| c.hidden() && c.unit == Unit::Count && c.true_value.unwrap_or(0) > 0)
+            .filter(|c| {
+                let (lo, hi) = bounds[&c.key];
+                (hi + 1e-6).floor() - (lo - 1e-6).ceil() < c.floor as f64
+            })
+            .map(|c| c.key.clone())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Every release the hub accepts leaves every hidden non-zero cell at least its floor
+        /// wide for an attacker working by subtraction, and the release is accepted; with
+        /// complementary suppression off, every cell that attacker can narrow is one the LP
+        /// audit flags, with an interval that holds the true count.
+        #[test]
+        fn accepted_releases_pin_no_hidden_cell(seed in any::<u64>(), towns in 2usize..=6) {
+            let standard = Standard::load();
+            let version = standard.latest();
+            let catalogue = Catalogue::from_standard(version);
+            let table = sparse_table(seed, towns, &catalogue, version);
+            let present = table.counts.keys().cloned().collect();
+            let relations = table::relations(&table.towns, &catalogue, &present);
+
+            let config = DisclosureConfig::default();
+            let (cells, report) = protect_and_audit(&table, &[], &config, &catalogue);
+            prop_assert!(report.passed(), "refused: {:?}", report.exposed);
+            let bounds = propagate(&cells, &relations, config.rounding_base);
+            prop_assert!(narrowed(&cells, &bounds).is_empty());
+
+            let weak = DisclosureConfig { complementary_suppression: false, ..config };
+            let (cells, report) = protect_and_audit(&table, &[], &weak, &catalogue);
+            let flagged: Vec<&CellKey> = report.exposed.iter().map(|i| &i.key).collect();
+            for key in narrowed(&cells, &propagate(&cells, &relations, weak.rounding_base)) {
+                prop_assert!(flagged.contains(&&key), "{key} narrowed by subtraction but not flagged");
+            }
+            for interval in &report.exposed {
+                let truth = table.counts[&interval.key];
+                prop_assert!(interval.lower <= truth && interval.upper.is_none_or(|u| truth <= u),
+                    "{} = {truth} outside {}…{:?}", interval.key, interval.lower, interval.upper);
+            }
+        }
+    }
 }
