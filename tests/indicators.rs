@@ -92,7 +92,13 @@ fn fetch(hub: &Hub, token: &str, id: i64) -> Value {
         .ok()
 }
 
-fn cell<'a>(release: &'a Value, level: &str, geography: &str, indicator: &str, category: &str) -> &'a Value {
+fn cell<'a>(
+    release: &'a Value,
+    level: &str,
+    geography: &str,
+    indicator: &str,
+    category: &str,
+) -> &'a Value {
     release["cells"]
         .as_array()
         .expect("cells")
@@ -126,7 +132,14 @@ fn floor_boundaries(backend: Backend) {
     let below = town(&hub, "14101", None, big);
     let partner = town(&hub, "14102", None, big);
     let other = town(&hub, "14103", None, big);
-    for (t, n) in [(&at_floor, 10), (&empty, 0), (&large, 50), (&below, 9), (&partner, 30), (&other, 40)] {
+    for (t, n) in [
+        (&at_floor, 10),
+        (&empty, 0),
+        (&large, 50),
+        (&below, 9),
+        (&partner, 30),
+        (&other, 40),
+    ] {
         children(&hub, t, n);
     }
     let id = released(&hub);
@@ -142,10 +155,19 @@ fn floor_boundaries(backend: Backend) {
     assert_eq!(complement["suppressed"], "complementary");
     assert_eq!(in_scope(&r, "municipality", &other.code)["value"], 40);
     let prefecture = in_scope(&r, "prefecture", "14");
-    assert_eq!((prefecture["value"].clone(), prefecture["rounded"].clone()), (json!(80), json!(true)));
+    assert_eq!(
+        (prefecture["value"].clone(), prefecture["rounded"].clone()),
+        (json!(80), json!(true))
+    );
     assert_eq!(in_scope(&r, "nation", "JP")["value"], 140);
     // No number for a hidden cell anywhere in the answer.
-    assert!(r["cells"].as_array().unwrap().iter().all(|c| c["suppressed"].is_null() || c["value"] == "X"));
+    assert!(
+        r["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["suppressed"].is_null() || c["value"] == "X")
+    );
 }
 
 /// Small towns: none of their counts under 2,000 people, floor 20 up to 25,000.
@@ -157,19 +179,41 @@ fn small_towns(backend: Backend) {
     let medium = town(&hub, "14101", None, Some(20_000));
     let big_15 = town(&hub, "14102", None, Some(100_000));
     let big_12 = town(&hub, "14103", None, Some(100_000));
-    for (t, n) in [(&tiny, 40), (&unknown, 0), (&large, 60), (&medium, 15), (&big_15, 15), (&big_12, 12)] {
+    for (t, n) in [
+        (&tiny, 40),
+        (&unknown, 0),
+        (&large, 60),
+        (&medium, 15),
+        (&big_15, 15),
+        (&big_12, 12),
+    ] {
         children(&hub, t, n);
     }
     let id = released(&hub);
     let r = fetch(&hub, &analyst(&hub, &large), id);
     for small in [&tiny, &unknown] {
         let c = in_scope(&r, "municipality", &small.code);
-        assert_eq!((c["value"].clone(), c["suppressed"].clone()), (json!("X"), json!("small_population")), "{c}");
+        assert_eq!(
+            (c["value"].clone(), c["suppressed"].clone()),
+            (json!("X"), json!("small_population")),
+            "{c}"
+        );
     }
     let c = in_scope(&r, "municipality", &medium.code);
-    assert_eq!((c["value"].clone(), c["suppressed"].clone()), (json!("X"), json!("below_floor")), "15 < 20 in a town of 20,000: {c}");
-    assert_eq!(in_scope(&r, "municipality", &big_15.code)["value"], 15, "15 ≥ 10 in a large town");
-    assert_eq!(in_scope(&r, "municipality", &big_12.code)["suppressed"], "complementary");
+    assert_eq!(
+        (c["value"].clone(), c["suppressed"].clone()),
+        (json!("X"), json!("below_floor")),
+        "15 < 20 in a town of 20,000: {c}"
+    );
+    assert_eq!(
+        in_scope(&r, "municipality", &big_15.code)["value"],
+        15,
+        "15 ≥ 10 in a large town"
+    );
+    assert_eq!(
+        in_scope(&r, "municipality", &big_12.code)["suppressed"],
+        "complementary"
+    );
 }
 
 /// Municipality and prefecture tables with exactly one small town: the audit proves its count
@@ -186,9 +230,15 @@ fn differencing(backend: Backend) {
     // two published towns pins the small town to 0…9, narrower than its floor of 20.
     let weak = release(&hub, &["--no-complementary-suppression"]);
     let text = describe(&weak);
-    assert!(!weak.status.success(), "a weakened release must be refused: {text}");
     assert!(
-        text.contains(&format!("EXPOSED municipality {} children_in_scope/all", small.code)),
+        !weak.status.success(),
+        "a weakened release must be refused: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "EXPOSED municipality {} children_in_scope/all",
+            small.code
+        )),
         "the report names the small town's cell: {text}"
     );
     let token = analyst(&hub, &a);
@@ -200,11 +250,19 @@ fn differencing(backend: Backend) {
     assert_eq!(in_scope(&r, "municipality", &small.code)["value"], "X");
     assert_eq!(in_scope(&r, "municipality", &a.code)["value"], 40);
     let hidden_partner = in_scope(&r, "municipality", &b.code);
-    assert_eq!(hidden_partner["value"], "X", "subtraction needs a second hidden town: {hidden_partner}");
+    assert_eq!(
+        hidden_partner["value"], "X",
+        "subtraction needs a second hidden town: {hidden_partner}"
+    );
     assert_eq!(in_scope(&r, "prefecture", "13")["value"], 70);
     // The audit's proof, recorded with the release and repeatable over the whole ledger.
-    let narrowest = r["audit"]["narrowest_width"].as_i64().expect("bounded cells");
-    assert!(narrowest >= 20, "every hidden cell keeps an interval of at least its floor: {r}");
+    let narrowest = r["audit"]["narrowest_width"]
+        .as_i64()
+        .expect("bounded cells");
+    assert!(
+        narrowest >= 20,
+        "every hidden cell keeps an interval of at least its floor: {r}"
+    );
     let audit = hub.cli(&["indicators", "audit"]);
     assert!(audit.status.success(), "{}", describe(&audit));
     // A second weakened release would be differenced against the first: still refused.
@@ -228,8 +286,12 @@ fn roles(backend: Backend) {
     let preview = "/v1/indicators/preview?fiscal_year=2025";
 
     // Before publication: no release, no preview for a caseworker or the national analyst.
-    assert_eq!(hub.get("/v1/indicators/releases", Some(&national)).ok()["releases"], json!([]));
-    hub.get(preview, Some(&south.token)).problem(403, "forbidden");
+    assert_eq!(
+        hub.get("/v1/indicators/releases", Some(&national)).ok()["releases"],
+        json!([])
+    );
+    hub.get(preview, Some(&south.token))
+        .problem(403, "forbidden");
     hub.get(preview, Some(&national)).problem(403, "forbidden");
     let seen = hub.get(preview, Some(&admin)).ok();
     assert_eq!(seen["would_publish"], true, "{seen}");
@@ -237,7 +299,13 @@ fn roles(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{} {}", c["level"].as_str().unwrap(), c["geography"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["level"].as_str().unwrap(),
+                c["geography"].as_str().unwrap()
+            )
+        })
         .collect();
     let expected: std::collections::BTreeSet<String> = [
         format!("municipality {}", north.code),
@@ -245,7 +313,10 @@ fn roles(backend: Backend) {
         "council north".to_string(),
     ]
     .into();
-    assert_eq!(geographies, expected, "only the admin's own council before publication");
+    assert_eq!(
+        geographies, expected,
+        "only the admin's own council before publication"
+    );
     assert_eq!(in_scope(&seen, "municipality", &north.code)["value"], 30);
 
     let id = released(&hub);
@@ -255,15 +326,34 @@ fn roles(backend: Backend) {
     let r = hub.get(&format!("/v1/indicators/releases/{id}"), Some(&national));
     let text = r.text();
     let body = r.ok();
-    assert_eq!(cell(&body, "municipality", &north.code, "funnel_support_started", "poverty")["value"], 12);
+    assert_eq!(
+        cell(
+            &body,
+            "municipality",
+            &north.code,
+            "funnel_support_started",
+            "poverty"
+        )["value"],
+        12
+    );
     assert_eq!(in_scope(&body, "council", "south")["value"], 50);
-    for personal in [format!("{}-0", north.code), "試験".to_string(), "resident_no".into(), "birth_date".into()] {
-        assert!(!text.contains(&personal), "a release carries no personal field ({personal})");
+    for personal in [
+        format!("{}-0", north.code),
+        "試験".to_string(),
+        "resident_no".into(),
+        "birth_date".into(),
+    ] {
+        assert!(
+            !text.contains(&personal),
+            "a release carries no personal field ({personal})"
+        );
     }
     // Published figures are public to every client; an unknown release is a problem.
     assert_eq!(fetch(&hub, &south.token, id)["id"], id);
-    hub.get("/v1/indicators/releases/999", Some(&national)).problem(404, "not_found");
-    hub.get("/v1/indicators/releases/x", Some(&national)).problem(400, "invalid_request");
+    hub.get("/v1/indicators/releases/999", Some(&national))
+        .problem(404, "not_found");
+    hub.get("/v1/indicators/releases/x", Some(&national))
+        .problem(400, "invalid_request");
     assert_eq!(hub.get("/v1/indicators/releases", None).status, 401);
 }
 
@@ -279,7 +369,10 @@ fn csv_with_bom(backend: Backend) {
     children(&hub, &c, 30);
     let id = released(&hub);
     let token = analyst(&hub, &a);
-    let by_query = hub.get(&format!("/v1/indicators/releases/{id}?format=csv"), Some(&token));
+    let by_query = hub.get(
+        &format!("/v1/indicators/releases/{id}?format=csv"),
+        Some(&token),
+    );
     let by_accept = hub.get_with(
         &format!("/v1/indicators/releases/{id}"),
         Some(&token),
@@ -287,7 +380,11 @@ fn csv_with_bom(backend: Backend) {
     );
     for r in [&by_query, &by_accept] {
         assert_eq!(r.status, 200);
-        assert!(r.content_type().starts_with("text/csv"), "{}", r.content_type());
+        assert!(
+            r.content_type().starts_with("text/csv"),
+            "{}",
+            r.content_type()
+        );
         assert_eq!(&r.body[..3], b"\xEF\xBB\xBF", "UTF-8 byte-order mark first");
     }
     assert_eq!(by_query.body, by_accept.body);
@@ -308,12 +405,21 @@ fn csv_with_bom(backend: Backend) {
             assert_eq!(&row[column("geography_name")], format!("町{}", a.code));
         }
     }
-    assert!(small_town_rows > 50, "every count of the small town is there, as X");
+    assert!(
+        small_town_rows > 50,
+        "every count of the small town is there, as X"
+    );
     // Answers stay JSON when JSON is asked for.
-    let json_answer = hub.get(&format!("/v1/indicators/releases/{id}?format=json"), Some(&token));
+    let json_answer = hub.get(
+        &format!("/v1/indicators/releases/{id}?format=json"),
+        Some(&token),
+    );
     assert!(json_answer.content_type().starts_with("application/json"));
-    hub.get(&format!("/v1/indicators/releases/{id}?format=xml"), Some(&token))
-        .problem(400, "invalid_request");
+    hub.get(
+        &format!("/v1/indicators/releases/{id}?format=xml"),
+        Some(&token),
+    )
+    .problem(400, "invalid_request");
 }
 
 /// The ledger is immutable: the database refuses to change or remove a published cell, and a
@@ -338,8 +444,15 @@ fn ledger_is_immutable(backend: Backend) {
     children(&hub, &a, 35);
     let second = released(&hub);
     assert_ne!(first, second);
-    assert_eq!(fetch(&hub, &token, first), before, "an earlier release never changes");
-    assert_eq!(in_scope(&fetch(&hub, &token, second), "municipality", &a.code)["value"], 35);
+    assert_eq!(
+        fetch(&hub, &token, first),
+        before,
+        "an earlier release never changes"
+    );
+    assert_eq!(
+        in_scope(&fetch(&hub, &token, second), "municipality", &a.code)["value"],
+        35
+    );
     let audit = hub.cli(&["indicators", "audit"]);
     assert!(audit.status.success(), "{}", describe(&audit));
 }

@@ -69,7 +69,8 @@ fn respond(
     }
     let mut response = HttpResponse::Ok();
     response.content_type("text/csv; charset=utf-8");
-    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.csv\"")) {
+    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.csv\""))
+    {
         response.insert_header((header::CONTENT_DISPOSITION, disposition));
     }
     response.body(publication::csv(fiscal_year, cells))
@@ -186,8 +187,12 @@ pub async fn preview(
     let preview = blocking(move || {
         let mut conn = worker.store.conn()?;
         let version = worker.standard.latest();
-        let candidate =
-            pipeline::candidate(&mut conn, version, FiscalYear(fiscal_year), &worker.disclosure)?;
+        let candidate = pipeline::candidate(
+            &mut conn,
+            version,
+            FiscalYear(fiscal_year),
+            &worker.disclosure,
+        )?;
         let council = candidate
             .towns
             .iter()
@@ -196,7 +201,9 @@ pub async fn preview(
         let members: Vec<&str> = candidate
             .towns
             .iter()
-            .filter(|t| t.code == principal.municipality || (council.is_some() && t.council == council))
+            .filter(|t| {
+                t.code == principal.municipality || (council.is_some() && t.council == council)
+            })
             .map(|t| t.code.as_str())
             .collect();
         let visible = candidate.cells.iter().filter(|c| match c.key.level {

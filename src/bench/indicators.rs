@@ -52,19 +52,50 @@ fn load(conn: &mut DbConn, children: usize) -> anyhow::Result<(usize, usize)> {
         for h in 0..here.div_ceil(2) {
             let household = format!("H{h}");
             let guardian = format!("{code}G{h}");
-            people.push((guardian.clone(), household.clone(), "1985-05-05".to_string(), "guardian", json!({})));
+            people.push((
+                guardian.clone(),
+                household.clone(),
+                "1985-05-05".to_string(),
+                "guardian",
+                json!({}),
+            ));
             if rng.chance(6) {
-                facts.push((guardian.clone(), "public-assistance", json!({"started_on": "2024-01-01"})));
+                facts.push((
+                    guardian.clone(),
+                    "public-assistance",
+                    json!({"started_on": "2024-01-01"}),
+                ));
             }
             for c in 0..2.min(here - h * 2) {
                 let child = format!("{code}C{h}-{c}");
-                let birth = format!("{}-0{}-1{}", 2008 + rng.below(17), 1 + rng.below(9), rng.below(10));
-                people.push((child.clone(), household.clone(), birth, "child", json!({"guardians": [guardian]})));
-                let result = if rng.chance(20) { "concern" } else { "no_concern" };
-                facts.push((child.clone(), "school-wellbeing-check", json!({"checked_on": "2025-06-01", "result": result})));
+                let birth = format!(
+                    "{}-0{}-1{}",
+                    2008 + rng.below(17),
+                    1 + rng.below(9),
+                    rng.below(10)
+                );
+                people.push((
+                    child.clone(),
+                    household.clone(),
+                    birth,
+                    "child",
+                    json!({"guardians": [guardian]}),
+                ));
+                let result = if rng.chance(20) {
+                    "concern"
+                } else {
+                    "no_concern"
+                };
+                facts.push((
+                    child.clone(),
+                    "school-wellbeing-check",
+                    json!({"checked_on": "2025-06-01", "result": result}),
+                ));
                 if rng.chance(10) {
-                    let stage = *rng.pick(&["extracted", "reviewed", "support_needed", "support_started"]);
-                    let difficulty = *rng.pick(&["abuse", "poverty", "school_refusal", "young_carer"]);
+                    let stage =
+                        *rng.pick(&["extracted", "reviewed", "support_needed", "support_started"]);
+                    let difficulty =
+                        *rng.pick(&["abuse", "poverty", "school_refusal", "young_carer"]);
                     facts.push((child, "support-outcome", json!({"decided_on": "2025-07-01", "stage": stage, "difficulty_types": [difficulty]})));
                 }
             }
@@ -100,7 +131,9 @@ fn load(conn: &mut DbConn, children: usize) -> anyhow::Result<(usize, usize)> {
                         )
                     })
                     .collect();
-                diesel::insert_into(subjects::table).values(rows).execute(c)?;
+                diesel::insert_into(subjects::table)
+                    .values(rows)
+                    .execute(c)?;
             }
             for (n, chunk) in facts.chunks(1000).enumerate() {
                 let rows: Vec<_> = chunk
@@ -123,7 +156,9 @@ fn load(conn: &mut DbConn, children: usize) -> anyhow::Result<(usize, usize)> {
                         )
                     })
                     .collect();
-                diesel::insert_into(records::table).values(rows).execute(c)?;
+                diesel::insert_into(records::table)
+                    .values(rows)
+                    .execute(c)?;
             }
             diesel::QueryResult::Ok(())
         })?;
@@ -134,7 +169,9 @@ fn load(conn: &mut DbConn, children: usize) -> anyhow::Result<(usize, usize)> {
 pub fn indicators(store: Store, backend: &str, children: usize) -> anyhow::Result<IndicatorsBench> {
     let mut conn = store.conn()?;
     if !crate::store::clients::list_municipalities(&mut conn)?.is_empty() {
-        anyhow::bail!("bench indicators needs an empty database (national indicators cover every town in it)");
+        anyhow::bail!(
+            "bench indicators needs an empty database (national indicators cover every town in it)"
+        );
     }
     let started = Instant::now();
     let (towns, record_count) = load(&mut conn, children)?;
@@ -152,7 +189,10 @@ pub fn indicators(store: Store, backend: &str, children: usize) -> anyhow::Resul
     let (cells, report) = pipeline::protect_and_audit(&true_table, &[], &config, &catalogue);
     let protect_and_audit_seconds = started.elapsed().as_secs_f64();
     if !report.passed() {
-        anyhow::bail!("the synthetic release was refused: {:?}", report.exposed.first());
+        anyhow::bail!(
+            "the synthetic release was refused: {:?}",
+            report.exposed.first()
+        );
     }
     Ok(IndicatorsBench {
         backend: backend.to_string(),

@@ -141,7 +141,11 @@ pub fn run(command: IndicatorsCommand, store: &Store) -> anyhow::Result<()> {
             for (release, cells) in crate::store::indicators::list(&mut conn)? {
                 println!(
                     "{}\tfiscal year {}\t{}\t{} cells\tby {}",
-                    release.id, release.fiscal_year, release.published_at, cells, release.published_by
+                    release.id,
+                    release.fiscal_year,
+                    release.published_at,
+                    cells,
+                    release.published_by
                 );
             }
         }

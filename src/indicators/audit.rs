@@ -142,7 +142,9 @@ pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport 
         let mut here: HashMap<&CellKey, usize> = HashMap::new();
         for cell in release.cells.iter().filter(|c| c.unit == Unit::Count) {
             let Some(truth) = cell.true_value else {
-                report.errors.push(format!("{} has no true value in the ledger", cell.key));
+                report
+                    .errors
+                    .push(format!("{} has no true value in the ledger", cell.key));
                 continue;
             };
             let unknown = (release.fiscal_year, cell.key.clone(), truth);
@@ -201,16 +203,21 @@ pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport 
         }
     }
     if bounds.iter().any(|b| b.lower > b.upper + EPSILON) {
-        report
-            .errors
-            .push("published figures contradict each other (a rounding interval or an earlier release)".into());
+        report.errors.push(
+            "published figures contradict each other (a rounding interval or an earlier release)"
+                .into(),
+        );
         return report;
     }
     // Fixed unknowns become constants; what is left are the LP's variables.
     let fixed = |i: usize| bounds[i].upper - bounds[i].lower < EPSILON;
     let mut constraints = Vec::new();
     for (terms, equal) in rows {
-        let constant: f64 = terms.iter().filter(|(i, _)| fixed(*i)).map(|(i, k)| k * bounds[*i].lower).sum();
+        let constant: f64 = terms
+            .iter()
+            .filter(|(i, _)| fixed(*i))
+            .map(|(i, k)| k * bounds[*i].lower)
+            .sum();
         let free: Vec<(usize, f64)> = terms.into_iter().filter(|(i, _)| !fixed(*i)).collect();
         if !free.is_empty() {
             constraints.push(Linear {

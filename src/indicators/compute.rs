@@ -207,7 +207,11 @@ pub fn town_counts(
         }
         // Furthest stage reached in the year, overall and per difficulty type.
         let mut reached: HashMap<&str, usize> = HashMap::new();
-        for fact in by_person.get(person.resident_no.as_str()).into_iter().flatten() {
+        for fact in by_person
+            .get(person.resident_no.as_str())
+            .into_iter()
+            .flatten()
+        {
             if fact.record_type != SUPPORT_OUTCOME || fact.transferred {
                 continue;
             }
@@ -276,7 +280,11 @@ pub fn town_counts(
             continue;
         };
         let until = accepted_on + chrono::Duration::days(CONTINUITY_DAYS);
-        for here in t.children.iter().filter_map(|c| c.destination_resident_no.as_deref()) {
+        for here in t
+            .children
+            .iter()
+            .filter_map(|c| c.destination_resident_no.as_deref())
+        {
             if town.opted_out.contains(here) {
                 continue;
             }
@@ -350,19 +358,167 @@ mod tests {
             ],
             opted_out: ["C5".to_string()].into(),
             facts: vec![
-                fact("M1", "public-assistance", "pa", json!({"started_on": "2024-01-01"})),
-                fact("C1", SUPPORT_OUTCOME, "so1", json!({"decided_on": "2025-05-01", "stage": "reviewed", "difficulty_types": ["poverty"]})),
-                fact("C1", SUPPORT_OUTCOME, "so2", json!({"decided_on": "2024-05-01", "stage": "support_started", "difficulty_types": ["abuse"]})),
-                fact("C5", SUPPORT_OUTCOME, "so3", json!({"decided_on": "2025-05-01", "stage": "extracted", "difficulty_types": ["abuse"]})),
+                fact(
+                    "M1",
+                    "public-assistance",
+                    "pa",
+                    json!({"started_on": "2024-01-01"}),
+                ),
+                fact(
+                    "C1",
+                    SUPPORT_OUTCOME,
+                    "so1",
+                    json!({"decided_on": "2025-05-01", "stage": "reviewed", "difficulty_types": ["poverty"]}),
+                ),
+                fact(
+                    "C1",
+                    SUPPORT_OUTCOME,
+                    "so2",
+                    json!({"decided_on": "2024-05-01", "stage": "support_started", "difficulty_types": ["abuse"]}),
+                ),
+                fact(
+                    "C5",
+                    SUPPORT_OUTCOME,
+                    "so3",
+                    json!({"decided_on": "2025-05-01", "stage": "extracted", "difficulty_types": ["abuse"]}),
+                ),
             ],
         };
-        let counts = town_counts(&town, &[], &version.applicability, &catalogue, FiscalYear(2025));
+        let counts = town_counts(
+            &town,
+            &[],
+            &version.applicability,
+            &catalogue,
+            FiscalYear(2025),
+        );
         assert_eq!(count(&counts, CHILDREN_IN_SCOPE, ALL), 2);
-        assert_eq!(count(&counts, CHILDREN_WITH_ITEM, "18"), 1, "a guardian's item applies to the child");
+        assert_eq!(
+            count(&counts, CHILDREN_WITH_ITEM, "18"),
+            1,
+            "a guardian's item applies to the child"
+        );
         assert_eq!(count(&counts, CHILDREN_WITH_ITEM, ANY), 1);
         assert_eq!(count(&counts, "funnel_extracted", ALL), 1);
         assert_eq!(count(&counts, "funnel_reviewed", "poverty"), 1);
-        assert_eq!(count(&counts, "funnel_support_needed", ALL), 0, "only the year's records");
-        assert_eq!(count(&counts, "funnel_extracted", "abuse"), 0, "opted-out children are excluded");
+        assert_eq!(
+            count(&counts, "funnel_support_needed", ALL),
+            0,
+            "only the year's records"
+        );
+        assert_eq!(
+            count(&counts, "funnel_extracted", "abuse"),
+            0,
+            "opted-out children are excluded"
+        );
+    }
+
+    #[test]
+    fn transfers_and_continuity() {
+        let standard = Standard::load();
+        let version = standard.latest();
+        let catalogue = Catalogue::from_standard(version);
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        let moved = |origin: &str, here: Option<&str>| MovedChild {
+            origin_resident_no: origin.into(),
+            destination_resident_no: here.map(str::to_string),
+        };
+        let transfer = |status, offered: &str, decided: Option<&str>, children| TransferFact {
+            origin: "131016".into(),
+            destination: Some("011002".into()),
+            status,
+            offered_on: day(offered),
+            decided_on: decided.map(day),
+            escalated: false,
+            children,
+        };
+        let transfers = vec![
+            transfer(
+                TransferStatus::Accepted,
+                "2025-05-01",
+                Some("2025-05-11"),
+                vec![moved("O1", Some("D1")), moved("O2", Some("D2"))],
+            ),
+            transfer(
+                TransferStatus::Accepted,
+                "2025-06-01",
+                Some("2025-06-05"),
+                vec![moved("O3", Some("D3"))],
+            ),
+            transfer(
+                TransferStatus::Declined,
+                "2025-07-01",
+                Some("2025-07-02"),
+                vec![moved("O4", None)],
+            ),
+            TransferFact {
+                escalated: true,
+                ..transfer(
+                    TransferStatus::Offered,
+                    "2025-08-01",
+                    None,
+                    vec![moved("O5", None)],
+                )
+            },
+            transfer(
+                TransferStatus::Accepted,
+                "2024-05-01",
+                Some("2024-05-02"),
+                vec![moved("O6", Some("D6"))],
+            ),
+        ];
+        let origin = TownData {
+            code: "131016".into(),
+            ..TownData::default()
+        };
+        let counts = town_counts(
+            &origin,
+            &transfers,
+            &version.applicability,
+            &catalogue,
+            FiscalYear(2025),
+        );
+        assert_eq!(
+            count(&counts, TRANSFERS_SENT, ALL),
+            4,
+            "the year's cohort of offers"
+        );
+        assert_eq!(count(&counts, TRANSFERS_ACCEPTED, ALL), 2);
+        assert_eq!(count(&counts, TRANSFERS_DECLINED, ALL), 1);
+        assert_eq!(count(&counts, TRANSFERS_ESCALATED, ALL), 1);
+        assert_eq!(counts.acceptance_days, vec![10, 4]);
+
+        let own = |about: &str, decided: &str, transferred| Fact {
+            transferred,
+            ..fact(
+                about,
+                SUPPORT_OUTCOME,
+                &format!("so-{about}-{decided}"),
+                json!({"decided_on": decided, "stage": "support_started", "difficulty_types": ["abuse"]}),
+            )
+        };
+        let destination = TownData {
+            code: "011002".into(),
+            opted_out: ["D3".to_string()].into(),
+            facts: vec![
+                own("D1", "2025-07-01", false), // 51 days after acceptance: continued
+                own("D2", "2025-09-01", false), // 113 days: too late
+                own("D2", "2025-05-20", true), // copied by the transfer: not the destination's support
+            ],
+            ..TownData::default()
+        };
+        let counts = town_counts(
+            &destination,
+            &transfers,
+            &version.applicability,
+            &catalogue,
+            FiscalYear(2025),
+        );
+        assert_eq!(
+            count(&counts, MOVED_ACCEPTED, ALL),
+            2,
+            "D3 opted out; D6 arrived the year before"
+        );
+        assert_eq!(count(&counts, MOVED_SUPPORTED, ALL), 1);
+        assert_eq!(count(&counts, TRANSFERS_SENT, ALL), 0);
     }
 }

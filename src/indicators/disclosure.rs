@@ -213,7 +213,11 @@ fn complementary(cells: &mut BTreeMap<CellKey, Cell>, relations: &[Relation]) {
             let Relation::Sum { total, parts } = relation else {
                 continue;
             };
-            let hidden: Vec<&Cell> = parts.iter().map(|p| &cells[p]).filter(|c| c.hidden()).collect();
+            let hidden: Vec<&Cell> = parts
+                .iter()
+                .map(|p| &cells[p])
+                .filter(|c| c.hidden())
+                .collect();
             let total_hidden = cells[total].hidden();
             let needs = hidden
                 .iter()
@@ -315,7 +319,11 @@ pub fn hide_more(
 }
 
 /// Round published aggregate counts, then add rates and medians on top of what is published.
-fn finish(mut cells: BTreeMap<CellKey, Cell>, table: &TrueTable, config: &DisclosureConfig) -> Vec<Cell> {
+fn finish(
+    mut cells: BTreeMap<CellKey, Cell>,
+    table: &TrueTable,
+    config: &DisclosureConfig,
+) -> Vec<Cell> {
     for cell in cells.values_mut() {
         let rounds = matches!(cell.key.level, Level::Nation | Level::Prefecture);
         if rounds && !cell.hidden() && config.rounding_base > 1 {

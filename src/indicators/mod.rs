@@ -66,12 +66,7 @@ fn enum_at(doc: &Value, pointer: &str) -> Vec<String> {
 
 impl Catalogue {
     pub fn from_standard(version: &SchemaVersion) -> Catalogue {
-        let mut items: Vec<u32> = version
-            .applicability
-            .rules
-            .iter()
-            .map(|r| r.item)
-            .collect();
+        let mut items: Vec<u32> = version.applicability.rules.iter().map(|r| r.item).collect();
         items.sort_unstable();
         items.dedup();
         let outcome = version

@@ -32,7 +32,11 @@ pub struct Candidate {
 }
 
 /// Count every town's indicators for the fiscal year and aggregate them.
-pub fn true_table(conn: &mut DbConn, version: &SchemaVersion, fy: FiscalYear) -> StoreResult<TrueTable> {
+pub fn true_table(
+    conn: &mut DbConn,
+    version: &SchemaVersion,
+    fy: FiscalYear,
+) -> StoreResult<TrueTable> {
     let catalogue = Catalogue::from_standard(version);
     let rules = &version.applicability;
     let mut record_types: Vec<&str> = rules.rules.iter().map(|r| r.record_type.as_str()).collect();
@@ -193,7 +197,12 @@ mod tests {
     use crate::schema::Standard;
 
     /// Random sparse towns: a few children each, a few screening records and basic items.
-    fn sparse_table(seed: u64, towns: usize, catalogue: &Catalogue, version: &SchemaVersion) -> TrueTable {
+    fn sparse_table(
+        seed: u64,
+        towns: usize,
+        catalogue: &Catalogue,
+        version: &SchemaVersion,
+    ) -> TrueTable {
         let mut rng = Rng::new(seed);
         let bases = ["13101", "13102", "13103", "14101", "14102", "14103"];
         let mut list = Vec::new();
@@ -203,7 +212,9 @@ mod tests {
             let town = Town {
                 code: code.clone(),
                 name: code.clone(),
-                council: rng.pick(&[None, Some("c1"), Some("c2")]).map(str::to_string),
+                council: rng
+                    .pick(&[None, Some("c1"), Some("c2")])
+                    .map(str::to_string),
                 population: *rng.pick(&[None, Some(1_500), Some(10_000), Some(100_000)]),
             };
             let mut data = TownData {
@@ -240,7 +251,13 @@ mod tests {
                     });
                 }
             }
-            let counts = compute::town_counts(&data, &[], &version.applicability, catalogue, FiscalYear(2025));
+            let counts = compute::town_counts(
+                &data,
+                &[],
+                &version.applicability,
+                catalogue,
+                FiscalYear(2025),
+            );
             by_town.insert(code, counts);
             list.push(town);
         }
@@ -249,14 +266,21 @@ mod tests {
 
     /// An attacker independent of the LP: interval arithmetic over the same relations
     /// (subtraction from totals, bounds from "at most" relations), repeated to a fixpoint.
-    fn propagate(cells: &[Cell], relations: &[Relation], base: i64) -> HashMap<CellKey, (f64, f64)> {
+    fn propagate(
+        cells: &[Cell],
+        relations: &[Relation],
+        base: i64,
+    ) -> HashMap<CellKey, (f64, f64)> {
         let mut b: HashMap<CellKey, (f64, f64)> = cells
             .iter()
             .filter(|c| c.unit == Unit::Count)
             .map(|c| {
                 let bounds = match (c.value, c.rounded) {
                     (Some(v), false) => (v, v),
-                    (Some(v), true) => ((v - (base / 2) as f64).max(0.0), v + (base - base / 2 - 1) as f64),
+                    (Some(v), true) => (
+                        (v - (base / 2) as f64).max(0.0),
+                        v + (base - base / 2 - 1) as f64,
+                    ),
                     (None, _) => (0.0, f64::INFINITY),
                 };
                 (c.key.clone(), bounds)
@@ -281,15 +305,33 @@ mod tests {
                     ks.iter().map(|k| if hi { b[k].1 } else { b[k].0 }).sum()
                 };
                 for (i, k) in pos.iter().enumerate() {
-                    let others: Vec<CellKey> = pos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, k)| k.clone()).collect();
+                    let others: Vec<CellKey> = pos
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, k)| k.clone())
+                        .collect();
                     let hi = sum(&b, &neg, true) - sum(&b, &others, false);
-                    let lo = if equal { sum(&b, &neg, false) - sum(&b, &others, true) } else { 0.0 };
+                    let lo = if equal {
+                        sum(&b, &neg, false) - sum(&b, &others, true)
+                    } else {
+                        0.0
+                    };
                     changed |= tighten(&mut b, k, lo, hi);
                 }
                 for (i, k) in neg.iter().enumerate() {
-                    let others: Vec<CellKey> = neg.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, k)| k.clone()).collect();
+                    let others: Vec<CellKey> = neg
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, k)| k.clone())
+                        .collect();
                     let lo = sum(&b, &pos, false) - sum(&b, &others, true);
-                    let hi = if equal { sum(&b, &pos, true) - sum(&b, &others, false) } else { f64::INFINITY };
+                    let hi = if equal {
+                        sum(&b, &pos, true) - sum(&b, &others, false)
+                    } else {
+                        f64::INFINITY
+                    };
                     changed |= tighten(&mut b, k, lo, hi);
                 }
             }

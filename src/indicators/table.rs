@@ -255,7 +255,8 @@ pub fn relations(
         }
     }
     for (level, code) in geographies(towns) {
-        let at = |indicator: &str, category: &str| key(level, &code, Measure::new(indicator, category));
+        let at =
+            |indicator: &str, category: &str| key(level, &code, Measure::new(indicator, category));
         let at_most = |lhs: Vec<CellKey>, rhs: Vec<CellKey>| Relation::AtMost { lhs, rhs };
         for item in &catalogue.items {
             out.push(at_most(

@@ -120,7 +120,13 @@ struct SubjectFields {
     moved_out_on: Option<NaiveDate>,
 }
 
-type SubjectRow = (String, Option<String>, Option<String>, Option<String>, String);
+type SubjectRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
 type RecordRow = (String, String, String, String, String, String);
 
 /// One town's subjects, opt-outs and current records of `record_types`.
@@ -157,7 +163,10 @@ pub fn town_data(conn: &mut DbConn, code: &str, record_types: &[&str]) -> StoreR
             .load::<RecordRow>(c)?;
         let provenance = record_provenance::table
             .filter(record_provenance::municipality_code.eq(code))
-            .select((record_provenance::source, record_provenance::source_record_id))
+            .select((
+                record_provenance::source,
+                record_provenance::source_record_id,
+            ))
             .load::<(String, String)>(c)?;
         diesel::QueryResult::Ok((people, opted_out, rows, provenance))
     })?;
@@ -179,17 +188,19 @@ pub fn town_data(conn: &mut DbConn, code: &str, record_types: &[&str]) -> StoreR
         .collect();
     let facts = rows
         .into_iter()
-        .filter_map(|(about, record_type, source, source_record_id, effective_date, data)| {
-            let transferred = provenance.contains(&(source, source_record_id.clone()));
-            Some(Fact {
-                about,
-                record_type,
-                source_record_id,
-                effective_date,
-                data: serde_json::from_str(&data).ok()?,
-                transferred,
-            })
-        })
+        .filter_map(
+            |(about, record_type, source, source_record_id, effective_date, data)| {
+                let transferred = provenance.contains(&(source, source_record_id.clone()));
+                Some(Fact {
+                    about,
+                    record_type,
+                    source_record_id,
+                    effective_date,
+                    data: serde_json::from_str(&data).ok()?,
+                    transferred,
+                })
+            },
+        )
         .collect();
     Ok(TownData {
         code: code.to_string(),
@@ -260,8 +271,19 @@ fn release_from(row: ReleaseRow, cells: Vec<Cell>) -> StoreResult<StoredRelease>
 }
 
 fn cell_from(row: CellRow) -> StoreResult<(i64, Cell)> {
-    let (release, level, geography, indicator, category, unit, value, rounded, suppressed, floor, true_value) =
-        row;
+    let (
+        release,
+        level,
+        geography,
+        indicator,
+        category,
+        unit,
+        value,
+        rounded,
+        suppressed,
+        floor,
+        true_value,
+    ) = row;
     let level = Level::parse(&level).ok_or_else(|| invalid("level"))?;
     Ok((
         release,
@@ -399,7 +421,8 @@ pub fn publish(
     audit: &AuditEntry,
 ) -> StoreResult<i64> {
     let now = now_rfc3339();
-    let disclosure = serde_json::to_string(release.disclosure).map_err(|_| invalid("configuration"))?;
+    let disclosure =
+        serde_json::to_string(release.disclosure).map_err(|_| invalid("configuration"))?;
     let towns = serde_json::to_string(release.towns).map_err(|_| invalid("town list"))?;
     let summary = serde_json::to_string(release.audit).map_err(|_| invalid("audit summary"))?;
     write_tx!(conn, |c| {
