@@ -167,7 +167,7 @@ pub fn count_measures(catalogue: &Catalogue) -> Vec<Measure> {
 }
 
 /// The geographies of a set of towns: each town, its prefecture, its council, the nation.
-pub fn geographies(towns: &[Town]) -> Vec<(Level, String)> {
+pub fn geographies(towns: &[Town]) -> Vec<Place> {
     let mut geos = BTreeSet::new();
     geos.insert((Level::Nation, NATION.to_string()));
     for town in towns {
@@ -180,10 +180,13 @@ pub fn geographies(towns: &[Town]) -> Vec<(Level, String)> {
     geos.into_iter().collect()
 }
 
+/// A geography: its level and code.
+pub type Place = (Level, String);
+
 /// Parts that make up each aggregate geography.
-pub fn hierarchy(towns: &[Town]) -> Vec<((Level, String), Vec<(Level, String)>)> {
-    let mut prefectures: BTreeMap<String, Vec<(Level, String)>> = BTreeMap::new();
-    let mut councils: BTreeMap<String, Vec<(Level, String)>> = BTreeMap::new();
+pub fn hierarchy(towns: &[Town]) -> Vec<(Place, Vec<Place>)> {
+    let mut prefectures: BTreeMap<String, Vec<Place>> = BTreeMap::new();
+    let mut councils: BTreeMap<String, Vec<Place>> = BTreeMap::new();
     for town in towns {
         let part = (Level::Municipality, town.code.clone());
         prefectures
@@ -335,7 +338,7 @@ pub struct TrueTable {
     pub fiscal_year: i32,
     pub towns: Vec<Town>,
     pub counts: BTreeMap<CellKey, i64>,
-    pub acceptance_days: BTreeMap<(Level, String), Vec<i64>>,
+    pub acceptance_days: BTreeMap<Place, Vec<i64>>,
 }
 
 /// One town's counts for a fiscal year (see `compute`).
@@ -357,7 +360,7 @@ impl TrueTable {
         let measures = count_measures(catalogue);
         let empty = TownCounts::default();
         let mut counts = BTreeMap::new();
-        let mut acceptance_days: BTreeMap<(Level, String), Vec<i64>> = BTreeMap::new();
+        let mut acceptance_days: BTreeMap<Place, Vec<i64>> = BTreeMap::new();
         for town in &towns {
             let own = by_town.get(&town.code).unwrap_or(&empty);
             let mut targets = vec![
