@@ -185,10 +185,9 @@ pub async fn preview(
     entry.detail = Some(serde_json::json!({"fiscal_year": fiscal_year}).to_string());
     let worker = state.clone();
     let preview = blocking(move || {
-        let mut conn = worker.store.conn()?;
         let version = worker.standard.latest();
         let candidate = pipeline::candidate(
-            &mut conn,
+            &worker.store,
             version,
             FiscalYear(fiscal_year),
             &worker.disclosure,
@@ -212,7 +211,7 @@ pub async fn preview(
             Level::Prefecture | Level::Nation => false,
         });
         let cells = publication::cell_views(visible, &candidate.towns);
-        crate::audit::append(&mut conn, &entry)?;
+        crate::audit::append(&mut worker.store.conn()?, &entry)?;
         Ok(PreviewView {
             fiscal_year,
             disclosure: candidate.disclosure.clone(),

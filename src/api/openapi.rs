@@ -6,9 +6,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{
-    audit_api, identity, indicators, meta, packages, records, subjects, transfers, views,
-};
+use super::{audit_api, identity, indicators, meta, packages, records, subjects, transfers, views};
 use crate::audit::AuditRecord;
 use crate::ingest::{IngestReport, RecordResult, RecordStatus, ResultDetail};
 use crate::schema::applicability::ApplicableItem;

@@ -182,7 +182,7 @@ pub fn indicators(store: Store, backend: &str, children: usize) -> anyhow::Resul
     let catalogue = Catalogue::from_standard(version);
     let config = DisclosureConfig::default();
     let started = Instant::now();
-    let true_table = pipeline::true_table(&mut conn, version, FiscalYear(2025))?;
+    let true_table = pipeline::true_table(&store, version, FiscalYear(2025))?;
     let compute_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();

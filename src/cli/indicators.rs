@@ -111,7 +111,7 @@ pub fn run(command: IndicatorsCommand, store: &Store) -> anyhow::Result<()> {
         } => {
             let config = disclosure.config();
             let (candidate, id) = pipeline::release(
-                &mut conn,
+                store,
                 version,
                 FiscalYear(fiscal_year),
                 &config,

@@ -3,15 +3,16 @@
 //! exposed), and publish it — or refuse it with the audit's report.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::audit::{self, AuditReport, AuditSummary, AuditedRelease};
 use super::disclosure::{self, Cell, DisclosureConfig};
-use super::table::{self, CellKey, TrueTable};
+use super::table::{self, CellKey, TownCounts, TrueTable};
 use super::{Catalogue, FiscalYear, SUPPORT_OUTCOME, compute};
 use crate::audit::AuditEntry;
 use crate::schema::SchemaVersion;
 use crate::store::indicators::{self as ledger, NewRelease, StoredRelease};
-use crate::store::{DbConn, StoreResult};
+use crate::store::{DbConn, Store, StoreResult};
 
 /// Rounds of extra suppression tried before a release is refused.
 const REPAIR_ROUNDS: usize = 10;
@@ -31,9 +32,10 @@ pub struct Candidate {
     pub disclosure: DisclosureConfig,
 }
 
-/// Count every town's indicators for the fiscal year and aggregate them.
+/// Count every town's indicators for the fiscal year and aggregate them. Towns are counted in
+/// parallel, one database connection per core.
 pub fn true_table(
-    conn: &mut DbConn,
+    store: &Store,
     version: &SchemaVersion,
     fy: FiscalYear,
 ) -> StoreResult<TrueTable> {
@@ -43,13 +45,37 @@ pub fn true_table(
     record_types.push(SUPPORT_OUTCOME);
     record_types.sort_unstable();
     record_types.dedup();
-    let towns = ledger::towns(conn)?;
-    let transfers = ledger::transfers(conn)?;
+    let mut conn = store.conn()?;
+    let towns = ledger::towns(&mut conn)?;
+    let transfers = ledger::transfers(&mut conn)?;
+    drop(conn);
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let counted: Vec<StoreResult<Vec<(String, TownCounts)>>> = std::thread::scope(|scope| {
+        let work = || {
+            let mut conn = store.conn()?;
+            let mut done = Vec::new();
+            while let Some(town) = towns.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let data = ledger::town_data(&mut conn, &town.code, &record_types)?;
+                let counts = compute::town_counts(&data, &transfers, rules, &catalogue, fy);
+                done.push((town.code.clone(), counts));
+            }
+            Ok(done)
+        };
+        let handles: Vec<_> = (0..workers.clamp(1, towns.len().max(1)))
+            .map(|_| scope.spawn(work))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
     let mut by_town = BTreeMap::new();
-    for town in &towns {
-        let data = ledger::town_data(conn, &town.code, &record_types)?;
-        let counts = compute::town_counts(&data, &transfers, rules, &catalogue, fy);
-        by_town.insert(town.code.clone(), counts);
+    for done in counted {
+        by_town.extend(done?);
     }
     Ok(TrueTable::build(fy.0, towns, &by_town, &catalogue))
 }
@@ -105,14 +131,14 @@ pub fn protect_and_audit(
 
 /// The release the hub would publish now for `fy`, audited against the ledger.
 pub fn candidate(
-    conn: &mut DbConn,
+    store: &Store,
     version: &SchemaVersion,
     fy: FiscalYear,
     config: &DisclosureConfig,
 ) -> StoreResult<Candidate> {
     let catalogue = Catalogue::from_standard(version);
-    let table = true_table(conn, version, fy)?;
-    let stored = ledger::ledger(conn)?;
+    let table = true_table(store, version, fy)?;
+    let stored = ledger::ledger(&mut store.conn()?)?;
     let (cells, report) = protect_and_audit(&table, &stored, config, &catalogue);
     Ok(Candidate {
         fiscal_year: fy.0,
@@ -128,13 +154,14 @@ pub fn candidate(
 /// Publish `fy` if the audit passes: the release and its audit entry are stored in one
 /// transaction. A refused release is audited too. Returns the candidate and the new id.
 pub fn release(
-    conn: &mut DbConn,
+    store: &Store,
     version: &SchemaVersion,
     fy: FiscalYear,
     config: &DisclosureConfig,
     published_by: &str,
 ) -> StoreResult<(Candidate, Option<i64>)> {
-    let candidate = candidate(conn, version, fy, config)?;
+    let candidate = candidate(store, version, fy, config)?;
+    let conn = &mut store.conn()?;
     let mut entry = AuditEntry {
         municipality_code: "*".into(),
         client_name: Some(published_by.to_string()),
