@@ -135,7 +135,7 @@ pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport 
     let mut index: HashMap<Unknown, usize> = HashMap::new();
     let mut bounds: Vec<Bounds> = Vec::new();
     let mut rows: Vec<(Vec<(usize, f64)>, bool)> = Vec::new();
-    // Hidden cells to bound, by unknown: (release, required width, key).
+    // Hidden cells to bound, by unknown: (release, fiscal year, required width, key).
     let mut targets: BTreeMap<usize, (Option<i64>, i32, i64, CellKey)> = BTreeMap::new();
     for release in releases {
         let half = release.rounding_base / 2;
