@@ -457,7 +457,49 @@ fn ledger_is_immutable(backend: Backend) {
     assert!(audit.status.success(), "{}", describe(&audit));
 }
 
+/// A peer hub's towns are registered here only so transfers can name them: they are that
+/// hub's to count, never a geography of this hub's releases.
+fn peer_towns_are_not_counted(backend: Backend) {
+    let hub = Hub::start(backend);
+    let own = town(&hub, "13101", Some("協議会"), Some(30_000));
+    children(&hub, &own, 25);
+    let peer_town = with_check_digit("27100");
+    let key = kodomo_hub::transfer::package::new_signing_key();
+    let public_key = hex::encode(key.verifying_key().as_bytes());
+    let town_arg = format!("{peer_town}=他ハブの町");
+    let out = hub.cli(&[
+        "admin",
+        "peer",
+        "add",
+        "--name",
+        "osaka-hub",
+        "--public-key",
+        &public_key,
+        "--town",
+        &town_arg,
+    ]);
+    assert!(out.status.success(), "peer add: {}", describe(&out));
+    let id = released(&hub);
+    let release = fetch(&hub, &analyst(&hub, &own), id);
+    let geographies: Vec<&str> = release["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .filter_map(|c| c["geography"].as_str())
+        .collect();
+    assert!(geographies.contains(&own.code.as_str()), "{geographies:?}");
+    assert!(
+        !geographies.contains(&peer_town.as_str()),
+        "{geographies:?}"
+    );
+    assert!(
+        !geographies.contains(&"27"),
+        "no prefecture of the peer's town: {geographies:?}"
+    );
+}
+
 both_backends!(
+    peer_towns_are_not_counted,
     floor_boundaries,
     small_towns,
     differencing,

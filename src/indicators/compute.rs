@@ -136,10 +136,15 @@ pub fn town_counts(
     };
     let end = fy.end().format("%Y-%m-%d").to_string();
 
-    // Children who left by an accepted transfer, and when.
+    // Children who left by an accepted transfer (or one delivered to another hub), and when.
     let mut moved_away: HashMap<&str, NaiveDate> = HashMap::new();
     for t in transfers.iter().filter(|t| {
-        t.origin == town.code && t.status == TransferStatus::Accepted && t.decided_on.is_some()
+        t.origin == town.code
+            && matches!(
+                t.status,
+                TransferStatus::Accepted | TransferStatus::Delivered
+            )
+            && t.decided_on.is_some()
     }) {
         for child in &t.children {
             if let Some(on) = t.decided_on {

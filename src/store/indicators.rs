@@ -23,8 +23,13 @@ use crate::schema::SUBJECT_TYPE;
 use crate::transfer::TransferStatus;
 use crate::{on_conn, write_tx};
 
+/// The hub's own towns (a peer hub's towns, registered for transfers, are that hub's to count).
 pub fn towns(conn: &mut DbConn) -> StoreResult<Vec<Town>> {
+    use super::tables::peer_towns;
     let rows = on_conn!(conn, |c| municipalities::table
+        .filter(diesel::dsl::not(municipalities::municipality_code.eq_any(
+            peer_towns::table.select(peer_towns::municipality_code)
+        ),))
         .select((
             municipalities::municipality_code,
             municipalities::name,
