@@ -18,6 +18,18 @@ fn kit(args: &[&str]) -> Output {
         .expect("run kodomo-hub conformance")
 }
 
+/// `conformance files --schema-version 1 --out OUT INPUT`.
+fn check_files(out: &std::path::Path, input: &std::path::Path) -> Output {
+    kit(&[
+        "files",
+        "--schema-version",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ])
+}
+
 fn vectors_files() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/vectors/v1/files")
 }
@@ -57,14 +69,7 @@ fn valid_exports_in_utf8_bom_cp932_ndjson_and_json_are_conformant() {
         &input,
     );
     let out = dir.path().join("report");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
+    let run = check_files(&out, &input);
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     let result = result(&out);
     assert_eq!(result["verdict"], "conformant");
@@ -88,14 +93,7 @@ fn a_cp932_csv_with_errors_is_not_conformant_and_names_row_and_column() {
     copy(&["csv-cp932-errors.csv"], dir.path());
     let out = dir.path().join("report");
     let file = dir.path().join("csv-cp932-errors.csv");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let run = check_files(&out, &file);
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     let result = result(&out);
     assert_eq!(result["verdict"], "not_conformant");
@@ -127,14 +125,7 @@ fn reports_carry_locations_and_codes_but_no_input_values() {
     let record = r#"{"record_type":"subject","schema_version":"1.0","source_record_id":"123456789018","subject":{"resident_no":"T-1"},"effective_date":"2021-04-01","household_no":"H-1","name":"試験用氏名甲","birth_date":"2099-01-01","sex":7,"role":"child"}"#;
     std::fs::write(&file, format!("{record}\n")).unwrap();
     let out = dir.path().join("report");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let run = check_files(&out, &file);
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     let result = result(&out);
     assert_eq!(
@@ -168,14 +159,7 @@ fn transfer_packages_are_checked_with_their_signatures() {
         dir.path(),
     );
     let out = dir.path().join("good");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        dir.path().to_str().unwrap(),
-    ]);
+    let run = check_files(&out, dir.path());
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     let good = result(&out);
     assert_eq!(test(&good, "KDL-XFER-001")["status"], "pass");
@@ -207,14 +191,7 @@ fn transfer_packages_are_checked_with_their_signatures() {
     )
     .unwrap();
     let out = dir.path().join("json-report");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        json_dir.to_str().unwrap(),
-    ]);
+    let run = check_files(&out, &json_dir);
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     let json_form = result(&out);
     assert_eq!(test(&json_form, "KDL-XFER-001")["status"], "pass");
@@ -233,14 +210,7 @@ fn transfer_packages_are_checked_with_their_signatures() {
         &tampered,
     );
     let out = dir.path().join("bad");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        tampered.to_str().unwrap(),
-    ]);
+    let run = check_files(&out, &tampered);
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     let bad = result(&out);
     let digest = &test(&bad, "KDL-XFER-001")["issues"][0];
@@ -269,14 +239,7 @@ fn transfer_packages_are_checked_with_their_signatures() {
 fn every_committed_vector_file_is_reported_with_its_requirement() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        vectors_files().to_str().unwrap(),
-    ]);
+    let run = check_files(&out, &vectors_files());
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     let result = result(&out);
     for id in [
@@ -391,14 +354,7 @@ fn a_report_directory_that_cannot_be_written_is_a_tool_error() {
     copy(&["json-batch.json"], dir.path());
     // --out names an existing file, so the reports cannot be written there.
     let out = dir.path().join("json-batch.json");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
+    let run = check_files(&out, &out);
     assert_eq!(run.status.code(), Some(4), "{}", describe(&run));
 }
 
@@ -416,14 +372,7 @@ fn the_printable_report_lists_the_first_issues_and_result_json_all() {
     let file = dir.path().join("many.csv");
     std::fs::write(&file, csv).unwrap();
     let out = dir.path().join("report");
-    let run = kit(&[
-        "files",
-        "--schema-version",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let run = check_files(&out, &file);
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     assert_eq!(
         test(&result(&out), "KDL-REC-004")["issues"]
