@@ -9,6 +9,7 @@ use crate::audit::AuditEntry;
 use crate::schema::{Standard, rules};
 use crate::store::Store;
 use crate::store::packages::{self, ExchangeError, Importer};
+use crate::transfer::package;
 
 #[derive(Subcommand)]
 pub enum PeerCommand {
@@ -136,11 +137,7 @@ fn entry(municipality: &str, actor: &str, action: &str) -> AuditEntry {
 }
 
 fn signature_path(file: &Path, given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(|| {
-        let mut name = file.as_os_str().to_owned();
-        name.push(".sig");
-        PathBuf::from(name)
-    })
+    given.unwrap_or_else(|| package::signature_path(file))
 }
 
 fn read_signature(path: &Path) -> anyhow::Result<String> {
@@ -186,10 +183,10 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
                     signed.xml.into_bytes(),
                 ),
                 PackageFormat::Json => {
-                    let package = crate::transfer::package::parse(signed.xml.as_bytes())?;
+                    let package = package::parse(signed.xml.as_bytes())?;
                     (
                         format!("{}.json", signed.package_id),
-                        crate::transfer::package::to_json(&package),
+                        package::to_json(&package),
                     )
                 }
             };

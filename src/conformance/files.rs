@@ -175,13 +175,6 @@ fn is_package_json(bytes: &[u8]) -> bool {
         .is_some_and(|v| v.get("package_id").is_some() && v.get("manifest").is_some())
 }
 
-/// The detached signature of a transfer package: the same path with `.sig` appended.
-pub fn signature_path(package: &Path) -> PathBuf {
-    let mut name = package.as_os_str().to_owned();
-    name.push(".sig");
-    PathBuf::from(name)
-}
-
 /// A transfer package read and checked as a receiving hub does (canonical XML, manifest,
 /// contents against the standard), and its detached signature verified against the header and
 /// manifest. Whether the signing key is the origin hub's is the receiver's trust-store
@@ -203,7 +196,7 @@ fn check_transfer_package(
     if let Err(e) = package::check_contents(&package, standard) {
         issues.push(("KDL-XFER-001", issue(e)));
     }
-    let signature = match std::fs::read_to_string(signature_path(path)) {
+    let signature = match std::fs::read_to_string(package::signature_path(path)) {
         Err(_) => Err(PackageError::new(
             "signature_missing",
             "/signature",
@@ -251,7 +244,7 @@ pub fn run(ingestor: &Ingestor, version: &SchemaVersion, files: &[PathBuf]) -> R
         let mut check = match std::fs::read(path) {
             Ok(bytes) => {
                 run.inputs.push(Input::of(&name, &bytes));
-                let signature = signature_path(path);
+                let signature = package::signature_path(path);
                 if kind == FileKind::TransferXml
                     && let Ok(signature_bytes) = std::fs::read(&signature)
                 {

@@ -401,12 +401,12 @@ pub fn import(
     importer: &Importer,
     audit: &AuditEntry,
 ) -> Result<Imported> {
-    let package = package::parse(bytes)?;
+    let (package, xml) = package::parse_canonical(bytes)?;
     let signature = DetachedSignature::parse(signature)?;
     let peer = trusted_peer(conn, &signature)?;
     package::verify_package_signature(&package, &signature)?;
     package::check_contents(&package, standard)?;
-    let xml = String::from_utf8(package::to_xml(&package)).expect("the writer emits UTF-8");
+    let xml = String::from_utf8(xml.into_owned()).expect("checked to be UTF-8 or rendered");
     let package_sha256 = hex::encode(Sha256::digest(xml.as_bytes()));
     let key = hub_key(conn)?;
     let header = &package.header;

@@ -8,6 +8,8 @@
 //! caught — by the parser, the canonical check, a part digest or the signature. The JSON form
 //! carries the same fields; XML → JSON → XML gives back the same bytes.
 
+use std::borrow::Cow;
+
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use quick_xml::Reader;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
@@ -679,17 +681,42 @@ fn require_canonical(bytes: &[u8], canonical: &[u8], what: &str) -> Result<()> {
     ))
 }
 
-/// Read a package from its XML form (must be canonical) or its JSON form.
-pub fn parse(bytes: &[u8]) -> Result<Package> {
+/// Read a package from its XML form (must be canonical) or its JSON form; `true` when XML.
+fn parse_form(bytes: &[u8]) -> Result<(Package, bool)> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
-        return serde_json::from_slice(bytes)
-            .map_err(|e| PackageError::new("json_malformed", "", e.to_string()));
+        let package = serde_json::from_slice(bytes)
+            .map_err(|e| PackageError::new("json_malformed", "", e.to_string()))?;
+        return Ok((package, false));
     }
     require_utf8(bytes, "package")?;
     let package = parse_package_xml(bytes)?;
     require_canonical(bytes, &to_xml(&package), "package")?;
-    Ok(package)
+    Ok((package, true))
+}
+
+/// Read a package from its XML form (must be canonical) or its JSON form.
+pub fn parse(bytes: &[u8]) -> Result<Package> {
+    parse_form(bytes).map(|(package, _)| package)
+}
+
+/// Read a package and give its canonical XML too: the input itself when it was XML (already
+/// checked to be canonical), rendered when it was the JSON form.
+pub fn parse_canonical(bytes: &[u8]) -> Result<(Package, Cow<'_, [u8]>)> {
+    let (package, was_xml) = parse_form(bytes)?;
+    let xml = if was_xml {
+        Cow::Borrowed(bytes)
+    } else {
+        Cow::Owned(to_xml(&package))
+    };
+    Ok((package, xml))
+}
+
+/// The detached signature of a package or receipt file: the same path with `.sig` appended.
+pub fn signature_path(file: &std::path::Path) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".sig");
+    std::path::PathBuf::from(name)
 }
 
 /// Read a receipt (canonical XML).
