@@ -2,7 +2,7 @@
 //! return a personal field. The list of operations comes from the committed document, so a
 //! route added later is checked without anyone remembering to add it here.
 
-mod common;
+use crate::common;
 
 use common::{Backend, Hub};
 use serde_json::{Value, json};

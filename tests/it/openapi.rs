@@ -1,7 +1,7 @@
 //! The OpenAPI contract: the committed document is exactly what the code generates, the server
 //! serves it, record schemas come from schema/, and the docs pages work from the binary alone.
 
-mod common;
+use crate::common;
 
 use common::{Backend, Hub};
 use serde_json::Value;

@@ -2,8 +2,7 @@
 //! status, detail and code) for inputs that cannot be read as a whole, for authentication and
 //! authorization failures, and for unknown routes.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Backend, Hub, OTHER_TOWN, TOWN, record, subject};
 use serde_json::{Value, json};

@@ -3,8 +3,7 @@
 //! and then claimed, escalation past the deadline, the audit trail of every step, and
 //! acceptance surviving a `kill -9` of the server half-way through (all or nothing).
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

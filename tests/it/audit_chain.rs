@@ -2,8 +2,7 @@
 //! "intact" on an untouched trail and names the first entry that was changed or follows a
 //! removed one.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -2,8 +2,7 @@
 //! personal reads, the audit trail an auditor reads, guardians' objections (opt-out), children
 //! under a DV support measure (支援措置), and revoking or rotating a client's token.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Backend, Hub, OTHER_TOWN, Resp, TOWN, Town, describe, record, subject};
 use serde_json::{Value, json};

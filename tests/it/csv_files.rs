@@ -1,8 +1,7 @@
 //! CSV pushes: columns are the dotted paths listed by `GET /v1/schemas`; files come in CP932
 //! (Shift_JIS) or UTF-8 with or without a BOM; problems carry the CSV row and column.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Backend, Hub, TOWN, Town, assert_rejected, result_at};
 use serde_json::{Value, json};

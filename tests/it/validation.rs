@@ -1,8 +1,7 @@
 //! One test per schema rule: each pushes records that break exactly one rule and asserts the
 //! exact error code and JSON pointer in the per-record result (so removing the rule fails it).
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{
     Backend, CliEnv, Hub, OTHER_TOWN, THIRD_TOWN, TOWN, Town, assert_rejected, describe, envelope,

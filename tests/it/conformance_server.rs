@@ -2,7 +2,7 @@
 //! deliberately broken servers (a proxy in front of the hub that injects one defect each) — it
 //! must catch every defect.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -1,7 +1,6 @@
 //! NDJSON pushes: a bad line rejects only itself; a large stream is ingested in bounded memory.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::time::Instant;

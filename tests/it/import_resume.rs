@@ -5,8 +5,7 @@
 //! These tests run the real binary as a child process against their own database (a SQLite
 //! data directory, or a PostgreSQL database created and dropped here).
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! The conformance kit's command line, run as a supplier would: real files, the real binary,
 //! its exit codes and the three report files.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

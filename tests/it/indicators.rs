@@ -3,7 +3,7 @@
 //! the floor, small towns, differencing between town and prefecture tables, roles, the CSV
 //! byte-order mark and the immutability of the ledger.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -3,8 +3,7 @@
 //! person through the API, and taught by the review (remembered student numbers) and by the
 //! council's 外字 table.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

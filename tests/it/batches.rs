@@ -1,8 +1,7 @@
 //! Batches as a whole: partial acceptance, atomic batches, Idempotency-Key replays and
 //! concurrent pushes of the same batch.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Barrier};
 

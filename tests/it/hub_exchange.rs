@@ -3,8 +3,7 @@
 //! tampered, mis-signed, incomplete or replayed package is refused with a precise error and
 //! imports nothing.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,8 +2,7 @@
 //! bearer token, whatever the requests carried — valid or rejected records, refused reads,
 //! unknown tokens.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Backend, Hub, TOWN, record, subject};
 use serde_json::json;

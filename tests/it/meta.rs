@@ -1,7 +1,6 @@
 //! Dry-run validation, the served schemas, health/readiness/metrics and the demo council.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Backend, Hub, RECORD_TYPES, TOWN, assert_rejected, record};
 use serde_json::{Value, json};

@@ -1,8 +1,7 @@
 //! Record lifecycle over HTTP: create every record type, unchanged re-push, update with
 //! history, retraction (tombstone) and the change feed.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Backend, Hub, RECORD_TYPES, TOWN, count_status, record, result_at, results};
 use serde_json::{Value, json};
