@@ -1,5 +1,6 @@
 //! kodomo-hub: the library behind the `kodomo-hub` binary, organised by capability.
 
+pub mod access;
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -1,12 +1,15 @@
 //! The audit trail for auditors: who accessed a child, when and why (開示請求).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use super::extract::Auditor;
 use super::views::AuditTrail;
-use super::{Problem, State, audit_entry, blocking, json};
-use crate::auth::Role;
+use super::{Problem, State, audit_entry, json, with_conn};
+use crate::access::{self, ChildUse, Hidden, Verdict};
+use crate::audit::AuditRecord;
+use crate::store::records as store_records;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -31,21 +34,25 @@ pub struct AuditQuery {
 )]
 pub async fn audit_trail(
     state: State,
-    req: HttpRequest,
+    Auditor(principal): Auditor,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let principal = authenticate_auditor(&state, &req).await?;
     let municipality = principal.municipality.clone();
     let subject = query.into_inner().subject;
-    let mut entry = audit_entry(&principal, &municipality, "audit.read");
+    let mut entry = audit_entry(&principal, &municipality, access::AUDIT_READ);
     entry.subject = Some(subject.clone());
-    let worker = state.clone();
     let (m, s) = (municipality.clone(), subject.clone());
-    let entries = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        let entries = crate::audit::for_subject(&mut conn, &m, &s)?;
-        crate::audit::append(&mut conn, &entry)?;
-        Ok(entries)
+    let entries = with_conn(&state, move |conn, _| {
+        // A child hidden from this auditor (DV without the role) shows the trail a child that
+        // does not exist would have; results never disclose a measure to it.
+        let facts = store_records::child_facts(conn, &m, &s)?;
+        let hidden = matches!(
+            access::decide(&principal, &m, ChildUse::ReadAuditTrail, facts.as_ref()),
+            Verdict::Hide(Hidden::SupportMeasure)
+        );
+        let entries = crate::audit::for_subject(conn, &m, &s)?;
+        crate::audit::append(conn, &entry)?;
+        Ok(shown(&principal, hidden, entries))
     })
     .await?;
     Ok(json(
@@ -58,16 +65,20 @@ pub async fn audit_trail(
     ))
 }
 
-async fn authenticate_auditor(
-    state: &State,
-    req: &HttpRequest,
-) -> Result<crate::auth::Principal, Problem> {
-    let principal = super::authenticate(state, req).await?;
-    if principal.may(Role::Auditor, &principal.municipality) {
-        Ok(principal)
-    } else {
-        Err(Problem::forbidden("this client lacks the auditor role"))
-    }
+/// The entries as the auditor may see them (see [`access::shown_result`]).
+fn shown(
+    auditor: &crate::auth::Principal,
+    subject_hidden: bool,
+    entries: Vec<AuditRecord>,
+) -> Vec<AuditRecord> {
+    entries
+        .into_iter()
+        .filter_map(|mut e| {
+            let result = access::shown_result(auditor, subject_hidden, &e.action, &e.result)?;
+            e.result = result.to_string();
+            Some(e)
+        })
+        .collect()
 }
 
 /// Reads of the auditor's town's children by other towns' clients (notification to the data
@@ -81,17 +92,22 @@ async fn authenticate_auditor(
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn external_reads(state: State, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let principal = authenticate_auditor(&state, &req).await?;
+pub async fn external_reads(
+    state: State,
+    Auditor(principal): Auditor,
+) -> Result<HttpResponse, Problem> {
     let municipality = principal.municipality.clone();
     let entry = audit_entry(&principal, &municipality, "audit.external_reads");
-    let worker = state.clone();
     let m = municipality.clone();
-    let entries = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        let entries = crate::audit::external_reads(&mut conn, &m)?;
-        crate::audit::append(&mut conn, &entry)?;
-        Ok(entries)
+    let entries = with_conn(&state, move |conn, _| {
+        let mut entries = crate::audit::external_reads(conn, &m)?;
+        // Reads of children hidden from this auditor are not listed.
+        if !access::lists_support_measure(&principal, &m) {
+            let hidden = store_records::support_measure_subjects(conn, &m)?;
+            entries.retain(|e| e.subject.as_ref().is_none_or(|s| !hidden.contains(s)));
+        }
+        crate::audit::append(conn, &entry)?;
+        Ok(shown(&principal, false, entries))
     })
     .await?;
     Ok(json(

@@ -2,12 +2,13 @@
 //! person must link (or that wait for their subject), with the candidates and what differs.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::subjects::hide_forbidden;
-use super::{Problem, State, audit_entry, authenticate, authorize, blocking, json, personal_read};
+use super::extract::{Actor, Caller, IdentityQueueRead, PersonalRead};
+use super::{Problem, State, audit_entry, json, with_conn};
+use crate::access::{self, ChildUse};
 use crate::auth::Role;
 use crate::identity::resolve::Candidate;
 use crate::store::identity::{self as store_identity, QueueItem, Verdict};
@@ -84,37 +85,52 @@ pub struct ConfirmRequest {
 )]
 pub async fn list(
     state: State,
-    req: HttpRequest,
+    read: PersonalRead<IdentityQueueRead>,
     path: web::Path<String>,
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, Problem> {
     let municipality = path.into_inner();
-    let principal = authenticate(&state, &req).await?;
-    let mut entry = audit_entry(&principal, &municipality, "identity.queue.read");
-    personal_read(&state, &req, &principal, &mut entry).await?;
+    let PersonalRead {
+        principal,
+        mut entry,
+        ..
+    } = read;
     if !principal.may(Role::Caseworker, &municipality) {
-        return super::subjects::refuse_quietly(&state, entry).await;
+        entry.result = access::Hidden::Role.audit_result().into();
+        super::record_audit(&state, entry).await?;
+        return Err(Problem::not_found());
     }
     let status = query.status.unwrap_or(QueueStatus::Review);
-    let worker = state.clone();
     let m = municipality.clone();
-    let items = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        let queue = store_identity::queue(&mut conn, &m, status.as_str())?;
+    let items = with_conn(&state, move |conn, _| {
+        let queue = store_identity::queue(conn, &m, status.as_str())?;
         let mut items = Vec::with_capacity(queue.len());
         for item in queue {
-            let basic_info = store_records::record_data(&mut conn, item.record_id)?
+            let basic_info = store_records::record_data(conn, item.record_id)?
                 .and_then(|d| d.pointer("/subject/basic_info").cloned())
                 .unwrap_or(Value::Null);
+            let mut candidates = item.candidates();
+            // A candidate the caseworker may not see is not offered as a match.
+            let names: Vec<String> = candidates.iter().map(|c| c.resident_no.clone()).collect();
+            let facts = store_records::children_facts(conn, &m, &names)?;
+            candidates.retain(|c| {
+                access::decide(
+                    &principal,
+                    &m,
+                    ChildUse::ReviewIdentity,
+                    facts.get(&c.resident_no),
+                )
+                .is_allowed()
+            });
             items.push(ReviewItem {
-                candidates: item.candidates(),
+                candidates,
                 basic_info,
                 item,
             });
         }
         entry.detail =
             Some(serde_json::json!({"status": status.as_str(), "items": items.len()}).to_string());
-        crate::audit::append(&mut conn, &entry)?;
+        crate::audit::append(conn, &entry)?;
         Ok(items)
     })
     .await?;
@@ -130,15 +146,17 @@ pub async fn list(
 
 async fn apply(
     state: State,
-    req: HttpRequest,
+    caller: Caller,
+    actor: Actor,
     municipality: String,
     id: i64,
     resident_no: Option<String>,
 ) -> Result<HttpResponse, Problem> {
-    let principal = authorize(&state, &req, Role::Caseworker, &municipality)
-        .await
-        .map_err(hide_forbidden)?;
-    let actor = super::required_actor(&req, "a review decision")?;
+    let Caller(principal) = caller;
+    if !principal.may(Role::Caseworker, &municipality) {
+        return Err(Problem::not_found());
+    }
+    let Actor(actor) = actor;
     let action = if resident_no.is_some() {
         "identity.confirm"
     } else {
@@ -148,15 +166,25 @@ async fn apply(
     entry.actor = Some(actor.clone());
     entry.subject = resident_no.clone();
     entry.detail = Some(serde_json::json!({"queue_item": id}).to_string());
-    let worker = state.clone();
-    let item = blocking(move || {
-        let mut conn = worker.store.conn()?;
+    let item = with_conn(&state, move |conn, _| {
         let verdict = match &resident_no {
-            Some(r) => Verdict::Confirm(r),
+            Some(r) => {
+                // A child the caseworker may not see is answered like one that does not
+                // exist: the store is asked about a number no subject has.
+                let facts = store_records::child_facts(conn, &municipality, r)?;
+                let visible = access::decide(
+                    &principal,
+                    &municipality,
+                    ChildUse::ReviewIdentity,
+                    facts.as_ref(),
+                )
+                .is_allowed();
+                Verdict::Confirm(r, visible)
+            }
             None => Verdict::Reject,
         };
         Ok(store_identity::decide(
-            &mut conn,
+            conn,
             &municipality,
             id,
             verdict,
@@ -188,14 +216,16 @@ async fn apply(
 )]
 pub async fn confirm(
     state: State,
-    req: HttpRequest,
+    caller: Caller,
+    actor: Actor,
     path: web::Path<(String, i64)>,
     body: web::Json<ConfirmRequest>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, id) = path.into_inner();
     apply(
         state,
-        req,
+        caller,
+        actor,
         municipality,
         id,
         Some(body.into_inner().resident_no),
@@ -222,9 +252,10 @@ pub async fn confirm(
 )]
 pub async fn reject(
     state: State,
-    req: HttpRequest,
+    caller: Caller,
+    actor: Actor,
     path: web::Path<(String, i64)>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, id) = path.into_inner();
-    apply(state, req, municipality, id, None).await
+    apply(state, caller, actor, municipality, id, None).await
 }

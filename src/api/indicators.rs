@@ -8,7 +8,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::{Problem, State, audit_entry, authenticate, blocking, json};
+use super::extract::Caller;
+use super::{Problem, State, audit_entry, blocking, json};
 use crate::auth::Role;
 use crate::indicators::publication::{self, CellView, PreviewView, ReleaseList, ReleaseView};
 use crate::indicators::table::Level;
@@ -85,8 +86,7 @@ fn respond(
         (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
-pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    authenticate(&state, &req).await?;
+pub async fn list(state: State, _caller: Caller) -> Result<HttpResponse, Problem> {
     let worker = state.clone();
     let releases = blocking(move || {
         let mut conn = worker.store.conn()?;
@@ -118,11 +118,11 @@ pub async fn list(state: State, req: HttpRequest) -> Result<HttpResponse, Proble
 )]
 pub async fn show(
     state: State,
+    _caller: Caller,
     req: HttpRequest,
     path: web::Path<i64>,
     query: web::Query<FormatQuery>,
 ) -> Result<HttpResponse, Problem> {
-    authenticate(&state, &req).await?;
     let id = path.into_inner();
     let worker = state.clone();
     let view: ReleaseView = blocking(move || {
@@ -165,10 +165,10 @@ pub async fn show(
 )]
 pub async fn preview(
     state: State,
+    Caller(principal): Caller,
     req: HttpRequest,
     query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let principal = authenticate(&state, &req).await?;
     if !principal.roles.contains(&Role::CouncilAdmin) {
         return Err(Problem::forbidden(
             "unpublished indicators are previewed by council administrators only",

@@ -3,6 +3,7 @@
 
 pub mod audit_api;
 pub mod docs;
+pub mod extract;
 pub mod identity;
 pub mod indicators;
 pub mod meta;
@@ -21,11 +22,10 @@ use actix_web::dev::Service;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::audit::{self, AuditEntry};
-use crate::auth::tls::PeerFingerprint;
-use crate::auth::{self, Principal, ReadContext, ReadRefusal, Role};
+use crate::auth::Principal;
 use crate::ingest::Ingestor;
 use crate::schema::Standard;
-use crate::store::{Store, clients};
+use crate::store::{DbConn, Store};
 pub use problem::Problem;
 
 /// Request limits; each has a clear 413/400 answer when exceeded.
@@ -140,6 +140,19 @@ pub async fn blocking<T: Send + 'static>(
     web::block(work).await.map_err(|_| Problem::internal())?
 }
 
+/// Run `work` on the blocking pool with a pooled connection and the hub's state.
+pub async fn with_conn<T: Send + 'static>(
+    state: &State,
+    work: impl FnOnce(&mut DbConn, &AppState) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let worker = state.clone();
+    blocking(move || {
+        let mut conn = worker.store.conn()?;
+        work(&mut conn, &worker)
+    })
+    .await
+}
+
 /// An audit entry for an action of `principal`.
 pub fn audit_entry(principal: &Principal, municipality: &str, action: &str) -> AuditEntry {
     AuditEntry {
@@ -155,12 +168,7 @@ pub fn audit_entry(principal: &Principal, municipality: &str, action: &str) -> A
 
 /// Append an audit entry in its own transaction.
 pub async fn record_audit(state: &State, entry: AuditEntry) -> Result<(), Problem> {
-    let worker = state.clone();
-    blocking(move || {
-        let mut conn = worker.store.conn()?;
-        Ok(audit::append(&mut conn, &entry)?)
-    })
-    .await
+    with_conn(state, move |conn, _| Ok(audit::append(conn, &entry)?)).await
 }
 
 /// A header as text. Declared purposes' legal bases are often Japanese, so UTF-8 is accepted
@@ -171,169 +179,11 @@ pub fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
         .and_then(|h| std::str::from_utf8(h.as_bytes()).ok())
 }
 
-/// A personal read: the caller must declare a published purpose and the staff member acting.
-/// A refused declaration is audited too.
-pub async fn personal_read(
-    state: &State,
-    req: &HttpRequest,
-    principal: &Principal,
-    entry: &mut AuditEntry,
-) -> Result<ReadContext, Problem> {
-    entry.actor = header(req, "X-Actor").map(str::to_string);
-    entry.purpose = header(req, "X-Purpose").map(str::to_string);
-    let declared = ReadContext::declare(
-        &state.standard.latest().purposes,
-        header(req, "X-Purpose"),
-        header(req, "X-Actor"),
-        header(req, "X-Legal-Basis"),
-    );
-    match declared {
-        Ok(context) => {
-            entry.legal_basis = Some(context.legal_basis.clone());
-            Ok(context)
-        }
-        Err(refusal) => {
-            let code = match refusal {
-                ReadRefusal::MissingActor => "actor_required",
-                _ => "purpose_required",
-            };
-            let mut refused = entry.clone();
-            refused.result = format!("refused:{code}");
-            refused.client_name = Some(principal.name.clone());
-            record_audit(state, refused).await?;
-            Err(Problem::bad_request(code, refusal.to_string()))
-        }
-    }
-}
-
-/// The staff member a write is done by (`X-Actor`, required); `what` says which step needs it.
-pub fn required_actor(req: &HttpRequest, what: &str) -> Result<String, Problem> {
-    header(req, "X-Actor")
-        .filter(|a| auth::is_valid_actor(a))
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Problem::bad_request(
-                "actor_required",
-                format!("{what} must name the staff member in X-Actor (visible ASCII, at most 100 characters)"),
-            )
-        })
-}
-
 /// A JSON body, read only after the caller is authenticated (so strangers learn nothing from
 /// its errors).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(body)
         .map_err(|e| Problem::bad_request("invalid_request", format!("invalid body: {e}")))
-}
-
-/// The caller behind the bearer token.
-pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal, Problem> {
-    let header = req
-        .headers()
-        .get("Authorization")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let Some(token) = header
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    else {
-        record_audit(
-            state,
-            AuditEntry {
-                municipality_code: req.match_info().get("code").unwrap_or("").to_string(),
-                action: format!(
-                    "{} {}",
-                    req.method(),
-                    req.match_pattern().unwrap_or_default()
-                ),
-                result: "failed:no_token".into(),
-                ..AuditEntry::default()
-            },
-        )
-        .await?;
-        return Err(Problem::unauthorized(
-            "send the client's token as `Authorization: Bearer <token>`",
-        ));
-    };
-    let hash = auth::hash_token(token);
-    let worker = state.clone();
-    let row = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        Ok(clients::client_by_token_hash(&mut conn, &hash)?)
-    })
-    .await?;
-    let presented = req.conn_data::<PeerFingerprint>().map(|f| f.0.as_str());
-    match row.map(Principal::from_row) {
-        Some(principal)
-            if principal
-                .cert_fingerprint
-                .as_deref()
-                .is_none_or(|bound| Some(bound) == presented) =>
-        {
-            state
-                .rate_limit
-                .take(principal.client_id)
-                .map_err(|retry_after| {
-                    let mut problem = Problem::new(
-                        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
-                        format!("too many requests from this client; retry after {retry_after} s"),
-                    );
-                    problem.retry_after = Some(retry_after);
-                    problem
-                })?;
-            Ok(principal)
-        }
-        refused => {
-            // Unknown or revoked token, or a token presented over the wrong certificate.
-            let wrong_certificate = refused.is_some();
-            record_audit(
-                state,
-                AuditEntry {
-                    municipality_code: req.match_info().get("code").unwrap_or("").to_string(),
-                    client_id: refused.as_ref().map(|p| p.client_id),
-                    client_name: refused.map(|p| p.name),
-                    action: format!(
-                        "{} {}",
-                        req.method(),
-                        req.match_pattern().unwrap_or_default()
-                    ),
-                    result: if wrong_certificate {
-                        "failed:certificate"
-                    } else {
-                        "failed:authentication"
-                    }
-                    .into(),
-                    ..AuditEntry::default()
-                },
-            )
-            .await?;
-            Err(Problem::unauthorized(if wrong_certificate {
-                "this client's token is only accepted with its own client certificate"
-            } else {
-                "the token is unknown or revoked"
-            }))
-        }
-    }
-}
-
-/// Authenticate and require `role` in `municipality`.
-pub async fn authorize(
-    state: &State,
-    req: &HttpRequest,
-    role: Role,
-    municipality: &str,
-) -> Result<Principal, Problem> {
-    let principal = authenticate(state, req).await?;
-    if principal.may(role, municipality) {
-        Ok(principal)
-    } else {
-        Err(Problem::forbidden(format!(
-            "this client lacks the {} role for municipality {municipality}",
-            role.as_str()
-        )))
-    }
 }
 
 fn extractor_error(detail: String) -> actix_web::Error {
@@ -552,7 +402,7 @@ pub async fn serve(
             })
             .configure(configure)
     })
-    .on_connect(auth::tls::remember_peer);
+    .on_connect(crate::auth::tls::remember_peer);
     match tls {
         Some(config) => server.bind_rustls_0_23(listen, config)?.run().await,
         None => server.bind(listen)?.run().await,

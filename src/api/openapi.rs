@@ -63,7 +63,7 @@ impl utoipa::Modify for BearerAuth {
         identity::ConfirmRequest, crate::store::identity::QueueItem,
         crate::identity::resolve::Candidate,
         transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,
-        transfers::DeclineRequest, transfers::TransferBox, transfers::TransferList,
+        transfers::DeclineRequest, crate::transfer::TransferBox, transfers::TransferList,
         packages::PackageForm, crate::store::packages::Imported,
         crate::store::transfers::Transfer, crate::store::transfers::TransferView,
         crate::store::transfers::TransferChild, crate::transfer::TransferReason,

@@ -7,8 +7,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::transfers::{actor, officer};
-use super::{Problem, State, audit_entry, blocking, json};
+use super::extract::{Actor, Officer};
+use super::{Problem, State, audit_entry, blocking, json, with_conn};
+use crate::access::TransferUse;
+use crate::transfer::workflow;
 use crate::store::packages::{self, Importer};
 use crate::store::transfers::Transfer;
 use crate::transfer::package;
@@ -76,27 +78,21 @@ fn signature(req: &HttpRequest) -> Result<String, Problem> {
 )]
 pub async fn export(
     state: State,
-    req: HttpRequest,
+    Officer(principal): Officer,
+    Actor(by): Actor,
     path: web::Path<i64>,
     query: web::Query<PackageQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let principal = officer(&state, &req).await?;
     let mut entry = audit_entry(
         &principal,
         &principal.municipality,
         "transfer.package.export",
     );
-    entry.actor = Some(actor(&req)?);
+    entry.actor = Some(by);
     let id = path.into_inner();
-    let worker = state.clone();
-    let signed = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        Ok(packages::export(
-            &mut conn,
-            id,
-            &principal.municipality,
-            &entry,
-        )?)
+    let signed = with_conn(&state, move |conn, _| {
+        workflow::visible(conn, &principal, TransferUse::Export, id)?;
+        Ok(packages::export(conn, id, &principal.municipality, &entry)?)
     })
     .await?;
     let mut response = HttpResponse::Ok();
@@ -142,12 +138,12 @@ pub async fn export(
 )]
 pub async fn import(
     state: State,
+    Officer(principal): Officer,
+    Actor(by): Actor,
     req: HttpRequest,
     query: web::Query<ImportQuery>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let principal = officer(&state, &req).await?;
-    let by = actor(&req)?;
     let signature = signature(&req)?;
     let body = super::records::read_body(&mut payload, state.limits.max_body_bytes).await?;
     let mut entry = audit_entry(
@@ -207,16 +203,17 @@ pub async fn import(
 )]
 pub async fn receipt(
     state: State,
+    Officer(principal): Officer,
+    Actor(by): Actor,
     req: HttpRequest,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let principal = officer(&state, &req).await?;
     let mut entry = audit_entry(
         &principal,
         &principal.municipality,
         "transfer.receipt.import",
     );
-    entry.actor = Some(actor(&req)?);
+    entry.actor = Some(by);
     let signature = signature(&req)?;
     let body = super::records::read_body(&mut payload, state.limits.max_body_bytes).await?;
     let worker = state.clone();

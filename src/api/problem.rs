@@ -76,6 +76,17 @@ impl Problem {
         Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
+    /// Too many requests from one client; retry after `seconds`.
+    pub fn rate_limited(seconds: u32) -> Problem {
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this client; retry after {seconds} s"),
+        );
+        problem.retry_after = Some(seconds);
+        problem
+    }
+
     pub fn forbidden(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }

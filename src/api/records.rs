@@ -6,12 +6,10 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::subjects::refuse_quietly;
 use super::views::{ChangesPage, History, Retraction, ValidationReport, ValidationResult};
-use super::{
-    AppState, Metrics, Problem, State, audit_entry, authenticate, authorize, blocking, json,
-    personal_read,
-};
+use super::extract::{Caller, ChangesRead, HistoryRead, PersonalRead};
+use super::{AppState, Metrics, Problem, State, audit_entry, blocking, json, with_conn};
+use crate::access::{self, RecordScope};
 use crate::auth::{Principal, Role};
 use crate::ingest::formats::locate_csv_errors;
 use crate::ingest::{
@@ -294,13 +292,14 @@ async fn finish_push(
 )]
 pub async fn push(
     state: State,
+    caller: Caller,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<PushQuery>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let municipality = path.into_inner();
-    let principal = authorize(&state, &req, Role::Source, &municipality).await?;
+    let principal = caller.require(Role::Source, &municipality)?;
     let format = body_format(&req)?;
     let key = idempotency_key(&req)?;
     let query = query.into_inner();
@@ -581,11 +580,11 @@ async fn push_ndjson(
 )]
 pub async fn retract(
     state: State,
-    req: HttpRequest,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, source_record_id) = path.into_inner();
-    let principal = authorize(&state, &req, Role::Source, &municipality).await?;
+    let principal = caller.require(Role::Source, &municipality)?;
     let mut entry = audit_entry(&principal, &municipality, "record.retract");
     entry.detail = Some(serde_json::json!({ "source_record_id": source_record_id }).to_string());
     let worker = state.clone();
@@ -627,23 +626,24 @@ fn hide_support_measure(
     municipality: &str,
     changes: &mut Vec<store_records::Change>,
 ) -> Result<(), Problem> {
-    if principal.may(Role::SupportMeasureReader, municipality) {
+    if access::lists_support_measure(principal, municipality) {
         return Ok(());
     }
     let hidden = store_records::support_measure_subjects(conn, municipality)?;
     if !hidden.is_empty() {
-        changes.retain(|c| {
-            let about = serde_json::from_str::<serde_json::Value>(&c.version.data)
-                .ok()
-                .and_then(|d| {
-                    d.pointer("/subject/resident_no")?
-                        .as_str()
-                        .map(str::to_string)
-                });
-            !about.is_some_and(|r| hidden.contains(&r))
-        });
+        changes.retain(|c| !c.about().is_some_and(|r| hidden.contains(&r)));
     }
     Ok(())
+}
+
+/// A caller without a role in the town learns nothing: audited, then "not found".
+async fn refuse_quietly(
+    state: &State,
+    mut entry: crate::audit::AuditEntry,
+) -> Result<HttpResponse, Problem> {
+    entry.result = access::Hidden::Role.audit_result().into();
+    super::record_audit(state, entry).await?;
+    Err(Problem::not_found())
 }
 
 #[utoipa::path(
@@ -667,43 +667,35 @@ fn hide_support_measure(
 /// Every version of a record: caseworkers see any source's records, a source its own.
 pub async fn history(
     state: State,
-    req: HttpRequest,
+    read: PersonalRead<HistoryRead>,
     path: web::Path<(String, String)>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, source_record_id) = path.into_inner();
-    let principal = authenticate(&state, &req).await?;
-    let mut entry = audit_entry(&principal, &municipality, "record.history");
+    let PersonalRead {
+        principal,
+        mut entry,
+        ..
+    } = read;
     entry.detail = Some(serde_json::json!({ "source_record_id": source_record_id }).to_string());
-    personal_read(&state, &req, &principal, &mut entry).await?;
-    let source = if principal.may(Role::Caseworker, &municipality) {
-        query.into_inner().source
-    } else if principal.may(Role::Source, &municipality) {
-        Some(principal.name.clone())
-    } else {
-        return refuse_quietly(&state, entry).await;
+    let source = match access::record_scope(&principal, &municipality) {
+        Some(RecordScope::EverySource) => query.into_inner().source,
+        Some(RecordScope::OwnSource(own)) => Some(own),
+        None => return refuse_quietly(&state, entry).await,
     };
-    let worker = state.clone();
     let (m, id) = (municipality.clone(), source_record_id.clone());
-    let versions = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        let mut versions = store_records::history(&mut conn, &m, source.as_deref(), &id)?;
-        hide_support_measure(&mut conn, &principal, &m, &mut versions)?;
+    let versions = with_conn(&state, move |conn, _| {
+        let mut versions = store_records::history(conn, &m, source.as_deref(), &id)?;
+        hide_support_measure(conn, &principal, &m, &mut versions)?;
         // The child concerned, so disclosure requests find history reads too.
-        entry.subject = versions.iter().find_map(|v| {
-            serde_json::from_str::<serde_json::Value>(&v.version.data)
-                .ok()?
-                .pointer("/subject/resident_no")?
-                .as_str()
-                .map(str::to_string)
-        });
+        entry.subject = versions.iter().find_map(store_records::Change::about);
         entry.result = if versions.is_empty() {
-            "not_found"
+            access::Hidden::Missing.audit_result()
         } else {
             "ok"
         }
         .into();
-        crate::audit::append(&mut conn, &entry)?;
+        crate::audit::append(conn, &entry)?;
         Ok(versions)
     })
     .await?;
@@ -753,15 +745,17 @@ pub struct ChangesQuery {
 /// The change feed: every new version and retraction in commit order, paged by cursor.
 pub async fn changes(
     state: State,
-    req: HttpRequest,
+    read: PersonalRead<ChangesRead>,
     path: web::Path<String>,
     query: web::Query<ChangesQuery>,
 ) -> Result<HttpResponse, Problem> {
     let municipality = path.into_inner();
-    let principal = authenticate(&state, &req).await?;
-    let mut entry = audit_entry(&principal, &municipality, "changes.read");
-    personal_read(&state, &req, &principal, &mut entry).await?;
-    if !principal.may(Role::Caseworker, &municipality) {
+    let PersonalRead {
+        principal,
+        mut entry,
+        ..
+    } = read;
+    if access::record_scope(&principal, &municipality) != Some(RecordScope::EverySource) {
         return refuse_quietly(&state, entry).await;
     }
     let limit = query.limit.unwrap_or(100);
@@ -772,17 +766,15 @@ pub async fn changes(
         ));
     }
     let after = query.after;
-    let worker = state.clone();
     let m = municipality.clone();
-    let (changes, next_cursor) = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        let mut changes = store_records::changes(&mut conn, &m, after, limit)?;
+    let (changes, next_cursor) = with_conn(&state, move |conn, _| {
+        let mut changes = store_records::changes(conn, &m, after, limit)?;
         // The cursor moves past hidden entries too, so a consumer never stalls on them.
         let next_cursor = changes.last().map_or(after, |c| c.version.seq);
-        hide_support_measure(&mut conn, &principal, &m, &mut changes)?;
+        hide_support_measure(conn, &principal, &m, &mut changes)?;
         entry.detail =
             Some(serde_json::json!({"after": after, "returned": changes.len()}).to_string());
-        crate::audit::append(&mut conn, &entry)?;
+        crate::audit::append(conn, &entry)?;
         Ok((changes, next_cursor))
     })
     .await?;
@@ -811,10 +803,9 @@ pub async fn changes(
 /// Dry run: validate a JSON batch as a push would, storing nothing.
 pub async fn validate(
     state: State,
-    req: HttpRequest,
+    Caller(principal): Caller,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let principal = authenticate(&state, &req).await?;
     let body = read_body(&mut payload, state.limits.max_body_bytes).await?;
     let worker = state.clone();
     let report = blocking(move || {

@@ -7,10 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::views::{GuardianRecord, OptOutState, OptOutView, ProfileView};
-use super::{
-    Problem, State, audit_entry, authenticate, authorize, blocking, json, personal_read,
-    record_audit,
-};
+use super::extract::{Caller, PersonalRead, SubjectRead};
+use super::{Problem, State, audit_entry, json, with_conn};
+use crate::access::{self, ChildUse};
 use crate::auth::Role;
 use crate::schema::applicability::EvaluatedRecord;
 use crate::schema::rules;
@@ -37,40 +36,40 @@ use crate::store::records as store_records;
 )]
 pub async fn profile(
     state: State,
-    req: HttpRequest,
+    read: PersonalRead<SubjectRead>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, resident_no) = path.into_inner();
-    let principal = authenticate(&state, &req).await?;
-    let mut entry = audit_entry(&principal, &municipality, "subject.read");
-    entry.subject = Some(resident_no.clone());
-    let context = personal_read(&state, &req, &principal, &mut entry).await?;
-    let may_read = principal.may(Role::Caseworker, &municipality);
-    let sees_support_measure = principal.may(Role::SupportMeasureReader, &municipality);
-    let worker = state.clone();
-    let (m, r) = (municipality.clone(), resident_no.clone());
-    let outcome = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        // Look the child up even when the caller may not read it, so that both answers take
-        // the same path and about the same time.
-        let profile = store_records::profile(&mut conn, &m, &r, sees_support_measure)?;
-        let verdict = match &profile {
-            _ if !may_read => Err("denied:role"),
-            None => Err("not_found"),
-            Some(p) if p.support_measure && !sees_support_measure => Err("denied:support_measure"),
-            Some(p) if p.opt_out.is_some() && context.purpose.screening => Err("excluded:opt_out"),
-            Some(_) => Ok(()),
-        };
-        entry.result = verdict.err().unwrap_or("ok").to_string();
-        crate::audit::append(&mut conn, &entry)?;
-        let Some(profile) = profile.filter(|_| verdict.is_ok()) else {
+    let PersonalRead {
+        principal,
+        context,
+        mut entry,
+        ..
+    } = read;
+    let outcome = with_conn(&state, move |conn, hub| {
+        // Decide on the cheap facts first: a hidden child never reaches the queries below.
+        let facts = store_records::child_facts(conn, &municipality, &resident_no)?;
+        let verdict = access::decide(
+            &principal,
+            &municipality,
+            ChildUse::Read {
+                screening: context.purpose.screening,
+            },
+            facts.as_ref(),
+        );
+        entry.result = verdict.audit_result().to_string();
+        crate::audit::append(conn, &entry)?;
+        if !verdict.is_allowed() {
             return Err(Problem::not_found());
-        };
-        let rules = &worker.standard.latest().applicability;
+        }
+        let lists_dv = access::lists_support_measure(&principal, &municipality);
+        let profile = store_records::profile(conn, &municipality, &resident_no, lists_dv)?
+            .ok_or_else(Problem::not_found)?;
+        let rules = &hub.standard.latest().applicability;
         let evaluated: Vec<EvaluatedRecord> = profile
             .records
             .iter()
-            .map(|rec| (r.as_str(), rec))
+            .map(|rec| (resident_no.as_str(), rec))
             .chain(
                 profile
                     .guardian_records
@@ -91,10 +90,11 @@ pub async fn profile(
             rules.evaluate(&evaluated)
         };
         Ok(ProfileView {
-            municipality_code: m,
-            resident_no: r,
+            municipality_code: municipality,
+            resident_no,
             subject: profile.subject,
             opt_out: profile.opt_out,
+            moved_out: profile.moved_out,
             household: profile.household,
             records: profile.records,
             guardian_records: profile
@@ -139,14 +139,15 @@ pub struct OptOutRequest {
 )]
 pub async fn put_opt_out(
     state: State,
+    Caller(principal): Caller,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, resident_no) = path.into_inner();
-    let principal = authorize(&state, &req, Role::Caseworker, &municipality)
-        .await
-        .map_err(hide_forbidden)?;
+    if !principal.may(Role::Caseworker, &municipality) {
+        return Err(Problem::not_found());
+    }
     // The body is read only after authentication: strangers learn nothing from its errors.
     let body: OptOutRequest = super::parse_json(&body)?;
     if !rules::is_past_date(&body.objected_on) {
@@ -163,20 +164,21 @@ pub async fn put_opt_out(
     let mut entry = audit_entry(&principal, &municipality, "subject.opt_out.set");
     entry.subject = Some(resident_no.clone());
     entry.actor = optional_actor(&req)?;
-    let sees_support_measure = principal.may(Role::SupportMeasureReader, &municipality);
-    let worker = state.clone();
     let (m, r) = (municipality.clone(), resident_no.clone());
     let note = body.legal_note.clone();
     let objected_on = body.objected_on.clone();
-    let known = blocking(move || {
-        let mut conn = worker.store.conn()?;
+    let known = with_conn(&state, move |conn, _| {
+        let facts = store_records::child_facts(conn, &m, &r)?;
+        if !access::decide(&principal, &m, ChildUse::RecordObjection, facts.as_ref()).is_allowed()
+        {
+            return Ok(false);
+        }
         Ok(store_records::set_opt_out(
-            &mut conn,
+            conn,
             &m,
             &r,
             &objected_on,
             note.as_deref(),
-            sees_support_measure,
             &entry,
         )?)
     })
@@ -213,28 +215,25 @@ pub async fn put_opt_out(
 )]
 pub async fn delete_opt_out(
     state: State,
+    Caller(principal): Caller,
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, resident_no) = path.into_inner();
-    let principal = authorize(&state, &req, Role::Caseworker, &municipality)
-        .await
-        .map_err(hide_forbidden)?;
+    if !principal.may(Role::Caseworker, &municipality) {
+        return Err(Problem::not_found());
+    }
     let mut entry = audit_entry(&principal, &municipality, "subject.opt_out.clear");
     entry.subject = Some(resident_no.clone());
     entry.actor = optional_actor(&req)?;
-    let sees_support_measure = principal.may(Role::SupportMeasureReader, &municipality);
-    let worker = state.clone();
     let (m, r) = (municipality.clone(), resident_no.clone());
-    let removed = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        Ok(store_records::clear_opt_out(
-            &mut conn,
-            &m,
-            &r,
-            sees_support_measure,
-            &entry,
-        )?)
+    let removed = with_conn(&state, move |conn, _| {
+        let facts = store_records::child_facts(conn, &m, &r)?;
+        if !access::decide(&principal, &m, ChildUse::RecordObjection, facts.as_ref()).is_allowed()
+        {
+            return Ok(false);
+        }
+        Ok(store_records::clear_opt_out(conn, &m, &r, &entry)?)
     })
     .await?;
     if !removed {
@@ -253,23 +252,4 @@ fn optional_actor(req: &HttpRequest) -> Result<Option<String>, Problem> {
             "X-Actor must be visible ASCII without surrounding spaces, at most 100 characters",
         )),
     }
-}
-
-/// Another town's caller learns nothing: a refusal looks like "not found".
-pub fn hide_forbidden(problem: Problem) -> Problem {
-    if problem.status == 403 {
-        Problem::not_found()
-    } else {
-        problem
-    }
-}
-
-/// Record that a refused caller tried, then answer like "not found".
-pub async fn refuse_quietly(
-    state: &State,
-    mut entry: crate::audit::AuditEntry,
-) -> Result<HttpResponse, Problem> {
-    entry.result = "denied:role".into();
-    record_audit(state, entry).await?;
-    Err(Problem::not_found())
 }

@@ -3,15 +3,19 @@
 //! and the escalation list.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{Problem, State, audit_entry, authenticate, blocking, json, personal_read};
-use crate::auth::{Principal, Role};
+use super::extract::{Actor, Officer, PersonalRead, TransferRead};
+use super::{Problem, State, audit_entry, json, with_conn};
+use crate::access::{self, ChildUse, TransferUse};
+use crate::auth::Principal;
+use crate::store::StoreError;
+use crate::store::records as store_records;
 use crate::store::transfers::{
     self as store_transfers, NewTransfer, Placement, Transfer, TransferView,
 };
-use crate::transfer::{DeclineReason, TransferReason};
+use crate::transfer::{DeclineReason, TransferBox, TransferReason, workflow};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -66,35 +70,10 @@ pub struct ListQuery {
     pub which: Option<TransferBox>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TransferBox {
-    Inbox,
-    Outbox,
-    Held,
-    Arrivals,
-    Escalated,
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TransferList {
     pub municipality_code: String,
     pub transfers: Vec<Transfer>,
-}
-
-pub(super) async fn officer(state: &State, req: &HttpRequest) -> Result<Principal, Problem> {
-    let principal = authenticate(state, req).await?;
-    if principal.roles.contains(&Role::TransferOfficer) {
-        Ok(principal)
-    } else {
-        Err(Problem::forbidden(
-            "this client lacks the transfer-officer role",
-        ))
-    }
-}
-
-pub(super) fn actor(req: &HttpRequest) -> Result<String, Problem> {
-    super::required_actor(req, "transfer steps")
 }
 
 /// Offer a household's children to a destination town (or hold it until the destination is
@@ -114,20 +93,32 @@ pub(super) fn actor(req: &HttpRequest) -> Result<String, Problem> {
 )]
 pub async fn offer(
     state: State,
-    req: HttpRequest,
+    Officer(principal): Officer,
+    Actor(by): Actor,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let principal = officer(&state, &req).await?;
     let body: OfferRequest = super::parse_json(&body)?;
-    let by = actor(&req)?;
     let mut entry = audit_entry(&principal, &principal.municipality, "transfer.offer");
     entry.actor = Some(by.clone());
     entry.legal_basis = Some(body.legal_basis.clone());
-    let worker = state.clone();
-    let view = blocking(move || {
-        let mut conn = worker.store.conn()?;
+    let view = with_conn(&state, move |conn, _| {
+        // A child the officer may not see (DV without the role) is refused exactly like a
+        // child that does not exist, before anything is written.
+        let facts = store_records::children_facts(conn, &principal.municipality, &body.children)?;
+        let hidden = body.children.iter().any(|child| {
+            !access::decide(
+                &principal,
+                &principal.municipality,
+                ChildUse::OfferInTransfer,
+                facts.get(child),
+            )
+            .is_allowed()
+        });
+        if hidden {
+            return Err(StoreError::Unprocessable(store_transfers::UNKNOWN_CHILD.into()).into());
+        }
         let id = store_transfers::create(
-            &mut conn,
+            conn,
             &NewTransfer {
                 origin: &principal.municipality,
                 destination: body.destination.as_deref(),
@@ -141,7 +132,7 @@ pub async fn offer(
             },
             &entry,
         )?;
-        Ok(store_transfers::view(&mut conn, id, None)?)
+        Ok(store_transfers::view(conn, id, None)?)
     })
     .await?;
     Ok(json(StatusCode::CREATED, &view))
@@ -161,28 +152,19 @@ pub async fn offer(
 )]
 pub async fn list(
     state: State,
-    req: HttpRequest,
+    Officer(principal): Officer,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let principal = officer(&state, &req).await?;
-    let which = match query.which.unwrap_or(TransferBox::Inbox) {
-        TransferBox::Inbox => "inbox",
-        TransferBox::Outbox => "outbox",
-        TransferBox::Held => "held",
-        TransferBox::Arrivals => "arrivals",
-        TransferBox::Escalated => "escalated",
-    };
-    let worker = state.clone();
-    let m = principal.municipality.clone();
-    let transfers = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        Ok(store_transfers::list(&mut conn, &m, which)?)
+    let which = query.which.unwrap_or(TransferBox::Inbox);
+    let municipality = principal.municipality.clone();
+    let transfers = with_conn(&state, move |conn, _| {
+        Ok(workflow::mailbox(conn, &principal, which)?)
     })
     .await?;
     Ok(json(
         StatusCode::OK,
         &TransferList {
-            municipality_code: principal.municipality,
+            municipality_code: municipality,
             transfers,
         },
     ))
@@ -208,37 +190,35 @@ pub async fn list(
 )]
 pub async fn show(
     state: State,
-    req: HttpRequest,
+    read: PersonalRead<TransferRead>,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
     let id = path.into_inner();
-    let principal = authenticate(&state, &req).await?;
-    let mut entry = audit_entry(&principal, &principal.municipality, "transfer.read");
+    let PersonalRead {
+        principal,
+        mut entry,
+        ..
+    } = read;
     entry.detail = Some(serde_json::json!({"transfer": id}).to_string());
-    personal_read(&state, &req, &principal, &mut entry).await?;
-    let worker = state.clone();
-    let view = blocking(move || {
-        let mut conn = worker.store.conn()?;
-        let is_officer = principal.roles.contains(&Role::TransferOfficer);
-        let visible = store_transfers::get(&mut conn, id)?.filter(|t| {
-            is_officer
-                && (t.municipality_code == principal.municipality
-                    || t.destination_code.as_deref() == Some(principal.municipality.as_str())
-                    || t.status == "held")
-        });
-        entry.result = if visible.is_some() {
-            "ok"
-        } else {
-            "not_found_or_denied"
-        }
-        .into();
-        crate::audit::append(&mut conn, &entry)?;
-        let Some(transfer) = visible else {
+    let view = with_conn(&state, move |conn, _| {
+        let (transfer, verdict) = workflow::judge(conn, &principal, TransferUse::View, id)?;
+        let (Some(transfer), true) = (transfer, verdict.is_allowed()) else {
+            entry.result = verdict.audit_result().into();
+            crate::audit::append(conn, &entry)?;
             return Err(Problem::not_found());
         };
+        // Filed under the town holding the children, one entry each: the origin's auditors
+        // see the destination's reads (external reads) and disclosure requests find them.
+        let children: Vec<String> = store_transfers::children(conn, id)?
+            .into_iter()
+            .map(|(origin_resident_no, _)| origin_resident_no)
+            .collect();
+        crate::store::records::in_write_transaction(conn, |tx| {
+            store_transfers::audit_per_child(tx, &entry, &transfer.municipality_code, &children)
+        })?;
         let suggest_in = (transfer.municipality_code != principal.municipality)
             .then_some(principal.municipality.as_str());
-        store_transfers::view(&mut conn, id, suggest_in)?.ok_or_else(Problem::not_found)
+        store_transfers::view(conn, id, suggest_in)?.ok_or_else(Problem::not_found)
     })
     .await?;
     Ok(json(StatusCode::OK, &view))
@@ -266,19 +246,17 @@ pub async fn show(
 )]
 pub async fn accept(
     state: State,
-    req: HttpRequest,
+    Officer(principal): Officer,
+    Actor(by): Actor,
     path: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let id = path.into_inner();
-    let principal = officer(&state, &req).await?;
     let body: AcceptRequest = super::parse_json(&body)?;
-    let by = actor(&req)?;
     let mut entry = audit_entry(&principal, &principal.municipality, "transfer.accept");
     entry.actor = Some(by.clone());
-    let worker = state.clone();
-    let view = blocking(move || {
-        let mut conn = worker.store.conn()?;
+    let view = with_conn(&state, move |conn, _| {
+        workflow::visible(conn, &principal, TransferUse::Accept, id)?;
         let placements: Vec<Placement> = body
             .placements
             .iter()
@@ -288,7 +266,7 @@ pub async fn accept(
             })
             .collect();
         store_transfers::accept(
-            &mut conn,
+            conn,
             id,
             &principal.municipality,
             &placements,
@@ -296,7 +274,7 @@ pub async fn accept(
             &by,
             &entry,
         )?;
-        store_transfers::view(&mut conn, id, None)?.ok_or_else(Problem::not_found)
+        store_transfers::view(conn, id, None)?.ok_or_else(Problem::not_found)
     })
     .await?;
     Ok(json(StatusCode::OK, &view))
@@ -304,24 +282,27 @@ pub async fn accept(
 
 async fn simple_step(
     state: State,
-    req: HttpRequest,
+    principal: Principal,
+    by: String,
     id: i64,
     step: &'static str,
     reason: Option<DeclineReason>,
 ) -> Result<HttpResponse, Problem> {
-    let principal = officer(&state, &req).await?;
-    let by = actor(&req)?;
+    let using = match step {
+        "decline" => TransferUse::Decline,
+        "cancel" => TransferUse::Cancel,
+        _ => TransferUse::Claim,
+    };
     let mut entry = audit_entry(
         &principal,
         &principal.municipality,
         &format!("transfer.{step}"),
     );
     entry.actor = Some(by.clone());
-    let worker = state.clone();
-    let transfer = blocking(move || {
-        let mut conn = worker.store.conn()?;
+    let transfer = with_conn(&state, move |conn, _| {
+        workflow::visible(conn, &principal, using, id)?;
         Ok(store_transfers::step(
-            &mut conn,
+            conn,
             id,
             &principal.municipality,
             step,
@@ -351,12 +332,21 @@ async fn simple_step(
 )]
 pub async fn decline(
     state: State,
-    req: HttpRequest,
+    Officer(principal): Officer,
+    Actor(by): Actor,
     path: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let body: DeclineRequest = super::parse_json(&body)?;
-    simple_step(state, req, path.into_inner(), "decline", Some(body.reason)).await
+    simple_step(
+        state,
+        principal,
+        by,
+        path.into_inner(),
+        "decline",
+        Some(body.reason),
+    )
+    .await
 }
 
 /// Cancel at the origin before acceptance.
@@ -375,10 +365,11 @@ pub async fn decline(
 )]
 pub async fn cancel(
     state: State,
-    req: HttpRequest,
+    Officer(principal): Officer,
+    Actor(by): Actor,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
-    simple_step(state, req, path.into_inner(), "cancel", None).await
+    simple_step(state, principal, by, path.into_inner(), "cancel", None).await
 }
 
 /// A destination that found a held transfer's family among its arrivals claims it; the
@@ -398,8 +389,9 @@ pub async fn cancel(
 )]
 pub async fn claim(
     state: State,
-    req: HttpRequest,
+    Officer(principal): Officer,
+    Actor(by): Actor,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
-    simple_step(state, req, path.into_inner(), "claim", None).await
+    simple_step(state, principal, by, path.into_inner(), "claim", None).await
 }

@@ -8,7 +8,7 @@ use crate::audit::AuditRecord;
 use crate::schema::FieldError;
 use crate::schema::applicability::ApplicableItem;
 use crate::schema::purposes::Purpose;
-use crate::store::records::{Change, CurrentRecord, HouseholdMember, OptOut};
+use crate::store::records::{Change, CurrentRecord, HouseholdMember, MovedOut, OptOut};
 
 #[derive(Serialize, ToSchema)]
 pub struct Status {
@@ -106,6 +106,8 @@ pub struct ProfileView {
     #[schema(value_type = Object)]
     pub subject: Value,
     pub opt_out: Option<OptOut>,
+    /// Set once the child moved out of this town (its transfer was accepted or delivered).
+    pub moved_out: Option<MovedOut>,
     pub household: Vec<HouseholdMember>,
     pub records: Vec<CurrentRecord>,
     pub guardian_records: Vec<GuardianRecord>,

@@ -78,6 +78,24 @@ impl Principal {
         }
     }
 
+    /// The operator at the hub's own console (the CLI, which holds the database anyway): acts
+    /// for `municipality` with every role a town's staff can hold.
+    pub fn console_operator(municipality: &str) -> Principal {
+        Principal {
+            client_id: 0,
+            name: "console".into(),
+            municipality: municipality.to_string(),
+            roles: vec![
+                Role::Caseworker,
+                Role::TransferOfficer,
+                Role::Auditor,
+                Role::SupportMeasureReader,
+            ],
+            record_types: None,
+            cert_fingerprint: None,
+        }
+    }
+
     pub fn roles_text(&self) -> String {
         self.roles
             .iter()

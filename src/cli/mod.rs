@@ -7,6 +7,7 @@ use std::io::Write;
 
 mod exchange;
 
+use crate::auth::Principal;
 use crate::ingest::files::ExportFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -327,10 +328,12 @@ enum TransferCommand {
     /// have arrived in this town) or escalated (open past the deadline; the named officer each
     /// is escalated to is listed).
     List {
+        /// The town whose transfers are listed.
         #[arg(long)]
         municipality: String,
-        #[arg(long, default_value = "inbox")]
-        r#box: String,
+        /// Which box to list.
+        #[arg(long, value_enum, default_value = "inbox")]
+        r#box: crate::transfer::TransferBox,
     },
     /// Offer a household's children to a destination town (omit --destination to hold).
     Offer {
@@ -843,7 +846,7 @@ fn review(command: ReviewCommand, store: &Store) -> anyhow::Result<()> {
             client_name: Some("review-cli".into()),
             actor: Some(actor.to_string()),
             subject,
-            action: if matches!(verdict, Verdict::Confirm(_)) {
+            action: if matches!(verdict, Verdict::Confirm(..)) {
                 "identity.confirm"
             } else {
                 "identity.reject"
@@ -896,7 +899,7 @@ fn review(command: ReviewCommand, store: &Store) -> anyhow::Result<()> {
                 &mut conn,
                 &municipality,
                 id,
-                Verdict::Confirm(&resident_no),
+                Verdict::Confirm(&resident_no, true),
                 &actor,
                 Some(resident_no.clone()),
             )?;
@@ -923,10 +926,10 @@ fn transfer(command: TransferCommand, store: &Store) -> anyhow::Result<()> {
             municipality,
             r#box,
         } => {
-            if !["inbox", "outbox", "held", "arrivals", "escalated"].contains(&r#box.as_str()) {
-                anyhow::bail!("--box is one of inbox, outbox, held, arrivals, escalated");
-            }
-            for t in transfers::list(&mut conn, &municipality, &r#box)? {
+            // The operator at the hub's console acts for the town with every role, so the
+            // policy shows it every transfer the town is a party to.
+            let operator = Principal::console_operator(&municipality);
+            for t in crate::transfer::workflow::mailbox(&mut conn, &operator, r#box)? {
                 println!(
                     "{}\t{} -> {}\t{}\tdeadline {}\tescalate to {}{}",
                     t.id,

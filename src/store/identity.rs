@@ -292,8 +292,9 @@ pub fn queue(conn: &mut DbConn, municipality: &str, status: &str) -> StoreResult
 
 /// A person's decision on a queue item.
 pub enum Verdict<'a> {
-    /// Link the record to this subject (and remember the source's local id).
-    Confirm(&'a str),
+    /// Link the record to this subject (and remember the source's local id); `false` when the
+    /// access policy hides the subject from the caller, which then reads as no such subject.
+    Confirm(&'a str, bool),
     /// None of the candidates is this child; the record stays stored, unlinked.
     Reject,
 }
@@ -317,12 +318,12 @@ pub fn decide(
             .optional()?
             .ok_or(StoreError::NotFound)?;
         let (status, resident_no) = match verdict {
-            Verdict::Confirm(resident_no) => {
+            Verdict::Confirm(resident_no, visible) => {
                 let known = subjects::table
                     .find((municipality, resident_no))
                     .count()
                     .get_result::<i64>(c)?;
-                if known == 0 {
+                if known == 0 || !visible {
                     return Err(StoreError::Invalid(format!(
                         "{resident_no} is not a subject of {municipality}"
                     )));

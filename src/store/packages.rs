@@ -9,6 +9,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::records::WriteTx;
+use super::transfers::audit_per_child;
 use super::tables::{
     hub_peers, hub_signing_key, municipalities, peer_towns, subjects, transfer_children,
     transfer_packages, transfer_records, transfers,
@@ -339,10 +340,15 @@ pub fn export(
             .execute(c)?;
         let mut entry = audit.clone();
         entry.detail = Some(
-            serde_json::json!({"transfer": transfer_id, "package": package.header.package_id, "peer": peer})
+            serde_json::json!({"transfer": transfer_id, "package": package.header.package_id, "peer": peer, "destination": transfer.destination_code})
                 .to_string(),
         );
-        c.append_audit(&entry)?;
+        entry.legal_basis = Some(transfer.legal_basis.clone());
+        let children = transfer_children::table
+            .filter(transfer_children::transfer_id.eq(transfer_id))
+            .select(transfer_children::origin_resident_no)
+            .load::<String>(c)?;
+        audit_per_child(c, &entry, origin, &children)?;
         Ok(SignedPackage {
             package_id: package.header.package_id,
             xml,
@@ -675,10 +681,10 @@ pub fn import_receipt(
             .execute(c)?;
         let mut entry = audit.clone();
         entry.detail = Some(
-            serde_json::json!({"transfer": transfer_id, "package": receipt.package_id, "peer": peer})
+            serde_json::json!({"transfer": transfer_id, "package": receipt.package_id, "peer": peer, "destination": destination})
                 .to_string(),
         );
-        c.append_audit(&entry)?;
+        audit_per_child(c, &entry, origin, &children)?;
         Ok(transfers::table.find(transfer_id).first::<Transfer>(c)?)
     })
 }

@@ -7,10 +7,12 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::tables::{opt_outs, record_versions, records, subjects};
+use super::tables::{opt_outs, record_versions, records, subjects, transfer_children, transfers};
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
+use crate::access::ChildFacts;
 use crate::audit::AuditEntry;
 use crate::schema::SUBJECT_TYPE;
+use crate::transfer::TransferStatus;
 use crate::store::identity::IdentityTx;
 use crate::{on_conn, write_tx};
 
@@ -432,6 +434,18 @@ pub struct Profile {
     pub records: Vec<CurrentRecord>,
     /// Current records of the subject's guardians (used for household-level basic items).
     pub guardian_records: Vec<(String, CurrentRecord)>,
+    /// The child's move out of this town, once a transfer was accepted or delivered.
+    pub moved_out: Option<MovedOut>,
+}
+
+/// Where and when a child moved out (its transfer was accepted, or delivered to another hub).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MovedOut {
+    /// The destination municipality.
+    pub to: String,
+    /// When the destination accepted (or the other hub received) the transfer.
+    pub on: String,
+    pub transfer_id: i64,
 }
 
 type CurrentRow = (String, String, String, String, i32, String, String, String);
@@ -449,6 +463,66 @@ fn current_record(row: CurrentRow) -> CurrentRecord {
         etag: hash,
         record: serde_json::from_str(&data).unwrap_or(Value::Null),
     }
+}
+
+/// What the access policy needs to know about a child, read with two primary-key lookups
+/// whether or not the child exists, so every answer takes the same path. `None`: no such child.
+pub fn child_facts(
+    conn: &mut DbConn,
+    municipality: &str,
+    resident_no: &str,
+) -> StoreResult<Option<ChildFacts>> {
+    on_conn!(conn, |c| {
+        let support_measure = subjects::table
+            .find((municipality, resident_no))
+            .select(subjects::support_measure)
+            .first::<bool>(c)
+            .optional()?;
+        let opted_out = opt_outs::table
+            .find((municipality, resident_no))
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
+        Ok(support_measure.map(|support_measure| ChildFacts {
+            support_measure,
+            opted_out,
+        }))
+    })
+}
+
+/// The facts of several children of one town (absent ones are missing from the map).
+pub fn children_facts(
+    conn: &mut DbConn,
+    municipality: &str,
+    resident_nos: &[String],
+) -> StoreResult<HashMap<String, ChildFacts>> {
+    on_conn!(conn, |c| {
+        let flags = subjects::table
+            .filter(subjects::municipality_code.eq(municipality))
+            .filter(subjects::resident_no.eq_any(resident_nos))
+            .select((subjects::resident_no, subjects::support_measure))
+            .load::<(String, bool)>(c)?;
+        let objected: HashSet<String> = opt_outs::table
+            .filter(opt_outs::municipality_code.eq(municipality))
+            .filter(opt_outs::resident_no.eq_any(resident_nos))
+            .select(opt_outs::resident_no)
+            .load::<String>(c)?
+            .into_iter()
+            .collect();
+        Ok(flags
+            .into_iter()
+            .map(|(resident_no, support_measure)| {
+                let opted_out = objected.contains(&resident_no);
+                (
+                    resident_no,
+                    ChildFacts {
+                        support_measure,
+                        opted_out,
+                    },
+                )
+            })
+            .collect())
+    })
 }
 
 pub fn profile(
@@ -565,7 +639,32 @@ pub fn profile(
                 guardian_records.push((about, current_record(row)));
             }
         }
+        let transfer_ids = transfer_children::table
+            .filter(transfer_children::municipality_code.eq(municipality))
+            .filter(transfer_children::origin_resident_no.eq(resident_no))
+            .select(transfer_children::transfer_id)
+            .load::<i64>(c)?;
+        let moved_out = transfers::table
+            .filter(transfers::id.eq_any(&transfer_ids))
+            .filter(transfers::status.eq_any([
+                TransferStatus::Accepted.as_str(),
+                TransferStatus::Delivered.as_str(),
+            ]))
+            .order(transfers::id.desc())
+            .select((
+                transfers::id,
+                transfers::destination_code,
+                transfers::decided_at,
+            ))
+            .first::<(i64, Option<String>, Option<String>)>(c)
+            .optional()?
+            .map(|(transfer_id, to, on)| MovedOut {
+                to: to.unwrap_or_default(),
+                on: on.unwrap_or_default(),
+                transfer_id,
+            });
         Ok(Some(Profile {
+            moved_out,
             subject,
             support_measure,
             opt_out,
@@ -584,19 +683,12 @@ pub fn set_opt_out(
     resident_no: &str,
     objected_on: &str,
     legal_note: Option<&str>,
-    sees_support_measure: bool,
     audit: &AuditEntry,
 ) -> StoreResult<bool> {
     let now = now_rfc3339();
     write_tx!(conn, |c| {
-        // A child under a DV support measure does not exist for callers without the right.
         let known = subjects::table
             .find((municipality, resident_no))
-            .filter(
-                subjects::support_measure
-                    .eq(false)
-                    .or(sees_support_measure.into_sql::<diesel::sql_types::Bool>()),
-            )
             .count()
             .get_result::<i64>(c)?
             > 0;
@@ -630,20 +722,9 @@ pub fn clear_opt_out(
     conn: &mut DbConn,
     municipality: &str,
     resident_no: &str,
-    sees_support_measure: bool,
     audit: &AuditEntry,
 ) -> StoreResult<bool> {
     write_tx!(conn, |c| {
-        let hidden = !sees_support_measure
-            && subjects::table
-                .find((municipality, resident_no))
-                .filter(subjects::support_measure.eq(true))
-                .count()
-                .get_result::<i64>(c)?
-                > 0;
-        if hidden {
-            return Ok(false);
-        }
         let removed =
             diesel::delete(opt_outs::table.find((municipality, resident_no))).execute(c)?;
         if removed > 0 {
@@ -745,6 +826,17 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub record: Option<Value>,
+}
+
+impl Change {
+    /// The resident number the version is about, if any.
+    pub fn about(&self) -> Option<String> {
+        serde_json::from_str::<Value>(&self.version.data)
+            .ok()?
+            .pointer("/subject/resident_no")?
+            .as_str()
+            .map(str::to_string)
+    }
 }
 
 impl From<StoredVersion> for Change {

@@ -19,7 +19,8 @@ use crate::identity::normalize::GaijiTable;
 use crate::identity::resolve::{self, Candidate};
 use crate::schema::SUBJECT_TYPE;
 use crate::transfer::{
-    DeclineReason, Disposition, TransferReason, TransferStatus, check_step, transferred_source,
+    DeclineReason, Disposition, TransferBox, TransferReason, TransferStatus, check_step,
+    transferred_source,
 };
 use crate::{on_conn, write_tx};
 
@@ -97,6 +98,9 @@ fn code<T: Serialize>(value: T) -> String {
         .unwrap_or_default()
 }
 
+/// The answer to an offer naming a child the origin does not have (or the officer may not see).
+pub const UNKNOWN_CHILD: &str = "every child must be a subject of the origin municipality";
+
 /// Offer (or hold) a transfer: the children's current records are frozen as of now.
 pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> StoreResult<i64> {
     if new.children.is_empty() {
@@ -135,9 +139,7 @@ pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> Store
             .count()
             .get_result::<i64>(c)?;
         if known as usize != new.children.len() {
-            return Err(StoreError::Unprocessable(
-                "every child must be a subject of the origin municipality".into(),
-            ));
+            return Err(StoreError::Unprocessable(UNKNOWN_CHILD.into()));
         }
         let id = diesel::insert_into(transfers::table)
             .values((
@@ -206,7 +208,7 @@ pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> Store
             serde_json::json!({"transfer": id, "destination": new.destination, "children": new.children.len()})
                 .to_string(),
         );
-        c.append_audit(&entry)?;
+        audit_per_child(c, &entry, new.origin, new.children)?;
         Ok(id)
     })
 }
@@ -334,36 +336,22 @@ fn suggestions(
     Ok(resolve::decide(&key, &keyed).1)
 }
 
-/// Held transfers (of other towns) with a child whose basic four items match a subject of
-/// `municipality`: the family may have arrived here. A person confirms by claiming.
-fn held_matching(conn: &mut DbConn, municipality: &str) -> StoreResult<Vec<Transfer>> {
-    let held = list(conn, municipality, "held")?;
-    let mut matching = Vec::new();
-    for transfer in held {
-        if transfer.municipality_code == municipality {
-            continue;
-        }
-        let arrived = view(conn, transfer.id, Some(municipality))?
-            .is_some_and(|v| v.children.iter().any(|c| !c.candidates.is_empty()));
-        if arrived {
-            matching.push(transfer);
-        }
-    }
-    Ok(matching)
+/// Does a held transfer have a child whose basic four items match a subject of
+/// `municipality` (the family may have arrived there)? A person confirms by claiming.
+pub fn has_arrived(conn: &mut DbConn, id: i64, municipality: &str) -> StoreResult<bool> {
+    Ok(view(conn, id, Some(municipality))?
+        .is_some_and(|v| v.children.iter().any(|c| !c.candidates.is_empty())))
 }
 
-/// Transfers of a municipality: `inbox` (to it), `outbox` (from it), `held` (any origin, no
-/// destination yet), `arrivals` (held ones whose family may have arrived here),
-/// `escalated` (open past their deadline; marking them is persisted).
-pub fn list(conn: &mut DbConn, municipality: &str, which: &str) -> StoreResult<Vec<Transfer>> {
-    if which == "arrivals" {
-        return held_matching(conn, municipality);
-    }
+/// Transfers of a municipality in one box (`Arrivals` lists the held ones: the caller matches
+/// them). Listing `Escalated` first marks open transfers past their deadline (persisted).
+pub fn list(conn: &mut DbConn, municipality: &str, which: TransferBox) -> StoreResult<Vec<Transfer>> {
     let now = now_rfc3339();
-    if which == "escalated" {
+    let open = [TransferStatus::Offered.as_str(), TransferStatus::Held.as_str()];
+    if which == TransferBox::Escalated {
         write_tx!(conn, |c| diesel::update(
             transfers::table
-                .filter(transfers::status.eq_any(["offered", "held"]))
+                .filter(transfers::status.eq_any(open))
                 .filter(transfers::deadline.lt(&now))
                 .filter(transfers::escalated_at.is_null())
         )
@@ -373,20 +361,79 @@ pub fn list(conn: &mut DbConn, municipality: &str, which: &str) -> StoreResult<V
     Ok(on_conn!(conn, |c| {
         let query = transfers::table.order(transfers::id).into_boxed();
         let query = match which {
-            "inbox" => query.filter(transfers::destination_code.eq(municipality)),
-            "held" => query.filter(transfers::status.eq("held")),
-            "escalated" => query
-                .filter(transfers::status.eq_any(["offered", "held"]))
+            TransferBox::Inbox => query.filter(transfers::destination_code.eq(municipality)),
+            TransferBox::Outbox => query.filter(transfers::municipality_code.eq(municipality)),
+            TransferBox::Held | TransferBox::Arrivals => {
+                query.filter(transfers::status.eq(TransferStatus::Held.as_str()))
+            }
+            TransferBox::Escalated => query
+                .filter(transfers::status.eq_any(open))
                 .filter(transfers::escalated_at.is_not_null())
                 .filter(
                     transfers::municipality_code
                         .eq(municipality)
                         .or(transfers::destination_code.eq(municipality)),
                 ),
-            _ => query.filter(transfers::municipality_code.eq(municipality)),
         };
         query.load::<Transfer>(c)
     })?)
+}
+
+/// Does a transfer include a child under a DV support measure — flagged in its frozen subject
+/// record, or at the origin now? Asked the same way whether or not the transfer exists.
+pub fn includes_support_measure(
+    conn: &mut DbConn,
+    id: i64,
+    origin: Option<&str>,
+) -> StoreResult<bool> {
+    Ok(on_conn!(conn, |c| {
+        // Canonical JSON has no spaces, so the flag always reads exactly like this.
+        let frozen = transfer_records::table
+            .filter(transfer_records::transfer_id.eq(id))
+            .filter(transfer_records::record_type.eq(SUBJECT_TYPE))
+            .filter(transfer_records::data.like("%\"support_measure\":true%"))
+            .count()
+            .get_result::<i64>(c)?;
+        let children = transfer_children::table
+            .filter(transfer_children::transfer_id.eq(id))
+            .select(transfer_children::origin_resident_no);
+        let now = subjects::table
+            .filter(subjects::municipality_code.eq(origin.unwrap_or_default()))
+            .filter(subjects::resident_no.eq_any(children))
+            .filter(subjects::support_measure.eq(true))
+            .count()
+            .get_result::<i64>(c)?;
+        diesel::QueryResult::Ok(frozen + now > 0)
+    })?)
+}
+
+/// The children of a transfer: origin resident number and, once accepted, the destination's.
+pub fn children(conn: &mut DbConn, id: i64) -> StoreResult<Vec<(String, Option<String>)>> {
+    Ok(on_conn!(conn, |c| transfer_children::table
+        .filter(transfer_children::transfer_id.eq(id))
+        .order(transfer_children::origin_resident_no)
+        .select((
+            transfer_children::origin_resident_no,
+            transfer_children::destination_resident_no,
+        ))
+        .load::<(String, Option<String>)>(c))?)
+}
+
+/// Append `entry` once per child concerned, each under `municipality` with the child as its
+/// subject, so a disclosure request (開示請求) finds every transfer step.
+pub fn audit_per_child<'a>(
+    c: &mut (impl WriteTx + ?Sized),
+    entry: &AuditEntry,
+    municipality: &str,
+    children: impl IntoIterator<Item = &'a String>,
+) -> StoreResult<()> {
+    for child in children {
+        let mut about = entry.clone();
+        about.municipality_code = municipality.to_string();
+        about.subject = Some(child.clone());
+        c.append_audit(&about)?;
+    }
+    Ok(())
 }
 
 /// One child's placement at the destination.
@@ -608,13 +655,23 @@ pub fn accept(
         entry.detail = Some(
             serde_json::json!({
                 "transfer": id,
+                "origin": transfer.municipality_code,
                 "copied": by_source.values().map(Vec::len).sum::<usize>(),
                 "declined": frozen.iter().filter(|f| declined_records.contains(&f.3)).count(),
                 "withdrawn": withdrawn.len(),
             })
             .to_string(),
         );
-        c.append_audit(&entry)?;
+        audit_per_child(c, &entry, destination, mapping.values())?;
+        // The origin's trail says its children's records were provided to another town.
+        let mut provided = audit.clone();
+        provided.action = "transfer.provided".into();
+        provided.legal_basis = Some(transfer.legal_basis.clone());
+        provided.purpose = Some("transfer".into());
+        provided.detail = Some(
+            serde_json::json!({"transfer": id, "destination": destination}).to_string(),
+        );
+        audit_per_child(c, &provided, &transfer.municipality_code, mapping.keys())?;
         Ok(())
     })
 }
@@ -703,7 +760,11 @@ pub fn step(
         };
         let mut entry = audit.clone();
         entry.detail = Some(serde_json::json!({"transfer": id, "step": step}).to_string());
-        c.append_audit(&entry)?;
+        let children = transfer_children::table
+            .filter(transfer_children::transfer_id.eq(id))
+            .select(transfer_children::origin_resident_no)
+            .load::<String>(c)?;
+        audit_per_child(c, &entry, &transfer.municipality_code, &children)?;
         Ok(transfers::table.find(id).first::<Transfer>(c)?)
     })
 }

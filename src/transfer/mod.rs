@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod package;
+pub mod workflow;
 
 /// Persisted state of a transfer. Escalation is a flag on offered/held transfers past their
 /// deadline (they stay open and are listed for a named officer; nothing is ever deleted).
@@ -51,6 +52,25 @@ impl TransferStatus {
     pub fn is_open(self) -> bool {
         matches!(self, TransferStatus::Offered | TransferStatus::Held)
     }
+}
+
+/// The boxes an officer lists transfers by.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferBox {
+    /// Offered to the caller's town.
+    Inbox,
+    /// Offered (or held) by the caller's town.
+    Outbox,
+    /// Destination unknown, any origin.
+    Held,
+    /// Held transfers with a child matching a subject of the caller's town: the family may have
+    /// arrived here (claim to confirm).
+    Arrivals,
+    /// Open past their deadline, of the caller's town.
+    Escalated,
 }
 
 /// Why the origin transfers (code list).

@@ -8,7 +8,7 @@ use common::{Backend, Hub, OTHER_TOWN, Resp, TOWN, Town, describe, record, subje
 use serde_json::{Value, json};
 
 /// The published purposes, as the test reads them (not as the hub serves them).
-const PURPOSES: &str = include_str!("../schema/v1/access-purposes.json");
+const PURPOSES: &str = include_str!("../../schema/v1/access-purposes.json");
 
 /// The legal basis published for `purpose`.
 fn legal_basis(purpose: &str) -> String {
