@@ -184,7 +184,11 @@ pub enum TransferUse {
 /// May `caller` use this transfer? A transfer that includes a DV child exists only for
 /// officers holding `support-measure-reader` in their own town: for everyone else it answers
 /// like a transfer that does not exist, in every box, step and package.
-pub fn decide_transfer(caller: &Principal, using: TransferUse, transfer: &TransferFacts) -> Verdict {
+pub fn decide_transfer(
+    caller: &Principal,
+    using: TransferUse,
+    transfer: &TransferFacts,
+) -> Verdict {
     if !caller.may(Role::TransferOfficer, &caller.municipality) {
         return Verdict::Hide(Hidden::Role);
     }
@@ -282,18 +286,72 @@ mod tests {
         let table: Vec<(&Principal, &str, ChildUse, Option<&ChildFacts>, Verdict)> = vec![
             (&caseworker, TOWN, read, Some(&plain), Verdict::Allow),
             (&caseworker, TOWN, read, None, Verdict::Hide(Missing)),
-            (&caseworker, OTHER, read, Some(&plain), Verdict::Hide(Hidden::Role)),
+            (
+                &caseworker,
+                OTHER,
+                read,
+                Some(&plain),
+                Verdict::Hide(Hidden::Role),
+            ),
             (&caseworker, OTHER, read, None, Verdict::Hide(Hidden::Role)),
-            (&source, TOWN, read, Some(&plain), Verdict::Hide(Hidden::Role)),
-            (&caseworker, TOWN, read, Some(&dv), Verdict::Hide(SupportMeasure)),
+            (
+                &source,
+                TOWN,
+                read,
+                Some(&plain),
+                Verdict::Hide(Hidden::Role),
+            ),
+            (
+                &caseworker,
+                TOWN,
+                read,
+                Some(&dv),
+                Verdict::Hide(SupportMeasure),
+            ),
             (&dv_reader, TOWN, read, Some(&dv), Verdict::Allow),
-            (&caseworker, TOWN, screen, Some(&objected), Verdict::Hide(OptedOut)),
+            (
+                &caseworker,
+                TOWN,
+                screen,
+                Some(&objected),
+                Verdict::Hide(OptedOut),
+            ),
             (&caseworker, TOWN, read, Some(&objected), Verdict::Allow),
-            (&dv_reader, TOWN, screen, Some(&dv_objected), Verdict::Hide(OptedOut)),
-            (&caseworker, TOWN, ChildUse::RecordObjection, Some(&dv), Verdict::Hide(SupportMeasure)),
-            (&caseworker, TOWN, ChildUse::RecordObjection, Some(&objected), Verdict::Allow),
-            (&caseworker, TOWN, ChildUse::OfferInTransfer, Some(&plain), Verdict::Hide(Hidden::Role)),
-            (&caseworker, TOWN, ChildUse::ReadAuditTrail, Some(&plain), Verdict::Hide(Hidden::Role)),
+            (
+                &dv_reader,
+                TOWN,
+                screen,
+                Some(&dv_objected),
+                Verdict::Hide(OptedOut),
+            ),
+            (
+                &caseworker,
+                TOWN,
+                ChildUse::RecordObjection,
+                Some(&dv),
+                Verdict::Hide(SupportMeasure),
+            ),
+            (
+                &caseworker,
+                TOWN,
+                ChildUse::RecordObjection,
+                Some(&objected),
+                Verdict::Allow,
+            ),
+            (
+                &caseworker,
+                TOWN,
+                ChildUse::OfferInTransfer,
+                Some(&plain),
+                Verdict::Hide(Hidden::Role),
+            ),
+            (
+                &caseworker,
+                TOWN,
+                ChildUse::ReadAuditTrail,
+                Some(&plain),
+                Verdict::Hide(Hidden::Role),
+            ),
         ];
         for (who, town, using, facts, expected) in table {
             assert_eq!(
@@ -306,10 +364,16 @@ mod tests {
         let officer = caller(TOWN, &[Role::TransferOfficer]);
         let dv_officer = caller(TOWN, &[Role::TransferOfficer, Role::SupportMeasureReader]);
         let offer = ChildUse::OfferInTransfer;
-        assert_eq!(decide(&officer, TOWN, offer, Some(&dv)), Verdict::Hide(SupportMeasure));
+        assert_eq!(
+            decide(&officer, TOWN, offer, Some(&dv)),
+            Verdict::Hide(SupportMeasure)
+        );
         assert_eq!(decide(&officer, TOWN, offer, None), Verdict::Hide(Missing));
         assert_eq!(decide(&dv_officer, TOWN, offer, Some(&dv)), Verdict::Allow);
-        assert_eq!(decide(&officer, OTHER, offer, Some(&plain)), Verdict::Hide(Hidden::Role));
+        assert_eq!(
+            decide(&officer, OTHER, offer, Some(&plain)),
+            Verdict::Hide(Hidden::Role)
+        );
     }
 
     #[test]
@@ -321,8 +385,14 @@ mod tests {
             Verdict::Hide(Hidden::SupportMeasure).audit_result(),
             "denied:support_measure"
         );
-        assert_eq!(Verdict::Hide(Hidden::OptedOut).audit_result(), "excluded:opt_out");
-        assert_eq!(Verdict::Hide(Hidden::NotParty).audit_result(), "denied:not_party");
+        assert_eq!(
+            Verdict::Hide(Hidden::OptedOut).audit_result(),
+            "excluded:opt_out"
+        );
+        assert_eq!(
+            Verdict::Hide(Hidden::NotParty).audit_result(),
+            "denied:not_party"
+        );
     }
 
     #[test]
@@ -359,7 +429,10 @@ mod tests {
             includes_support_measure: dv,
         };
         for using in [View, List, Accept, Decline, Claim] {
-            assert!(decide_transfer(&officer, using, &offered(false)).is_allowed(), "{using:?}");
+            assert!(
+                decide_transfer(&officer, using, &offered(false)).is_allowed(),
+                "{using:?}"
+            );
             assert_eq!(
                 decide_transfer(&officer, using, &offered(true)),
                 Verdict::Hide(Hidden::SupportMeasure),
@@ -391,7 +464,10 @@ mod tests {
             decide_transfer(&caseworker, View, &offered(false)),
             Verdict::Hide(Hidden::Role)
         );
-        let third = caller("282014", &[Role::TransferOfficer, Role::SupportMeasureReader]);
+        let third = caller(
+            "282014",
+            &[Role::TransferOfficer, Role::SupportMeasureReader],
+        );
         for using in [View, List, Accept, Decline, Cancel, Export, Import] {
             assert_eq!(
                 decide_transfer(&third, using, &offered(false)),
@@ -406,13 +482,22 @@ mod tests {
         let auditor = caller(TOWN, &[Role::Auditor]);
         let dv_auditor = caller(TOWN, &[Role::Auditor, Role::SupportMeasureReader]);
         let denied = "denied:support_measure";
-        assert_eq!(shown_result(&auditor, false, "subject.read", denied), Some("not_found"));
-        assert_eq!(shown_result(&dv_auditor, false, "subject.read", denied), Some(denied));
+        assert_eq!(
+            shown_result(&auditor, false, "subject.read", denied),
+            Some("not_found")
+        );
+        assert_eq!(
+            shown_result(&dv_auditor, false, "subject.read", denied),
+            Some(denied)
+        );
         // A child hidden from the auditor shows only what a missing child could have.
         assert_eq!(shown_result(&auditor, true, "subject.read", "ok"), None);
         assert_eq!(shown_result(&auditor, true, "transfer.offer", "ok"), None);
         assert_eq!(shown_result(&auditor, true, AUDIT_READ, "ok"), Some("ok"));
-        assert_eq!(shown_result(&auditor, true, "subject.read", denied), Some("not_found"));
+        assert_eq!(
+            shown_result(&auditor, true, "subject.read", denied),
+            Some("not_found")
+        );
         assert_eq!(
             shown_result(&auditor, true, "subject.read", "excluded:opt_out"),
             Some("not_found")
@@ -421,6 +506,9 @@ mod tests {
             shown_result(&auditor, true, "subject.read", "denied:role"),
             Some("denied:role")
         );
-        assert_eq!(shown_result(&auditor, false, "subject.read", "ok"), Some("ok"));
+        assert_eq!(
+            shown_result(&auditor, false, "subject.read", "ok"),
+            Some("ok")
+        );
     }
 }

@@ -19,7 +19,9 @@ use crate::store::clients;
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, Problem>>>>;
 
 fn state_of(req: &HttpRequest) -> Result<State, Problem> {
-    req.app_data::<State>().cloned().ok_or_else(Problem::internal)
+    req.app_data::<State>()
+        .cloned()
+        .ok_or_else(Problem::internal)
 }
 
 /// The bearer token of `Authorization` (the scheme is case-insensitive, RFC 9110 §11.1).

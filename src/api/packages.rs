@@ -10,10 +10,10 @@ use serde::Deserialize;
 use super::extract::{Actor, Officer};
 use super::{Problem, State, audit_entry, blocking, json, with_conn};
 use crate::access::TransferUse;
-use crate::transfer::workflow;
 use crate::store::packages::{self, Importer};
 use crate::store::transfers::Transfer;
 use crate::transfer::package;
+use crate::transfer::workflow;
 
 const PROBLEM: &str = "application/problem+json";
 pub const SIGNATURE_HEADER: &str = "Kodomo-Signature";

@@ -6,8 +6,8 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::views::{ChangesPage, History, Retraction, ValidationReport, ValidationResult};
 use super::extract::{Caller, ChangesRead, HistoryRead, PersonalRead};
+use super::views::{ChangesPage, History, Retraction, ValidationReport, ValidationResult};
 use super::{AppState, Metrics, Problem, State, audit_entry, blocking, json, with_conn};
 use crate::access::{self, RecordScope};
 use crate::auth::{Principal, Role};

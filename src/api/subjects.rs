@@ -6,8 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::views::{GuardianRecord, OptOutState, OptOutView, ProfileView};
 use super::extract::{Caller, PersonalRead, SubjectRead};
+use super::views::{GuardianRecord, OptOutState, OptOutView, ProfileView};
 use super::{Problem, State, audit_entry, json, with_conn};
 use crate::access::{self, ChildUse};
 use crate::auth::Role;
@@ -169,8 +169,7 @@ pub async fn put_opt_out(
     let objected_on = body.objected_on.clone();
     let known = with_conn(&state, move |conn, _| {
         let facts = store_records::child_facts(conn, &m, &r)?;
-        if !access::decide(&principal, &m, ChildUse::RecordObjection, facts.as_ref()).is_allowed()
-        {
+        if !access::decide(&principal, &m, ChildUse::RecordObjection, facts.as_ref()).is_allowed() {
             return Ok(false);
         }
         Ok(store_records::set_opt_out(
@@ -229,8 +228,7 @@ pub async fn delete_opt_out(
     let (m, r) = (municipality.clone(), resident_no.clone());
     let removed = with_conn(&state, move |conn, _| {
         let facts = store_records::child_facts(conn, &m, &r)?;
-        if !access::decide(&principal, &m, ChildUse::RecordObjection, facts.as_ref()).is_allowed()
-        {
+        if !access::decide(&principal, &m, ChildUse::RecordObjection, facts.as_ref()).is_allowed() {
             return Ok(false);
         }
         Ok(store_records::clear_opt_out(conn, &m, &r, &entry)?)

@@ -9,12 +9,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::records::WriteTx;
-use super::transfers::audit_per_child;
 use super::tables::{
     hub_peers, hub_signing_key, municipalities, peer_towns, subjects, transfer_children,
     transfer_packages, transfer_records, transfers,
 };
 use super::transfers::Transfer;
+use super::transfers::audit_per_child;
 use super::{DbConn, StoreError, now_rfc3339};
 use crate::audit::AuditEntry;
 use crate::schema::{SUBJECT_TYPE, Standard};

@@ -12,8 +12,8 @@ use super::{DbConn, StoreError, StoreResult, now_rfc3339};
 use crate::access::ChildFacts;
 use crate::audit::AuditEntry;
 use crate::schema::SUBJECT_TYPE;
-use crate::transfer::TransferStatus;
 use crate::store::identity::IdentityTx;
+use crate::transfer::TransferStatus;
 use crate::{on_conn, write_tx};
 
 /// A validated record ready to store.

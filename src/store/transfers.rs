@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::records::WriteTx;
 use super::tables::{
-    record_provenance, records, subjects, transfer_children, transfer_records, transfers,
+    opt_outs, record_provenance, records, subjects, transfer_children, transfer_records, transfers,
 };
 use super::{DbConn, PreparedRecord, StoreError, StoreResult, now_rfc3339};
 use crate::audit::AuditEntry;
@@ -345,9 +345,16 @@ pub fn has_arrived(conn: &mut DbConn, id: i64, municipality: &str) -> StoreResul
 
 /// Transfers of a municipality in one box (`Arrivals` lists the held ones: the caller matches
 /// them). Listing `Escalated` first marks open transfers past their deadline (persisted).
-pub fn list(conn: &mut DbConn, municipality: &str, which: TransferBox) -> StoreResult<Vec<Transfer>> {
+pub fn list(
+    conn: &mut DbConn,
+    municipality: &str,
+    which: TransferBox,
+) -> StoreResult<Vec<Transfer>> {
     let now = now_rfc3339();
-    let open = [TransferStatus::Offered.as_str(), TransferStatus::Held.as_str()];
+    let open = [
+        TransferStatus::Offered.as_str(),
+        TransferStatus::Held.as_str(),
+    ];
     if which == TransferBox::Escalated {
         write_tx!(conn, |c| diesel::update(
             transfers::table
@@ -632,6 +639,36 @@ pub fn accept(
         )
         .set(subjects::support_measure.eq(true))
         .execute(c)?;
+        // A guardian's objection travels with the child and holds from acceptance on.
+        let objections = opt_outs::table
+            .filter(opt_outs::municipality_code.eq(&transfer.municipality_code))
+            .filter(opt_outs::resident_no.eq_any(&children))
+            .select((
+                opt_outs::resident_no,
+                opt_outs::objected_on,
+                opt_outs::legal_note,
+            ))
+            .load::<(String, String, Option<String>)>(c)?;
+        for (child, objected_on, legal_note) in objections {
+            let Some(resident_no) = mapping.get(&child) else {
+                continue;
+            };
+            let note = format!(
+                "transfer {id} from {}: {}",
+                transfer.municipality_code,
+                legal_note.unwrap_or_default()
+            );
+            diesel::insert_into(opt_outs::table)
+                .values((
+                    opt_outs::municipality_code.eq(destination),
+                    opt_outs::resident_no.eq(resident_no),
+                    opt_outs::objected_on.eq(&objected_on),
+                    opt_outs::legal_note.eq(note.trim_end_matches(": ")),
+                    opt_outs::recorded_at.eq(&now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
         for (child, resident_no) in &mapping {
             diesel::update(transfer_children::table.find((id, child)))
                 .set(transfer_children::destination_resident_no.eq(resident_no))
@@ -668,9 +705,8 @@ pub fn accept(
         provided.action = "transfer.provided".into();
         provided.legal_basis = Some(transfer.legal_basis.clone());
         provided.purpose = Some("transfer".into());
-        provided.detail = Some(
-            serde_json::json!({"transfer": id, "destination": destination}).to_string(),
-        );
+        provided.detail =
+            Some(serde_json::json!({"transfer": id, "destination": destination}).to_string());
         audit_per_child(c, &provided, &transfer.municipality_code, mapping.keys())?;
         Ok(())
     })

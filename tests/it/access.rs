@@ -1236,22 +1236,37 @@ fn support_measure_child_exists_only_for_its_readers(backend: Backend) {
     )
     .ok();
 
-    // The refusals are audited.
-    let auditor = hub.add_client(TOWN, "auditor", "auditor", None);
-    let trail = audit_trail(&hub, &auditor, DV_CHILD);
-    let results: Vec<&str> = trail
-        .iter()
-        .filter(|e| e["action"] == "subject.read")
-        .map(|e| e["result"].as_str().unwrap_or_default())
-        .collect();
+    // The refusals are audited with their reason, shown to an auditor who may see the child.
+    let subject_reads = |trail: &[Value]| -> Vec<String> {
+        trail
+            .iter()
+            .filter(|e| e["action"] == "subject.read")
+            .map(|e| e["result"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let dv_auditor = hub.add_client(TOWN, "dv-auditor", "auditor,support-measure-reader", None);
     assert_eq!(
-        results,
+        subject_reads(&audit_trail(&hub, &dv_auditor, DV_CHILD)),
         vec![
             "denied:support_measure",
             "denied:support_measure",
             "ok",
             "denied:role"
-        ],
+        ]
+    );
+    // An auditor without the role sees the trail a child that does not exist would have:
+    // no successful read, and no result that discloses the measure.
+    let auditor = hub.add_client(TOWN, "auditor", "auditor", None);
+    let trail = audit_trail(&hub, &auditor, DV_CHILD);
+    assert_eq!(
+        subject_reads(&trail),
+        vec!["not_found", "not_found", "denied:role"],
+        "{trail:?}"
+    );
+    assert!(
+        !serde_json::to_string(&trail)
+            .expect("json")
+            .contains("support_measure"),
         "{trail:?}"
     );
 }

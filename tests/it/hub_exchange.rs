@@ -56,8 +56,10 @@ fn pair(backend: Backend) -> Pair {
     let dest_hub = Hub::start(backend);
     let origin = origin_hub.town(ORIGIN);
     let dest = dest_hub.town(DEST);
-    let origin_officer = origin_hub.add_client(ORIGIN, "o-officer", "transfer-officer", None);
-    let dest_officer = dest_hub.add_client(DEST, "d-officer", "transfer-officer", None);
+    // The household includes a DV child: the officers handling it hold support-measure-reader.
+    let dv_officer = "transfer-officer,support-measure-reader";
+    let origin_officer = origin_hub.add_client(ORIGIN, "o-officer", dv_officer, None);
+    let dest_officer = dest_hub.add_client(DEST, "d-officer", dv_officer, None);
     trust(&origin_hub, "dest-hub", &public_key(&dest_hub), DEST);
     trust(&dest_hub, "origin-hub", &public_key(&origin_hub), ORIGIN);
     let mut child = subject("s-201", CHILD, "佐藤 花子");

@@ -8,7 +8,8 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Backend, Hub, OTHER_TOWN, RawDb, Resp, THIRD_TOWN, TOWN, Town, describe, record, subject,
+    AuditRow, Backend, Hub, OTHER_TOWN, RawDb, Resp, THIRD_TOWN, TOWN, Town, assert_same_answer,
+    describe, record, subject,
 };
 use serde_json::{Value, json};
 
@@ -71,9 +72,12 @@ fn world(backend: Backend) -> World {
     let origin = hub.town(ORIGIN);
     let dest = hub.town(DEST);
     hub.add_town(THIRD, "町三");
-    let origin_officer = hub.add_client(ORIGIN, "o-officer", "transfer-officer", None);
-    let dest_officer = hub.add_client(DEST, "d-officer", "transfer-officer", None);
-    let third_officer = hub.add_client(THIRD, "t-officer", "transfer-officer", None);
+    // The household includes a child under a DV support measure: the officers handling it
+    // hold support-measure-reader (without it the transfer does not exist for them).
+    let dv_officer = "transfer-officer,support-measure-reader";
+    let origin_officer = hub.add_client(ORIGIN, "o-officer", dv_officer, None);
+    let dest_officer = hub.add_client(DEST, "d-officer", dv_officer, None);
+    let third_officer = hub.add_client(THIRD, "t-officer", dv_officer, None);
     let origin_reader = hub.add_client(
         ORIGIN,
         "o-dv-desk",
@@ -1310,9 +1314,10 @@ fn every_step_is_audited(backend: Backend) {
     show(hub, &w.dest_officer, claimed).problem(404, "not_found");
 
     let rows = hub.raw_db().audit_rows();
-    let find = |action: &str, id: i64, town: &str, actor: &str| {
+    // Every step is filed once per child concerned, with the child as the subject.
+    let per_child = |action: &str, id: i64, town: &str, actor: &str| -> Vec<AuditRow> {
         rows.iter()
-            .find(|r| {
+            .filter(|r| {
                 r.action == action
                     && r.municipality_code == town
                     && r.actor.as_deref() == Some(actor)
@@ -1320,45 +1325,138 @@ fn every_step_is_audited(backend: Backend) {
                         serde_json::from_str::<Value>(d).is_ok_and(|d| d["transfer"] == id)
                     })
             })
-            .unwrap_or_else(|| {
-                panic!(
-                    "no {action} of transfer {id} by {actor} of {town} in the audit trail: {:#?}",
-                    rows.iter()
-                        .filter(|r| r.action.starts_with("transfer."))
-                        .collect::<Vec<_>>()
-                )
-            })
+            .cloned()
+            .collect()
     };
+    let find = |action: &str, id: i64, town: &str, actor: &str, children: [&str; 2]| {
+        let found = per_child(action, id, town, actor);
+        let mut subjects: Vec<&str> = found.iter().filter_map(|r| r.subject.as_deref()).collect();
+        subjects.sort();
+        assert_eq!(
+            subjects,
+            children,
+            "{action} of transfer {id} by {actor} of {town}: one entry per child: {:#?}",
+            rows.iter()
+                .filter(|r| r.action.starts_with("transfer."))
+                .collect::<Vec<_>>()
+        );
+        found[0].clone()
+    };
+    let origin_children = [CHILD_A, CHILD_B];
     for id in [accepted, declined, cancelled, claimed] {
-        let offer = find("transfer.offer", id, ORIGIN, "officer-o1");
+        let offer = find("transfer.offer", id, ORIGIN, "officer-o1", origin_children);
         assert_eq!(offer.result, "ok");
         assert_eq!(offer.legal_basis.as_deref(), Some(LEGAL_BASIS));
         assert_eq!(offer.client_name.as_deref(), Some("o-officer"));
     }
-    let read = find("transfer.read", accepted, DEST, "officer-read");
+    // The destination's read is filed under the origin's children (an external read there).
+    let read = find(
+        "transfer.read",
+        accepted,
+        ORIGIN,
+        "officer-read",
+        origin_children,
+    );
     assert_eq!(read.result, "ok");
     assert_eq!(read.purpose.as_deref(), Some("transfer"));
+    assert_eq!(read.client_name.as_deref(), Some("d-officer"));
     assert!(read.legal_basis.is_some(), "{read:?}");
-    let acc = find("transfer.accept", accepted, DEST, "officer-d1");
+    let acc = find(
+        "transfer.accept",
+        accepted,
+        DEST,
+        "officer-d1",
+        [DEST_A, DEST_B],
+    );
     assert_eq!(acc.result, "ok");
     let detail: Value = serde_json::from_str(acc.detail.as_deref().unwrap_or("{}")).expect("json");
     assert_eq!(detail["copied"], FROZEN - 1, "{detail}");
     assert_eq!(detail["declined"], 1, "{detail}");
+    let provided = find(
+        "transfer.provided",
+        accepted,
+        ORIGIN,
+        "officer-d1",
+        origin_children,
+    );
+    assert_eq!(provided.legal_basis.as_deref(), Some(LEGAL_BASIS));
+    let detail: Value =
+        serde_json::from_str(provided.detail.as_deref().unwrap_or("{}")).expect("json");
+    assert_eq!(detail["destination"], DEST, "{detail}");
+    let declined_step = find(
+        "transfer.decline",
+        declined,
+        ORIGIN,
+        "officer-d2",
+        origin_children,
+    );
+    assert_eq!(declined_step.result, "ok");
     assert_eq!(
-        find("transfer.decline", declined, DEST, "officer-d2").result,
+        find(
+            "transfer.cancel",
+            cancelled,
+            ORIGIN,
+            "officer-o2",
+            origin_children
+        )
+        .result,
         "ok"
     );
     assert_eq!(
-        find("transfer.cancel", cancelled, ORIGIN, "officer-o2").result,
+        find(
+            "transfer.claim",
+            claimed,
+            ORIGIN,
+            "officer-t1",
+            origin_children
+        )
+        .result,
         "ok"
     );
-    assert_eq!(
-        find("transfer.claim", claimed, THIRD, "officer-t1").result,
-        "ok"
-    );
-    assert_eq!(
-        find("transfer.read", claimed, DEST, "officer-read").result,
-        "not_found_or_denied"
+    let refused = rows
+        .iter()
+        .find(|r| {
+            r.action == "transfer.read"
+                && r.municipality_code == DEST
+                && r.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&format!("\"transfer\":{claimed}")))
+        })
+        .expect("the refused read is audited");
+    assert_eq!(refused.result, "denied:not_party");
+
+    // A disclosure request at the origin lists the provision to the destination, and the
+    // origin's auditor is told of the destination's reads.
+    let auditor = hub.add_client(ORIGIN, "o-auditor", "auditor,support-measure-reader", None);
+    let trail = hub.get(&format!("/v1/audit?subject={CHILD_A}"), Some(&auditor));
+    assert_eq!(trail.status, 200, "{}", trail.text());
+    let actions: Vec<String> = trail.json()["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for action in [
+        "transfer.offer",
+        "transfer.read",
+        "transfer.provided",
+        "transfer.decline",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+    let external = hub.get("/v1/audit/external-reads", Some(&auditor));
+    assert_eq!(external.status, 200, "{}", external.text());
+    assert!(
+        external.json()["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["action"] == "transfer.read" && e["client_name"] == "d-officer"),
+        "{}",
+        external.text()
     );
     // No personal data beyond resident numbers: never a name or an address.
     for row in rows.iter().filter(|r| r.action.starts_with("transfer.")) {
@@ -1692,3 +1790,179 @@ fn sqlite_store_runs_in_wal_mode() {
         "journal mode of the hub's SQLite file"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 7. DV-safe transfers: a transfer with a child under a support measure exists only for
+//    officers holding support-measure-reader, in every box, step and read.
+
+fn plain_officers(w: &World) -> (String, String, String) {
+    let hub = &w.hub;
+    (
+        hub.add_client(ORIGIN, "o-plain", "transfer-officer", None),
+        hub.add_client(DEST, "d-plain", "transfer-officer", None),
+        hub.add_client(THIRD, "t-plain", "transfer-officer", None),
+    )
+}
+
+fn dv_transfers_are_hidden_from_officers_without_the_role(backend: Backend) {
+    let w = world(backend);
+    let hub = &w.hub;
+    push_household(&w);
+    let (origin_plain, dest_plain, third_plain) = plain_officers(&w);
+
+    // Offering the DV child answers exactly like offering a child that does not exist, and
+    // stores nothing.
+    let with_dv = offer(
+        hub,
+        &origin_plain,
+        "o-plain-1",
+        &offer_body(Some(DEST), &[CHILD_A, CHILD_B]),
+    );
+    let with_unknown = offer(
+        hub,
+        &origin_plain,
+        "o-plain-1",
+        &offer_body(Some(DEST), &[CHILD_A, "NOPE-1"]),
+    );
+    assert_eq!(with_dv.status, 422, "{}", with_dv.text());
+    assert_same_answer(
+        &with_dv,
+        &with_unknown,
+        "offer naming a DV child without the role",
+    );
+    assert!(list(hub, &w.origin_officer, "outbox").is_empty());
+    // The child without a measure can be offered by the plain officer.
+    let plain_only = offered(hub, &origin_plain, &offer_body(Some(DEST), &[CHILD_A]));
+    assert_eq!(plain_only["children"].as_array().map(Vec::len), Some(1));
+
+    // A household transfer with the DV child, offered by an officer with the role.
+    let id = offer_household(&w, Some(DEST));
+    let missing_id = 999_999;
+    for (who, token) in [("origin", &origin_plain), ("destination", &dest_plain)] {
+        assert_same_answer(
+            &show(hub, token, id),
+            &show(hub, token, missing_id),
+            &format!("{who} officer without the role reads the DV transfer"),
+        );
+        for which in ["inbox", "outbox", "held", "arrivals", "escalated"] {
+            assert!(
+                !ids(&list(hub, token, which)).contains(&id),
+                "{who} officer lists the DV transfer in {which}"
+            );
+        }
+    }
+    assert_same_answer(
+        &accept(hub, &dest_plain, id, &PLACEMENTS, &[]),
+        &accept(hub, &dest_plain, missing_id, &PLACEMENTS, &[]),
+        "accept without the role",
+    );
+    assert_same_answer(
+        &decline(hub, &dest_plain, id, "not_resident"),
+        &decline(hub, &dest_plain, missing_id, "not_resident"),
+        "decline without the role",
+    );
+    assert_same_answer(
+        &step(hub, &origin_plain, id, "cancel", "o-plain-1", None),
+        &step(hub, &origin_plain, missing_id, "cancel", "o-plain-1", None),
+        "cancel without the role",
+    );
+    // Nothing changed, and officers with the role see and accept it.
+    assert!(ids(&list(hub, &w.dest_officer, "inbox")).contains(&id));
+    let view = show(hub, &w.dest_officer, id).ok();
+    assert_eq!(view["status"], "offered", "{view}");
+
+    // Held (a family fleeing): never listed to other towns' officers without the role, and
+    // never matched against their arrivals, even when the child has arrived there.
+    let held = offered(
+        hub,
+        &w.origin_officer,
+        &json!({"children": [CHILD_A, CHILD_B], "legal_basis": LEGAL_BASIS,
+                "reason": "refuge", "escalate_to": "課長 山本"}),
+    )["id"]
+        .as_i64()
+        .expect("id");
+    let third = Town {
+        code: THIRD.to_string(),
+        token: hub.add_client(THIRD, "t-system", "source,caseworker", None),
+    };
+    let mut arrived = dest_child_a();
+    arrived["source_record_id"] = json!("t-900");
+    assert_eq!(hub.push(&third, &[arrived])["rejected"], 0);
+    for which in ["held", "arrivals"] {
+        assert!(
+            !ids(&list(hub, &third_plain, which)).contains(&held),
+            "{which}"
+        );
+        assert!(
+            ids(&list(hub, &w.third_officer, which)).contains(&held),
+            "{which} with the role"
+        );
+    }
+    assert_same_answer(
+        &step(hub, &third_plain, held, "claim", "t-plain-1", None),
+        &step(hub, &third_plain, missing_id, "claim", "t-plain-1", None),
+        "claim without the role",
+    );
+    assert_same_answer(
+        &show(hub, &third_plain, held),
+        &show(hub, &third_plain, missing_id),
+        "held DV transfer read by another town without the role",
+    );
+}
+
+fn objection_and_move_travel_with_the_child(backend: Backend) {
+    let w = world(backend);
+    let hub = &w.hub;
+    push_household(&w);
+    let caseworker = |town: &str, name: &str| {
+        hub.add_client(town, name, "caseworker,support-measure-reader", None)
+    };
+    let origin_cw = caseworker(ORIGIN, "o-cw");
+    let dest_cw = caseworker(DEST, "d-cw");
+    let put = hub.put(
+        &format!("/v1/municipalities/{ORIGIN}/subjects/{CHILD_A}/opt-out"),
+        Some(&origin_cw),
+        Some("application/json"),
+        &[("X-Actor", "staff-1")],
+        json!({"objected_on": "2025-04-01", "legal_note": "不同意書"}).to_string(),
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let id = offer_household(&w, Some(DEST));
+    accept(hub, &w.dest_officer, id, &PLACEMENTS, &[]).ok();
+
+    let profile = |token: &str, town: &str, child: &str, purpose: &str| {
+        hub.get_with(
+            &format!("/v1/municipalities/{town}/subjects/{child}"),
+            Some(token),
+            &[("X-Purpose", purpose), ("X-Actor", "staff-1")],
+        )
+    };
+    // The destination honours the objection from acceptance on: out of screening views.
+    let screening = profile(&dest_cw, DEST, DEST_A, "screening_review");
+    let missing = profile(&dest_cw, DEST, "D-NOPE", "screening_review");
+    assert_same_answer(
+        &screening,
+        &missing,
+        "opted-out child in the destination's screening",
+    );
+    let handled = profile(&dest_cw, DEST, DEST_A, "case_handling").ok();
+    assert_eq!(handled["opt_out"]["objected_on"], "2025-04-01", "{handled}");
+    assert_eq!(handled["applicable_items"], json!([]), "{handled}");
+    // The sibling without an objection stays in screening views.
+    profile(&dest_cw, DEST, DEST_B, "screening_review").ok();
+    // The origin's profile says the child moved out, where and when.
+    let origin_view = profile(&origin_cw, ORIGIN, CHILD_A, "case_handling").ok();
+    assert_eq!(origin_view["moved_out"]["to"], DEST, "{origin_view}");
+    assert_eq!(origin_view["moved_out"]["transfer_id"], id, "{origin_view}");
+    assert!(
+        origin_view["moved_out"]["on"]
+            .as_str()
+            .is_some_and(|on| on.len() >= 10),
+        "{origin_view}"
+    );
+}
+
+both_backends!(
+    dv_transfers_are_hidden_from_officers_without_the_role,
+    objection_and_move_travel_with_the_child,
+);

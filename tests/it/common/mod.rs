@@ -1038,3 +1038,26 @@ impl Hub {
         }
     }
 }
+
+/// Headers that differ between any two answers (the time of day, connection bookkeeping).
+const VARYING_HEADERS: [&str; 3] = ["date", "x-request-id", "connection"];
+
+/// `resp` must be indistinguishable from `reference` — status, headers (but the date) and
+/// body: what a caller who may not see something gets when it does not exist.
+pub fn assert_same_answer(resp: &Resp, reference: &Resp, context: &str) {
+    let comparable = |r: &Resp| -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !VARYING_HEADERS.contains(&k.to_ascii_lowercase().as_str()))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        headers.sort();
+        headers
+    };
+    assert_eq!(
+        (resp.status, comparable(resp), resp.text()),
+        (reference.status, comparable(reference), reference.text()),
+        "{context}: must answer exactly like something that does not exist"
+    );
+}
