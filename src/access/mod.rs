@@ -116,6 +116,12 @@ pub fn decide(
     if !caller.may(using.role(), municipality) {
         return Verdict::Hide(Hidden::Role);
     }
+    visible_child(caller, using, child)
+}
+
+/// The child's own rules, for a caller whose role in the town was already established (a
+/// source reading its own records' history, say): existence, the DV measure, the objection.
+pub fn visible_child(caller: &Principal, using: ChildUse, child: Option<&ChildFacts>) -> Verdict {
     let Some(child) = child else {
         return Verdict::Hide(Hidden::Missing);
     };

@@ -61,6 +61,7 @@ pub struct ReviewQueue {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"resident_no": "1310160000110"}))]
 pub struct ConfirmRequest {
     /// The subject the record is about.
     pub resident_no: String,

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::extract::{Caller, ChangesRead, HistoryRead, PersonalRead};
 use super::views::{ChangesPage, History, Retraction, ValidationReport, ValidationResult};
 use super::{AppState, Metrics, Problem, State, audit_entry, blocking, json, with_conn};
-use crate::access::{self, RecordScope};
+use crate::access::{self, ChildUse, RecordScope, Verdict};
 use crate::auth::{Principal, Role};
 use crate::ingest::formats::locate_csv_errors;
 use crate::ingest::{
@@ -674,6 +674,7 @@ pub async fn history(
     let (municipality, source_record_id) = path.into_inner();
     let PersonalRead {
         principal,
+        context,
         mut entry,
         ..
     } = read;
@@ -689,13 +690,25 @@ pub async fn history(
         hide_support_measure(conn, &principal, &m, &mut versions)?;
         // The child concerned, so disclosure requests find history reads too.
         entry.subject = versions.iter().find_map(store_records::Change::about);
-        entry.result = if versions.is_empty() {
-            access::Hidden::Missing.audit_result()
-        } else {
-            "ok"
-        }
-        .into();
+        let verdict = match &entry.subject {
+            _ if versions.is_empty() => Verdict::Hide(access::Hidden::Missing),
+            None => Verdict::Allow,
+            Some(about) => {
+                let facts = store_records::child_facts(conn, &m, about)?;
+                let using = ChildUse::Read {
+                    screening: context.purpose.screening,
+                };
+                // A child unknown to the register (records waiting for it) is no one's secret.
+                facts.map_or(Verdict::Allow, |f| {
+                    access::visible_child(&principal, using, Some(&f))
+                })
+            }
+        };
+        entry.result = verdict.audit_result().into();
         crate::audit::append(conn, &entry)?;
+        if !verdict.is_allowed() {
+            versions.clear();
+        }
         Ok(versions)
     })
     .await?;
@@ -752,6 +765,7 @@ pub async fn changes(
     let municipality = path.into_inner();
     let PersonalRead {
         principal,
+        context,
         mut entry,
         ..
     } = read;
@@ -772,6 +786,11 @@ pub async fn changes(
         // The cursor moves past hidden entries too, so a consumer never stalls on them.
         let next_cursor = changes.last().map_or(after, |c| c.version.seq);
         hide_support_measure(conn, &principal, &m, &mut changes)?;
+        if context.purpose.screening {
+            // Opted-out children leave screening views, the feed included.
+            let objected = store_records::opted_out_subjects(conn, &m)?;
+            changes.retain(|c| !c.about().is_some_and(|r| objected.contains(&r)));
+        }
         entry.detail =
             Some(serde_json::json!({"after": after, "returned": changes.len()}).to_string());
         crate::audit::append(conn, &entry)?;

@@ -112,6 +112,7 @@ pub async fn profile(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"objected_on": "2025-04-01", "legal_note": "不同意書 第3号様式"}))]
 pub struct OptOutRequest {
     /// Date the guardian's objection (不同意書) was received (YYYY-MM-DD, not in the future).
     #[schema(format = "past-date")]

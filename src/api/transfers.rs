@@ -21,6 +21,7 @@ const PROBLEM: &str = "application/problem+json";
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"destination": "011002", "children": ["1310160000110"], "legal_basis": "個人情報保護法第69条第2項第3号", "reason": "moved", "note": "転居のため引継ぎ", "deadline_days": 14, "escalate_to": "課長 山本"}))]
 pub struct OfferRequest {
     /// Destination municipality; omit when the family left for an unknown town (held).
     pub destination: Option<String>,
@@ -45,6 +46,7 @@ pub struct PlacementRequest {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"placements": [{"origin_resident_no": "1310160000110", "destination_resident_no": "0110020000501"}], "declined_records": []}))]
 pub struct AcceptRequest {
     /// The destination's resident number for every child.
     pub placements: Vec<PlacementRequest>,
@@ -55,6 +57,7 @@ pub struct AcceptRequest {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "not_resident"}))]
 pub struct DeclineRequest {
     pub reason: DeclineReason,
 }

@@ -802,6 +802,15 @@ pub fn support_measure_subjects(
     Ok(hidden)
 }
 
+/// Resident numbers whose guardians objected (不同意) in a municipality.
+pub fn opted_out_subjects(conn: &mut DbConn, municipality: &str) -> StoreResult<HashSet<String>> {
+    let objected = on_conn!(conn, |c| opt_outs::table
+        .filter(opt_outs::municipality_code.eq(municipality))
+        .select(opt_outs::resident_no)
+        .load::<String>(c))?;
+    Ok(objected.into_iter().collect())
+}
+
 /// One version of a record, as kept in history and published in the change feed.
 #[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
 pub struct StoredVersion {
