@@ -1,4 +1,9 @@
 //! kodomo-hub: the library behind the `kodomo-hub` binary, organised by capability.
+//!
+//! Layers, each using only those below it: faces (`api`, `cli`) → workflows (`ingest`,
+//! `transfer::workflow`, the `indicators` pipeline) → `store` (answers questions and records
+//! facts; it never decides) → domain (`schema`, `identity`, `transfer`, `indicators`,
+//! `access`, `audit`, `auth`). Who may see what is decided by `access` alone.
 
 pub mod access;
 pub mod api;

@@ -8,6 +8,7 @@
 //! not see takes the same path (and time) as a child that does not exist.
 
 use crate::auth::{Principal, Role};
+use crate::transfer::Step;
 
 /// Facts about one child that decide its visibility.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -185,6 +186,19 @@ pub enum TransferUse {
     Export,
     /// Take a package from another hub into the caller's town's inbox.
     Import,
+}
+
+impl From<Step> for TransferUse {
+    fn from(step: Step) -> TransferUse {
+        match step {
+            Step::Accept => TransferUse::Accept,
+            Step::Decline => TransferUse::Decline,
+            Step::Cancel => TransferUse::Cancel,
+            Step::Claim => TransferUse::Claim,
+            // The receipt of a package the origin sent comes back to the origin.
+            Step::Deliver => TransferUse::Export,
+        }
+    }
 }
 
 /// May `caller` use this transfer? A transfer that includes a DV child exists only for

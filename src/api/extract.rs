@@ -46,13 +46,47 @@ fn failed_authentication(req: &HttpRequest, result: &str) -> AuditEntry {
     }
 }
 
+/// Count a failed authentication from the request's address: audit it (noting the failures
+/// throttled since the last entry) and answer 401, or answer 429 once the address is over its
+/// limit.
+async fn refuse_authentication(
+    state: &State,
+    req: &HttpRequest,
+    mut entry: AuditEntry,
+    detail: &str,
+) -> Problem {
+    let address = req.peer_addr().map(|a| a.ip());
+    match address.map(|a| state.failed_auth.fail(a)) {
+        Some(Err(retry_after)) => return Problem::rate_limited(retry_after),
+        Some(Ok(suppressed)) if suppressed > 0 => {
+            entry.detail =
+                Some(serde_json::json!({"throttled_since_last_entry": suppressed}).to_string());
+        }
+        _ => {}
+    }
+    match record_audit(state, entry).await {
+        Ok(()) => Problem::unauthorized(detail),
+        Err(problem) => problem,
+    }
+}
+
 /// The caller behind the bearer token, rate limited.
 pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal, Problem> {
+    // An address over its failure limit gets no further: no token lookup, no audit row.
+    if let Some(address) = req.peer_addr().map(|a| a.ip()) {
+        state
+            .failed_auth
+            .admit(address)
+            .map_err(Problem::rate_limited)?;
+    }
     let Some(token) = bearer_token(req) else {
-        record_audit(state, failed_authentication(req, "failed:no_token")).await?;
-        return Err(Problem::unauthorized(
+        return Err(refuse_authentication(
+            state,
+            req,
+            failed_authentication(req, "failed:no_token"),
             "send the client's token as `Authorization: Bearer <token>`",
-        ));
+        )
+        .await);
     };
     let hash = auth::hash_token(token);
     let worker = state.clone();
@@ -88,12 +122,12 @@ pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal,
             );
             entry.client_id = refused.as_ref().map(|p| p.client_id);
             entry.client_name = refused.map(|p| p.name);
-            record_audit(state, entry).await?;
-            Err(Problem::unauthorized(if wrong_certificate {
+            let detail = if wrong_certificate {
                 "this client's token is only accepted with its own client certificate"
             } else {
                 "the token is unknown or revoked"
-            }))
+            };
+            Err(refuse_authentication(state, req, entry, detail).await)
         }
     }
 }

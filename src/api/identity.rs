@@ -10,6 +10,7 @@ use super::extract::{Actor, Caller, IdentityQueueRead, PersonalRead};
 use super::{Problem, State, audit_entry, json, with_conn};
 use crate::access::{self, ChildUse};
 use crate::auth::Role;
+use crate::identity::QueueStatus;
 use crate::identity::resolve::Candidate;
 use crate::store::identity::{self as store_identity, QueueItem, Verdict};
 use crate::store::records as store_records;
@@ -20,26 +21,6 @@ use crate::store::records as store_records;
 pub struct QueueQuery {
     /// `review` (default): a person must decide; `pending`: no candidate yet; `linked`, `rejected`.
     pub status: Option<QueueStatus>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum QueueStatus {
-    Review,
-    Pending,
-    Linked,
-    Rejected,
-}
-
-impl QueueStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            QueueStatus::Review => "review",
-            QueueStatus::Pending => "pending",
-            QueueStatus::Linked => "linked",
-            QueueStatus::Rejected => "rejected",
-        }
-    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -104,7 +85,7 @@ pub async fn list(
     let status = query.status.unwrap_or(QueueStatus::Review);
     let m = municipality.clone();
     let items = with_conn(&state, move |conn, _| {
-        let queue = store_identity::queue(conn, &m, status.as_str())?;
+        let queue = store_identity::queue(conn, &m, status)?;
         let mut items = Vec::with_capacity(queue.len());
         for item in queue {
             let basic_info = store_records::record_data(conn, item.record_id)?

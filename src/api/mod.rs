@@ -102,11 +102,86 @@ impl RateLimit {
     }
 }
 
+/// Failed authentications per source address: at most `per_minute` are answered (and audited)
+/// in a minute; beyond that the address gets 429 before any token is looked at, and the
+/// failures it made meanwhile are counted into the next audited one instead of each writing an
+/// entry — so guessing tokens, or flooding the trail, costs an attacker a minute per batch.
+pub struct FailedAuthThrottle {
+    per_minute: u32,
+    windows: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, FailureWindow>>,
+}
+
+struct FailureWindow {
+    started: std::time::Instant,
+    failures: u32,
+    /// Failures answered 429 without an audit entry of their own since the last entry.
+    suppressed: u64,
+}
+
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl FailedAuthThrottle {
+    pub fn new(per_minute: u32) -> FailedAuthThrottle {
+        FailedAuthThrottle {
+            per_minute: per_minute.max(1),
+            windows: Default::default(),
+        }
+    }
+
+    fn window<T>(&self, address: std::net::IpAddr, f: impl FnOnce(&mut FailureWindow) -> T) -> T {
+        let now = std::time::Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() > 100_000 {
+            // Bounded memory under a spray of addresses: forget expired windows.
+            windows.retain(|_, w| now.duration_since(w.started) < FAILURE_WINDOW);
+        }
+        let window = windows.entry(address).or_insert(FailureWindow {
+            started: now,
+            failures: 0,
+            suppressed: 0,
+        });
+        if now.duration_since(window.started) >= FAILURE_WINDOW {
+            window.started = now;
+            window.failures = 0;
+        }
+        f(window)
+    }
+
+    /// `Err(seconds)` while the address is over its limit (and counts this attempt).
+    pub fn admit(&self, address: std::net::IpAddr) -> Result<(), u32> {
+        let per_minute = self.per_minute;
+        self.window(address, |w| {
+            if w.failures < per_minute {
+                return Ok(());
+            }
+            w.suppressed += 1;
+            let left = FAILURE_WINDOW.saturating_sub(w.started.elapsed());
+            Err(left.as_secs().max(1) as u32)
+        })
+    }
+
+    /// Count a failure; answers how many earlier failures went unaudited (to note in this
+    /// failure's audit entry), or `Err(seconds)` when this one is over the limit.
+    pub fn fail(&self, address: std::net::IpAddr) -> Result<u64, u32> {
+        let per_minute = self.per_minute;
+        self.window(address, |w| {
+            w.failures += 1;
+            if w.failures > per_minute {
+                w.suppressed += 1;
+                let left = FAILURE_WINDOW.saturating_sub(w.started.elapsed());
+                return Err(left.as_secs().max(1) as u32);
+            }
+            Ok(std::mem::take(&mut w.suppressed))
+        })
+    }
+}
+
 pub struct AppState {
     pub store: Store,
     /// The OpenAPI document, rendered once.
     pub openapi: String,
     pub rate_limit: RateLimit,
+    pub failed_auth: FailedAuthThrottle,
     pub standard: Arc<Standard>,
     pub ingestor: Ingestor,
     pub limits: Limits,
@@ -126,6 +201,7 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             rate_limit: RateLimit::new(2000),
+            failed_auth: FailedAuthThrottle::new(30),
             disclosure: Default::default(),
         }
     }

@@ -59,7 +59,7 @@ impl utoipa::Modify for BearerAuth {
         views::ValidationReport, views::ValidationResult, views::ProfileView, views::GuardianRecord,
         views::OptOutView, views::OptOutState, views::AuditTrail,
         Change, StoredVersion, CurrentRecord, HouseholdMember, OptOut, ApplicableItem, Purpose,
-        AuditRecord, audit_api::ExternalReads, identity::ReviewQueue, identity::ReviewItem, identity::QueueStatus,
+        AuditRecord, audit_api::ExternalReads, identity::ReviewQueue, identity::ReviewItem, crate::identity::QueueStatus,
         identity::ConfirmRequest, crate::store::identity::QueueItem,
         crate::identity::resolve::Candidate,
         transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,

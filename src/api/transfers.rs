@@ -15,7 +15,7 @@ use crate::store::records as store_records;
 use crate::store::transfers::{
     self as store_transfers, NewTransfer, Placement, Transfer, TransferView,
 };
-use crate::transfer::{DeclineReason, TransferBox, TransferReason, workflow};
+use crate::transfer::{DeclineReason, Step, TransferBox, TransferReason, workflow};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -288,18 +288,14 @@ async fn simple_step(
     principal: Principal,
     by: String,
     id: i64,
-    step: &'static str,
+    step: Step,
     reason: Option<DeclineReason>,
 ) -> Result<HttpResponse, Problem> {
-    let using = match step {
-        "decline" => TransferUse::Decline,
-        "cancel" => TransferUse::Cancel,
-        _ => TransferUse::Claim,
-    };
+    let using = TransferUse::from(step);
     let mut entry = audit_entry(
         &principal,
         &principal.municipality,
-        &format!("transfer.{step}"),
+        &format!("transfer.{}", step.as_str()),
     );
     entry.actor = Some(by.clone());
     let transfer = with_conn(&state, move |conn, _| {
@@ -346,7 +342,7 @@ pub async fn decline(
         principal,
         by,
         path.into_inner(),
-        "decline",
+        Step::Decline,
         Some(body.reason),
     )
     .await
@@ -372,7 +368,7 @@ pub async fn cancel(
     Actor(by): Actor,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
-    simple_step(state, principal, by, path.into_inner(), "cancel", None).await
+    simple_step(state, principal, by, path.into_inner(), Step::Cancel, None).await
 }
 
 /// A destination that found a held transfer's family among its arrivals claims it; the
@@ -396,5 +392,5 @@ pub async fn claim(
     Actor(by): Actor,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
-    simple_step(state, principal, by, path.into_inner(), "claim", None).await
+    simple_step(state, principal, by, path.into_inner(), Step::Claim, None).await
 }

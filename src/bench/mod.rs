@@ -2,6 +2,7 @@
 //! same machine: the same synthetic rows inserted without the hub (one transaction; `COPY` on
 //! PostgreSQL) and pushed through the hub's full path (library and HTTP).
 
+pub mod access;
 pub mod indicators;
 pub mod matching;
 pub mod transfer;

@@ -30,6 +30,7 @@ pub enum ConformanceCommand {
     },
     /// Run the API scenarios against a server that claims to implement the hub API.
     Server {
+        /// Base URL of the server under test (e.g. http://127.0.0.1:8080).
         #[arg(long)]
         base_url: String,
         /// Environment variable holding a `source` token of the municipality.
@@ -39,6 +40,7 @@ pub enum ConformanceCommand {
         /// the source token is used when omitted.
         #[arg(long)]
         reader_token_env: Option<String>,
+        /// The municipality (6-digit code) the tokens belong to.
         #[arg(long)]
         municipality: String,
         /// Record type the scenarios push (the token must be allowed to push it).
@@ -47,8 +49,10 @@ pub enum ConformanceCommand {
         /// JSON file declaring optional features: {"features": [...], "max_batch_records": N}.
         #[arg(long)]
         capabilities: Option<PathBuf>,
+        /// Major version of the standard to test against.
         #[arg(long, default_value = "1")]
         schema_version: u32,
+        /// Directory for result.json, junit.xml and report.html.
         #[arg(long, default_value = "conformance-report")]
         out: PathBuf,
     },
@@ -58,6 +62,7 @@ pub enum ConformanceCommand {
     Explain { id: String },
     /// Regenerate the test vectors from the schemas (committed under conformance/vectors).
     GenerateVectors {
+        /// Directory the vectors are written to.
         #[arg(long, default_value = "conformance/vectors")]
         out: PathBuf,
     },

@@ -57,6 +57,7 @@ impl DbArgs {
 enum Command {
     /// Run the HTTP API.
     Serve {
+        /// Address and port to listen on (plain HTTP only on loopback, see --insecure-listen).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// Server certificate chain (PEM); with --tls-key the hub serves HTTPS only.
@@ -74,6 +75,10 @@ enum Command {
         /// Requests per second each client may make (bursts up to twice as many).
         #[arg(long, default_value_t = 2000)]
         rate_limit: u32,
+        /// Failed authentications each source address may make in a minute; beyond it the
+        /// address gets 429 and its failures are counted into the next audit entry.
+        #[arg(long, env = "KODOMO_FAILED_AUTH_PER_MINUTE", default_value_t = 30)]
+        failed_auth_per_minute: u32,
         /// Load the synthetic demo council into an empty database.
         #[arg(long)]
         demo: bool,
@@ -97,6 +102,7 @@ enum Command {
     /// Import files (CSV in UTF-8 or CP932, NDJSON, JSON) through the same validation and
     /// upsert path as the API; resumable after an interruption.
     Import {
+        /// The town the records belong to (6-digit code).
         #[arg(long)]
         municipality: String,
         /// Source system the records come from (records are keyed by it).
@@ -108,6 +114,7 @@ enum Command {
         /// CSV encoding (utf-8 or cp932); detected when omitted.
         #[arg(long)]
         encoding: Option<String>,
+        /// Files to import (CSV, NDJSON or JSON).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         #[command(flatten)]
@@ -115,12 +122,16 @@ enum Command {
     },
     /// Export current records of one type as CSV or NDJSON (imports back as is).
     Export {
+        /// The town whose records are exported.
         #[arg(long)]
         municipality: String,
+        /// Record type to export (see GET /v1/schemas).
         #[arg(long)]
         record_type: String,
+        /// Only records of this source (default: every source).
         #[arg(long)]
         source: Option<String>,
+        /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormat,
         /// `cp932` writes Shift_JIS for systems that need it.
@@ -176,6 +187,7 @@ enum Command {
     },
     /// Load the synthetic demo council (synthetic children only) and print its tokens.
     Demo {
+        /// Synthetic households per town.
         #[arg(long, default_value_t = 60)]
         households_per_town: u64,
         #[command(flatten)]
@@ -187,11 +199,15 @@ enum Command {
 enum BenchCommand {
     /// Raw insert vs the hub's full ingest path (library, HTTP NDJSON, HTTP JSON).
     Ingest {
+        /// Synthetic records to ingest.
+        /// Records frozen with them.
         #[arg(long, default_value_t = 100_000)]
         records: usize,
     },
     /// A household transfer (10 children, 5,000 records) offered and accepted.
     Transfer {
+        /// Children in the household.
+        /// Synthetic children written into the empty database.
         #[arg(long, default_value_t = 10)]
         children: usize,
         #[arg(long, default_value_t = 5000)]
@@ -199,8 +215,10 @@ enum BenchCommand {
     },
     /// Identity resolution precision on synthetic children with realistic perturbations.
     Matching {
+        /// Children in the register.
         #[arg(long, default_value_t = 10_000)]
         children: usize,
+        /// Seed of the synthetic perturbations (same seed, same run).
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
@@ -209,10 +227,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         children: usize,
     },
+    /// Medians of profile reads a caller may not see (missing, another town's, DV without the
+    /// role, opted out in a screening view) beside a missing child's.
+    Access {
+        /// Requests per case.
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+        /// Records each child holds (the work a visible profile does).
+        #[arg(long, default_value_t = 200)]
+        records: usize,
+    },
     /// Single-record pushes at a fixed rate over loopback; prints p50/p95/p99/max.
     Latency {
+        /// Pushes per second.
         #[arg(long, default_value_t = 1000)]
         rate: u64,
+        /// How long to push.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
@@ -253,8 +283,10 @@ enum MunicipalityCommand {
     Add {
         code: String,
         name: String,
+        /// The joint-use council (共同利用) the town belongs to.
         #[arg(long)]
         council: Option<String>,
+        /// Population (decides the disclosure floor of its indicators).
         #[arg(long)]
         population: Option<i64>,
     },
@@ -265,8 +297,10 @@ enum MunicipalityCommand {
 enum ClientCommand {
     /// Create a client; its bearer token is printed once and only its hash is stored.
     Add {
+        /// The town the client is bound to.
         #[arg(long)]
         municipality: String,
+        /// Client name (unique within the town; a source's records are keyed by it).
         #[arg(long)]
         name: String,
         /// Role(s); repeat or separate with commas.
@@ -283,8 +317,10 @@ enum ClientCommand {
     List,
     /// Revoke a client; its token stops working at once.
     Revoke {
+        /// The client's town.
         #[arg(long)]
         municipality: String,
+        /// The client's name.
         #[arg(long)]
         name: String,
     },
@@ -294,17 +330,22 @@ enum ClientCommand {
 enum ReviewCommand {
     /// List queue items with their candidates and the fields that differ.
     List {
+        /// The town whose queue is listed.
         #[arg(long)]
         municipality: String,
-        #[arg(long, default_value = "review")]
-        status: String,
+        /// Which items to list.
+        #[arg(long, value_enum, default_value = "review")]
+        status: crate::identity::QueueStatus,
     },
     /// Link a queued record to a subject.
     Confirm {
+        /// The town of the queue item.
         #[arg(long)]
         municipality: String,
+        /// Queue item id (see review list).
         #[arg(long)]
         id: i64,
+        /// The subject (宛名番号) the record is about.
         #[arg(long)]
         resident_no: String,
         /// Staff member deciding (recorded in the audit trail).
@@ -313,10 +354,13 @@ enum ReviewCommand {
     },
     /// None of the candidates is this child.
     Reject {
+        /// The town of the queue item.
         #[arg(long)]
         municipality: String,
+        /// Queue item id (see review list).
         #[arg(long)]
         id: i64,
+        /// Staff member deciding (recorded in the audit trail).
         #[arg(long)]
         actor: String,
     },
@@ -337,21 +381,28 @@ enum TransferCommand {
     },
     /// Offer a household's children to a destination town (omit --destination to hold).
     Offer {
+        /// The origin town.
         #[arg(long)]
         municipality: String,
+        /// Destination town; omit when the family left for an unknown town (held).
         #[arg(long)]
         destination: Option<String>,
         /// Origin resident numbers of the children.
         #[arg(long, value_delimiter = ',', required = true)]
         children: Vec<String>,
+        /// Legal basis of the provision (e.g. 個人情報保護法第69条第2項第3号).
         #[arg(long)]
         legal_basis: String,
+        /// Why the origin transfers.
         #[arg(long, value_enum)]
         reason: crate::transfer::TransferReason,
+        /// Free note to the destination (no personal data beyond the transfer).
         #[arg(long)]
         note: Option<String>,
+        /// Days the destination has to answer before the transfer is escalated.
         #[arg(long, default_value_t = 14)]
         deadline_days: i64,
+        /// The officer an unanswered transfer is escalated to.
         #[arg(long)]
         escalate_to: String,
         /// Officer offering (recorded in the audit trail).
@@ -377,8 +428,10 @@ enum GaijiCommand {
 enum TokenCommand {
     /// Issue a new token for a client; the old one stops working at once.
     Rotate {
+        /// The client's town.
         #[arg(long)]
         municipality: String,
+        /// The client's name.
         #[arg(long)]
         name: String,
     },
@@ -430,6 +483,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             client_ca,
             insecure_listen,
             rate_limit,
+            failed_auth_per_minute,
             demo,
             db,
             disclosure,
@@ -464,6 +518,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let mut state = AppState::new(store, Limits::default());
             state.rate_limit = api::RateLimit::new(rate_limit);
+            state.failed_auth = api::FailedAuthThrottle::new(failed_auth_per_minute);
             state.disclosure = disclosure.config();
             actix_web::rt::System::new().block_on(api::serve(state, &listen, tls))?;
             Ok(())
@@ -584,6 +639,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         store, backend, children,
                     )?)?,
                 ),
+                BenchCommand::Access { requests, records } => (
+                    "access",
+                    serde_json::to_value(crate::bench::access::access(
+                        store, backend, requests, records,
+                    )?)?,
+                ),
                 BenchCommand::Latency { rate, seconds } => (
                     "latency",
                     serde_json::to_value(crate::bench::latency(store, backend, rate, seconds)?)?,
@@ -619,7 +680,8 @@ fn load_demo_if_empty(store: &Store, db: &DbArgs, households: u64) -> anyhow::Re
     let env_path = db.data_dir.join("demo-tokens.env");
     let mut env = std::fs::File::create(&env_path)?;
     println!("Demo council loaded (synthetic data only). Tokens (shown once):");
-    for (i, (municipality, name, token)) in tokens.lines.iter().enumerate() {
+    let first_town = tokens.lines[0].0.clone();
+    for (municipality, name, token) in &tokens.lines {
         println!("  {municipality} {name:<14} {token}");
         let var = format!(
             "KH_{}_{}",
@@ -627,7 +689,7 @@ fn load_demo_if_empty(store: &Store, db: &DbArgs, households: u64) -> anyhow::Re
             municipality
         );
         writeln!(env, "{var}={token}")?;
-        if i < 7 {
+        if *municipality == first_town {
             let short = format!("KH_{}", name.to_uppercase().replace('-', "_"));
             writeln!(env, "{short}={token}")?;
         }
@@ -863,7 +925,7 @@ fn review(command: ReviewCommand, store: &Store) -> anyhow::Result<()> {
             municipality,
             status,
         } => {
-            for item in queue::queue(&mut conn, &municipality, &status)? {
+            for item in queue::queue(&mut conn, &municipality, status)? {
                 let candidates: Vec<String> = item
                     .candidates()
                     .iter()

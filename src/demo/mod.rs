@@ -467,14 +467,25 @@ pub fn load(
             None,
             &mut tokens,
         )?;
-        add_demo_client(
-            conn,
-            &town.code,
-            "transfer-officer",
-            &[Role::TransferOfficer],
-            None,
-            &mut tokens,
-        )?;
+        // Every other role, so each section of the README can be tried.
+        let staff: [(&str, &[Role]); 5] = [
+            ("transfer-officer", &[Role::TransferOfficer]),
+            // The desk that handles DV cases: sees children under a support measure.
+            (
+                "dv-desk",
+                &[
+                    Role::Caseworker,
+                    Role::TransferOfficer,
+                    Role::SupportMeasureReader,
+                ],
+            ),
+            ("auditor", &[Role::Auditor]),
+            ("council-admin", &[Role::CouncilAdmin]),
+            ("national-analyst", &[Role::NationalAnalyst]),
+        ];
+        for (name, roles) in staff {
+            add_demo_client(conn, &town.code, name, roles, None, &mut tokens)?;
+        }
         let mut generator = Generator::new(t as u64 + 1);
         for household in 1..=households_per_town {
             generator.household(&town.code, household);

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::tables::{gaiji, identity_queue, local_ids, records, subjects};
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
 use crate::audit::AuditEntry;
+use crate::identity::QueueStatus;
 use crate::identity::normalize::GaijiTable;
 use crate::identity::resolve::{self, Candidate, Decision};
 use crate::store::records::WriteTx;
@@ -282,10 +283,14 @@ impl_identity_tx!(diesel::SqliteConnection);
 impl_identity_tx!(diesel::PgConnection);
 
 /// Queue items of a municipality with this status (`review`, `pending`, …), oldest first.
-pub fn queue(conn: &mut DbConn, municipality: &str, status: &str) -> StoreResult<Vec<QueueItem>> {
+pub fn queue(
+    conn: &mut DbConn,
+    municipality: &str,
+    status: QueueStatus,
+) -> StoreResult<Vec<QueueItem>> {
     Ok(on_conn!(conn, |c| identity_queue::table
         .filter(identity_queue::municipality_code.eq(municipality))
-        .filter(identity_queue::status.eq(status))
+        .filter(identity_queue::status.eq(status.as_str()))
         .order(identity_queue::id)
         .load::<QueueItem>(c))?)
 }

@@ -21,7 +21,7 @@ use crate::schema::{SUBJECT_TYPE, Standard};
 use crate::transfer::package::{
     self, Child, DetachedSignature, Header, Package, PackageError, PackageRecord, Receipt,
 };
-use crate::transfer::{TransferStatus, check_step};
+use crate::transfer::{Step, TransferStatus};
 use crate::{on_conn, write_tx};
 
 /// A package step refused: either the package itself (with code and pointer) or the store.
@@ -653,7 +653,10 @@ pub fn import_receipt(
         if transfer.state() == TransferStatus::Delivered {
             return Ok(transfer);
         }
-        check_step(transfer.state(), "deliver").map_err(StoreError::Conflict)?;
+        transfer
+            .state()
+            .after(Step::Deliver)
+            .map_err(StoreError::Conflict)?;
         let destination = transfer.destination_code.clone().unwrap_or_default();
         let children = transfer_children::table
             .filter(transfer_children::transfer_id.eq(transfer_id))

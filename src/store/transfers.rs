@@ -19,7 +19,7 @@ use crate::identity::normalize::GaijiTable;
 use crate::identity::resolve::{self, Candidate};
 use crate::schema::SUBJECT_TYPE;
 use crate::transfer::{
-    DeclineReason, Disposition, TransferBox, TransferReason, TransferStatus, check_step,
+    DeclineReason, Disposition, Step, TransferBox, TransferReason, TransferStatus,
     transferred_source,
 };
 use crate::{on_conn, write_tx};
@@ -472,7 +472,10 @@ pub fn accept(
         if transfer.state() == TransferStatus::Accepted {
             return Ok(());
         }
-        check_step(transfer.state(), "accept").map_err(StoreError::Conflict)?;
+        transfer
+            .state()
+            .after(Step::Accept)
+            .map_err(StoreError::Conflict)?;
         let children = transfer_children::table
             .filter(transfer_children::transfer_id.eq(id))
             .select(transfer_children::origin_resident_no)
@@ -713,12 +716,13 @@ pub fn accept(
 }
 
 /// Decline (destination), cancel (origin) or claim a held transfer (a destination that found
-/// the family among its arrivals). Repeating the same step is harmless.
+/// the family among its arrivals), for a town the access policy already let take the step.
+/// Repeating the same step is harmless.
 pub fn step(
     conn: &mut DbConn,
     id: i64,
     municipality: &str,
-    step: &str,
+    step: Step,
     decline_reason: Option<DeclineReason>,
     decided_by: &str,
     audit: &AuditEntry,
@@ -730,33 +734,17 @@ pub fn step(
             .first::<Transfer>(c)
             .optional()?
             .ok_or(StoreError::NotFound)?;
-        let (party, done) = match step {
-            "decline" => (
-                transfer.destination_code.as_deref() == Some(municipality),
-                TransferStatus::Declined,
-            ),
-            "cancel" => (
-                transfer.municipality_code == municipality,
-                TransferStatus::Cancelled,
-            ),
-            "claim" => (
-                transfer.state() == TransferStatus::Held
-                    && transfer.municipality_code != municipality
-                    || transfer.destination_code.as_deref() == Some(municipality),
-                TransferStatus::Offered,
-            ),
-            _ => (false, TransferStatus::Offered),
+        let state = transfer.state();
+        let claimed_by_me = transfer.destination_code.as_deref() == Some(municipality);
+        let repeated = match step {
+            Step::Claim => state == TransferStatus::Offered && claimed_by_me,
+            _ => TransferStatus::Offered.after(step).ok() == Some(state),
         };
-        if !party {
-            return Err(StoreError::NotFound);
-        }
-        let repeated = transfer.state() == done
-            && (step != "claim" || transfer.destination_code.as_deref() == Some(municipality));
         if repeated {
             return Ok(transfer);
         }
-        check_step(transfer.state(), step).map_err(StoreError::Conflict)?;
-        if step == "cancel" {
+        let done = state.after(step).map_err(StoreError::Conflict)?;
+        if step == Step::Cancel {
             let sent = super::tables::transfer_packages::table
                 .filter(super::tables::transfer_packages::transfer_id.eq(id))
                 .count()
@@ -768,7 +756,7 @@ pub fn step(
             }
         }
         match step {
-            "claim" => {
+            Step::Claim => {
                 // The destination gets the same time to answer that the origin gave.
                 let given = chrono::DateTime::parse_from_rfc3339(&transfer.deadline)
                     .ok()
@@ -795,7 +783,7 @@ pub fn step(
                 .execute(c)?,
         };
         let mut entry = audit.clone();
-        entry.detail = Some(serde_json::json!({"transfer": id, "step": step}).to_string());
+        entry.detail = Some(serde_json::json!({"transfer": id, "step": step.as_str()}).to_string());
         let children = transfer_children::table
             .filter(transfer_children::transfer_id.eq(id))
             .select(transfer_children::origin_resident_no)

@@ -131,21 +131,65 @@ pub fn transferred_source(origin: &str, origin_source: &str) -> String {
     format!("transfer:{origin}:{origin_source}")
 }
 
-/// Who may do what: the answer to a step that is not allowed in the current state.
-pub fn check_step(status: TransferStatus, step: &str) -> Result<(), String> {
-    let allowed = match step {
-        "accept" | "decline" | "deliver" => status == TransferStatus::Offered,
-        "cancel" => status.is_open(),
-        "claim" => status == TransferStatus::Held,
-        _ => false,
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(format!(
-            "a transfer that is {} cannot be {step}ed",
-            status.as_str()
-        ))
+/// A step that moves a transfer from one state to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The destination takes the children and their records.
+    Accept,
+    /// The destination refuses, with a coded reason.
+    Decline,
+    /// The origin withdraws before anyone decided.
+    Cancel,
+    /// A town that found a held transfer's family among its arrivals takes it over.
+    Claim,
+    /// The other hub's signed receipt came back for a package.
+    Deliver,
+}
+
+impl Step {
+    /// The name used in audit actions (`transfer.<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Accept => "accept",
+            Step::Decline => "decline",
+            Step::Cancel => "cancel",
+            Step::Claim => "claim",
+            Step::Deliver => "deliver",
+        }
+    }
+
+    /// The step in the past tense, for messages.
+    fn done(self) -> &'static str {
+        match self {
+            Step::Accept => "accepted",
+            Step::Decline => "declined",
+            Step::Cancel => "cancelled",
+            Step::Claim => "claimed",
+            Step::Deliver => "delivered",
+        }
+    }
+}
+
+impl TransferStatus {
+    /// The state after `step`, or why the step is not possible from this state.
+    pub fn after(self, step: Step) -> Result<TransferStatus, String> {
+        let next = match (step, self) {
+            (Step::Accept, TransferStatus::Offered) => TransferStatus::Accepted,
+            (Step::Decline, TransferStatus::Offered) => TransferStatus::Declined,
+            (Step::Deliver, TransferStatus::Offered) => TransferStatus::Delivered,
+            (Step::Cancel, TransferStatus::Offered | TransferStatus::Held) => {
+                TransferStatus::Cancelled
+            }
+            (Step::Claim, TransferStatus::Held) => TransferStatus::Offered,
+            _ => {
+                return Err(format!(
+                    "a transfer that is {} cannot be {}",
+                    self.as_str(),
+                    step.done()
+                ));
+            }
+        };
+        Ok(next)
     }
 }
 
@@ -155,11 +199,57 @@ mod tests {
 
     #[test]
     fn steps_follow_the_state_machine() {
-        assert!(check_step(TransferStatus::Offered, "accept").is_ok());
-        assert!(check_step(TransferStatus::Held, "accept").is_err());
-        assert!(check_step(TransferStatus::Held, "claim").is_ok());
-        assert!(check_step(TransferStatus::Accepted, "cancel").is_err());
-        assert!(check_step(TransferStatus::Held, "cancel").is_ok());
-        assert!(check_step(TransferStatus::Declined, "decline").is_err());
+        use TransferStatus::*;
+        let states = [Offered, Held, Accepted, Delivered, Declined, Cancelled];
+        let allowed = [
+            (Step::Accept, Offered, Accepted),
+            (Step::Decline, Offered, Declined),
+            (Step::Deliver, Offered, Delivered),
+            (Step::Cancel, Offered, Cancelled),
+            (Step::Cancel, Held, Cancelled),
+            (Step::Claim, Held, Offered),
+        ];
+        for step in [
+            Step::Accept,
+            Step::Decline,
+            Step::Cancel,
+            Step::Claim,
+            Step::Deliver,
+        ] {
+            for state in states {
+                let expected = allowed
+                    .iter()
+                    .find(|(s, from, _)| *s == step && *from == state)
+                    .map(|(_, _, to)| *to);
+                match (state.after(step), expected) {
+                    (Ok(next), Some(to)) => assert_eq!(next, to, "{step:?} from {state:?}"),
+                    (Err(message), None) => assert_eq!(
+                        message,
+                        format!(
+                            "a transfer that is {} cannot be {}",
+                            state.as_str(),
+                            step.done()
+                        )
+                    ),
+                    (got, want) => panic!("{step:?} from {state:?}: {got:?}, expected {want:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_read_as_english() {
+        assert_eq!(
+            TransferStatus::Accepted.after(Step::Decline).unwrap_err(),
+            "a transfer that is accepted cannot be declined"
+        );
+        assert_eq!(
+            TransferStatus::Declined.after(Step::Cancel).unwrap_err(),
+            "a transfer that is declined cannot be cancelled"
+        );
+        assert_eq!(
+            TransferStatus::Offered.after(Step::Claim).unwrap_err(),
+            "a transfer that is offered cannot be claimed"
+        );
     }
 }

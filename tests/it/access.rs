@@ -1472,7 +1472,69 @@ fn revoke_and_rotate_take_effect_at_once(backend: Backend) {
     }
 }
 
+/// Guessing tokens from one address: answered 401 and audited up to the limit, then 429 with
+/// Retry-After and no further audit rows; the next audited failure counts the throttled ones.
+fn failed_authentication_is_throttled_per_address(backend: Backend) {
+    let hub = Hub::start_with(backend, &["--failed-auth-per-minute", "5"]);
+    let town = hub.town(TOWN);
+    let before = hub.raw_db().audit_rows().len();
+    let path = format!("/v1/municipalities/{TOWN}/changes");
+    let statuses: Vec<u16> = (0..12)
+        .map(|i| hub.get(&path, Some(&format!("khub_guess_{i}"))).status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [vec![401; 5], vec![429; 7]].concat(),
+        "{statuses:?}"
+    );
+    let throttled = hub.get(&path, Some("khub_guess_x"));
+    assert!(
+        throttled
+            .header("Retry-After")
+            .is_some_and(|s| s.parse::<u32>().is_ok_and(|s| (1..=60).contains(&s))),
+        "{:?}",
+        throttled.headers
+    );
+    throttled.problem(429, "rate_limited");
+    let failures = hub
+        .raw_db()
+        .audit_rows()
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.result.starts_with("failed:"))
+        .count();
+    assert_eq!(
+        failures, 5,
+        "one audit row per answered failure, none while throttled"
+    );
+    // From a throttled address even a valid token waits (documented: one address, one limit).
+    let r = hub.get(&path, Some(&town.token));
+    assert_eq!(r.status, 429, "{}", r.text());
+}
+
+/// The authentication scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer_scheme_is_case_insensitive(backend: Backend) {
+    let hub = Hub::start(backend);
+    let town = hub.town(TOWN);
+    let path = format!("/v1/municipalities/{TOWN}/changes");
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} {}", town.token);
+        let r = hub.get_with(
+            &path,
+            None,
+            &[
+                ("Authorization", auth.as_str()),
+                ("X-Purpose", "case_handling"),
+                ("X-Actor", "s-1"),
+            ],
+        );
+        assert_eq!(r.status, 200, "{scheme}: {}", r.text());
+    }
+}
+
 both_backends!(
+    bearer_scheme_is_case_insensitive,
+    failed_authentication_is_throttled_per_address,
     role_matrix,
     purpose_and_actor_are_required,
     stated_legal_basis_is_recorded,
