@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::RunQueryDsl;
 use kodomo_hub::audit::AuditEntry;
+use kodomo_hub::keys::KeyPaths;
 use kodomo_hub::schema::Standard;
 use kodomo_hub::store::packages::{self, ExchangeError, Importer};
 use kodomo_hub::store::records::{WriteTx, in_write_transaction};
@@ -84,7 +85,11 @@ struct Side {
 impl Side {
     fn new(own: &str) -> Side {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Location::Sqlite(dir.path().join("hub.sqlite3"))).unwrap();
+        let store = Store::open(
+            &Location::Sqlite(dir.path().join("hub.sqlite3")),
+            &KeyPaths::in_dir(dir.path()),
+        )
+        .unwrap();
         clients::add_municipality(&mut store.conn().unwrap(), own, own, None, None, "test")
             .unwrap();
         Side { store, _dir: dir }
@@ -105,7 +110,7 @@ impl Side {
     }
     fn key(&self) -> String {
         hex::encode(
-            packages::hub_key(&mut self.conn())
+            packages::hub_key(&self.conn())
                 .unwrap()
                 .verifying_key()
                 .as_bytes(),

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::RunQueryDsl;
 use kodomo_hub::audit::AuditEntry;
+use kodomo_hub::keys::KeyPaths;
 use kodomo_hub::store::records::{WriteTx, in_write_transaction};
 use kodomo_hub::store::transfers::{self, NewTransfer, Placement};
 use kodomo_hub::store::{DbConn, Location, PreparedRecord, Store, StoreError, clients};
@@ -273,7 +274,11 @@ struct Moved {
 impl Hub {
     fn new() -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&Location::Sqlite(dir.path().join("hub.sqlite3"))).expect("open");
+        let store = Store::open(
+            &Location::Sqlite(dir.path().join("hub.sqlite3")),
+            &KeyPaths::in_dir(dir.path()),
+        )
+        .expect("open");
         let mut conn = store.conn().expect("conn");
         for town in TOWNS {
             clients::add_municipality(&mut conn, town, town, None, None, "test").expect("add town");
