@@ -362,10 +362,11 @@ async fn finish_push(
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client may not push to this municipality", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body, batch or line too large", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body stopped arriving for longer than the hub waits (`body_timeout`); the report carries the complete records before the pause (none if atomic)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body, batch or line too large (an atomic NDJSON stream is bounded like a JSON body)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported Content-Type", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Atomic batch with an invalid record (nothing stored), an Idempotency-Key reused with another body, or a CSV header naming a column twice", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited, or this client already pushes as many NDJSON streams as it may (`too_many_streams`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn push(

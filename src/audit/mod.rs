@@ -49,7 +49,8 @@ pub struct AuditEntry {
 }
 
 /// A stored entry.
-#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
+#[diesel(table_name = audit_log)]
 pub struct AuditRecord {
     pub seq: i64,
     pub municipality_code: String,
@@ -67,43 +68,6 @@ pub struct AuditRecord {
     pub prev_hash: String,
     pub hash: String,
 }
-
-/// The columns of an `AuditRecord`, in its field order.
-pub type RecordColumns = (
-    audit_log::seq,
-    audit_log::municipality_code,
-    audit_log::at,
-    audit_log::client_id,
-    audit_log::client_name,
-    audit_log::actor,
-    audit_log::roles,
-    audit_log::subject,
-    audit_log::action,
-    audit_log::purpose,
-    audit_log::legal_basis,
-    audit_log::result,
-    audit_log::detail,
-    audit_log::prev_hash,
-    audit_log::hash,
-);
-
-pub const RECORD_COLUMNS: RecordColumns = (
-    audit_log::seq,
-    audit_log::municipality_code,
-    audit_log::at,
-    audit_log::client_id,
-    audit_log::client_name,
-    audit_log::actor,
-    audit_log::roles,
-    audit_log::subject,
-    audit_log::action,
-    audit_log::purpose,
-    audit_log::legal_basis,
-    audit_log::result,
-    audit_log::detail,
-    audit_log::prev_hash,
-    audit_log::hash,
-);
 
 impl AuditRecord {
     /// The entry as it was appended (for recomputing its hash).
@@ -321,7 +285,11 @@ pub fn verify(conn: &mut DbConn, key: &AuditKey) -> StoreResult<Verification> {
                     .and(audit_log::chain_seq.gt(after_seq))),
             )
             .order((audit_log::chain, audit_log::chain_seq))
-            .select((RECORD_COLUMNS, audit_log::chain, audit_log::chain_seq))
+            .select((
+                AuditRecord::as_select(),
+                audit_log::chain,
+                audit_log::chain_seq
+            ))
             .limit(5000)
             .load::<ChainedRow>(c))?;
         if page.is_empty() {
@@ -496,6 +464,7 @@ pub fn key_legacy_entries(conn: &mut DbConn, key: &AuditKey) -> StoreResult<u64>
 macro_rules! audit_key_legacy_body {
     ($c:expr, $key:expr) => {{
         use $crate::store::tables::{audit_log, municipalities};
+        use diesel::SelectableHelper;
         let key: &$crate::keys::AuditKey = $key;
         let registered: std::collections::HashSet<String> = municipalities::table
             .select(municipalities::municipality_code)
@@ -531,7 +500,7 @@ macro_rules! audit_key_legacy_body {
                 .filter(audit_log::chain.is_null())
                 .filter(audit_log::seq.gt(after))
                 .order(audit_log::seq)
-                .select($crate::audit::RECORD_COLUMNS)
+                .select($crate::audit::AuditRecord::as_select())
                 .limit(5000)
                 .load::<$crate::audit::AuditRecord>(&mut *$c)?;
             if page.is_empty() {
@@ -600,7 +569,7 @@ pub fn for_subject(
         .filter(audit_log::municipality_code.eq(municipality))
         .filter(audit_log::subject.eq(subject))
         .order(audit_log::seq)
-        .select(RECORD_COLUMNS)
+        .select(AuditRecord::as_select())
         .load::<AuditRecord>(c))?)
 }
 
@@ -612,7 +581,7 @@ pub fn external_reads(conn: &mut DbConn, municipality: &str) -> StoreResult<Vec<
         .inner_join(clients::table.on(clients::id.nullable().eq(audit_log::client_id)))
         .filter(audit_log::municipality_code.eq(municipality))
         .filter(clients::municipality_code.ne(municipality))
-        .select(RECORD_COLUMNS)
+        .select(AuditRecord::as_select())
         .order(audit_log::seq)
         .load::<AuditRecord>(c))?)
 }
