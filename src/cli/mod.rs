@@ -559,9 +559,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { db } => {
-            let store = db.open()?;
-            println!("migrations applied ({})", describe(&db));
-            drop(store);
+            let ran = Store::migrate_only(&db.location())?;
+            println!("{ran} migrations applied ({})", describe(&db));
             Ok(())
         }
         Command::Demo {

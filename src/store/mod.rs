@@ -210,30 +210,7 @@ impl Store {
     /// hub's keys from `key_paths` (creating them on a new hub; see `keys::load`) and convert
     /// audit entries written before the trail was keyed.
     pub fn open(location: &Location, key_paths: &crate::keys::KeyPaths) -> StoreResult<Store> {
-        let pool = match location {
-            Location::Postgres(url) => Pool::Pg(
-                diesel::r2d2::Pool::builder()
-                    .max_size(8)
-                    .connection_timeout(Duration::from_secs(10))
-                    .connection_customizer(Box::new(PgSettings))
-                    .build(ConnectionManager::new(url))
-                    .map_err(|e| StoreError::Connection(e.to_string()))?,
-            ),
-            Location::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    crate::keys::ensure_private_dir(dir)?;
-                }
-                create_private_file(path)?;
-                Pool::Sqlite(
-                    diesel::r2d2::Pool::builder()
-                        .max_size(8)
-                        .connection_timeout(Duration::from_secs(30))
-                        .connection_customizer(Box::new(SqlitePragmas))
-                        .build(ConnectionManager::new(path.to_string_lossy()))
-                        .map_err(|e| StoreError::Connection(e.to_string()))?,
-                )
-            }
-        };
+        let pool = Pool::open(location)?;
         migrate(&pool)?;
         let mut conn = connect(&pool)?;
         let keys = std::sync::Arc::new(crate::keys::load(&mut conn, key_paths)?);
@@ -246,6 +223,13 @@ impl Store {
             );
         }
         Ok(Store { pool, keys })
+    }
+
+    /// Apply pending migrations only; returns how many ran. Keys are neither read nor made
+    /// (`migrate` may run from a machine that does not hold the hub's key files); the hub's
+    /// next start does the rest.
+    pub fn migrate_only(location: &Location) -> StoreResult<usize> {
+        migrate(&Pool::open(location)?)
     }
 
     /// The keys of the hub this store belongs to.
@@ -288,6 +272,37 @@ impl Store {
             max,
             in_use: state.connections - state.idle_connections,
         }
+    }
+}
+
+impl Pool {
+    /// A connection pool for `location` (creating the SQLite file and its directory, private
+    /// to the hub's user).
+    fn open(location: &Location) -> StoreResult<Pool> {
+        Ok(match location {
+            Location::Postgres(url) => Pool::Pg(
+                diesel::r2d2::Pool::builder()
+                    .max_size(8)
+                    .connection_timeout(Duration::from_secs(10))
+                    .connection_customizer(Box::new(PgSettings))
+                    .build(ConnectionManager::new(url))
+                    .map_err(|e| StoreError::Connection(e.to_string()))?,
+            ),
+            Location::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    crate::keys::ensure_private_dir(dir)?;
+                }
+                create_private_file(path)?;
+                Pool::Sqlite(
+                    diesel::r2d2::Pool::builder()
+                        .max_size(8)
+                        .connection_timeout(Duration::from_secs(30))
+                        .connection_customizer(Box::new(SqlitePragmas))
+                        .build(ConnectionManager::new(path.to_string_lossy()))
+                        .map_err(|e| StoreError::Connection(e.to_string()))?,
+                )
+            }
+        })
     }
 }
 
