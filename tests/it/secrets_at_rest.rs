@@ -64,6 +64,26 @@ fn a_new_hub_creates_its_files_private() {
     }
 }
 
+/// `migrate` may run from a machine that does not hold the hub's key files: it applies the
+/// migrations and neither makes nor asks for keys.
+#[test]
+fn migrate_makes_no_keys() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let data = parent.path().join("data");
+    let out = Command::new(BIN)
+        .args(["migrate", "--data-dir"])
+        .arg(&data)
+        .env_remove("DATABASE_URL")
+        .env_remove("KODOMO_DATA_DIR")
+        .output()
+        .expect("run kodomo-hub migrate");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(data.join(SQLITE_FILE).exists());
+    for key in ["audit.key", "signing.key"] {
+        assert!(!data.join(key).exists(), "migrate made {key}");
+    }
+}
+
 /// A data directory and database left open to others by an older hub are tightened on the
 /// next start.
 #[test]
