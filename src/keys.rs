@@ -8,7 +8,7 @@
 //! the same files (`--audit-key-file`, `--signing-key-file`).
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,12 +52,27 @@ pub struct HubKeys {
     pub signing: SigningKey,
 }
 
-/// Create `dir` (and its parents) and make it private to the hub's user (0700): it holds the
-/// database and the key files.
+/// Create `dir` (and its parents) private to the hub's user (0700): it holds the database and
+/// the key files. An existing directory is not changed — `--data-dir` might name a directory
+/// shared with other software — but one open to group or others is reported.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
     let fail = |e: std::io::Error| StoreError::Connection(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)
+    if dir.exists() {
+        let mode = std::fs::metadata(dir).map_err(fail)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "data directory {} is open to group or others (mode {:o}); run chmod 700 on it",
+                dir.display(),
+                mode & 0o777
+            );
+        }
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(fail)
 }
 
 /// Restrict an existing file to its owner (0600).

@@ -1,6 +1,6 @@
 //! Secrets at rest: the hub's Ed25519 signing key and its audit key live in files of their own
-//! (0600), not in the database; the data directory is 0700 and the database and the demo's
-//! token file 0600. A database from before the key file had the signing key in a column: it is
+//! (0600), not in the database; a data directory the hub creates is 0700, and the database and
+//! the demo's token file 0600. A database from before the key file had the signing key in a column: it is
 //! moved into the file and the column cleared, keeping the public key peers trust.
 
 use crate::common;
@@ -84,17 +84,23 @@ fn migrate_makes_no_keys() {
     }
 }
 
-/// A data directory and database left open to others by an older hub are tightened on the
-/// next start.
+/// A database file left open to others by an older hub is tightened on the next start; its
+/// data directory is not changed (it may be shared) but reported.
 #[test]
-fn an_existing_data_directory_is_tightened() {
+fn an_existing_database_is_tightened_and_an_open_directory_reported() {
     let mut hub = Hub::start(Backend::Sqlite);
     hub.kill_server();
     chmod(hub.data_dir(), 0o755);
     chmod(&hub.data_dir().join(SQLITE_FILE), 0o644);
     hub.restart();
-    assert_eq!(mode(hub.data_dir()), 0o700);
     assert_eq!(mode(&hub.data_dir().join(SQLITE_FILE)), 0o600);
+    assert_eq!(
+        mode(hub.data_dir()),
+        0o755,
+        "an existing directory is left as it is"
+    );
+    let log = hub.server_log();
+    assert!(log.contains("chmod 700"), "{log}");
 }
 
 fn the_signing_key_lives_in_its_file_not_the_database(backend: Backend) {
