@@ -16,6 +16,7 @@ pub mod demo;
 pub mod identity;
 pub mod indicators;
 pub mod ingest;
+pub mod keys;
 pub mod schema;
 pub mod store;
 pub mod transfer;

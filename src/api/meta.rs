@@ -117,25 +117,40 @@ pub async fn healthz() -> HttpResponse {
     )
 }
 
-/// Readiness: the database answers.
+/// Readiness: a database connection is free and the database answers.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Status),
-        (status = 503, description = "Database unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unreachable, or every pooled connection is in use", body = Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
 pub async fn readyz(state: State) -> Result<HttpResponse, Problem> {
+    let usage = state.store.pool_usage();
+    if usage.saturated() {
+        // Said at once: waiting for a connection is exactly what a saturated hub cannot offer.
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_pool_saturated",
+            format!(
+                "all {} database connections are in use; requests wait for one",
+                usage.max
+            ),
+        ));
+    }
     let worker = state.clone();
     blocking(move || {
-        worker.store.ping().map_err(|_| {
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "the database is not reachable",
-            )
-        })
+        worker
+            .store
+            .ping(std::time::Duration::from_secs(2))
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is not reachable",
+                )
+            })
     })
     .await?;
     Ok(json(
@@ -155,6 +170,7 @@ pub async fn readyz(state: State) -> Result<HttpResponse, Problem> {
 pub async fn metrics(state: State) -> HttpResponse {
     let m = &state.metrics;
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let pool = state.store.pool_usage();
     let body = format!(
         "# HELP kodomo_hub_http_requests_total HTTP requests answered.\n\
          # TYPE kodomo_hub_http_requests_total counter\n\
@@ -168,7 +184,12 @@ pub async fn metrics(state: State) -> HttpResponse {
          kodomo_hub_records_total{{outcome=\"created\"}} {}\n\
          kodomo_hub_records_total{{outcome=\"updated\"}} {}\n\
          kodomo_hub_records_total{{outcome=\"unchanged\"}} {}\n\
-         kodomo_hub_records_total{{outcome=\"rejected\"}} {}\n",
+         kodomo_hub_records_total{{outcome=\"rejected\"}} {}\n\
+         # HELP kodomo_hub_db_connections Pooled database connections: the most the pool \
+         opens, and those lent out now.\n\
+         # TYPE kodomo_hub_db_connections gauge\n\
+         kodomo_hub_db_connections{{state=\"max\"}} {}\n\
+         kodomo_hub_db_connections{{state=\"in_use\"}} {}\n",
         get(&m.requests),
         get(&m.responses_4xx),
         get(&m.responses_5xx),
@@ -176,6 +197,8 @@ pub async fn metrics(state: State) -> HttpResponse {
         get(&m.records_updated),
         get(&m.records_unchanged),
         get(&m.records_rejected),
+        pool.max,
+        pool.in_use,
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -39,6 +39,13 @@ pub struct Limits {
     pub max_stream_bytes: u64,
     /// Longest NDJSON line, in bytes.
     pub max_line_bytes: usize,
+    /// How long an Idempotency-Key stays reserved for a request that stops renewing it (its
+    /// process died): a retry after that runs.
+    pub idempotency_lease: std::time::Duration,
+    /// NDJSON streams one client may push at the same time (429 beyond).
+    pub max_streams_per_client: usize,
+    /// How long a request body may pause before the request is answered 408.
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +55,9 @@ impl Default for Limits {
             max_batch_records: 10_000,
             max_stream_bytes: 8 * 1024 * 1024 * 1024,
             max_line_bytes: 1024 * 1024,
+            idempotency_lease: std::time::Duration::from_secs(60),
+            max_streams_per_client: 4,
+            body_idle_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -176,8 +186,50 @@ impl FailedAuthThrottle {
     }
 }
 
+/// NDJSON streams running per client. Streams wait on the network for as long as their
+/// senders take, so one client's share is bounded.
+#[derive(Default)]
+pub struct StreamSlots {
+    running: Arc<std::sync::Mutex<std::collections::HashMap<i64, usize>>>,
+}
+
+/// One running stream; its slot is given back when dropped.
+pub struct StreamSlot {
+    running: Arc<std::sync::Mutex<std::collections::HashMap<i64, usize>>>,
+    client_id: i64,
+}
+
+impl StreamSlots {
+    /// A slot for another stream of `client_id`, unless it already runs `limit`.
+    pub fn take(&self, client_id: i64, limit: usize) -> Option<StreamSlot> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let count = running.entry(client_id).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot {
+            running: self.running.clone(),
+            client_id,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = running.get_mut(&self.client_id) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.client_id);
+            }
+        }
+    }
+}
+
 pub struct AppState {
     pub store: Store,
+    pub streams: StreamSlots,
     /// The OpenAPI document, rendered once.
     pub openapi: String,
     pub rate_limit: RateLimit,
@@ -199,6 +251,7 @@ impl AppState {
             ingestor: Ingestor::new(standard.clone()),
             standard,
             limits,
+            streams: StreamSlots::default(),
             metrics: Metrics::default(),
             rate_limit: RateLimit::new(2000),
             failed_auth: FailedAuthThrottle::new(30),

@@ -145,7 +145,7 @@ pub async fn import(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let signature = signature(&req)?;
-    let body = super::records::read_body(&mut payload, state.limits.max_body_bytes).await?;
+    let body = super::records::read_body(&mut payload, &state.limits).await?;
     let mut entry = audit_entry(
         &principal,
         &principal.municipality,
@@ -215,7 +215,7 @@ pub async fn receipt(
     );
     entry.actor = Some(by);
     let signature = signature(&req)?;
-    let body = super::records::read_body(&mut payload, state.limits.max_body_bytes).await?;
+    let body = super::records::read_body(&mut payload, &state.limits).await?;
     let worker = state.clone();
     let transfer = blocking(move || {
         let mut conn = worker.store.conn()?;

@@ -8,13 +8,13 @@ use sha2::{Digest, Sha256};
 
 use super::extract::{Caller, ChangesRead, HistoryRead, PersonalRead};
 use super::views::{ChangesPage, History, Retraction, ValidationReport, ValidationResult};
-use super::{AppState, Metrics, Problem, State, audit_entry, blocking, json, with_conn};
+use super::{AppState, Limits, Metrics, Problem, State, audit_entry, blocking, json, with_conn};
 use crate::access::{self, ChildUse, RecordScope, Verdict};
 use crate::auth::{Principal, Role};
 use crate::ingest::formats::locate_csv_errors;
 use crate::ingest::{
-    Candidate, IngestError, IngestReport, RecordStatus, ResultDetail, Submission, chunked,
-    csv_candidates, decode_csv, json_batch_candidates, ndjson_candidate,
+    Candidate, ConnectionPerChunk, IngestError, IngestReport, RecordStatus, ResultDetail,
+    Submission, chunked, csv_candidates, decode_csv, json_batch_candidates, ndjson_candidate,
 };
 use crate::schema::FieldError;
 use crate::store::{clients, records as store_records};
@@ -73,14 +73,35 @@ fn body_format(req: &HttpRequest) -> Result<BodyFormat, Problem> {
     }
 }
 
-/// Read a whole body up to `limit` bytes.
+/// The next piece of a request body; 408 when the client sends nothing for `idle` (a stalled
+/// or deliberately slow client must not keep a request open for ever).
+pub(super) async fn next_chunk(
+    payload: &mut web::Payload,
+    idle: std::time::Duration,
+) -> Result<Option<web::Bytes>, Problem> {
+    match actix_web::rt::time::timeout(idle, payload.next()).await {
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "no part of the request body arrived for {} s; send the body without pauses",
+                idle.as_secs()
+            ),
+        )),
+        Ok(None) => Ok(None),
+        Ok(Some(chunk)) => chunk
+            .map(Some)
+            .map_err(|e| Problem::bad_request("body_read", e.to_string())),
+    }
+}
+
+/// Read a whole body up to `limits.max_body_bytes`.
 pub(super) async fn read_body(
     payload: &mut web::Payload,
-    limit: usize,
+    limits: &Limits,
 ) -> Result<Vec<u8>, Problem> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Problem::bad_request("body_read", e.to_string()))?;
+    let (mut body, limit) = (Vec::new(), limits.max_body_bytes);
+    while let Some(chunk) = next_chunk(payload, limits.body_idle_timeout).await? {
         if body.len() + chunk.len() > limit {
             return Err(Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -119,10 +140,57 @@ fn record_metrics(state: &AppState, report: &IngestReport) {
 }
 
 /// An idempotency key this request has claimed; answered or released when the request ends.
+/// While the request runs its lease is renewed, so only a request whose process died loses
+/// the key to a retry.
 struct ClaimedKey {
     municipality: String,
     client_id: i64,
     key: String,
+    /// Names this request's lease.
+    owner: String,
+    _renewal: LeaseRenewal,
+}
+
+/// Renews a lease every third of its length until dropped.
+struct LeaseRenewal(actix_web::rt::task::JoinHandle<()>);
+
+impl Drop for LeaseRenewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl LeaseRenewal {
+    fn start(state: &State, municipality: &str, client_id: i64, key: &str, owner: &str) -> Self {
+        let lease = state.limits.idempotency_lease;
+        let (state, municipality, key, owner) = (
+            state.clone(),
+            municipality.to_string(),
+            key.to_string(),
+            owner.to_string(),
+        );
+        LeaseRenewal(actix_web::rt::spawn(async move {
+            loop {
+                actix_web::rt::time::sleep(lease / 3).await;
+                let (worker, m, k, o) = (
+                    state.clone(),
+                    municipality.clone(),
+                    key.clone(),
+                    owner.clone(),
+                );
+                let renewed = blocking(move || {
+                    let mut conn = worker.store.conn()?;
+                    Ok(clients::renew_key(&mut conn, &m, client_id, &k, &o, lease)?)
+                })
+                .await;
+                // Lost (taken over after a stall) or the database is away: nothing to renew.
+                if !matches!(renewed, Ok(true)) {
+                    tracing::warn!(municipality, "an idempotency lease could not be renewed");
+                    return;
+                }
+            }
+        }))
+    }
 }
 
 enum KeyState {
@@ -142,24 +210,27 @@ async fn claim_key(
     let Some(key) = key else {
         return Ok(KeyState::Run(None));
     };
-    let claimed = ClaimedKey {
-        municipality: municipality.to_string(),
-        client_id: principal.client_id,
-        key,
-    };
-    let (worker, hash) = (state.clone(), request_hash.to_string());
-    let (m, k, client) = (
-        claimed.municipality.clone(),
-        claimed.key.clone(),
-        claimed.client_id,
+    let (worker, hash, lease) = (
+        state.clone(),
+        request_hash.to_string(),
+        state.limits.idempotency_lease,
     );
+    let (m, k, client_id) = (municipality.to_string(), key.clone(), principal.client_id);
     let reservation = blocking(move || {
         let mut conn = worker.store.conn()?;
-        Ok(clients::reserve_key(&mut conn, &m, client, &k, &hash)?)
+        Ok(clients::reserve_key(
+            &mut conn, &m, client_id, &k, &hash, lease,
+        )?)
     })
     .await?;
     Ok(match reservation {
-        clients::Reservation::Reserved => KeyState::Run(Some(claimed)),
+        clients::Reservation::Reserved { owner } => KeyState::Run(Some(ClaimedKey {
+            _renewal: LeaseRenewal::start(state, municipality, client_id, &key, &owner),
+            municipality: municipality.to_string(),
+            client_id,
+            key,
+            owner,
+        })),
         clients::Reservation::Existing(answer) => KeyState::Earlier(answer),
     })
 }
@@ -243,12 +314,19 @@ async fn finish_push(
                 municipality,
                 client_id,
                 key,
+                owner,
+                _renewal,
             } = claimed;
             match stored {
-                Some(stored) => {
-                    clients::complete_key(&mut conn, &municipality, client_id, &key, &stored)?
-                }
-                None => clients::release_key(&mut conn, &municipality, client_id, &key)?,
+                Some(stored) => clients::complete_key(
+                    &mut conn,
+                    &municipality,
+                    client_id,
+                    &key,
+                    &owner,
+                    &stored,
+                )?,
+                None => clients::release_key(&mut conn, &municipality, client_id, &key, &owner)?,
             }
             Ok(())
         })
@@ -284,10 +362,11 @@ async fn finish_push(
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client may not push to this municipality", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body, batch or line too large", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body stopped arriving for longer than the hub waits (`body_timeout`); the report carries the complete records before the pause (none if atomic)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body, batch or line too large (an atomic NDJSON stream is bounded like a JSON body)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported Content-Type", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Atomic batch with an invalid record (nothing stored), an Idempotency-Key reused with another body, or a CSV header naming a column twice", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited, or this client already pushes as many NDJSON streams as it may (`too_many_streams`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn push(
@@ -310,11 +389,23 @@ pub async fn push(
         client_id: Some(principal.client_id),
     };
     if let BodyFormat::Ndjson = format {
+        let limit = state.limits.max_streams_per_client;
+        let Some(_slot) = state.streams.take(principal.client_id, limit) else {
+            let mut problem = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "this client already pushes {limit} NDJSON streams; retry when one has finished"
+                ),
+            );
+            problem.retry_after = Some(1);
+            return Err(problem);
+        };
         // A stream's hash is known only at its end: claim the key first, record the hash later.
         let claimed = match claim_key(&state, &principal, &municipality, key, "").await? {
             KeyState::Earlier(answer) if answer.in_progress() => return Err(key_in_progress()),
             KeyState::Earlier(answer) => {
-                let hash = hash_stream(&mut payload, state.limits.max_stream_bytes).await?;
+                let hash = hash_stream(&mut payload, &state.limits).await?;
                 return Ok(replay_response(answer, &hash));
             }
             KeyState::Run(claimed) => claimed,
@@ -322,7 +413,7 @@ pub async fn push(
         let (outcome, hash) = push_ndjson(&state, submission, &query, payload).await;
         return finish_push(&state, claimed, hash, outcome).await;
     }
-    let body = read_body(&mut payload, state.limits.max_body_bytes).await?;
+    let body = read_body(&mut payload, &state.limits).await?;
     let hash = hex::encode(Sha256::digest(&body));
     let claimed = match claim_key(&state, &principal, &municipality, key, &hash).await? {
         KeyState::Earlier(answer) => return Ok(replay_response(answer, &hash)),
@@ -386,11 +477,10 @@ fn locate_report(state: &AppState, report: &mut IngestReport) {
     }
 }
 
-async fn hash_stream(payload: &mut web::Payload, limit: u64) -> Result<String, Problem> {
-    let mut hasher = Sha256::new();
+async fn hash_stream(payload: &mut web::Payload, limits: &Limits) -> Result<String, Problem> {
+    let (mut hasher, limit) = (Sha256::new(), limits.max_stream_bytes);
     let mut total = 0u64;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Problem::bad_request("body_read", e.to_string()))?;
+    while let Some(chunk) = next_chunk(payload, limits.body_idle_timeout).await? {
         total += chunk.len() as u64;
         if total > limit {
             return Err(stream_too_large(limit, false));
@@ -433,7 +523,6 @@ async fn push_ndjson(
     let worker = state.clone();
     let (atomic, detail) = (query.atomic, query.results);
     let job = web::block(move || {
-        let mut conn = worker.store.conn()?;
         let chunks = std::iter::from_fn(move || rx.blocking_recv()).map(|lines| {
             lines
                 .into_iter()
@@ -450,28 +539,42 @@ async fn push_ndjson(
         Ok::<_, Problem>(
             worker
                 .ingestor
-                .ingest(&mut conn, &submission, atomic, detail, chunks)
+                .ingest_from(
+                    ConnectionPerChunk(&worker.store),
+                    &submission,
+                    atomic,
+                    detail,
+                    chunks,
+                )
                 .map_err(Problem::from),
         )
     });
     let limits = &state.limits;
+    // An atomic push is gathered whole before its one transaction (see `ingest_from`), so it
+    // is bounded like a JSON body.
+    let stream_limit = if atomic {
+        limits.max_body_bytes as u64
+    } else {
+        limits.max_stream_bytes
+    };
     let mut hasher = Sha256::new();
     let mut pending: Vec<u8> = Vec::new();
     let mut batch: RawLines = Vec::with_capacity(crate::ingest::CHUNK_SIZE);
     let (mut index, mut line_no, mut total) = (0usize, 0u64, 0u64);
     let mut read_error = None;
     let mut worker_gone = false;
-    'read: while let Some(chunk) = payload.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                read_error = Some(Problem::bad_request("body_read", e.to_string()));
+    'read: loop {
+        let chunk = match next_chunk(&mut payload, limits.body_idle_timeout).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(problem) => {
+                read_error = Some(problem);
                 break;
             }
         };
         total += chunk.len() as u64;
-        if total > limits.max_stream_bytes {
-            read_error = Some(stream_too_large(limits.max_stream_bytes, atomic));
+        if total > stream_limit {
+            read_error = Some(stream_too_large(stream_limit, atomic));
             break;
         }
         hasher.update(&chunk);
@@ -825,7 +928,7 @@ pub async fn validate(
     Caller(principal): Caller,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let body = read_body(&mut payload, state.limits.max_body_bytes).await?;
+    let body = read_body(&mut payload, &state.limits).await?;
     let worker = state.clone();
     let report = blocking(move || {
         let candidates = json_batch_candidates(&body, worker.limits.max_batch_records)?;

@@ -291,7 +291,6 @@ async fn simple_step(
     step: Step,
     reason: Option<DeclineReason>,
 ) -> Result<HttpResponse, Problem> {
-    let using = TransferUse::from(step);
     let mut entry = audit_entry(
         &principal,
         &principal.municipality,
@@ -299,15 +298,8 @@ async fn simple_step(
     );
     entry.actor = Some(by.clone());
     let transfer = with_conn(&state, move |conn, _| {
-        workflow::visible(conn, &principal, using, id)?;
-        Ok(store_transfers::step(
-            conn,
-            id,
-            &principal.municipality,
-            step,
-            reason,
-            &by,
-            &entry,
+        Ok(workflow::take_step(
+            conn, &principal, id, step, reason, &by, &entry,
         )?)
     })
     .await?;

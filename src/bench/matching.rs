@@ -1249,9 +1249,10 @@ mod tests {
     #[test]
     fn a_small_town_resolves_without_a_wrong_link() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&crate::store::Location::Sqlite(
-            dir.path().join("m.sqlite3"),
-        ))
+        let store = Store::open(
+            &crate::store::Location::Sqlite(dir.path().join("m.sqlite3")),
+            &crate::keys::KeyPaths::in_dir(dir.path()),
+        )
         .expect("store");
         let result = matching(store, 400, 11).expect("bench runs");
         assert_eq!(result.totals.linked_wrongly, 0, "{result:#?}");

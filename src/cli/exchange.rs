@@ -118,7 +118,7 @@ pub fn peer(command: PeerCommand, store: &Store, by: &str) -> anyhow::Result<()>
             }
         }
         PeerCommand::Key => {
-            let key = packages::hub_key(&mut conn)?;
+            let key = packages::hub_key(&conn)?;
             println!("{}", hex::encode(key.verifying_key().as_bytes()));
         }
     }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::{self, AppState, Limits};
@@ -42,14 +43,36 @@ pub struct DbArgs {
     /// `postgres://…` for PostgreSQL (or a SQLite file path); overrides --data-dir.
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// The secret that keys the audit chains (created 0600 on a new hub; default
+    /// <data-dir>/audit.key). Every process of one hub must use the same file; back it up.
+    #[arg(long, env = "KODOMO_AUDIT_KEY_FILE", global = true)]
+    pub audit_key_file: Option<PathBuf>,
+    /// The hub's Ed25519 signing key (created 0600 on a new hub; default
+    /// <data-dir>/signing.key). Peer hubs trust its public half; back it up.
+    #[arg(long, env = "KODOMO_SIGNING_KEY_FILE", global = true)]
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl DbArgs {
     pub fn location(&self) -> Location {
         Location::resolve(self.database_url.as_deref(), &self.data_dir)
     }
+
+    /// Where the key files are: as given, else in the data directory (made private to the
+    /// hub's user when the hub keeps its keys there).
+    pub fn key_paths(&self) -> anyhow::Result<crate::keys::KeyPaths> {
+        let defaults = crate::keys::KeyPaths::in_dir(&self.data_dir);
+        if self.audit_key_file.is_none() || self.signing_key_file.is_none() {
+            crate::keys::ensure_private_dir(&self.data_dir)?;
+        }
+        Ok(crate::keys::KeyPaths {
+            audit: self.audit_key_file.clone().unwrap_or(defaults.audit),
+            signing: self.signing_key_file.clone().unwrap_or(defaults.signing),
+        })
+    }
+
     pub fn open(&self) -> anyhow::Result<Store> {
-        Ok(Store::open(&self.location())?)
+        Ok(Store::open(&self.location(), &self.key_paths()?)?)
     }
 }
 
@@ -79,6 +102,16 @@ enum Command {
         /// address gets 429 and its failures are counted into the next audit entry.
         #[arg(long, env = "KODOMO_FAILED_AUTH_PER_MINUTE", default_value_t = 30)]
         failed_auth_per_minute: u32,
+        /// Seconds an Idempotency-Key stays reserved after its request stopped renewing it
+        /// (its server process died); a retry then runs. Renewed every third of it.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=86_400))]
+        idempotency_lease_secs: u64,
+        /// NDJSON streams one client may push at the same time (more are answered 429).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        max_streams_per_client: u64,
+        /// Seconds a request body may pause before the request is answered 408.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_idle_timeout_secs: u64,
         /// Load the synthetic demo council into an empty database.
         #[arg(long)]
         demo: bool,
@@ -439,8 +472,58 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain and report the first broken entry.
-    Verify,
+    /// Walk every chain (one per municipality, plus `hub`), recomputing the keyed hashes, and
+    /// report the first broken entry.
+    Verify {
+        /// A signed head printed earlier by `audit head`: the chains must still reach it.
+        #[arg(long)]
+        expect_head: Option<PathBuf>,
+    },
+    /// Print a signed head of the (verified) chains, to keep outside the hub.
+    Head {
+        /// Only these chains (a municipality code, or `hub`); default all.
+        #[arg(long = "chain", value_delimiter = ',')]
+        chains: Vec<String>,
+    },
+}
+
+fn audit(command: AuditCommand, store: &Store) -> anyhow::Result<()> {
+    let mut conn = store.conn()?;
+    let verification = crate::audit::verify(&mut conn, &store.keys().audit)?;
+    match command {
+        AuditCommand::Verify { expect_head } => {
+            if let Some((seq, why)) = verification.broken_at {
+                anyhow::bail!("audit trail broken at entry {seq}: {why}");
+            }
+            let anchored = match expect_head {
+                None => String::new(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("read {}", path.display()))?;
+                    let head: crate::audit::SignedHead =
+                        serde_json::from_str(&text).with_context(|| {
+                            format!("{} is not a signed audit head", path.display())
+                        })?;
+                    let key = store.keys().signing.verifying_key();
+                    if let Err(why) = crate::audit::check_head(&mut conn, &head, &key)? {
+                        anyhow::bail!("audit trail does not match {}: {why}", path.display());
+                    }
+                    format!("; it reaches the signed head of {}", head.body.taken_at)
+                }
+            };
+            println!(
+                "audit trail intact: {} entries in {} chains{anchored}",
+                verification.entries,
+                verification.heads.len()
+            );
+            Ok(())
+        }
+        AuditCommand::Head { chains } => {
+            let head = crate::audit::sign_head(&verification, &chains, &store.keys().signing)?;
+            println!("{}", serde_json::to_string_pretty(&head)?);
+            Ok(())
+        }
+    }
 }
 
 /// How the admin CLI names itself in the audit trail.
@@ -484,6 +567,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             insecure_listen,
             rate_limit,
             failed_auth_per_minute,
+            idempotency_lease_secs,
+            max_streams_per_client,
+            body_idle_timeout_secs,
             demo,
             db,
             disclosure,
@@ -511,12 +597,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let store = db.open()?;
-            // The hub's signing key for packages between hubs exists from the first start.
-            crate::store::packages::hub_key(&mut store.conn()?)?;
             if demo {
                 load_demo_if_empty(&store, &db, 60)?;
             }
-            let mut state = AppState::new(store, Limits::default());
+            let limits = Limits {
+                idempotency_lease: std::time::Duration::from_secs(idempotency_lease_secs),
+                max_streams_per_client: max_streams_per_client as usize,
+                body_idle_timeout: std::time::Duration::from_secs(body_idle_timeout_secs),
+                ..Limits::default()
+            };
+            let mut state = AppState::new(store, limits);
             state.rate_limit = api::RateLimit::new(rate_limit);
             state.failed_auth = api::FailedAuthThrottle::new(failed_auth_per_minute);
             state.disclosure = disclosure.config();
@@ -524,9 +614,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { db } => {
-            let store = Store::open(&db.location())?;
-            println!("migrations applied ({})", describe(&db));
-            drop(store);
+            let ran = Store::migrate_only(&db.location())?;
+            println!("{ran} migrations applied ({})", describe(&db));
             Ok(())
         }
         Command::Demo {
@@ -592,25 +681,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", api::openapi::document_text(&Standard::load()));
             Ok(())
         }
-        Command::Audit {
-            command: AuditCommand::Verify,
-            db,
-        } => {
-            let store = db.open()?;
-            let verification = crate::audit::verify(&mut store.conn()?)?;
-            match verification.broken_at {
-                None => {
-                    println!(
-                        "audit trail intact: {} entries, head {}",
-                        verification.entries, verification.head
-                    );
-                    Ok(())
-                }
-                Some((seq, why)) => {
-                    anyhow::bail!("audit trail broken at entry {seq}: {why}")
-                }
-            }
-        }
+        Command::Audit { command, db } => audit(command, &db.open()?),
         Command::Bench { command, db, out } => {
             let backend = match db.location() {
                 Location::Postgres(_) => "postgresql",
@@ -676,9 +747,19 @@ fn load_demo_if_empty(store: &Store, db: &DbArgs, households: u64) -> anyhow::Re
     }
     let ingestor = Ingestor::new(Arc::new(Standard::load()));
     let tokens = demo::load(&mut conn, &ingestor, households)?;
-    std::fs::create_dir_all(&db.data_dir)?;
+    crate::keys::ensure_private_dir(&db.data_dir)?;
     let env_path = db.data_dir.join("demo-tokens.env");
-    let mut env = std::fs::File::create(&env_path)?;
+    // Bearer tokens: readable by the hub's user only.
+    let mut env = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&env_path)?
+    };
+    crate::keys::make_private(&env_path)?;
     println!("Demo council loaded (synthetic data only). Tokens (shown once):");
     let first_town = tokens.lines[0].0.clone();
     for (municipality, name, token) in &tokens.lines {

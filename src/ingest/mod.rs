@@ -17,6 +17,47 @@ use crate::schema::{FieldError, Standard};
 use crate::store::records::{self, WriteTx};
 use crate::store::{DbConn, PreparedRecord, RecordOutcome, StoreError};
 
+/// Where ingest takes its database connection for each transaction.
+pub trait Connections {
+    fn with<T>(
+        &mut self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError>;
+
+    /// Is a connection taken only for each transaction (chunks may still be arriving)?
+    fn per_chunk(&self) -> bool;
+}
+
+/// One connection the caller holds throughout.
+impl Connections for &mut DbConn {
+    fn with<T>(
+        &mut self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        work(self)
+    }
+
+    fn per_chunk(&self) -> bool {
+        false
+    }
+}
+
+/// A pooled connection taken for each chunk's transaction and given back right after.
+pub struct ConnectionPerChunk<'a>(pub &'a crate::store::Store);
+
+impl Connections for ConnectionPerChunk<'_> {
+    fn with<T>(
+        &mut self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        work(&mut self.0.conn()?)
+    }
+
+    fn per_chunk(&self) -> bool {
+        true
+    }
+}
+
 /// Records validated and written together (one transaction when not atomic).
 pub const CHUNK_SIZE: usize = 1000;
 
@@ -224,6 +265,19 @@ impl Ingestor {
         detail: ResultDetail,
         chunks: impl Iterator<Item = Vec<Candidate>> + Send,
     ) -> Result<IngestReport, IngestError> {
+        self.ingest_from(conn, submission, atomic, detail, chunks)
+    }
+
+    /// `ingest`, taking connections from `connections`. Chunks that arrive over the network
+    /// use `ConnectionPerChunk`: no pooled connection waits for a slow client.
+    pub fn ingest_from(
+        &self,
+        connections: impl Connections,
+        submission: &Submission,
+        atomic: bool,
+        detail: ResultDetail,
+        chunks: impl Iterator<Item = Vec<Candidate>> + Send,
+    ) -> Result<IngestReport, IngestError> {
         std::thread::scope(|scope| {
             let (sender, receiver) = std::sync::mpsc::sync_channel::<ValidatedChunk>(2);
             scope.spawn(move || {
@@ -233,13 +287,19 @@ impl Ingestor {
                     }
                 }
             });
-            self.write_chunks(conn, submission, atomic, detail, receiver.into_iter())
+            self.write_chunks(
+                connections,
+                submission,
+                atomic,
+                detail,
+                receiver.into_iter(),
+            )
         })
     }
 
     fn write_chunks(
         &self,
-        conn: &mut DbConn,
+        mut connections: impl Connections,
         submission: &Submission,
         atomic: bool,
         detail: ResultDetail,
@@ -252,15 +312,25 @@ impl Ingestor {
             ..IngestReport::default()
         };
         if atomic {
-            let outcome = records::in_write_transaction(conn, |tx| {
-                for chunk in chunks {
-                    apply_chunk(tx, submission, chunk, &mut report, detail, true)?;
-                }
-                if report.rejected > 0 {
-                    // Roll back: nothing of an atomic batch with an invalid record is kept.
-                    return Err(StoreError::Invalid("atomic batch rejected".into()));
-                }
-                Ok(())
+            // Every chunk is needed before the one transaction can commit; when chunks may
+            // still be on their way, they are gathered first so the transaction (and its
+            // connection) never waits on the network.
+            let chunks: Box<dyn Iterator<Item = ValidatedChunk>> = if connections.per_chunk() {
+                Box::new(chunks.collect::<Vec<_>>().into_iter())
+            } else {
+                Box::new(chunks)
+            };
+            let outcome = connections.with(|conn| {
+                records::in_write_transaction(conn, |tx| {
+                    for chunk in chunks {
+                        apply_chunk(tx, submission, chunk, &mut report, detail, true)?;
+                    }
+                    if report.rejected > 0 {
+                        // Roll back: nothing of an atomic batch with an invalid record is kept.
+                        return Err(StoreError::Invalid("atomic batch rejected".into()));
+                    }
+                    Ok(())
+                })
             });
             return match outcome {
                 Ok(()) => Ok(report),
@@ -277,8 +347,10 @@ impl Ingestor {
             };
         }
         for chunk in chunks {
-            records::in_write_transaction(conn, |tx| {
-                apply_chunk(tx, submission, chunk, &mut report, detail, false)
+            connections.with(|conn| {
+                records::in_write_transaction(conn, |tx| {
+                    apply_chunk(tx, submission, chunk, &mut report, detail, false)
+                })
             })?;
         }
         Ok(report)

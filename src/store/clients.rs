@@ -262,22 +262,34 @@ impl StoredAnswer {
 }
 
 pub enum Reservation {
-    /// This request owns the key: run it, then `complete_key` or `release_key`.
-    Reserved,
+    /// This request holds the key under a lease named `owner`: run it, renewing the lease
+    /// (`renew_key`) while it runs, then `complete_key` or `release_key`.
+    Reserved { owner: String },
     /// The key was used before (or is in use right now).
     Existing(StoredAnswer),
 }
 
+/// When a lease taken now for `lease` runs out (RFC 3339 with fixed width, so the text
+/// compares like the time).
+fn lease_end(lease: std::time::Duration) -> String {
+    let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    (chrono::Utc::now() + lease).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Claim an idempotency key before running the request, so overlapping retries cannot both
-/// run: the database's primary key decides who was first.
+/// run: the database's primary key decides who was first. A key whose request is still
+/// unanswered but whose lease ran out (the process running it died) is taken over.
 pub fn reserve_key(
     conn: &mut DbConn,
     municipality_code: &str,
     client_id: i64,
     key: &str,
     request_hash: &str,
+    lease: std::time::Duration,
 ) -> StoreResult<Reservation> {
     let now = now_rfc3339();
+    let owner = hex::encode(crate::keys::random_key());
+    let until = lease_end(lease);
     let row = (
         idempotency_keys::municipality_code.eq(municipality_code),
         idempotency_keys::client_id.eq(client_id),
@@ -286,13 +298,36 @@ pub fn reserve_key(
         idempotency_keys::status.eq(0),
         idempotency_keys::response.eq(""),
         idempotency_keys::created_at.eq(&now),
+        idempotency_keys::lease_owner.eq(&owner),
+        idempotency_keys::lease_until.eq(&until),
     );
-    let inserted = write_tx!(conn, |c| diesel::insert_into(idempotency_keys::table)
-        .values(row)
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    if inserted == 1 {
-        return Ok(Reservation::Reserved);
+    let taken = write_tx!(conn, |c| {
+        let inserted = diesel::insert_into(idempotency_keys::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?;
+        if inserted == 1 {
+            return Ok::<_, diesel::result::Error>(true);
+        }
+        let expired = idempotency_keys::lease_until
+            .is_null()
+            .or(idempotency_keys::lease_until.lt(&now));
+        let taken_over = diesel::update(
+            idempotency_keys::table
+                .find((municipality_code, client_id, key))
+                .filter(idempotency_keys::status.eq(0))
+                .filter(expired),
+        )
+        .set((
+            idempotency_keys::request_hash.eq(request_hash),
+            idempotency_keys::lease_owner.eq(&owner),
+            idempotency_keys::lease_until.eq(&until),
+        ))
+        .execute(c)?;
+        Ok(taken_over == 1)
+    })?;
+    if taken {
+        return Ok(Reservation::Reserved { owner });
     }
     let (request_hash, status, response) = on_conn!(conn, |c| idempotency_keys::table
         .find((municipality_code, client_id, key))
@@ -309,23 +344,60 @@ pub fn reserve_key(
     }))
 }
 
-/// Store the first answer for a reserved key.
+/// The reservation of `key` held by `owner` and not yet answered.
+macro_rules! held_by {
+    ($municipality_code:expr, $client_id:expr, $key:expr, $owner:expr) => {
+        idempotency_keys::table
+            .find(($municipality_code, $client_id, $key))
+            .filter(idempotency_keys::status.eq(0))
+            .filter(idempotency_keys::lease_owner.eq($owner))
+    };
+}
+
+/// Extend a running request's lease; false if the request no longer holds the key (its
+/// lease ran out and a retry took the key over).
+pub fn renew_key(
+    conn: &mut DbConn,
+    municipality_code: &str,
+    client_id: i64,
+    key: &str,
+    owner: &str,
+    lease: std::time::Duration,
+) -> StoreResult<bool> {
+    let until = lease_end(lease);
+    let renewed = write_tx!(conn, |c| diesel::update(held_by!(
+        municipality_code,
+        client_id,
+        key,
+        owner
+    ))
+    .set(idempotency_keys::lease_until.eq(&until))
+    .execute(c))?;
+    Ok(renewed == 1)
+}
+
+/// Store the first answer for a key this request still holds (a request that lost its lease
+/// leaves the answer to the retry that took the key over).
 pub fn complete_key(
     conn: &mut DbConn,
     municipality_code: &str,
     client_id: i64,
     key: &str,
+    owner: &str,
     answer: &StoredAnswer,
 ) -> StoreResult<()> {
-    write_tx!(conn, |c| diesel::update(idempotency_keys::table.find((
+    write_tx!(conn, |c| diesel::update(held_by!(
         municipality_code,
         client_id,
-        key
-    )))
+        key,
+        owner
+    ))
     .set((
         idempotency_keys::request_hash.eq(&answer.request_hash),
         idempotency_keys::status.eq(answer.status as i32),
         idempotency_keys::response.eq(&answer.response),
+        idempotency_keys::lease_owner.eq(None::<String>),
+        idempotency_keys::lease_until.eq(None::<String>),
     ))
     .execute(c))?;
     Ok(())
@@ -338,12 +410,14 @@ pub fn release_key(
     municipality_code: &str,
     client_id: i64,
     key: &str,
+    owner: &str,
 ) -> StoreResult<()> {
-    write_tx!(conn, |c| diesel::delete(
-        idempotency_keys::table
-            .find((municipality_code, client_id, key))
-            .filter(idempotency_keys::status.eq(0))
-    )
+    write_tx!(conn, |c| diesel::delete(held_by!(
+        municipality_code,
+        client_id,
+        key,
+        owner
+    ))
     .execute(c))?;
     Ok(())
 }

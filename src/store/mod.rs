@@ -65,6 +65,34 @@ pub enum DbConn {
     Pg(PooledConnection<ConnectionManager<PgConnection>>),
 }
 
+impl DbConn {
+    /// Let transactions on this connection reach the hub's keys (see `keys::KeysInScope`).
+    fn attach(&mut self, keys: &std::sync::Arc<crate::keys::HubKeys>) {
+        match self {
+            DbConn::Sqlite(p) => PooledConnection::extensions_mut(p).insert(keys.clone()),
+            DbConn::Pg(p) => PooledConnection::extensions_mut(p).insert(keys.clone()),
+        };
+    }
+
+    /// The keys of the hub this connection belongs to.
+    pub fn keys(&self) -> StoreResult<std::sync::Arc<crate::keys::HubKeys>> {
+        match self {
+            DbConn::Sqlite(p) => attached_keys(p),
+            DbConn::Pg(p) => attached_keys(p),
+        }
+        .ok_or_else(|| StoreError::Invalid("this connection carries no hub keys".into()))
+    }
+}
+
+/// The keys `DbConn::attach` gave a pooled connection.
+pub fn attached_keys<M: diesel::r2d2::ManageConnection>(
+    pooled: &PooledConnection<M>,
+) -> Option<std::sync::Arc<crate::keys::HubKeys>> {
+    PooledConnection::extensions(pooled)
+        .get::<std::sync::Arc<crate::keys::HubKeys>>()
+        .cloned()
+}
+
 /// Run `$body` with `$c` bound to the concrete diesel connection.
 #[macro_export]
 macro_rules! on_conn {
@@ -91,10 +119,12 @@ macro_rules! write_tx {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
             $crate::store::DbConn::Sqlite(pooled) => {
+                let _keys = $crate::keys::KeysInScope::enter($crate::store::attached_keys(pooled));
                 let conn: &mut diesel::SqliteConnection = &mut *pooled;
                 conn.immediate_transaction(|$c| $body)
             }
             $crate::store::DbConn::Pg(pooled) => {
+                let _keys = $crate::keys::KeysInScope::enter($crate::store::attached_keys(pooled));
                 let conn: &mut diesel::PgConnection = &mut *pooled;
                 conn.transaction(|$c| {
                     diesel::sql_query("SELECT pg_advisory_xact_lock(7401)").execute($c)?;
@@ -155,15 +185,101 @@ impl Location {
     }
 }
 
+/// Connections of the pool: at most `max`, `in_use` of them lent out now.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUsage {
+    pub max: u32,
+    pub in_use: u32,
+}
+
+impl PoolUsage {
+    /// Every connection is lent out: the next request waits for one.
+    pub fn saturated(&self) -> bool {
+        self.in_use >= self.max
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    keys: std::sync::Arc<crate::keys::HubKeys>,
 }
 
 impl Store {
-    /// Open (creating the SQLite file and its directory if needed) and apply migrations.
-    pub fn open(location: &Location) -> StoreResult<Store> {
-        let pool = match location {
+    /// Open (creating the SQLite file and its directory if needed), apply migrations, load the
+    /// hub's keys from `key_paths` (creating them on a new hub; see `keys::load`) and convert
+    /// audit entries written before the trail was keyed.
+    pub fn open(location: &Location, key_paths: &crate::keys::KeyPaths) -> StoreResult<Store> {
+        let pool = Pool::open(location)?;
+        migrate(&pool)?;
+        let mut conn = connect(&pool)?;
+        let keys = std::sync::Arc::new(crate::keys::load(&mut conn, key_paths)?);
+        conn.attach(&keys);
+        let converted = crate::audit::key_legacy_entries(&mut conn, &keys.audit)?;
+        if converted > 0 {
+            tracing::info!(
+                converted,
+                "audit entries written before the trail was keyed now belong to keyed chains"
+            );
+        }
+        Ok(Store { pool, keys })
+    }
+
+    /// Apply pending migrations only; returns how many ran. Keys are neither read nor made
+    /// (`migrate` may run from a machine that does not hold the hub's key files); the hub's
+    /// next start does the rest.
+    pub fn migrate_only(location: &Location) -> StoreResult<usize> {
+        migrate(&Pool::open(location)?)
+    }
+
+    /// The keys of the hub this store belongs to.
+    pub fn keys(&self) -> &crate::keys::HubKeys {
+        &self.keys
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Pg(_) => Backend::Postgres,
+        }
+    }
+
+    /// A pooled connection, carrying this hub's keys for the transactions run on it.
+    pub fn conn(&self) -> StoreResult<DbConn> {
+        let mut conn = connect(&self.pool)?;
+        conn.attach(&self.keys);
+        Ok(conn)
+    }
+
+    /// Is the database reachable and answering within `wait` (including the wait for a
+    /// pooled connection)?
+    pub fn ping(&self, wait: Duration) -> StoreResult<()> {
+        let mut conn = match &self.pool {
+            Pool::Sqlite(p) => DbConn::Sqlite(p.get_timeout(wait)?),
+            Pool::Pg(p) => DbConn::Pg(p.get_timeout(wait)?),
+        };
+        on_conn!(&mut conn, |c| diesel::sql_query("SELECT 1").execute(c))?;
+        Ok(())
+    }
+
+    /// How busy the connection pool is.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let (state, max) = match &self.pool {
+            Pool::Sqlite(p) => (p.state(), p.max_size()),
+            Pool::Pg(p) => (p.state(), p.max_size()),
+        };
+        PoolUsage {
+            max,
+            in_use: state.connections - state.idle_connections,
+        }
+    }
+}
+
+impl Pool {
+    /// A connection pool for `location` (creating the SQLite file and its directory, private
+    /// to the hub's user).
+    fn open(location: &Location) -> StoreResult<Pool> {
+        Ok(match location {
             Location::Postgres(url) => Pool::Pg(
                 diesel::r2d2::Pool::builder()
                     .max_size(8)
@@ -174,10 +290,9 @@ impl Store {
             ),
             Location::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        StoreError::Connection(format!("cannot create {}: {e}", dir.display()))
-                    })?;
+                    crate::keys::ensure_private_dir(dir)?;
                 }
+                create_private_file(path)?;
                 Pool::Sqlite(
                     diesel::r2d2::Pool::builder()
                         .max_size(8)
@@ -187,42 +302,38 @@ impl Store {
                         .map_err(|e| StoreError::Connection(e.to_string()))?,
                 )
             }
-        };
-        let store = Store { pool };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    pub fn backend(&self) -> Backend {
-        match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
-            Pool::Pg(_) => Backend::Postgres,
-        }
-    }
-
-    pub fn conn(&self) -> StoreResult<DbConn> {
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => DbConn::Sqlite(p.get()?),
-            Pool::Pg(p) => DbConn::Pg(p.get()?),
         })
     }
+}
 
-    /// Apply pending migrations; returns how many ran.
-    pub fn migrate(&self) -> StoreResult<usize> {
-        let mut conn = self.conn()?;
-        let ran = match &mut conn {
-            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-            DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
-        };
-        ran.map_err(|e| StoreError::Connection(format!("migration failed: {e}")))
-    }
+fn connect(pool: &Pool) -> StoreResult<DbConn> {
+    Ok(match pool {
+        Pool::Sqlite(p) => DbConn::Sqlite(p.get()?),
+        Pool::Pg(p) => DbConn::Pg(p.get()?),
+    })
+}
 
-    /// Is the database reachable and answering?
-    pub fn ping(&self) -> StoreResult<()> {
-        let mut conn = self.conn()?;
-        on_conn!(&mut conn, |c| diesel::sql_query("SELECT 1").execute(c))?;
-        Ok(())
-    }
+/// Apply pending migrations; returns how many ran.
+fn migrate(pool: &Pool) -> StoreResult<usize> {
+    let ran = match &mut connect(pool)? {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+    };
+    ran.map_err(|e| StoreError::Connection(format!("migration failed: {e}")))
+}
+
+/// Create the SQLite database file readable by the hub's user only (0600) before SQLite opens
+/// it (SQLite gives its WAL and shared-memory files the database file's permissions), and
+/// tighten an existing one.
+fn create_private_file(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StoreError::Connection(format!("cannot open {}: {e}", path.display())))?;
+    crate::keys::make_private(path)
 }
 
 pub fn now_rfc3339() -> String {

@@ -51,37 +51,9 @@ impl From<diesel::result::Error> for ExchangeError {
 
 type Result<T> = std::result::Result<T, ExchangeError>;
 
-/// This hub's signing key, created (once, whoever comes first) if it does not exist yet.
-pub fn hub_key(conn: &mut DbConn) -> std::result::Result<SigningKey, StoreError> {
-    let stored = on_conn!(conn, |c| hub_signing_key::table
-        .select(hub_signing_key::secret_key)
-        .first::<String>(c)
-        .optional())?;
-    let secret = match stored {
-        Some(secret) => secret,
-        None => {
-            let key = package::new_signing_key();
-            write_tx!(conn, |c| {
-                diesel::insert_into(hub_signing_key::table)
-                    .values((
-                        hub_signing_key::id.eq(1),
-                        hub_signing_key::public_key.eq(hex::encode(key.verifying_key().as_bytes())),
-                        hub_signing_key::secret_key.eq(hex::encode(key.to_bytes())),
-                        hub_signing_key::created_at.eq(now_rfc3339()),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(c)?;
-                hub_signing_key::table
-                    .select(hub_signing_key::secret_key)
-                    .first::<String>(c)
-            })?
-        }
-    };
-    let bytes: [u8; 32] = hex::decode(&secret)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| StoreError::Invalid("the stored hub signing key is damaged".into()))?;
-    Ok(SigningKey::from_bytes(&bytes))
+/// This hub's signing key (kept in its key file; see `keys`).
+pub fn hub_key(conn: &DbConn) -> std::result::Result<SigningKey, StoreError> {
+    Ok(conn.keys()?.signing.clone())
 }
 
 #[derive(Debug, Clone, Serialize)]

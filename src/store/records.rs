@@ -293,6 +293,9 @@ pub trait WriteTx {
     ) -> StoreResult<Vec<Applied>>;
 
     fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
+
+    /// See `audit::key_legacy_entries`.
+    fn key_legacy_audit(&mut self, key: &crate::keys::AuditKey) -> StoreResult<u64>;
 }
 
 macro_rules! impl_write_tx {
@@ -315,6 +318,10 @@ macro_rules! impl_write_tx {
 
             fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
                 crate::audit_append_body!(self, entry)
+            }
+
+            fn key_legacy_audit(&mut self, key: &crate::keys::AuditKey) -> StoreResult<u64> {
+                crate::audit_key_legacy_body!(self, key)
             }
         }
     };

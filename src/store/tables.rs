@@ -84,6 +84,8 @@ diesel::table! {
         status -> Integer,
         response -> Text,
         created_at -> Text,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Text>,
     }
 }
 
@@ -104,6 +106,8 @@ diesel::table! {
         detail -> Nullable<Text>,
         prev_hash -> Text,
         hash -> Text,
+        chain -> Nullable<Text>,
+        chain_seq -> Nullable<BigInt>,
     }
 }
 

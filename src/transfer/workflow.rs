@@ -3,10 +3,11 @@
 //! the officer may not see answers exactly like one that does not exist.
 
 use crate::access::{self, TransferFacts, TransferUse, Verdict};
+use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::store::transfers::{self as store_transfers, Transfer};
 use crate::store::{DbConn, StoreError, StoreResult};
-use crate::transfer::{TransferBox, TransferStatus};
+use crate::transfer::{DeclineReason, Step, TransferBox, TransferStatus};
 
 /// The transfer with this id and the policy's verdict on `using` it. The same queries run
 /// whether or not the transfer exists.
@@ -37,6 +38,29 @@ pub fn visible(
         (Some(transfer), Verdict::Allow) => Ok(transfer),
         _ => Err(StoreError::NotFound),
     }
+}
+
+/// Decline, cancel or claim a transfer, if the policy lets `caller` take that step on it;
+/// otherwise "not found". Repeating the same step is harmless.
+pub fn take_step(
+    conn: &mut DbConn,
+    caller: &Principal,
+    id: i64,
+    step: Step,
+    decline_reason: Option<DeclineReason>,
+    decided_by: &str,
+    audit: &AuditEntry,
+) -> StoreResult<Transfer> {
+    visible(conn, caller, TransferUse::from(step), id)?;
+    store_transfers::step(
+        conn,
+        id,
+        &caller.municipality,
+        step,
+        decline_reason,
+        decided_by,
+        audit,
+    )
 }
 
 fn facts(transfer: &Transfer, includes_support_measure: bool) -> TransferFacts<'_> {

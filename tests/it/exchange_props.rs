@@ -17,13 +17,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::RunQueryDsl;
 use kodomo_hub::audit::AuditEntry;
+use kodomo_hub::auth::Principal;
+use kodomo_hub::keys::KeyPaths;
 use kodomo_hub::schema::Standard;
 use kodomo_hub::store::packages::{self, ExchangeError, Importer};
 use kodomo_hub::store::records::{WriteTx, in_write_transaction};
 use kodomo_hub::store::transfers::{self, NewTransfer, Placement};
 use kodomo_hub::store::{DbConn, Location, PreparedRecord, Store, StoreError, clients};
-use kodomo_hub::transfer::TransferReason;
 use kodomo_hub::transfer::package;
+use kodomo_hub::transfer::{Step, TransferReason, workflow};
 use proptest::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -84,7 +86,11 @@ struct Side {
 impl Side {
     fn new(own: &str) -> Side {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Location::Sqlite(dir.path().join("hub.sqlite3"))).unwrap();
+        let store = Store::open(
+            &Location::Sqlite(dir.path().join("hub.sqlite3")),
+            &KeyPaths::in_dir(dir.path()),
+        )
+        .unwrap();
         clients::add_municipality(&mut store.conn().unwrap(), own, own, None, None, "test")
             .unwrap();
         Side { store, _dir: dir }
@@ -105,7 +111,7 @@ impl Side {
     }
     fn key(&self) -> String {
         hex::encode(
-            packages::hub_key(&mut self.conn())
+            packages::hub_key(&self.conn())
                 .unwrap()
                 .verifying_key()
                 .as_bytes(),
@@ -298,11 +304,11 @@ impl Run {
         let Some(sent) = self.sent.get(t).cloned() else {
             return;
         };
-        let result = transfers::step(
+        let result = workflow::take_step(
             &mut self.origin.conn(),
+            &Principal::console_operator(ORIGIN),
             sent.id,
-            ORIGIN,
-            "cancel",
+            Step::Cancel,
             None,
             "officer",
             &entry(ORIGIN, "cancel"),

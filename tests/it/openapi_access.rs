@@ -368,6 +368,16 @@ fn record_of(resident_no: &str) -> String {
     format!("rec-{resident_no}")
 }
 
+/// A kind of child a caller may not see: its name, the hidden child, a missing one, the
+/// headers of the request, and which operations (method, path) it hides the child from.
+type Kind<'a> = (
+    &'a str,
+    Subject<'a>,
+    Subject<'a>,
+    &'a [(&'a str, &'a str)],
+    fn(&str, &str) -> bool,
+);
+
 fn hidden_children_answer_like_missing_ones(backend: Backend) {
     let hub = Hub::start(backend);
     let dv_transfer = seed_hidden_children(&hub);
@@ -404,13 +414,7 @@ fn hidden_children_answer_like_missing_ones(backend: Backend) {
     let case_handling = [("X-Purpose", "case_handling"), ("X-Actor", "staff-9")];
     let screening = [("X-Purpose", "screening_review"), ("X-Actor", "staff-9")];
     // (kind, the hidden child, the missing one, headers, which operations the kind hides from)
-    let kinds: Vec<(
-        &str,
-        Subject,
-        Subject,
-        &[(&str, &str)],
-        fn(&str, &str) -> bool,
-    )> = vec![
+    let kinds: Vec<Kind> = vec![
         (
             "DV child",
             here(DV_CHILD, &dv_transfer),

@@ -16,10 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::RunQueryDsl;
 use kodomo_hub::audit::AuditEntry;
+use kodomo_hub::auth::{Principal, Role};
+use kodomo_hub::keys::KeyPaths;
 use kodomo_hub::store::records::{WriteTx, in_write_transaction};
 use kodomo_hub::store::transfers::{self, NewTransfer, Placement};
 use kodomo_hub::store::{DbConn, Location, PreparedRecord, Store, StoreError, clients};
-use kodomo_hub::transfer::{DeclineReason, TransferReason};
+use kodomo_hub::transfer::{DeclineReason, Step, TransferReason, workflow};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -273,7 +275,11 @@ struct Moved {
 impl Hub {
     fn new() -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&Location::Sqlite(dir.path().join("hub.sqlite3"))).expect("open");
+        let store = Store::open(
+            &Location::Sqlite(dir.path().join("hub.sqlite3")),
+            &KeyPaths::in_dir(dir.path()),
+        )
+        .expect("open");
         let mut conn = store.conn().expect("conn");
         for town in TOWNS {
             clients::add_municipality(&mut conn, town, town, None, None, "test").expect("add town");
@@ -333,6 +339,18 @@ impl Hub {
 
     fn conn(&self) -> DbConn {
         self.store.conn().expect("conn")
+    }
+}
+
+/// A transfer officer of `town` who may see every child, DV ones included.
+fn officer_of(town: &str) -> Principal {
+    Principal {
+        client_id: 1,
+        name: format!("officer-{town}"),
+        municipality: town.to_string(),
+        roles: vec![Role::TransferOfficer, Role::SupportMeasureReader],
+        record_types: None,
+        cert_fingerprint: None,
     }
 }
 
@@ -555,11 +573,18 @@ impl Run {
         };
         let versions_before = self.hub.versions();
         let mut conn = self.hub.conn();
-        let result = transfers::step(
+        // Through the workflow, as every face takes a step: the access policy decides who
+        // is a party, the store records the step.
+        let typed = match step {
+            "decline" => Step::Decline,
+            "cancel" => Step::Cancel,
+            _ => Step::Claim,
+        };
+        let result = workflow::take_step(
             &mut conn,
+            &officer_of(TOWNS[by]),
             id,
-            TOWNS[by],
-            step,
+            typed,
             (step == "decline").then_some(DeclineReason::NotResident),
             "officer",
             &audit(TOWNS[by], step),

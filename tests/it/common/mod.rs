@@ -691,6 +691,12 @@ pub struct AuditRow {
     pub prev_hash: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub hash: String,
+    /// The municipality's chain, or `hub`.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub chain: Option<String>,
+    /// Position in the chain (from 1).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub chain_seq: Option<i64>,
 }
 
 impl AuditRow {
@@ -767,8 +773,8 @@ impl RawDb {
     pub fn audit_rows(&mut self) -> Vec<AuditRow> {
         use diesel::RunQueryDsl;
         let sql = "SELECT seq, municipality_code, at, client_id, client_name, actor, roles, \
-                   subject, action, purpose, legal_basis, result, detail, prev_hash, hash \
-                   FROM audit_log ORDER BY seq";
+                   subject, action, purpose, legal_basis, result, detail, prev_hash, hash, \
+                   chain, chain_seq FROM audit_log ORDER BY seq";
         match self {
             RawDb::Sqlite(c) => diesel::sql_query(sql).load::<AuditRow>(c),
             RawDb::Postgres(c) => diesel::sql_query(sql).load::<AuditRow>(c),
@@ -1060,4 +1066,131 @@ pub fn assert_same_answer(resp: &Resp, reference: &Resp, context: &str) {
         (reference.status, comparable(reference), reference.text()),
         "{context}: must answer exactly like something that does not exist"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Slow clients
+
+/// A POST whose chunked body the test sends piece by piece, as a client on a slow link does.
+/// The request asks the server to close the connection after its answer, so the answer is
+/// everything read until the end of the stream.
+pub struct SlowUpload {
+    stream: std::net::TcpStream,
+}
+
+impl SlowUpload {
+    pub fn start(hub: &Hub, path: &str, token: &str, headers: &[(&str, &str)]) -> SlowUpload {
+        use std::io::Write;
+        let address = hub.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("connect to the hub");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("read timeout");
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream
+            .write_all(head.as_bytes())
+            .expect("send the request head");
+        SlowUpload { stream }
+    }
+
+    /// Send one chunk of the body; an error means the server closed the connection.
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.stream
+            .write_all(format!("{:x}\r\n", bytes.len()).as_bytes())?;
+        self.stream.write_all(bytes)?;
+        self.stream.write_all(b"\r\n")?;
+        self.stream.flush()
+    }
+
+    /// End the body and read the answer.
+    pub fn finish(mut self) -> Resp {
+        use std::io::Write;
+        self.stream
+            .write_all(b"0\r\n\r\n")
+            .expect("end the request body");
+        self.answer()
+    }
+
+    /// Read the answer the server gave without waiting for the rest of the body: its head,
+    /// then as many bytes as its Content-Length says (or everything until the connection
+    /// closes). The server may keep the connection open while the request body is unfinished.
+    pub fn answer(mut self) -> Resp {
+        use std::io::Read;
+        let mut raw = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            if let Some(wanted) = complete_length(&raw)
+                && raw.len() >= wanted
+            {
+                break;
+            }
+            match self.stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buffer[..n]),
+            }
+        }
+        parse_http_response(&raw)
+    }
+}
+
+/// The length of a whole answer whose head has arrived and names its Content-Length.
+fn complete_length(raw: &[u8]) -> Option<usize> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let length = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    })?;
+    Some(head_end + length)
+}
+
+fn parse_http_response(raw: &[u8]) -> Resp {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        let mut decoded = Vec::new();
+        let mut rest = &body[..];
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16)
+                .unwrap_or(0);
+            if size == 0 || rest.len() < eol + 2 + size {
+                break;
+            }
+            decoded.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 2 + size + 2..];
+        }
+        body = decoded;
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
