@@ -114,7 +114,9 @@ impl Db {
             Backend::Sqlite => Db::Sqlite,
             Backend::Postgres => {
                 let admin = pg_url().expect("PostgreSQL tests need KODOMO_TEST_PG_URL");
-                let name = format!("kh_{}", unique_suffix());
+                // Named by the run (`.ci/run` sets the prefix), so a run drops only its own.
+                let prefix = std::env::var("KODOMO_TEST_DB_PREFIX").unwrap_or_else(|_| "kh".into());
+                let name = format!("{prefix}_{}", unique_suffix());
                 pg_admin(&format!("CREATE DATABASE {name}"))
                     .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {admin}: {e}"));
                 Db::Postgres {
