@@ -140,11 +140,7 @@ impl FromRequest for Caller {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = state_of(&req)?;
-            authenticate(&state, &req).await.map(Caller)
-        })
+        with_role(req, |_| true, "", Caller)
     }
 }
 
@@ -162,8 +158,27 @@ impl Caller {
     }
 }
 
-/// A client holding the transfer-officer role (403 otherwise: the role, not any child,
-/// decides it).
+/// Authenticate, then require what `holds` checks of the caller (403 with `lacking`
+/// otherwise: the role, never any child, decides it).
+fn with_role<T: 'static>(
+    req: &HttpRequest,
+    holds: fn(&Principal) -> bool,
+    lacking: &'static str,
+    wrap: fn(Principal) -> T,
+) -> Extracted<T> {
+    let req = req.clone();
+    Box::pin(async move {
+        let state = state_of(&req)?;
+        let principal = authenticate(&state, &req).await?;
+        if holds(&principal) {
+            Ok(wrap(principal))
+        } else {
+            Err(Problem::forbidden(lacking))
+        }
+    })
+}
+
+/// A client holding the transfer-officer role.
 pub struct Officer(pub Principal);
 
 impl FromRequest for Officer {
@@ -171,18 +186,12 @@ impl FromRequest for Officer {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = state_of(&req)?;
-            let principal = authenticate(&state, &req).await?;
-            if principal.roles.contains(&Role::TransferOfficer) {
-                Ok(Officer(principal))
-            } else {
-                Err(Problem::forbidden(
-                    "this client lacks the transfer-officer role",
-                ))
-            }
-        })
+        with_role(
+            req,
+            |p| p.roles.contains(&Role::TransferOfficer),
+            "this client lacks the transfer-officer role",
+            Officer,
+        )
     }
 }
 
@@ -194,16 +203,12 @@ impl FromRequest for Auditor {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = state_of(&req)?;
-            let principal = authenticate(&state, &req).await?;
-            if principal.may(Role::Auditor, &principal.municipality) {
-                Ok(Auditor(principal))
-            } else {
-                Err(Problem::forbidden("this client lacks the auditor role"))
-            }
-        })
+        with_role(
+            req,
+            |p| p.may(Role::Auditor, &p.municipality),
+            "this client lacks the auditor role",
+            Auditor,
+        )
     }
 }
 

@@ -123,34 +123,20 @@ pub fn access(
         .into();
     // Resident numbers are at most 20 characters: a run tag and the kind.
     let child_no = |kind: &str| format!("BA{}-{kind}", tag % 100_000_000);
-    push(
-        &agent,
-        &base,
-        BENCH_TOWN,
-        &here,
-        child(&child_no("plain"), false, records),
-    )?;
-    push(
-        &agent,
-        &base,
-        BENCH_TOWN,
-        &here,
-        child(&child_no("dv"), true, records),
-    )?;
-    push(
-        &agent,
-        &base,
-        BENCH_TOWN,
-        &here,
-        child(&child_no("opted"), false, records),
-    )?;
-    push(
-        &agent,
-        &base,
-        OTHER_TOWN,
-        &there,
-        child(&child_no("other"), false, records),
-    )?;
+    for (town, token, kind, dv) in [
+        (BENCH_TOWN, &here, "plain", false),
+        (BENCH_TOWN, &here, "dv", true),
+        (BENCH_TOWN, &here, "opted", false),
+        (OTHER_TOWN, &there, "other", false),
+    ] {
+        push(
+            &agent,
+            &base,
+            town,
+            token,
+            child(&child_no(kind), dv, records),
+        )?;
+    }
     let objection = agent
         .put(&format!(
             "{base}/v1/municipalities/{BENCH_TOWN}/subjects/{}/opt-out",
