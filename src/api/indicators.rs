@@ -13,6 +13,7 @@ use super::{Problem, State, audit_entry, blocking, json};
 use crate::auth::Role;
 use crate::indicators::publication::{self, CellView, PreviewView, ReleaseList, ReleaseView};
 use crate::indicators::table::Level;
+use crate::indicators::progress::Progress;
 use crate::indicators::{FiscalYear, audit::AuditSummary, pipeline};
 use crate::store::indicators as ledger;
 
@@ -191,6 +192,7 @@ pub async fn preview(
             version,
             FiscalYear(fiscal_year),
             &worker.disclosure,
+            &Progress::quiet(),
         )?;
         let council = candidate
             .towns

@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 
 use crate::indicators::audit::AuditReport;
 use crate::indicators::disclosure::DisclosureConfig;
+use crate::indicators::progress::Progress;
 use crate::indicators::{FiscalYear, pipeline};
 use crate::schema::Standard;
 use crate::store::Store;
@@ -116,6 +117,7 @@ pub fn run(command: IndicatorsCommand, store: &Store) -> anyhow::Result<()> {
                 FiscalYear(fiscal_year),
                 &config,
                 &published_by,
+                &Progress::for_terminal(),
             )?;
             print_report(&candidate.report);
             let hidden = candidate.cells.iter().filter(|c| c.hidden()).count();
@@ -130,7 +132,7 @@ pub fn run(command: IndicatorsCommand, store: &Store) -> anyhow::Result<()> {
             }
         }
         IndicatorsCommand::Audit => {
-            let report = pipeline::reaudit(&mut conn, version)?;
+            let report = pipeline::reaudit(&mut conn, version, &Progress::for_terminal())?;
             print_report(&report);
             if !report.passed() {
                 anyhow::bail!("the ledger exposes hidden cells");

@@ -7,12 +7,14 @@
 //! - [`disclosure`]: count floors, small towns, complementary suppression, rounding, rates.
 //! - [`audit`]: the linear-programming audit of a release together with every earlier one.
 //! - [`pipeline`]: the steps above over the store — preview, release, re-audit.
+//! - [`progress`]: phases, a progress bar on a terminal, durations in the log and the ledger.
 //! - [`publication`]: a release as its readers get it (JSON, CSV with BOM).
 
 pub mod audit;
 pub mod compute;
 pub mod disclosure;
 pub mod pipeline;
+pub mod progress;
 pub mod publication;
 pub mod table;
 

@@ -498,7 +498,31 @@ fn peer_towns_are_not_counted(backend: Backend) {
     );
 }
 
+/// A code with a correct check digit but no prefecture (01–47) would become a prefecture
+/// geography 00, 48 or 99 in every release: registration refuses it.
+fn prefecture_codes_are_validated(backend: Backend) {
+    let hub = Hub::start(backend);
+    for code in ["001015", "481017", "992011"] {
+        let out = hub.cli(&["admin", "municipality", "add", code, "架空町"]);
+        assert!(!out.status.success(), "{code} accepted: {}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("prefecture 01–47"),
+            "{code}: {}",
+            describe(&out)
+        );
+    }
+    for base in ["01100", "47201"] {
+        let code = with_check_digit(base);
+        let out = hub.cli(&["admin", "municipality", "add", &code, "実在町"]);
+        assert!(out.status.success(), "{code}: {}", describe(&out));
+    }
+    let listed = hub.cli(&["admin", "municipality", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains("架空町"), "{listed}");
+}
+
 both_backends!(
+    prefecture_codes_are_validated,
     peer_towns_are_not_counted,
     floor_boundaries,
     small_towns,
