@@ -410,7 +410,11 @@ mod tests {
         let prefectures: std::collections::BTreeSet<&str> =
             towns.iter().map(|t| &t.code[..2]).collect();
         assert_eq!(prefectures.len(), 47);
-        assert!(towns.iter().all(|t| crate::schema::rules::is_valid_municipality_code(&t.code)));
+        assert!(
+            towns
+                .iter()
+                .all(|t| crate::schema::rules::is_valid_municipality_code(&t.code))
+        );
         let children: usize = towns.iter().map(|t| t.children).sum();
         assert!((950_000..1_050_000).contains(&children), "{children}");
     }

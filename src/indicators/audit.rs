@@ -309,9 +309,19 @@ pub fn audit_with(
                         .iter()
                         .map(|&t| (targets[t].unknown, spans[&targets[t].unknown]))
                         .collect();
-                    match prove_in(&model, &unknowns, &targets, &sub.targets, &mut local, &programs, progress) {
+                    match prove_in(
+                        &model,
+                        &unknowns,
+                        &targets,
+                        &sub.targets,
+                        &mut local,
+                        &programs,
+                        progress,
+                    ) {
                         Ok(()) => results.lock().expect("results").extend(
-                            sub.targets.iter().map(|&t| (targets[t].unknown, local[&targets[t].unknown])),
+                            sub.targets
+                                .iter()
+                                .map(|&t| (targets[t].unknown, local[&targets[t].unknown])),
                         ),
                         Err(e) => failures.lock().expect("failures").push(e),
                     }
@@ -323,7 +333,9 @@ pub fn audit_with(
         let entry = spans.get_mut(&i).expect("target");
         *entry = (entry.0.min(span.0), entry.1.max(span.1));
     }
-    report.errors.extend(failures.into_inner().expect("failures"));
+    report
+        .errors
+        .extend(failures.into_inner().expect("failures"));
     // Cells their sub-table did not prove: exactly over their component when it is small.
     let unproven: Vec<usize> = (0..targets.len())
         .filter(|&t| !proven_wide(spans[&targets[t].unknown], targets[t].floor))
@@ -359,7 +371,9 @@ pub fn audit_with(
         }
         let unknowns = free_of_component.get(&root).cloned().unwrap_or_default();
         let mut local: HashMap<usize, (f64, f64)> = HashMap::new();
-        match exact_intervals(&model, &unknowns, &targets, &members, &mut local, &programs, progress) {
+        match exact_intervals(
+            &model, &unknowns, &targets, &members, &mut local, &programs, progress,
+        ) {
             Ok(()) => {
                 for &t in &members {
                     spans.insert(targets[t].unknown, local[&targets[t].unknown]);
@@ -390,7 +404,9 @@ pub fn audit_with(
             report.narrowest_width = Some(report.narrowest_width.map_or(width, |n| n.min(width)));
         }
         if proven_wide((lo, hi), target.floor) {
-            report.proven.insert(model.identity[target.unknown].clone(), (lo, hi));
+            report
+                .proven
+                .insert(model.identity[target.unknown].clone(), (lo, hi));
         } else {
             report.exposed.push(interval);
         }
@@ -508,10 +524,9 @@ fn build(
             });
         }
     }
-    let violated = bounds
-        .iter()
-        .zip(&truth)
-        .any(|(b, t)| b.lower > b.upper + EPSILON || *t < b.lower - EPSILON || *t > b.upper + EPSILON);
+    let violated = bounds.iter().zip(&truth).any(|(b, t)| {
+        b.lower > b.upper + EPSILON || *t < b.lower - EPSILON || *t > b.upper + EPSILON
+    });
     if violated {
         report.errors.push(
             "published figures contradict each other or the ledger's true counts (a rounding interval or an earlier release)"
@@ -687,7 +702,10 @@ fn unknowns_of(model: &Model, places: &[Place], measures: &[Measure]) -> Vec<usi
     let mut out = Vec::new();
     for (level, code) in places {
         for measure in measures {
-            if let Some(found) = model.free_by_key.get(&table::key(*level, code, measure.clone())) {
+            if let Some(found) = model
+                .free_by_key
+                .get(&table::key(*level, code, measure.clone()))
+            {
                 out.extend(found);
             }
         }
@@ -752,8 +770,17 @@ impl SubModel {
         programs.fetch_add(1, Ordering::Relaxed);
         let solved = problem
             .solve()
-            .and_then(|outcome| outcome.into_solution().map_err(|_| microlp::Error::InternalError("interrupted".into())))
-            .map_err(|e| format!("the solver failed on a sub-table of {} unknowns: {e}", unknowns.len()))?;
+            .and_then(|outcome| {
+                outcome
+                    .into_solution()
+                    .map_err(|_| microlp::Error::InternalError("interrupted".into()))
+            })
+            .map_err(|e| {
+                format!(
+                    "the solver failed on a sub-table of {} unknowns: {e}",
+                    unknowns.len()
+                )
+            })?;
         Ok(SubModel {
             unknowns: unknowns.to_vec(),
             column,
@@ -777,8 +804,16 @@ impl SubModel {
         let solution = self
             .solved
             .clone()
-            .add_constraint([(self.z, 1.0), (self.column[&i], sign)], ComparisonOp::Le, 0.0)
-            .and_then(|outcome| outcome.into_solution().map_err(|_| microlp::Error::InternalError("interrupted".into())))
+            .add_constraint(
+                [(self.z, 1.0), (self.column[&i], sign)],
+                ComparisonOp::Le,
+                0.0,
+            )
+            .and_then(|outcome| {
+                outcome
+                    .into_solution()
+                    .map_err(|_| microlp::Error::InternalError("interrupted".into()))
+            })
             .map_err(|e| format!("the solver failed: {e}"))?;
         for &j in &self.unknowns {
             let v = solution.var_value(self.column[&j]);
@@ -839,10 +874,7 @@ fn exact_intervals(
         let mut ignored: HashMap<usize, (f64, f64)> = HashMap::new();
         let upper = sub.extreme(i, true, &mut ignored, programs)?;
         let lower = sub.extreme(i, false, &mut ignored, programs)?;
-        spans.insert(
-            i,
-            (lower.unwrap_or(0.0), upper.unwrap_or(f64::INFINITY)),
-        );
+        spans.insert(i, (lower.unwrap_or(0.0), upper.unwrap_or(f64::INFINITY)));
         progress.advance(1);
     }
     Ok(())

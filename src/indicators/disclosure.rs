@@ -60,9 +60,7 @@ impl Default for DisclosureConfig {
 /// What hiding cost a release: count cells and the sum of their true values hidden by
 /// primary suppression (below the floor, small towns) and by secondary suppression
 /// (complementary cells and the audit's repairs). Rates and medians are not counted.
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InformationLoss {
     pub count_cells: usize,
     pub primary_cells: usize,
@@ -475,4 +473,136 @@ fn finish(
     let mut out: Vec<Cell> = cells.into_values().collect();
     out.extend(derived);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indicators::Catalogue;
+    use crate::indicators::table::{TownCounts, count_measures};
+    use crate::schema::Standard;
+
+    /// One prefecture of three large towns: `sizes` children in scope each, and the same
+    /// numbers at every other count (so every cell is large) except `small` at town 0.
+    fn table_with(sizes: [i64; 3], small: (&Measure, i64), catalogue: &Catalogue) -> TrueTable {
+        let towns: Vec<Town> = ["131016", "131024", "131032"]
+            .iter()
+            .map(|code| Town {
+                code: code.to_string(),
+                name: code.to_string(),
+                council: None,
+                population: Some(100_000),
+            })
+            .collect();
+        let by_town = towns
+            .iter()
+            .zip(sizes)
+            .enumerate()
+            .map(|(t, (town, size))| {
+                let counts = count_measures(catalogue)
+                    .into_iter()
+                    .map(|m| {
+                        let value = if t == 0 && m == *small.0 {
+                            small.1
+                        } else {
+                            size
+                        };
+                        (m, value)
+                    })
+                    .collect();
+                let own = TownCounts {
+                    counts,
+                    acceptance_days: Vec::new(),
+                };
+                (town.code.clone(), own)
+            })
+            .collect();
+        TrueTable::build(2025, towns, &by_town, catalogue)
+    }
+
+    /// Repair hides the cheapest cell related to the exposed one — a town's 14 rather than a
+    /// city's headline 300 — and one cell per exposed cell and round.
+    #[test]
+    fn repair_hides_the_cheapest_related_cell() {
+        let standard = Standard::load();
+        let catalogue = Catalogue::from_standard(standard.latest());
+        let item = Measure::new(
+            CHILDREN_WITH_ITEM,
+            &table::item_category(catalogue.items[0]),
+        );
+        let table = table_with([300, 14, 12], (&item, 4), &catalogue);
+        let present = table.counts.keys().cloned().collect();
+        let relations = table::relations(&table.towns, &catalogue, &present);
+        let config = DisclosureConfig::default();
+        let cells = protect(&table, &config, &relations, &Pinned::new());
+        let exposed = table::key(Level::Municipality, "131016", item.clone());
+        let hidden_before: BTreeSet<CellKey> = cells
+            .iter()
+            .filter(|c| c.hidden())
+            .map(|c| c.key.clone())
+            .collect();
+        let repaired = hide_more(
+            &cells,
+            &relations,
+            std::slice::from_ref(&exposed),
+            &table,
+            &config,
+            &Pinned::new(),
+            &BTreeSet::new(),
+        )
+        .expect("something to hide");
+        let newly: Vec<&CellKey> = repaired
+            .iter()
+            .filter(|c| c.hidden() && !hidden_before.contains(&c.key) && c.unit == Unit::Count)
+            .map(|c| &c.key)
+            .collect();
+        let town_of_14 = table::key(Level::Municipality, "131024", item.clone());
+        assert_eq!(newly, vec![&town_of_14]);
+        let cheapest_related = cells
+            .iter()
+            .filter(|c| hideable(c, &Pinned::new()))
+            .filter(|c| {
+                relations
+                    .iter()
+                    .any(|r| r.cells().any(|k| *k == exposed) && r.cells().any(|k| *k == c.key))
+            })
+            .filter_map(|c| c.true_value)
+            .min();
+        assert_eq!(cheapest_related, Some(14));
+        let headline = table::key(
+            Level::Municipality,
+            "131016",
+            Measure::new(CHILDREN_WITH_ITEM, ANY),
+        );
+        assert!(
+            repaired.iter().any(|c| c.key == headline && !c.hidden()),
+            "the city's 300 stays"
+        );
+    }
+
+    /// Complementary suppression hides the smallest part that protects the group.
+    #[test]
+    fn complementary_prefers_small_parts() {
+        let standard = Standard::load();
+        let catalogue = Catalogue::from_standard(standard.latest());
+        let in_scope = Measure::new(CHILDREN_IN_SCOPE, ALL);
+        let table = table_with([80, 14, 300], (&in_scope, 5), &catalogue);
+        let present = table.counts.keys().cloned().collect();
+        let relations = table::relations(&table.towns, &catalogue, &present);
+        let cells = protect(
+            &table,
+            &DisclosureConfig::default(),
+            &relations,
+            &Pinned::new(),
+        );
+        let status = |town: &str| {
+            cells
+                .iter()
+                .find(|c| c.key == table::key(Level::Municipality, town, in_scope.clone()))
+                .and_then(|c| c.suppressed)
+        };
+        assert_eq!(status("131016"), Some(Suppression::BelowFloor));
+        assert_eq!(status("131024"), Some(Suppression::Complementary));
+        assert_eq!(status("131032"), None);
+    }
 }

@@ -168,7 +168,9 @@ pub fn protect_and_audit(
             .map(|(k, _)| k.clone())
             .collect();
         progress.phase("repair", exposed.len());
-        match disclosure::hide_more(&cells, &relations, &exposed, table, config, &pinned, &stubborn) {
+        match disclosure::hide_more(
+            &cells, &relations, &exposed, table, config, &pinned, &stubborn,
+        ) {
             Some(more) => {
                 cells = more;
                 proven = std::mem::take(&mut report.proven);
@@ -288,8 +290,8 @@ mod tests {
 
     use super::*;
     use crate::demo::{Rng, with_check_digit};
-    use crate::indicators::compute::{Fact, Person, TownData};
     use crate::indicators::audit::{AuditReport, AuditSummary};
+    use crate::indicators::compute::{Fact, Person, TownData};
     use crate::indicators::disclosure::Unit;
     use crate::indicators::table::{Relation, Town};
     use crate::schema::Standard;
@@ -322,7 +324,12 @@ mod tests {
                     ..Person::default()
                 });
                 if rng.chance(40) {
-                    data.facts.push(support_outcome(&mut rng, catalogue, &no, &format!("so-{i}")));
+                    data.facts.push(support_outcome(
+                        &mut rng,
+                        catalogue,
+                        &no,
+                        &format!("so-{i}"),
+                    ));
                 }
                 if rng.chance(30) {
                     data.facts.push(Fact {
@@ -364,8 +371,13 @@ mod tests {
         let by_town = data
             .iter()
             .map(|d| {
-                let counts =
-                    compute::town_counts(d, &[], &version.applicability, catalogue, FiscalYear(2025));
+                let counts = compute::town_counts(
+                    d,
+                    &[],
+                    &version.applicability,
+                    catalogue,
+                    FiscalYear(2025),
+                );
                 (d.code.clone(), counts)
             })
             .collect();
@@ -407,7 +419,11 @@ mod tests {
         relations: &[Relation],
     ) -> (Vec<Cell>, Vec<Relation>) {
         let later: HashMap<&CellKey, &Cell> = second.iter().map(|c| (&c.key, c)).collect();
-        let changed = |c: &Cell| later.get(&c.key).is_none_or(|l| l.true_value != c.true_value);
+        let changed = |c: &Cell| {
+            later
+                .get(&c.key)
+                .is_none_or(|l| l.true_value != c.true_value)
+        };
         let renamed = |k: &CellKey| CellKey {
             geography: format!("r1:{}", k.geography),
             ..k.clone()

@@ -29,11 +29,9 @@ impl Progress {
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
-                )
-                .expect("template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+                    .expect("template")
+                    .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(250));
             bar
