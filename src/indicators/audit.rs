@@ -22,7 +22,7 @@
 //!    an interval found in the sub-table lies inside the attacker's interval.
 //! 2. *Sub-tables follow the hierarchy* (HiTaS): one per prefecture and block of linked
 //!    measures (its towns, councils and the prefecture itself), and for a hidden prefectural
-//!    or national cell the nation's row with the towns of at most two prefectures. They are
+//!    or national cell the nation with the sub-tables of at most two prefectures. They are
 //!    independent, so they are solved in parallel.
 //! 3. *One model per sub-table.* Its LP is solved once; each hidden cell is then maximised and
 //!    minimised by adding one row to that solved model (`z ≤ x` or `z ≤ −x` under the fixed
@@ -309,7 +309,9 @@ pub fn audit_with(
                         .iter()
                         .map(|&t| (targets[t].unknown, spans[&targets[t].unknown]))
                         .collect();
-                    match prove_in(
+                    let started = std::time::Instant::now();
+                    let before = programs.load(Ordering::Relaxed);
+                    let outcome = prove_in(
                         &model,
                         &unknowns,
                         &targets,
@@ -317,7 +319,16 @@ pub fn audit_with(
                         &mut local,
                         &programs,
                         progress,
-                    ) {
+                    );
+                    tracing::debug!(
+                        places = sub.places.len(),
+                        unknowns = unknowns.len(),
+                        targets = sub.targets.len(),
+                        programs = programs.load(Ordering::Relaxed) - before,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "indicators: sub-table proven"
+                    );
+                    match outcome {
                         Ok(()) => results.lock().expect("results").extend(
                             sub.targets
                                 .iter()
@@ -614,9 +625,10 @@ fn union_measures(parent: &mut HashMap<Measure, Measure>, a: &Measure, b: &Measu
 }
 
 /// The sub-tables that prove the open targets: one per prefecture and block for towns and
-/// councils; for a prefectural or national cell, the nation's row of that block with the
+/// councils; for a prefectural or national cell, the nation's cell of that block with the
 /// sub-tables of its prefecture and of the prefecture hiding the most of the same measure
-/// (the one that can absorb a change under a published national total).
+/// (the one that can absorb a change under a published national total), every other
+/// prefecture fixed.
 fn sub_tables(model: &Model, targets: &[Target], open: &[usize], layout: &Layout) -> Vec<SubTable> {
     let mut grouped: BTreeMap<(Vec<String>, usize), Vec<usize>> = BTreeMap::new();
     for &t in open {
@@ -652,13 +664,9 @@ fn sub_tables(model: &Model, targets: &[Target], open: &[usize], layout: &Layout
             let mut places: Vec<Place> = Vec::new();
             for p in &prefectures {
                 if p == NATION {
+                    // The other prefectures stay at their true values under the national
+                    // total: only the chosen ones trade with each other.
                     places.push((Level::Nation, NATION.to_string()));
-                    places.extend(
-                        layout
-                            .towns_of
-                            .keys()
-                            .map(|q| (Level::Prefecture, q.clone())),
-                    );
                 } else {
                     places.extend(layout.prefecture_places(p));
                 }
@@ -717,26 +725,35 @@ fn unknowns_of(model: &Model, places: &[Place], measures: &[Measure]) -> Vec<usi
 
 /// One solved LP over some unknowns (every other unknown fixed at its true value), ready to
 /// be re-optimised for one cell after another.
+///
+/// Each unknown is written as its true value plus `up − down` (both ≥ 0). At `up = down = 0`
+/// every constraint holds — the true table is consistent with everything published — and
+/// that is exactly where the simplex starts (non-basic variables at their lower bound 0), so
+/// the model needs no search for a first feasible table, which on a large sub-table costs
+/// more than all its cells' re-optimisations together.
 struct SubModel {
     unknowns: Vec<usize>,
-    column: HashMap<usize, Variable>,
+    /// Per unknown: its `up` and (when it can go below its true value) `down` columns.
+    column: HashMap<usize, (Variable, Option<Variable>)>,
     /// `max z`; a cell is maximised by adding `z ≤ x`, minimised by adding `z ≤ −x`.
     z: Variable,
     /// Bound of `z`: any value above it proves the cell unbounded enough.
     big: f64,
+    truth: HashMap<usize, f64>,
     solved: microlp::Solution,
 }
 
 impl SubModel {
     fn new(model: &Model, unknowns: &[usize], programs: &AtomicUsize) -> Result<SubModel, String> {
-        let inside: HashSet<usize> = unknowns.iter().copied().collect();
         let largest = unknowns.iter().map(|&i| model.truth[i]).fold(0.0, f64::max);
         let big = 2.0 * largest + 1_000.0;
         let mut problem = Problem::new(OptimizationDirection::Maximize);
         let mut column = HashMap::with_capacity(unknowns.len());
         for &i in unknowns {
-            let b = model.bounds[i];
-            column.insert(i, problem.add_var(0.0, (b.lower, b.upper)));
+            let (b, t) = (model.bounds[i], model.truth[i]);
+            let up = problem.add_var(0.0, (0.0, (b.upper - t).max(0.0)));
+            let down = (t - b.lower > EPSILON).then(|| problem.add_var(0.0, (0.0, t - b.lower)));
+            column.insert(i, (up, down));
         }
         let z = problem.add_var(1.0, (-big, big));
         let mut seen: HashSet<usize> = HashSet::new();
@@ -746,25 +763,26 @@ impl SubModel {
                     continue;
                 }
                 let c = &model.constraints[ci];
-                // Outside the sub-table every unknown keeps its true value.
-                let outside: f64 = c
-                    .terms
-                    .iter()
-                    .filter(|(j, _)| !inside.contains(j))
-                    .map(|(j, k)| k * model.truth[*j])
-                    .sum();
-                let expression: Vec<(Variable, f64)> = c
-                    .terms
-                    .iter()
-                    .filter(|(j, _)| inside.contains(j))
-                    .map(|(j, k)| (column[j], *k))
-                    .collect();
+                // Outside the sub-table every unknown keeps its true value; inside, the
+                // true value moves to the right-hand side with the rest.
+                let at_truth: f64 = c.terms.iter().map(|(j, k)| k * model.truth[*j]).sum();
+                let mut expression: Vec<(Variable, f64)> = Vec::new();
+                for (j, k) in &c.terms {
+                    if let Some((up, down)) = column.get(j) {
+                        expression.push((*up, *k));
+                        if let Some(down) = down {
+                            expression.push((*down, -*k));
+                        }
+                    }
+                }
                 let op = if c.equal {
                     ComparisonOp::Eq
                 } else {
                     ComparisonOp::Le
                 };
-                problem.add_constraint(expression, op, c.rhs - outside);
+                // Equalities hold exactly at the truth; keep float noise out of them.
+                let rhs = if c.equal { 0.0 } else { (c.rhs - at_truth).max(0.0) };
+                problem.add_constraint(expression, op, rhs);
             }
         }
         programs.fetch_add(1, Ordering::Relaxed);
@@ -783,11 +801,17 @@ impl SubModel {
             })?;
         Ok(SubModel {
             unknowns: unknowns.to_vec(),
+            truth: unknowns.iter().map(|&i| (i, model.truth[i])).collect(),
             column,
             z,
             big,
             solved,
         })
+    }
+
+    fn value(&self, solution: &microlp::Solution, i: usize) -> f64 {
+        let (up, down) = self.column[&i];
+        self.truth[&i] + solution.var_value(up) - down.map_or(0.0, |d| solution.var_value(d))
     }
 
     /// The largest (or, negated, the smallest) value of unknown `i`; widens `spans` of every
@@ -799,16 +823,20 @@ impl SubModel {
         spans: &mut HashMap<usize, (f64, f64)>,
         programs: &AtomicUsize,
     ) -> Result<Option<f64>, String> {
+        // max: z ≤ t + up − down; min: z ≤ −(t + up − down).
         let sign = if maximise { -1.0 } else { 1.0 };
+        let (up, down) = self.column[&i];
+        let mut row = vec![(self.z, 1.0), (up, sign)];
+        if let Some(down) = down {
+            row.push((down, -sign));
+        }
+        let t = self.truth[&i];
+        let rhs = if maximise { t } else { -t };
         programs.fetch_add(1, Ordering::Relaxed);
         let solution = self
             .solved
             .clone()
-            .add_constraint(
-                [(self.z, 1.0), (self.column[&i], sign)],
-                ComparisonOp::Le,
-                0.0,
-            )
+            .add_constraint(row, ComparisonOp::Le, rhs)
             .and_then(|outcome| {
                 outcome
                     .into_solution()
@@ -816,7 +844,7 @@ impl SubModel {
             })
             .map_err(|e| format!("the solver failed: {e}"))?;
         for &j in &self.unknowns {
-            let v = solution.var_value(self.column[&j]);
+            let v = self.value(&solution, j);
             if let Some(span) = spans.get_mut(&j) {
                 *span = (span.0.min(v), span.1.max(v));
             }
@@ -851,7 +879,8 @@ fn prove_in(
             if proven_wide(spans[&i], target.floor) || !sub.column.contains_key(&i) {
                 break;
             }
-            sub.extreme(i, maximise, spans, programs)?;
+            let found = sub.extreme(i, maximise, spans, programs)?;
+            tracing::trace!(key = %target.key, truth = model.truth[i], floor = target.floor, maximise, ?found, span = ?spans[&i], in_model = sub.column.contains_key(&i), "cell");
         }
         progress.advance(1);
     }

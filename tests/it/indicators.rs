@@ -615,6 +615,43 @@ fn revision_after_late_records(backend: Backend) {
     );
 }
 
+/// `bench indicators --realistic` on a small configuration: two towns per prefecture with
+/// Japan's skewed populations, so small towns bring hidden cells; the release is published
+/// (the bench fails on a refusal), its figures are reported, and the ledger re-audits clean.
+fn realistic_bench(backend: Backend) {
+    let hub = Hub::start(backend);
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let out_path = out_dir.path().to_string_lossy().to_string();
+    let args = [
+        "bench", "indicators", "--realistic", "--towns", "94", "--children", "8000", "--out",
+        out_path.as_str(),
+    ];
+    let out = hub.cli(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["shape"], "realistic");
+    assert_eq!(report["towns"], 94);
+    for field in ["hidden_cells", "checked_cells", "linear_programs", "sub_tables"] {
+        assert!(report[field].as_u64() > Some(0), "{field}: {report}");
+    }
+    let loss = &report["information_loss"];
+    assert!(loss["primary_cells"].as_u64() > Some(0), "{report}");
+    assert!(report["peak_rss_mb"].as_f64() > Some(0.0), "{report}");
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect();
+    for phase in ["compute", "protect", "audit: sub-tables"] {
+        assert!(phases.contains(&phase), "{phase} in {phases:?}");
+    }
+    let list = hub.cli(&["indicators", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("fiscal year 2025"));
+    let audit = hub.cli(&["indicators", "audit"]);
+    assert!(audit.status.success(), "{}", describe(&audit));
+}
+
 /// A code with a correct check digit but no prefecture (01–47) would become a prefecture
 /// geography 00, 48 or 99 in every release: registration refuses it.
 fn prefecture_codes_are_validated(backend: Backend) {
@@ -639,6 +676,7 @@ fn prefecture_codes_are_validated(backend: Backend) {
 }
 
 both_backends!(
+    realistic_bench,
     revision_after_late_records,
     prefecture_codes_are_validated,
     peer_towns_are_not_counted,
