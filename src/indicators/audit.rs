@@ -267,6 +267,18 @@ pub fn audit_with(
     known: &Proven,
     progress: &Progress,
 ) -> AuditReport {
+    audit_within(releases, catalogue, known, progress, EXACT_COMPONENT_LIMIT)
+}
+
+/// [`audit_with`], bounding cells exactly only in components of at most `exact_limit` free
+/// unknowns.
+pub fn audit_within(
+    releases: &[AuditedRelease],
+    catalogue: &Catalogue,
+    known: &Proven,
+    progress: &Progress,
+    exact_limit: usize,
+) -> AuditReport {
     let mut report = AuditReport {
         releases: releases.len(),
         ..AuditReport::default()
@@ -355,7 +367,7 @@ pub fn audit_with(
     let (root_of, sizes) = components(&model);
     let mut free_of_component: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, root) in root_of.iter().enumerate() {
-        if !model.fixed(i) && sizes.get(root).is_some_and(|n| *n <= EXACT_COMPONENT_LIMIT) {
+        if !model.fixed(i) && sizes.get(root).is_some_and(|n| *n <= exact_limit) {
             free_of_component.entry(*root).or_default().push(i);
         }
     }
@@ -376,7 +388,7 @@ pub fn audit_with(
         if members.is_empty() {
             continue;
         }
-        if sizes.get(&root).copied().unwrap_or(0) > EXACT_COMPONENT_LIMIT {
+        if sizes.get(&root).copied().unwrap_or(0) > exact_limit {
             progress.advance(members.len());
             continue;
         }
@@ -780,8 +792,14 @@ impl SubModel {
                 } else {
                     ComparisonOp::Le
                 };
+                // The true table satisfies every relation; if the ledger's counts do not,
+                // nothing can be proven from them.
+                let slack = c.rhs - at_truth;
+                if slack < -EPSILON || (c.equal && slack > EPSILON) {
+                    return Err("the true counts contradict a relation between cells".into());
+                }
                 // Equalities hold exactly at the truth; keep float noise out of them.
-                let rhs = if c.equal { 0.0 } else { (c.rhs - at_truth).max(0.0) };
+                let rhs = if c.equal { 0.0 } else { slack.max(0.0) };
                 problem.add_constraint(expression, op, rhs);
             }
         }

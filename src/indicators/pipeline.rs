@@ -573,6 +573,22 @@ mod tests {
             let weak = DisclosureConfig { complementary_suppression: false, ..config };
             let (cells, report) = protect_and_audit(&table, &[], &weak, &catalogue, &Progress::quiet());
             let flagged: Vec<&CellKey> = report.exposed.iter().map(|i| &i.key).collect();
+            // The sub-tables alone (no exact fallback) are sound: every cell the exact audit
+            // finds exposed, they do not prove safe either.
+            let releases = [AuditedRelease {
+                id: None,
+                fiscal_year: table.fiscal_year,
+                towns: &table.towns,
+                cells: &cells,
+                rounding_base: weak.rounding_base,
+            }];
+            let sub_tables_only =
+                audit::audit_within(&releases, &catalogue, &Proven::new(), &Progress::quiet(), 0);
+            prop_assert!(sub_tables_only.errors.is_empty(), "{:?}", sub_tables_only.errors);
+            let unproven: Vec<&CellKey> = sub_tables_only.exposed.iter().map(|i| &i.key).collect();
+            for key in &flagged {
+                prop_assert!(unproven.contains(key), "{key} proven safe by a sub-table only");
+            }
             for key in narrowed(&cells, &propagate(&cells, &relations, weak.rounding_base)) {
                 prop_assert!(flagged.contains(&&key), "{key} narrowed by subtraction but not flagged");
             }

@@ -623,7 +623,14 @@ fn realistic_bench(backend: Backend) {
     let out_dir = tempfile::tempdir().expect("temp dir");
     let out_path = out_dir.path().to_string_lossy().to_string();
     let args = [
-        "bench", "indicators", "--realistic", "--towns", "94", "--children", "8000", "--out",
+        "bench",
+        "indicators",
+        "--realistic",
+        "--towns",
+        "94",
+        "--children",
+        "8000",
+        "--out",
         out_path.as_str(),
     ];
     let out = hub.cli(&args);
@@ -631,7 +638,12 @@ fn realistic_bench(backend: Backend) {
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["shape"], "realistic");
     assert_eq!(report["towns"], 94);
-    for field in ["hidden_cells", "checked_cells", "linear_programs", "sub_tables"] {
+    for field in [
+        "hidden_cells",
+        "checked_cells",
+        "linear_programs",
+        "sub_tables",
+    ] {
         assert!(report[field].as_u64() > Some(0), "{field}: {report}");
     }
     let loss = &report["information_loss"];
