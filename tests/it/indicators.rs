@@ -615,40 +615,47 @@ fn revision_after_late_records(backend: Backend) {
     );
 }
 
-/// `bench indicators --realistic` on a small configuration: two towns per prefecture with
-/// Japan's skewed populations, so small towns bring hidden cells; the release is published
-/// (the bench fails on a refusal), its figures are reported, and the ledger re-audits clean.
-fn realistic_bench(backend: Backend) {
+/// `bench indicators` through the CLI on a small configuration: the release is published
+/// (the bench fails on a refusal), its phases, linear programs, information loss and peak
+/// RSS are reported, and the ledger re-audits clean. (`--realistic` needs minutes even for a
+/// few dozen towns in a debug build — see BENCHMARKS.md — so its population model is
+/// unit-tested and the national run is measured in release builds.)
+fn bench_reports_the_release(backend: Backend) {
     let hub = Hub::start(backend);
     let out_dir = tempfile::tempdir().expect("temp dir");
     let out_path = out_dir.path().to_string_lossy().to_string();
+    let refused = hub.cli(&[
+        "bench",
+        "indicators",
+        "--towns",
+        "5",
+        "--out",
+        out_path.as_str(),
+    ]);
+    assert!(!refused.status.success(), "--towns needs --realistic");
     let args = [
         "bench",
         "indicators",
-        "--realistic",
-        "--towns",
-        "94",
         "--children",
-        "8000",
+        "15000",
         "--out",
         out_path.as_str(),
     ];
     let out = hub.cli(&args);
     assert!(out.status.success(), "{}", describe(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    assert_eq!(report["shape"], "realistic");
-    assert_eq!(report["towns"], 94);
-    for field in [
-        "hidden_cells",
-        "checked_cells",
-        "linear_programs",
-        "sub_tables",
-    ] {
-        assert!(report[field].as_u64() > Some(0), "{field}: {report}");
-    }
-    let loss = &report["information_loss"];
-    assert!(loss["primary_cells"].as_u64() > Some(0), "{report}");
+    assert_eq!(report["shape"], "uniform");
+    assert_eq!(report["towns"], 2);
     assert!(report["peak_rss_mb"].as_f64() > Some(0.0), "{report}");
+    assert!(report["release_seconds"].as_f64() > Some(0.0), "{report}");
+    let loss = &report["information_loss"];
+    assert!(loss["count_cells"].as_u64() > Some(100), "{report}");
+    let hidden_counts =
+        loss["primary_cells"].as_u64().unwrap() + loss["secondary_cells"].as_u64().unwrap();
+    assert!(
+        hidden_counts <= report["hidden_cells"].as_u64().unwrap(),
+        "{report}"
+    );
     let phases: Vec<&str> = report["phases"]
         .as_array()
         .expect("phases")
@@ -688,7 +695,7 @@ fn prefecture_codes_are_validated(backend: Backend) {
 }
 
 both_backends!(
-    realistic_bench,
+    bench_reports_the_release,
     revision_after_late_records,
     prefecture_codes_are_validated,
     peer_towns_are_not_counted,
