@@ -11,6 +11,9 @@ use serde::Deserialize;
 use super::extract::Caller;
 use super::{Problem, State, audit_entry, blocking, json};
 use crate::auth::Role;
+use crate::indicators::Catalogue;
+use crate::indicators::progress::Progress;
+use crate::indicators::publication::CsvHeading;
 use crate::indicators::publication::{self, CellView, PreviewView, ReleaseList, ReleaseView};
 use crate::indicators::table::Level;
 use crate::indicators::{FiscalYear, audit::AuditSummary, pipeline};
@@ -60,7 +63,7 @@ fn wants_csv(req: &HttpRequest, format: Option<Format>) -> bool {
 fn respond(
     req: &HttpRequest,
     format: Option<Format>,
-    fiscal_year: i32,
+    heading: &CsvHeading,
     cells: &[CellView],
     file: &str,
     body: &impl serde::Serialize,
@@ -74,7 +77,7 @@ fn respond(
     {
         response.insert_header((header::CONTENT_DISPOSITION, disposition));
     }
-    response.body(publication::csv(fiscal_year, cells))
+    response.body(publication::csv(heading, cells))
 }
 
 /// Published indicator releases, oldest first (without their cells).
@@ -128,17 +131,24 @@ pub async fn show(
     let view: ReleaseView = blocking(move || {
         let mut conn = worker.store.conn()?;
         let release = ledger::release(&mut conn, id)?.ok_or_else(Problem::not_found)?;
-        Ok(publication::view(&release))
+        let catalogue = Catalogue::from_standard(worker.standard.latest());
+        Ok(publication::view(&release, &catalogue))
     })
     .await?;
     let file = format!(
         "indicators-fy{}-release-{}",
         view.release.fiscal_year, view.release.id
     );
+    let heading = CsvHeading {
+        release_id: Some(view.release.id),
+        fiscal_year: view.release.fiscal_year,
+        published_at: Some(&view.release.published_at),
+        rule_set_version: &view.release.rule_set_version,
+    };
     Ok(respond(
         &req,
         query.format,
-        view.release.fiscal_year,
+        &heading,
         &view.cells,
         &file,
         &view,
@@ -191,6 +201,7 @@ pub async fn preview(
             version,
             FiscalYear(fiscal_year),
             &worker.disclosure,
+            &Progress::quiet(),
         )?;
         let council = candidate
             .towns
@@ -210,22 +221,30 @@ pub async fn preview(
             Level::Council => council.as_deref() == Some(c.key.geography.as_str()),
             Level::Prefecture | Level::Nation => false,
         });
-        let cells = publication::cell_views(visible, &candidate.towns);
+        let catalogue = Catalogue::from_standard(version);
+        let cells = publication::cell_views(visible, &candidate.towns, &catalogue);
         crate::audit::append(&mut worker.store.conn()?, &entry)?;
         Ok(PreviewView {
             fiscal_year,
             disclosure: candidate.disclosure.clone(),
             would_publish: candidate.report.passed(),
+            rule_set_version: candidate.rule_set_version.clone(),
             audit: AuditSummary::from(&candidate.report),
             cells,
         })
     })
     .await?;
     let file = format!("indicators-fy{fiscal_year}-preview");
+    let heading = CsvHeading {
+        release_id: None,
+        fiscal_year,
+        published_at: None,
+        rule_set_version: &preview.rule_set_version,
+    };
     Ok(respond(
         &req,
         query.format,
-        fiscal_year,
+        &heading,
         &preview.cells,
         &file,
         &preview,

@@ -81,7 +81,7 @@ pub fn synthetic_lines(count: usize, run_tag: &str) -> Vec<Vec<u8>> {
     lines
 }
 
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -4,7 +4,8 @@
 use clap::{Args, Subcommand};
 
 use crate::indicators::audit::AuditReport;
-use crate::indicators::disclosure::DisclosureConfig;
+use crate::indicators::disclosure::{DisclosureConfig, InformationLoss};
+use crate::indicators::progress::Progress;
 use crate::indicators::{FiscalYear, pipeline};
 use crate::schema::Standard;
 use crate::store::Store;
@@ -70,17 +71,25 @@ pub enum IndicatorsCommand {
 
 fn print_report(report: &AuditReport) {
     println!(
-        "audit: {} release(s) together, {} hidden cells, {} bounded by linear programming, narrowest interval {}",
+        "audit: {} release(s) together, {} hidden cells, {} proven by linear programming ({} programs over {} sub-tables, {} cells exactly over their component), narrowest proven interval {}",
         report.releases,
         report.hidden_cells,
         report.checked_cells,
+        report.linear_programs,
+        report.sub_tables,
+        report.exact_cells,
         report
             .narrowest_width
             .map_or("unbounded".to_string(), |w| w.to_string())
     );
     for cell in &report.exposed {
+        let how = if cell.exact {
+            "derivable as"
+        } else {
+            "not proven wider than"
+        };
         println!(
-            "  EXPOSED {} {} {}/{} (fiscal year {}{}): derivable as {}…{} — needs a width of at least {}",
+            "  EXPOSED {} {} {}/{} (fiscal year {}{}): {how} {}…{} — needs a width of at least {}",
             cell.level,
             cell.geography,
             cell.indicator,
@@ -116,8 +125,18 @@ pub fn run(command: IndicatorsCommand, store: &Store) -> anyhow::Result<()> {
                 FiscalYear(fiscal_year),
                 &config,
                 &published_by,
+                &Progress::for_terminal(),
             )?;
             print_report(&candidate.report);
+            let loss = InformationLoss::of(&candidate.cells);
+            println!(
+                "information loss: {} of {} count cells hidden by primary suppression (value {}), {} by secondary suppression (value {})",
+                loss.primary_cells,
+                loss.count_cells,
+                loss.primary_value,
+                loss.secondary_cells,
+                loss.secondary_value
+            );
             let hidden = candidate.cells.iter().filter(|c| c.hidden()).count();
             match id {
                 Some(id) => println!(
@@ -130,7 +149,7 @@ pub fn run(command: IndicatorsCommand, store: &Store) -> anyhow::Result<()> {
             }
         }
         IndicatorsCommand::Audit => {
-            let report = pipeline::reaudit(&mut conn, version)?;
+            let report = pipeline::reaudit(&mut conn, version, &Progress::for_terminal())?;
             print_report(&report);
             if !report.passed() {
                 anyhow::bail!("the ledger exposes hidden cells");

@@ -257,8 +257,16 @@ enum BenchCommand {
     },
     /// National indicators over synthetic children written into an empty database.
     Indicators {
+        /// Children in all.
         #[arg(long, default_value_t = 1_000_000)]
         children: usize,
+        /// Towns (with --realistic; default 1,741, every municipality of Japan).
+        #[arg(long, requires = "realistic")]
+        towns: Option<usize>,
+        /// Japan's skewed town populations (many small towns, so many small cells) instead
+        /// of uniform towns of 10,000 children.
+        #[arg(long)]
+        realistic: bool,
     },
     /// Medians of profile reads a caller may not see (missing, another town's, DV without the
     /// role, opted out in a screening view) beside a missing child's.
@@ -704,10 +712,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "matching",
                     serde_json::to_value(crate::bench::matching::matching(store, children, seed)?)?,
                 ),
-                BenchCommand::Indicators { children } => (
+                BenchCommand::Indicators {
+                    children,
+                    towns,
+                    realistic,
+                } => (
                     "indicators",
                     serde_json::to_value(crate::bench::indicators::indicators(
-                        store, backend, children,
+                        store,
+                        backend,
+                        &crate::bench::indicators::Shape {
+                            children,
+                            towns,
+                            realistic,
+                        },
                     )?)?,
                 ),
                 BenchCommand::Access { requests, records } => (
@@ -792,7 +810,7 @@ fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
             } => {
                 if !rules::is_valid_municipality_code(&code) {
                     anyhow::bail!(
-                        "{code} is not a valid municipality code (6 digits, last a check digit)"
+                        "{code} is not a valid municipality code (6 digits: prefecture 01–47, town, check digit)"
                     );
                 }
                 clients::add_municipality(

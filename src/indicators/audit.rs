@@ -6,24 +6,49 @@
 //! relations of `table` (totals are sums of parts; a later funnel stage never exceeds an
 //! earlier one; …) tie cells together. Releases of the same fiscal year share their unknowns
 //! where the true count did not change between them, so a new release cannot be differenced
-//! against an old one. For each hidden cell with a non-zero true count, linear programming
-//! (good_lp with the pure-Rust microlp solver) gives the smallest and largest value consistent
-//! with everything published; a cell whose interval is narrower than its floor is exposed,
-//! and a release leaving any cell exposed is refused.
+//! against an old one. The attacker's interval for a hidden cell is the smallest and largest
+//! value it takes over every table consistent with all of that (linear programming: the LP
+//! relaxation can only widen intervals compared with integer reasoning, and the audit rounds
+//! its bounds inwards before comparing). A hidden non-zero cell whose interval is narrower
+//! than its floor is exposed, and a release leaving any cell exposed is refused.
 //!
-//! The LP relaxation can only widen intervals compared with integer reasoning, so the audit
-//! rounds its bounds inwards (ceil of the minimum, floor of the maximum) before comparing.
+//! **How the proof stays affordable for 1,741 towns.** The audit does not need the exact
+//! interval of a safe cell, only a proof that it is at least the floor wide, and every table
+//! consistent with the publications is such a proof for every cell at once: the interval of
+//! each cell contains its value in that table and its true value. So:
+//!
+//! 1. *Restriction is sound.* Fixing every unknown outside a sub-table at its true value
+//!    leaves only tables that are consistent with everything published (the true table is), so
+//!    an interval found in the sub-table lies inside the attacker's interval.
+//! 2. *Sub-tables follow the hierarchy* (HiTaS): one per prefecture and block of linked
+//!    measures (its towns, councils and the prefecture itself), and for a hidden prefectural
+//!    or national cell the nation with the sub-tables of at most two prefectures. They are
+//!    independent, so they are solved in parallel.
+//! 3. *One model per sub-table.* Its LP is solved once; each hidden cell is then maximised and
+//!    minimised by adding one row to that solved model (`z ≤ x` or `z ≤ −x` under the fixed
+//!    objective `max z`), which the dual simplex re-optimises from the solved basis instead of
+//!    starting again. Every solution widens the proven interval of every cell of the
+//!    sub-table, so most cells are proven by other cells' programs and need none of their own.
+//! 4. *Bounded work.* A cell not proven in its sub-table is bounded exactly over its whole
+//!    connected component when that has at most `EXACT_COMPONENT_LIMIT` free unknowns (every
+//!    small hub, every test); otherwise it is reported as exposed — not proven — and the
+//!    release hides more or is refused. The audit can err only towards hiding.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use good_lp::{
-    Expression, ProblemVariables, ResolutionError, Solution, SolverModel, microlp, variable,
-};
+use microlp::{ComparisonOp, OptimizationDirection, Problem, Variable};
 use serde::Serialize;
 
 use super::Catalogue;
-use super::disclosure::{Cell, Unit};
-use super::table::{self, CellKey, Relation, Town};
+use super::disclosure::{Cell, InformationLoss, Unit};
+use super::progress::{PhaseDuration, Progress};
+use super::table::{self, CellKey, Level, Measure, NATION, Place, Relation, Town};
+
+/// Free unknowns up to which a cell that its sub-table cannot prove safe is bounded exactly
+/// over its whole component (beyond that, one LP costs seconds and is not tried).
+pub const EXACT_COMPONENT_LIMIT: usize = 4_000;
 
 /// One release as the audit sees it.
 pub struct AuditedRelease<'a> {
@@ -35,7 +60,7 @@ pub struct AuditedRelease<'a> {
     pub rounding_base: i64,
 }
 
-/// The tightest interval derivable for one hidden cell.
+/// The interval derived for a hidden cell the audit could not prove safe.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Interval {
     /// Release that hid the cell (absent for the candidate release).
@@ -50,6 +75,9 @@ pub struct Interval {
     pub upper: Option<i64>,
     /// Width the cell needs (its floor).
     pub required_width: i64,
+    /// The attacker's exact interval (bounded over the whole component); otherwise the widest
+    /// interval the audit could prove within its work bound, and the cell may be safe.
+    pub exact: bool,
     #[serde(skip)]
     pub key: CellKey,
 }
@@ -58,25 +86,37 @@ impl Interval {
     pub fn width(&self) -> Option<i64> {
         self.upper.map(|u| u - self.lower)
     }
-
-    fn exposed(&self) -> bool {
-        self.width().is_some_and(|w| w < self.required_width)
-    }
 }
+
+/// Proven intervals of hidden cells, by unknown. Valid for a later audit whose publications
+/// only hide more (the repair rounds of one release): its consistent tables include these.
+pub type Proven = HashMap<Unknown, (f64, f64)>;
 
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct AuditReport {
     pub releases: usize,
     /// Hidden count cells over all releases.
     pub hidden_cells: usize,
-    /// Hidden cells with a non-zero true count, each bounded by linear programming.
+    /// Hidden cells with a non-zero true count, each proven at least its floor wide.
     pub checked_cells: usize,
-    /// Narrowest width found (absent when every checked cell is unbounded above).
+    /// Narrowest proven width of a checked cell (a lower bound of the attacker's; absent
+    /// when every checked cell is unbounded above).
     pub narrowest_width: Option<i64>,
-    /// Cells an attacker could narrow below their floor: the release is refused.
+    /// Linear programs solved (a sub-table's base solve and every re-optimisation).
+    pub linear_programs: usize,
+    /// Sub-tables (prefecture × block of measures, or the nation's row) solved.
+    pub sub_tables: usize,
+    /// Cells bounded exactly over their whole component because their sub-table did not
+    /// prove them safe.
+    pub exact_cells: usize,
+    /// Cells an attacker could (or the audit cannot prove they could not) narrow below their
+    /// floor: the release hides more or is refused.
     pub exposed: Vec<Interval>,
     /// Problems that stop the audit from proving anything (the release is refused too).
     pub errors: Vec<String>,
+    /// Intervals proven in this audit, for the next repair round.
+    #[serde(skip)]
+    pub proven: Proven,
 }
 
 impl AuditReport {
@@ -86,15 +126,24 @@ impl AuditReport {
 }
 
 /// What a release records about its audit (no counts, no intervals).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AuditSummary {
     /// Releases audited together (this one and every earlier one).
     pub releases_audited: usize,
     pub hidden_cells: usize,
-    /// Hidden cells bounded by linear programming.
+    /// Hidden cells proven at least their floor wide.
     pub checked_cells: usize,
-    /// Narrowest interval an attacker can derive for a hidden cell (never below its floor).
+    /// Narrowest proven interval of a hidden cell (never below its floor).
     pub narrowest_width: Option<i64>,
+    #[serde(default)]
+    pub linear_programs: usize,
+    /// Cells and value hidden by primary and by secondary suppression (absent in releases
+    /// stored before it was recorded).
+    #[serde(default)]
+    pub information_loss: Option<InformationLoss>,
+    /// How long each phase of the release took.
+    #[serde(default)]
+    pub phases: Vec<PhaseDuration>,
 }
 
 impl From<&AuditReport> for AuditSummary {
@@ -104,13 +153,16 @@ impl From<&AuditReport> for AuditSummary {
             hidden_cells: report.hidden_cells,
             checked_cells: report.checked_cells,
             narrowest_width: report.narrowest_width,
+            linear_programs: report.linear_programs,
+            information_loss: None,
+            phases: Vec::new(),
         }
     }
 }
 
 /// An unknown: a cell of a fiscal year with its true value (equal true values across releases
 /// are the same unknown).
-type Unknown = (i32, CellKey, i64);
+pub type Unknown = (i32, CellKey, i64);
 
 #[derive(Clone, Copy)]
 struct Bounds {
@@ -127,34 +179,319 @@ struct Linear {
 
 const EPSILON: f64 = 1e-6;
 
+/// A hidden non-zero cell to prove.
+struct Target {
+    unknown: usize,
+    release: Option<i64>,
+    fiscal_year: i32,
+    floor: i64,
+    key: CellKey,
+}
+
+/// Everything published, as linear constraints over the unknowns.
+struct Model {
+    identity: Vec<Unknown>,
+    bounds: Vec<Bounds>,
+    truth: Vec<f64>,
+    constraints: Vec<Linear>,
+    /// Constraints each unknown appears in.
+    touching: Vec<Vec<usize>>,
+    /// Free (not fixed by a publication) unknowns of each cell key.
+    free_by_key: HashMap<CellKey, Vec<usize>>,
+}
+
+impl Model {
+    fn fixed(&self, i: usize) -> bool {
+        self.bounds[i].upper - self.bounds[i].lower < EPSILON
+    }
+}
+
+/// The geography the audit splits along: towns of each prefecture, councils, and which
+/// measures are linked by "at most" relations (a block).
+#[derive(Default)]
+struct Layout {
+    towns_of: BTreeMap<String, BTreeSet<String>>,
+    /// Prefectures each council has towns in.
+    council_prefectures: BTreeMap<String, BTreeSet<String>>,
+    /// Block number of each measure, and the measures of each block.
+    block_of: HashMap<Measure, usize>,
+    blocks: Vec<Vec<Measure>>,
+}
+
+impl Layout {
+    fn region(&self, place: &Place) -> String {
+        match place.0 {
+            Level::Municipality => place.1.get(..2).unwrap_or(&place.1).to_string(),
+            Level::Prefecture => place.1.clone(),
+            Level::Council => self.council_prefectures[&place.1]
+                .first()
+                .cloned()
+                .unwrap_or_default(),
+            Level::Nation => NATION.to_string(),
+        }
+    }
+
+    /// A prefecture's sub-table: its towns, the councils with towns in it, itself.
+    fn prefecture_places(&self, prefecture: &str) -> Vec<Place> {
+        let mut places: Vec<Place> = self.towns_of[prefecture]
+            .iter()
+            .map(|t| (Level::Municipality, t.clone()))
+            .collect();
+        places.extend(
+            self.council_prefectures
+                .iter()
+                .filter(|(_, ps)| ps.contains(prefecture))
+                .map(|(c, _)| (Level::Council, c.clone())),
+        );
+        places.push((Level::Prefecture, prefecture.to_string()));
+        places
+    }
+}
+
+/// A sub-table to solve: places × the measures of one block, and the cells to prove in it.
+struct SubTable {
+    places: Vec<Place>,
+    block: usize,
+    targets: Vec<usize>,
+}
+
 pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport {
+    audit_with(releases, catalogue, &Proven::new(), &Progress::quiet())
+}
+
+/// Audit `releases` together. `known`: intervals proven by an earlier audit whose
+/// publications hid no more than these (see [`Proven`]).
+pub fn audit_with(
+    releases: &[AuditedRelease],
+    catalogue: &Catalogue,
+    known: &Proven,
+    progress: &Progress,
+) -> AuditReport {
+    audit_within(releases, catalogue, known, progress, EXACT_COMPONENT_LIMIT)
+}
+
+/// [`audit_with`], bounding cells exactly only in components of at most `exact_limit` free
+/// unknowns.
+pub fn audit_within(
+    releases: &[AuditedRelease],
+    catalogue: &Catalogue,
+    known: &Proven,
+    progress: &Progress,
+    exact_limit: usize,
+) -> AuditReport {
     let mut report = AuditReport {
         releases: releases.len(),
         ..AuditReport::default()
     };
+    let Some((model, targets, layout)) = build(releases, catalogue, &mut report) else {
+        return report;
+    };
+    report.checked_cells = targets.len();
+    let mut spans: HashMap<usize, (f64, f64)> = HashMap::new();
+    let mut open: Vec<usize> = Vec::new();
+    for (t, target) in targets.iter().enumerate() {
+        let i = target.unknown;
+        let span = known
+            .get(&model.identity[i])
+            .copied()
+            .unwrap_or((model.truth[i], model.truth[i]));
+        spans.insert(i, span);
+        if model.fixed(i) {
+            spans.insert(i, (model.bounds[i].lower, model.bounds[i].upper));
+        }
+        if !proven_wide(span, target.floor) {
+            open.push(t);
+        }
+    }
+    let sub_tables = sub_tables(&model, &targets, &open, &layout);
+    report.sub_tables = sub_tables.len();
+    progress.phase("audit: sub-tables", open.len());
+    let programs = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, (f64, f64))>> = Mutex::new(Vec::new());
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(sub_tables.len()).max(1) {
+            scope.spawn(|| {
+                while let Some(sub) = sub_tables.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let unknowns = unknowns_of(&model, &sub.places, &layout.blocks[sub.block]);
+                    let mut local: HashMap<usize, (f64, f64)> = sub
+                        .targets
+                        .iter()
+                        .map(|&t| (targets[t].unknown, spans[&targets[t].unknown]))
+                        .collect();
+                    let started = std::time::Instant::now();
+                    let before = programs.load(Ordering::Relaxed);
+                    let outcome = prove_in(
+                        &model,
+                        &unknowns,
+                        &targets,
+                        &sub.targets,
+                        &mut local,
+                        &programs,
+                        progress,
+                    );
+                    tracing::debug!(
+                        places = sub.places.len(),
+                        unknowns = unknowns.len(),
+                        targets = sub.targets.len(),
+                        programs = programs.load(Ordering::Relaxed) - before,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "indicators: sub-table proven"
+                    );
+                    match outcome {
+                        Ok(()) => results.lock().expect("results").extend(
+                            sub.targets
+                                .iter()
+                                .map(|&t| (targets[t].unknown, local[&targets[t].unknown])),
+                        ),
+                        Err(e) => failures.lock().expect("failures").push(e),
+                    }
+                }
+            });
+        }
+    });
+    for (i, span) in results.into_inner().expect("results") {
+        let entry = spans.get_mut(&i).expect("target");
+        *entry = (entry.0.min(span.0), entry.1.max(span.1));
+    }
+    report
+        .errors
+        .extend(failures.into_inner().expect("failures"));
+    // Cells their sub-table did not prove: exactly over their component when it is small.
+    let unproven: Vec<usize> = (0..targets.len())
+        .filter(|&t| !proven_wide(spans[&targets[t].unknown], targets[t].floor))
+        .collect();
+    progress.phase("audit: exact components", unproven.len());
+    let (root_of, sizes) = components(&model);
+    let mut free_of_component: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, root) in root_of.iter().enumerate() {
+        if !model.fixed(i) && sizes.get(root).is_some_and(|n| *n <= exact_limit) {
+            free_of_component.entry(*root).or_default().push(i);
+        }
+    }
+    let mut by_component: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &t in &unproven {
+        by_component
+            .entry(root_of[targets[t].unknown])
+            .or_default()
+            .push(t);
+    }
+    let mut exact: HashSet<usize> = HashSet::new();
+    for (root, members) in by_component {
+        // A hidden cell an earlier release published (same true count) is simply known.
+        let (known_cells, members): (Vec<usize>, Vec<usize>) = members
+            .into_iter()
+            .partition(|&t| model.fixed(targets[t].unknown));
+        exact.extend(known_cells);
+        if members.is_empty() {
+            continue;
+        }
+        if sizes.get(&root).copied().unwrap_or(0) > exact_limit {
+            progress.advance(members.len());
+            continue;
+        }
+        let unknowns = free_of_component.get(&root).cloned().unwrap_or_default();
+        let mut local: HashMap<usize, (f64, f64)> = HashMap::new();
+        match exact_intervals(
+            &model, &unknowns, &targets, &members, &mut local, &programs, progress,
+        ) {
+            Ok(()) => {
+                for &t in &members {
+                    spans.insert(targets[t].unknown, local[&targets[t].unknown]);
+                    exact.insert(t);
+                }
+            }
+            Err(e) => report.errors.push(e),
+        }
+    }
+    report.exact_cells = exact.len();
+    report.linear_programs = programs.load(Ordering::Relaxed);
+    for (t, target) in targets.iter().enumerate() {
+        let (lo, hi) = spans[&target.unknown];
+        let interval = Interval {
+            release: target.release,
+            fiscal_year: target.fiscal_year,
+            level: target.key.level.as_str().to_string(),
+            geography: target.key.geography.clone(),
+            indicator: target.key.measure.indicator.clone(),
+            category: target.key.measure.category.clone(),
+            lower: (lo - EPSILON).ceil().max(0.0) as i64,
+            upper: hi.is_finite().then(|| (hi + EPSILON).floor() as i64),
+            required_width: target.floor,
+            exact: exact.contains(&t),
+            key: target.key.clone(),
+        };
+        if let Some(width) = interval.width() {
+            report.narrowest_width = Some(report.narrowest_width.map_or(width, |n| n.min(width)));
+        }
+        if proven_wide((lo, hi), target.floor) {
+            report
+                .proven
+                .insert(model.identity[target.unknown].clone(), (lo, hi));
+        } else {
+            report.exposed.push(interval);
+        }
+    }
+    progress.end_phase();
+    report
+}
+
+/// An interval (LP bounds, rounded inwards) at least `floor` wide.
+fn proven_wide((lo, hi): (f64, f64), floor: i64) -> bool {
+    !hi.is_finite() || (hi + EPSILON).floor() - (lo - EPSILON).ceil().max(0.0) >= floor as f64
+}
+
+/// The unknowns, their bounds and constraints, the cells to prove, and the layout.
+fn build(
+    releases: &[AuditedRelease],
+    catalogue: &Catalogue,
+    report: &mut AuditReport,
+) -> Option<(Model, Vec<Target>, Layout)> {
     let mut index: HashMap<Unknown, usize> = HashMap::new();
+    let mut identity: Vec<Unknown> = Vec::new();
     let mut bounds: Vec<Bounds> = Vec::new();
+    let mut truth: Vec<f64> = Vec::new();
     let mut rows: Vec<(Vec<(usize, f64)>, bool)> = Vec::new();
+    let mut layout = Layout::default();
+    let mut block_parent: HashMap<Measure, Measure> = HashMap::new();
     // Hidden cells to bound, by unknown: (release, fiscal year, required width, key).
-    let mut targets: BTreeMap<usize, (Option<i64>, i32, i64, CellKey)> = BTreeMap::new();
+    let mut wanted: BTreeMap<usize, (Option<i64>, i32, i64, CellKey)> = BTreeMap::new();
     for release in releases {
         let half = release.rounding_base / 2;
         let mut here: HashMap<&CellKey, usize> = HashMap::new();
+        for town in release.towns {
+            layout
+                .towns_of
+                .entry(town.prefecture().to_string())
+                .or_default()
+                .insert(town.code.clone());
+            if let Some(council) = &town.council {
+                layout
+                    .council_prefectures
+                    .entry(council.clone())
+                    .or_default()
+                    .insert(town.prefecture().to_string());
+            }
+        }
         for cell in release.cells.iter().filter(|c| c.unit == Unit::Count) {
-            let Some(truth) = cell.true_value else {
+            let Some(value) = cell.true_value else {
                 report
                     .errors
                     .push(format!("{} has no true value in the ledger", cell.key));
                 continue;
             };
-            let unknown = (release.fiscal_year, cell.key.clone(), truth);
+            let unknown = (release.fiscal_year, cell.key.clone(), value);
             let next = bounds.len();
-            let i = *index.entry(unknown).or_insert(next);
+            let i = *index.entry(unknown.clone()).or_insert(next);
             if i == next {
+                identity.push(unknown);
                 bounds.push(Bounds {
                     lower: 0.0,
                     upper: f64::INFINITY,
                 });
+                truth.push(value as f64);
             }
             let b = &mut bounds[i];
             match (cell.value, cell.rounded) {
@@ -168,8 +505,8 @@ pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport 
                 }
                 (None, _) => {
                     report.hidden_cells += 1;
-                    if truth > 0 {
-                        let target = targets.entry(i).or_insert((
+                    if value > 0 {
+                        let target = wanted.entry(i).or_insert((
                             release.id,
                             release.fiscal_year,
                             cell.floor,
@@ -192,26 +529,52 @@ pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport 
                         .collect(),
                     true,
                 ),
-                Relation::AtMost { lhs, rhs } => (
-                    lhs.iter()
-                        .map(|k| (at(k), 1.0))
-                        .chain(rhs.iter().map(|k| (at(k), -1.0)))
-                        .collect(),
-                    false,
-                ),
+                Relation::AtMost { lhs, rhs } => {
+                    let mut cells = lhs.iter().chain(rhs);
+                    if let Some(first) = cells.next() {
+                        for other in cells {
+                            union_measures(&mut block_parent, &first.measure, &other.measure);
+                        }
+                    }
+                    (
+                        lhs.iter()
+                            .map(|k| (at(k), 1.0))
+                            .chain(rhs.iter().map(|k| (at(k), -1.0)))
+                            .collect(),
+                        false,
+                    )
+                }
             });
         }
     }
-    if bounds.iter().any(|b| b.lower > b.upper + EPSILON) {
+    let violated = bounds.iter().zip(&truth).any(|(b, t)| {
+        b.lower > b.upper + EPSILON || *t < b.lower - EPSILON || *t > b.upper + EPSILON
+    });
+    if violated {
         report.errors.push(
-            "published figures contradict each other (a rounding interval or an earlier release)"
+            "published figures contradict each other or the ledger's true counts (a rounding interval or an earlier release)"
                 .into(),
         );
-        return report;
+        return None;
+    }
+    // Blocks of measures linked by "at most" relations (a measure in none is its own block).
+    let mut measures: BTreeSet<Measure> = identity.iter().map(|u| u.1.measure.clone()).collect();
+    measures.extend(block_parent.keys().cloned());
+    let mut block_number: HashMap<Measure, usize> = HashMap::new();
+    for measure in measures {
+        let root = measure_root(&mut block_parent, &measure);
+        let next = layout.blocks.len();
+        let block = *block_number.entry(root).or_insert(next);
+        if block == next {
+            layout.blocks.push(Vec::new());
+        }
+        layout.blocks[block].push(measure.clone());
+        layout.block_of.insert(measure, block);
     }
     // Fixed unknowns become constants; what is left are the LP's variables.
     let fixed = |i: usize| bounds[i].upper - bounds[i].lower < EPSILON;
     let mut constraints = Vec::new();
+    let mut touching = vec![Vec::new(); bounds.len()];
     for (terms, equal) in rows {
         let constant: f64 = terms
             .iter()
@@ -220,6 +583,9 @@ pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport 
             .sum();
         let free: Vec<(usize, f64)> = terms.into_iter().filter(|(i, _)| !fixed(*i)).collect();
         if !free.is_empty() {
+            for (i, _) in &free {
+                touching[*i].push(constraints.len());
+            }
             constraints.push(Linear {
                 terms: free,
                 equal,
@@ -227,59 +593,342 @@ pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport 
             });
         }
     }
-    let (root_of, groups) = components(bounds.len(), &constraints);
-    report.checked_cells = targets.len();
-    for (unknown, (release, fiscal_year, floor, key)) in targets {
-        let (lower, upper) = if fixed(unknown) {
-            (bounds[unknown].lower, Some(bounds[unknown].lower))
-        } else {
-            let members = &groups[&root_of[unknown]];
-            match (
-                solve(members, &bounds, &constraints, unknown, false),
-                solve(members, &bounds, &constraints, unknown, true),
-            ) {
-                (Ok(Some(lo)), Ok(hi)) => (lo, hi),
-                (Err(e), _) | (_, Err(e)) => {
-                    report.errors.push(format!("{key}: the solver failed: {e}"));
-                    continue;
-                }
-                (Ok(None), Ok(_)) => {
-                    report.errors.push(format!("{key}: unbounded below"));
-                    continue;
-                }
-            }
-        };
-        let interval = Interval {
-            release,
-            fiscal_year,
-            level: key.level.as_str().to_string(),
-            geography: key.geography.clone(),
-            indicator: key.measure.indicator.clone(),
-            category: key.measure.category.clone(),
-            lower: (lower - EPSILON).ceil().max(0.0) as i64,
-            upper: upper.map(|u| (u + EPSILON).floor() as i64),
-            required_width: floor,
-            key,
-        };
-        if let Some(width) = interval.width() {
-            report.narrowest_width = Some(report.narrowest_width.map_or(width, |n| n.min(width)));
-        }
-        if interval.exposed() {
-            report.exposed.push(interval);
+    let mut free_by_key: HashMap<CellKey, Vec<usize>> = HashMap::new();
+    for (i, unknown) in identity.iter().enumerate() {
+        if !fixed(i) {
+            free_by_key.entry(unknown.1.clone()).or_default().push(i);
         }
     }
-    report
+    let targets = wanted
+        .into_iter()
+        .map(|(unknown, (release, fiscal_year, floor, key))| Target {
+            unknown,
+            release,
+            fiscal_year,
+            floor,
+            key,
+        })
+        .collect();
+    let model = Model {
+        identity,
+        bounds,
+        truth,
+        constraints,
+        touching,
+        free_by_key,
+    };
+    Some((model, targets, layout))
 }
 
-/// Unknowns linked by constraints, and the constraints among them.
-#[derive(Default)]
-struct Component {
+fn measure_root(parent: &mut HashMap<Measure, Measure>, measure: &Measure) -> Measure {
+    let mut current = measure.clone();
+    while let Some(up) = parent.get(&current).filter(|up| **up != current) {
+        current = up.clone();
+    }
+    current
+}
+
+fn union_measures(parent: &mut HashMap<Measure, Measure>, a: &Measure, b: &Measure) {
+    let (ra, rb) = (measure_root(parent, a), measure_root(parent, b));
+    parent.entry(ra.clone()).or_insert_with(|| ra.clone());
+    if ra != rb {
+        parent.insert(rb, ra);
+    }
+}
+
+/// The sub-tables that prove the open targets: one per prefecture and block for towns and
+/// councils; for a prefectural or national cell, the nation's cell of that block with the
+/// sub-tables of its prefecture and of the prefecture hiding the most of the same measure
+/// (the one that can absorb a change under a published national total), every other
+/// prefecture fixed.
+fn sub_tables(model: &Model, targets: &[Target], open: &[usize], layout: &Layout) -> Vec<SubTable> {
+    let mut grouped: BTreeMap<(Vec<String>, usize), Vec<usize>> = BTreeMap::new();
+    for &t in open {
+        let key = &targets[t].key;
+        let place: Place = (key.level, key.geography.clone());
+        let block = layout.block_of[&key.measure];
+        let prefectures = match key.level {
+            Level::Municipality | Level::Council => vec![layout.region(&place)],
+            Level::Prefecture | Level::Nation => {
+                let carriers = hidden_prefectures(model, layout, &key.measure);
+                let mut chosen: Vec<String> = Vec::new();
+                if key.level == Level::Prefecture {
+                    chosen.push(key.geography.clone());
+                }
+                for p in carriers {
+                    if chosen.len() >= 2 {
+                        break;
+                    }
+                    if !chosen.contains(&p) {
+                        chosen.push(p);
+                    }
+                }
+                chosen.sort();
+                chosen.insert(0, NATION.to_string());
+                chosen
+            }
+        };
+        grouped.entry((prefectures, block)).or_default().push(t);
+    }
+    let mut out: Vec<SubTable> = grouped
+        .into_iter()
+        .map(|((prefectures, block), targets)| {
+            let mut places: Vec<Place> = Vec::new();
+            for p in &prefectures {
+                if p == NATION {
+                    // The other prefectures stay at their true values under the national
+                    // total: only the chosen ones trade with each other.
+                    places.push((Level::Nation, NATION.to_string()));
+                } else {
+                    places.extend(layout.prefecture_places(p));
+                }
+            }
+            places.sort();
+            places.dedup();
+            SubTable {
+                places,
+                block,
+                targets,
+            }
+        })
+        .collect();
+    // Largest first, so that the last sub-table a worker takes is a small one.
+    out.sort_by_key(|s| std::cmp::Reverse(s.places.len() * s.targets.len()));
+    out
+}
+
+/// Prefectures whose cell of `measure` is hidden (free), largest true value first.
+fn hidden_prefectures(model: &Model, layout: &Layout, measure: &Measure) -> Vec<String> {
+    let mut found: Vec<(f64, String)> = layout
+        .towns_of
+        .keys()
+        .filter_map(|p| {
+            let key = table::key(Level::Prefecture, p, measure.clone());
+            let largest = model
+                .free_by_key
+                .get(&key)?
+                .iter()
+                .map(|&i| model.truth[i])
+                .fold(0.0, f64::max);
+            Some((largest, p.clone()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Free unknowns of `places` × `measures`.
+fn unknowns_of(model: &Model, places: &[Place], measures: &[Measure]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (level, code) in places {
+        for measure in measures {
+            if let Some(found) = model
+                .free_by_key
+                .get(&table::key(*level, code, measure.clone()))
+            {
+                out.extend(found);
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// One solved LP over some unknowns (every other unknown fixed at its true value), ready to
+/// be re-optimised for one cell after another.
+///
+/// Each unknown is written as its true value plus `up − down` (both ≥ 0). At `up = down = 0`
+/// every constraint holds — the true table is consistent with everything published — and
+/// that is exactly where the simplex starts (non-basic variables at their lower bound 0), so
+/// the model needs no search for a first feasible table, which on a large sub-table costs
+/// more than all its cells' re-optimisations together.
+struct SubModel {
     unknowns: Vec<usize>,
-    constraints: Vec<usize>,
+    /// Per unknown: its `up` and (when it can go below its true value) `down` columns.
+    column: HashMap<usize, (Variable, Option<Variable>)>,
+    /// `max z`; a cell is maximised by adding `z ≤ x`, minimised by adding `z ≤ −x`.
+    z: Variable,
+    /// Bound of `z`: any value above it proves the cell unbounded enough.
+    big: f64,
+    truth: HashMap<usize, f64>,
+    solved: microlp::Solution,
 }
 
-/// Connected groups of unknowns: each unknown's group representative, and the groups.
-fn components(n: usize, constraints: &[Linear]) -> (Vec<usize>, HashMap<usize, Component>) {
+impl SubModel {
+    fn new(model: &Model, unknowns: &[usize], programs: &AtomicUsize) -> Result<SubModel, String> {
+        let largest = unknowns.iter().map(|&i| model.truth[i]).fold(0.0, f64::max);
+        let big = 2.0 * largest + 1_000.0;
+        let mut problem = Problem::new(OptimizationDirection::Maximize);
+        let mut column = HashMap::with_capacity(unknowns.len());
+        for &i in unknowns {
+            let (b, t) = (model.bounds[i], model.truth[i]);
+            let up = problem.add_var(0.0, (0.0, (b.upper - t).max(0.0)));
+            let down = (t - b.lower > EPSILON).then(|| problem.add_var(0.0, (0.0, t - b.lower)));
+            column.insert(i, (up, down));
+        }
+        let z = problem.add_var(1.0, (-big, big));
+        let mut seen: HashSet<usize> = HashSet::new();
+        for &i in unknowns {
+            for &ci in &model.touching[i] {
+                if !seen.insert(ci) {
+                    continue;
+                }
+                let c = &model.constraints[ci];
+                // Outside the sub-table every unknown keeps its true value; inside, the
+                // true value moves to the right-hand side with the rest.
+                let at_truth: f64 = c.terms.iter().map(|(j, k)| k * model.truth[*j]).sum();
+                let mut expression: Vec<(Variable, f64)> = Vec::new();
+                for (j, k) in &c.terms {
+                    if let Some((up, down)) = column.get(j) {
+                        expression.push((*up, *k));
+                        if let Some(down) = down {
+                            expression.push((*down, -*k));
+                        }
+                    }
+                }
+                let op = if c.equal {
+                    ComparisonOp::Eq
+                } else {
+                    ComparisonOp::Le
+                };
+                // The true table satisfies every relation; if the ledger's counts do not,
+                // nothing can be proven from them.
+                let slack = c.rhs - at_truth;
+                if slack < -EPSILON || (c.equal && slack > EPSILON) {
+                    return Err("the true counts contradict a relation between cells".into());
+                }
+                // Equalities hold exactly at the truth; keep float noise out of them.
+                let rhs = if c.equal { 0.0 } else { slack.max(0.0) };
+                problem.add_constraint(expression, op, rhs);
+            }
+        }
+        programs.fetch_add(1, Ordering::Relaxed);
+        let solved = problem
+            .solve()
+            .and_then(|outcome| {
+                outcome
+                    .into_solution()
+                    .map_err(|_| microlp::Error::InternalError("interrupted".into()))
+            })
+            .map_err(|e| {
+                format!(
+                    "the solver failed on a sub-table of {} unknowns: {e}",
+                    unknowns.len()
+                )
+            })?;
+        Ok(SubModel {
+            unknowns: unknowns.to_vec(),
+            truth: unknowns.iter().map(|&i| (i, model.truth[i])).collect(),
+            column,
+            z,
+            big,
+            solved,
+        })
+    }
+
+    fn value(&self, solution: &microlp::Solution, i: usize) -> f64 {
+        let (up, down) = self.column[&i];
+        self.truth[&i] + solution.var_value(up) - down.map_or(0.0, |d| solution.var_value(d))
+    }
+
+    /// The largest (or, negated, the smallest) value of unknown `i`; widens `spans` of every
+    /// unknown of the sub-table with the table found. `None` above: unbounded.
+    fn extreme(
+        &self,
+        i: usize,
+        maximise: bool,
+        spans: &mut HashMap<usize, (f64, f64)>,
+        programs: &AtomicUsize,
+    ) -> Result<Option<f64>, String> {
+        // max: z ≤ t + up − down; min: z ≤ −(t + up − down).
+        let sign = if maximise { -1.0 } else { 1.0 };
+        let (up, down) = self.column[&i];
+        let mut row = vec![(self.z, 1.0), (up, sign)];
+        if let Some(down) = down {
+            row.push((down, -sign));
+        }
+        let t = self.truth[&i];
+        let rhs = if maximise { t } else { -t };
+        programs.fetch_add(1, Ordering::Relaxed);
+        let solution = self
+            .solved
+            .clone()
+            .add_constraint(row, ComparisonOp::Le, rhs)
+            .and_then(|outcome| {
+                outcome
+                    .into_solution()
+                    .map_err(|_| microlp::Error::InternalError("interrupted".into()))
+            })
+            .map_err(|e| format!("the solver failed: {e}"))?;
+        for &j in &self.unknowns {
+            let v = self.value(&solution, j);
+            if let Some(span) = spans.get_mut(&j) {
+                *span = (span.0.min(v), span.1.max(v));
+            }
+        }
+        let z = solution.var_value(self.z);
+        if maximise && z >= self.big - 0.5 {
+            if let Some(span) = spans.get_mut(&i) {
+                span.1 = f64::INFINITY;
+            }
+            return Ok(None);
+        }
+        Ok(Some(if maximise { z } else { -z }))
+    }
+}
+
+/// Prove the `members` targets in one sub-table: maximise, then minimise, each cell not yet
+/// proven by the tables found for the cells before it.
+fn prove_in(
+    model: &Model,
+    unknowns: &[usize],
+    targets: &[Target],
+    members: &[usize],
+    spans: &mut HashMap<usize, (f64, f64)>,
+    programs: &AtomicUsize,
+    progress: &Progress,
+) -> Result<(), String> {
+    let sub = SubModel::new(model, unknowns, programs)?;
+    for &t in members {
+        let target = &targets[t];
+        let i = target.unknown;
+        for maximise in [true, false] {
+            if proven_wide(spans[&i], target.floor) || !sub.column.contains_key(&i) {
+                break;
+            }
+            let found = sub.extreme(i, maximise, spans, programs)?;
+            tracing::trace!(key = %target.key, truth = model.truth[i], floor = target.floor, maximise, ?found, span = ?spans[&i], in_model = sub.column.contains_key(&i), "cell");
+        }
+        progress.advance(1);
+    }
+    Ok(())
+}
+
+/// The attacker's exact interval of each `members` target over its whole component.
+fn exact_intervals(
+    model: &Model,
+    unknowns: &[usize],
+    targets: &[Target],
+    members: &[usize],
+    spans: &mut HashMap<usize, (f64, f64)>,
+    programs: &AtomicUsize,
+    progress: &Progress,
+) -> Result<(), String> {
+    let sub = SubModel::new(model, unknowns, programs)?;
+    for &t in members {
+        let i = targets[t].unknown;
+        let mut ignored: HashMap<usize, (f64, f64)> = HashMap::new();
+        let upper = sub.extreme(i, true, &mut ignored, programs)?;
+        let lower = sub.extreme(i, false, &mut ignored, programs)?;
+        spans.insert(i, (lower.unwrap_or(0.0), upper.unwrap_or(f64::INFINITY)));
+        progress.advance(1);
+    }
+    Ok(())
+}
+
+/// Connected groups of free unknowns: each unknown's representative and each group's size.
+fn components(model: &Model) -> (Vec<usize>, HashMap<usize, usize>) {
     fn root(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
             parent[i] = parent[parent[i]];
@@ -287,8 +936,9 @@ fn components(n: usize, constraints: &[Linear]) -> (Vec<usize>, HashMap<usize, C
         }
         i
     }
+    let n = model.bounds.len();
     let mut parent: Vec<usize> = (0..n).collect();
-    for c in constraints {
+    for c in &model.constraints {
         let first = root(&mut parent, c.terms[0].0);
         for (i, _) in &c.terms[1..] {
             let other = root(&mut parent, *i);
@@ -296,57 +946,11 @@ fn components(n: usize, constraints: &[Linear]) -> (Vec<usize>, HashMap<usize, C
         }
     }
     let root_of: Vec<usize> = (0..n).map(|i| root(&mut parent, i)).collect();
-    let mut groups: HashMap<usize, Component> = HashMap::new();
+    let mut sizes: HashMap<usize, usize> = HashMap::new();
     for (i, r) in root_of.iter().enumerate() {
-        groups.entry(*r).or_default().unknowns.push(i);
-    }
-    for (ci, c) in constraints.iter().enumerate() {
-        groups
-            .entry(root_of[c.terms[0].0])
-            .or_default()
-            .constraints
-            .push(ci);
-    }
-    (root_of, groups)
-}
-
-/// Minimise or maximise one unknown subject to its component's constraints. `Ok(None)`: no
-/// bound in that direction.
-fn solve(
-    component: &Component,
-    bounds: &[Bounds],
-    constraints: &[Linear],
-    target: usize,
-    maximise: bool,
-) -> Result<Option<f64>, String> {
-    let mut vars = ProblemVariables::new();
-    let mut map = HashMap::new();
-    for &i in &component.unknowns {
-        let mut def = variable().min(bounds[i].lower);
-        if bounds[i].upper.is_finite() {
-            def = def.max(bounds[i].upper);
+        if !model.fixed(i) {
+            *sizes.entry(*r).or_default() += 1;
         }
-        map.insert(i, vars.add(def));
     }
-    let objective: Expression = map[&target].into();
-    let unsolved = if maximise {
-        vars.maximise(objective)
-    } else {
-        vars.minimise(objective)
-    };
-    let mut model = unsolved.using(microlp);
-    for &ci in &component.constraints {
-        let c = &constraints[ci];
-        let expression: Expression = c.terms.iter().map(|(i, k)| *k * map[i]).sum();
-        model = model.with(if c.equal {
-            expression.eq(c.rhs)
-        } else {
-            expression.leq(c.rhs)
-        });
-    }
-    match model.solve() {
-        Ok(solution) => Ok(Some(solution.value(map[&target]))),
-        Err(ResolutionError::Unbounded) => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
+    (root_of, sizes)
 }

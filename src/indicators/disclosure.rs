@@ -13,7 +13,7 @@
 //! The rules are a heuristic; the proof is the audit (`audit`), which the release pipeline
 //! runs on the result together with every earlier release, hiding more where it must.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,40 @@ impl Default for DisclosureConfig {
             rounding_base: 10,
             complementary_suppression: true,
         }
+    }
+}
+
+/// What hiding cost a release: count cells and the sum of their true values hidden by
+/// primary suppression (below the floor, small towns) and by secondary suppression
+/// (complementary cells and the audit's repairs). Rates and medians are not counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InformationLoss {
+    pub count_cells: usize,
+    pub primary_cells: usize,
+    pub primary_value: i64,
+    pub secondary_cells: usize,
+    pub secondary_value: i64,
+}
+
+impl InformationLoss {
+    pub fn of(cells: &[Cell]) -> InformationLoss {
+        let mut loss = InformationLoss::default();
+        for cell in cells.iter().filter(|c| c.unit == Unit::Count) {
+            loss.count_cells += 1;
+            let value = cell.true_value.unwrap_or(0);
+            match cell.suppressed {
+                Some(Suppression::BelowFloor | Suppression::SmallPopulation) => {
+                    loss.primary_cells += 1;
+                    loss.primary_value += value;
+                }
+                Some(Suppression::Complementary | Suppression::Basis) => {
+                    loss.secondary_cells += 1;
+                    loss.secondary_value += value;
+                }
+                None => {}
+            }
+        }
+        loss
     }
 }
 
@@ -169,9 +203,21 @@ fn round_to(value: i64, base: i64) -> i64 {
     }
 }
 
+/// Cells whose true count an earlier release of the same fiscal year already showed or hid,
+/// unchanged since, with that status (`None`: published). A revision keeps the status: a
+/// published figure is published again (hiding it would protect nothing, it is public) and
+/// no suppression — primary, complementary or repair — may hide it; a hidden one stays
+/// hidden (publishing it now could narrow the cells it protected then).
+pub type Pinned = BTreeMap<CellKey, Option<Suppression>>;
+
 /// Protect a true table: suppression (primary and, if configured, complementary), rounding,
 /// rates and medians. The pipeline audits the result.
-pub fn protect(table: &TrueTable, config: &DisclosureConfig, relations: &[Relation]) -> Vec<Cell> {
+pub fn protect(
+    table: &TrueTable,
+    config: &DisclosureConfig,
+    relations: &[Relation],
+    pinned: &Pinned,
+) -> Vec<Cell> {
     let towns: BTreeMap<&str, &Town> = table.towns.iter().map(|t| (t.code.as_str(), t)).collect();
     let mut cells: BTreeMap<CellKey, Cell> = BTreeMap::new();
     for (key, &value) in &table.counts {
@@ -179,7 +225,9 @@ pub fn protect(table: &TrueTable, config: &DisclosureConfig, relations: &[Relati
             .then(|| towns.get(key.geography.as_str()).copied())
             .flatten();
         let (floor, may_show) = floor_of(config, key.level, town);
-        let suppressed = if !may_show {
+        let suppressed = if let Some(earlier) = pinned.get(key) {
+            *earlier
+        } else if !may_show {
             Some(Suppression::SmallPopulation)
         } else if (value == 0 && !config.show_zero) || (value > 0 && value < floor) {
             Some(Suppression::BelowFloor)
@@ -200,13 +248,15 @@ pub fn protect(table: &TrueTable, config: &DisclosureConfig, relations: &[Relati
         );
     }
     if config.complementary_suppression {
-        complementary(&mut cells, relations);
+        complementary(&mut cells, relations, pinned);
     }
     finish(cells, table, config)
 }
 
-/// Hide more until no total-and-parts group can be solved by subtraction.
-fn complementary(cells: &mut BTreeMap<CellKey, Cell>, relations: &[Relation]) {
+/// Hide more until no total-and-parts group can be solved by subtraction. The cell hidden
+/// is the cheapest one that can be (see [`cost`]): a small part before a large one, a part
+/// before the total.
+fn complementary(cells: &mut BTreeMap<CellKey, Cell>, relations: &[Relation], pinned: &Pinned) {
     loop {
         let mut changed = false;
         for relation in relations {
@@ -233,8 +283,9 @@ fn complementary(cells: &mut BTreeMap<CellKey, Cell>, relations: &[Relation]) {
                 }
             };
             if exposed {
-                let target = smallest_published(cells, parts).unwrap_or_else(|| total.clone());
-                if let Some(cell) = cells.get_mut(&target).filter(|c| !c.hidden()) {
+                let target = cheapest_published(cells, parts, pinned)
+                    .or_else(|| cheapest_published(cells, std::slice::from_ref(total), pinned));
+                if let Some(cell) = target.and_then(|t| cells.get_mut(&t)) {
                     cell.hide(Suppression::Complementary);
                     changed = true;
                 }
@@ -246,69 +297,103 @@ fn complementary(cells: &mut BTreeMap<CellKey, Cell>, relations: &[Relation]) {
     }
 }
 
-/// The published cell with the smallest non-zero true value among `keys`.
-fn smallest_published(cells: &BTreeMap<CellKey, Cell>, keys: &[CellKey]) -> Option<CellKey> {
+/// The information lost by hiding a published count: its value (τ-ARGUS's "cell value"
+/// cost), so a choice between cells that protect the same hidden cells hides the smaller
+/// ones, and never a count at or above the floor when a smaller one would do. Ties go to
+/// the lower level (a town before its prefecture) and then to key order, so the choice is
+/// deterministic.
+pub fn cost(cell: &Cell) -> (i64, std::cmp::Reverse<Level>, CellKey) {
+    (
+        cell.true_value.unwrap_or(0),
+        std::cmp::Reverse(cell.key.level),
+        cell.key.clone(),
+    )
+}
+
+/// The cheapest published, non-zero, not pinned cell among `keys`.
+fn cheapest_published(
+    cells: &BTreeMap<CellKey, Cell>,
+    keys: &[CellKey],
+    pinned: &Pinned,
+) -> Option<CellKey> {
     keys.iter()
-        .map(|k| &cells[k])
-        .filter(|c| !c.hidden() && c.true_value.unwrap_or(0) > 0)
-        .min_by_key(|c| (c.true_value, c.key.clone()))
+        .filter_map(|k| cells.get(k))
+        .filter(|c| hideable(c, pinned))
+        .min_by_key(|c| cost(c))
         .map(|c| c.key.clone())
 }
 
-/// After the audit found `exposed` cells, hide more around each: in the total-and-parts
-/// group of its measure the smallest non-zero published cell — or, when that group has none
-/// left, go up to the group of its total; and every cell that bounds it from above ("at
-/// most" relations), published or, when hidden, through that cell's own groups. `None` when
-/// nothing more can be hidden.
+fn hideable(cell: &Cell, pinned: &Pinned) -> bool {
+    !cell.hidden() && cell.true_value.unwrap_or(0) > 0 && !pinned.contains_key(&cell.key)
+}
+
+/// After the audit found `exposed` cells, hide more around each: the cheapest published cell
+/// (see [`cost`]) that takes part in a relation with it, or with a hidden cell linked to it
+/// through relations, nearest first — a sibling in a total-and-parts group, the total, a cell
+/// bounding it in an "at most" relation. A cell still exposed after `stubborn_after` rounds
+/// gets every published cell of its relations hidden (the old, lossier rule), so repair
+/// always terminates. Pinned cells are never hidden. `None` when nothing more can be hidden.
+#[allow(clippy::too_many_arguments)]
 pub fn hide_more(
     cells: &[Cell],
     relations: &[Relation],
     exposed: &[CellKey],
     table: &TrueTable,
     config: &DisclosureConfig,
+    pinned: &Pinned,
+    stubborn: &BTreeSet<CellKey>,
 ) -> Option<Vec<Cell>> {
     let mut counts: BTreeMap<CellKey, Cell> = cells
         .iter()
         .filter(|c| c.unit == Unit::Count)
         .map(|c| (c.key.clone(), c.clone()))
         .collect();
-    let mut changed = false;
-    let mut queue: Vec<CellKey> = exposed.to_vec();
-    let mut seen = std::collections::BTreeSet::new();
-    while let Some(key) = queue.pop() {
-        if !seen.insert(key.clone()) {
-            continue;
-        }
-        for relation in relations.iter().filter(|r| r.cells().any(|c| *c == key)) {
-            let bounding: Vec<CellKey> = match relation {
-                Relation::Sum { total, parts } => {
-                    let members: Vec<CellKey> = relation.cells().cloned().collect();
-                    match smallest_published(&counts, &members) {
-                        Some(target) => vec![target],
-                        None if *total != key => {
-                            queue.push(total.clone());
-                            Vec::new()
-                        }
-                        None => parts.clone(),
-                    }
-                }
-                Relation::AtMost { lhs, rhs } if lhs.contains(&key) => rhs.clone(),
-                Relation::AtMost { .. } => Vec::new(),
-            };
-            for target in bounding {
-                match counts.get_mut(&target) {
-                    Some(cell) if !cell.hidden() && cell.true_value.unwrap_or(0) > 0 => {
-                        cell.hide(Suppression::Complementary);
-                        changed = true;
-                    }
-                    Some(cell) if cell.hidden() => queue.push(target),
-                    _ => {}
-                }
-            }
+    let mut touching: BTreeMap<&CellKey, Vec<&Relation>> = BTreeMap::new();
+    for relation in relations {
+        for cell in relation.cells() {
+            touching.entry(cell).or_default().push(relation);
         }
     }
-    if !changed {
+    let mut chosen: BTreeSet<CellKey> = BTreeSet::new();
+    for key in exposed {
+        // Breadth first through hidden cells: the first distance with a candidate decides.
+        let mut frontier = vec![key.clone()];
+        let mut seen: BTreeSet<CellKey> = frontier.iter().cloned().collect();
+        while !frontier.is_empty() {
+            let mut candidates: Vec<&Cell> = Vec::new();
+            let mut next = Vec::new();
+            for at in &frontier {
+                for relation in touching.get(at).into_iter().flatten() {
+                    for other in relation.cells() {
+                        let Some(cell) = counts.get(other) else {
+                            continue;
+                        };
+                        if hideable(cell, pinned) {
+                            candidates.push(cell);
+                        } else if cell.hidden() && seen.insert(other.clone()) {
+                            next.push(other.clone());
+                        }
+                    }
+                }
+            }
+            if !candidates.is_empty() {
+                if stubborn.contains(key) {
+                    chosen.extend(candidates.iter().map(|c| c.key.clone()));
+                } else if let Some(cheapest) = candidates.into_iter().min_by_key(|c| cost(c)) {
+                    chosen.insert(cheapest.key.clone());
+                }
+                break;
+            }
+            frontier = next;
+        }
+    }
+    if chosen.is_empty() {
         return None;
+    }
+    for key in &chosen {
+        if let Some(cell) = counts.get_mut(key) {
+            cell.hide(Suppression::Complementary);
+        }
     }
     // Rounding, rates and medians follow the new suppression.
     for cell in counts.values_mut().filter(|c| !c.hidden()) {
@@ -388,4 +473,136 @@ fn finish(
     let mut out: Vec<Cell> = cells.into_values().collect();
     out.extend(derived);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indicators::Catalogue;
+    use crate::indicators::table::{TownCounts, count_measures};
+    use crate::schema::Standard;
+
+    /// One prefecture of three large towns: `sizes` children in scope each, and the same
+    /// numbers at every other count (so every cell is large) except `small` at town 0.
+    fn table_with(sizes: [i64; 3], small: (&Measure, i64), catalogue: &Catalogue) -> TrueTable {
+        let towns: Vec<Town> = ["131016", "131024", "131032"]
+            .iter()
+            .map(|code| Town {
+                code: code.to_string(),
+                name: code.to_string(),
+                council: None,
+                population: Some(100_000),
+            })
+            .collect();
+        let by_town = towns
+            .iter()
+            .zip(sizes)
+            .enumerate()
+            .map(|(t, (town, size))| {
+                let counts = count_measures(catalogue)
+                    .into_iter()
+                    .map(|m| {
+                        let value = if t == 0 && m == *small.0 {
+                            small.1
+                        } else {
+                            size
+                        };
+                        (m, value)
+                    })
+                    .collect();
+                let own = TownCounts {
+                    counts,
+                    acceptance_days: Vec::new(),
+                };
+                (town.code.clone(), own)
+            })
+            .collect();
+        TrueTable::build(2025, towns, &by_town, catalogue)
+    }
+
+    /// Repair hides the cheapest cell related to the exposed one — a town's 14 rather than a
+    /// city's headline 300 — and one cell per exposed cell and round.
+    #[test]
+    fn repair_hides_the_cheapest_related_cell() {
+        let standard = Standard::load();
+        let catalogue = Catalogue::from_standard(standard.latest());
+        let item = Measure::new(
+            CHILDREN_WITH_ITEM,
+            &table::item_category(catalogue.items[0]),
+        );
+        let table = table_with([300, 14, 12], (&item, 4), &catalogue);
+        let present = table.counts.keys().cloned().collect();
+        let relations = table::relations(&table.towns, &catalogue, &present);
+        let config = DisclosureConfig::default();
+        let cells = protect(&table, &config, &relations, &Pinned::new());
+        let exposed = table::key(Level::Municipality, "131016", item.clone());
+        let hidden_before: BTreeSet<CellKey> = cells
+            .iter()
+            .filter(|c| c.hidden())
+            .map(|c| c.key.clone())
+            .collect();
+        let repaired = hide_more(
+            &cells,
+            &relations,
+            std::slice::from_ref(&exposed),
+            &table,
+            &config,
+            &Pinned::new(),
+            &BTreeSet::new(),
+        )
+        .expect("something to hide");
+        let newly: Vec<&CellKey> = repaired
+            .iter()
+            .filter(|c| c.hidden() && !hidden_before.contains(&c.key) && c.unit == Unit::Count)
+            .map(|c| &c.key)
+            .collect();
+        let town_of_14 = table::key(Level::Municipality, "131024", item.clone());
+        assert_eq!(newly, vec![&town_of_14]);
+        let cheapest_related = cells
+            .iter()
+            .filter(|c| hideable(c, &Pinned::new()))
+            .filter(|c| {
+                relations
+                    .iter()
+                    .any(|r| r.cells().any(|k| *k == exposed) && r.cells().any(|k| *k == c.key))
+            })
+            .filter_map(|c| c.true_value)
+            .min();
+        assert_eq!(cheapest_related, Some(14));
+        let headline = table::key(
+            Level::Municipality,
+            "131016",
+            Measure::new(CHILDREN_WITH_ITEM, ANY),
+        );
+        assert!(
+            repaired.iter().any(|c| c.key == headline && !c.hidden()),
+            "the city's 300 stays"
+        );
+    }
+
+    /// Complementary suppression hides the smallest part that protects the group.
+    #[test]
+    fn complementary_prefers_small_parts() {
+        let standard = Standard::load();
+        let catalogue = Catalogue::from_standard(standard.latest());
+        let in_scope = Measure::new(CHILDREN_IN_SCOPE, ALL);
+        let table = table_with([80, 14, 300], (&in_scope, 5), &catalogue);
+        let present = table.counts.keys().cloned().collect();
+        let relations = table::relations(&table.towns, &catalogue, &present);
+        let cells = protect(
+            &table,
+            &DisclosureConfig::default(),
+            &relations,
+            &Pinned::new(),
+        );
+        let status = |town: &str| {
+            cells
+                .iter()
+                .find(|c| c.key == table::key(Level::Municipality, town, in_scope.clone()))
+                .and_then(|c| c.suppressed)
+        };
+        assert_eq!(status("131016"), Some(Suppression::BelowFloor));
+        assert_eq!(status("131024"), Some(Suppression::Complementary));
+        assert_eq!(status("131032"), None);
+    }
 }

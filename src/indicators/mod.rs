@@ -7,14 +7,18 @@
 //! - [`disclosure`]: count floors, small towns, complementary suppression, rounding, rates.
 //! - [`audit`]: the linear-programming audit of a release together with every earlier one.
 //! - [`pipeline`]: the steps above over the store — preview, release, re-audit.
+//! - [`progress`]: phases, a progress bar on a terminal, durations in the log and the ledger.
 //! - [`publication`]: a release as its readers get it (JSON, CSV with BOM).
 
 pub mod audit;
 pub mod compute;
 pub mod disclosure;
 pub mod pipeline;
+pub mod progress;
 pub mod publication;
 pub mod table;
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -53,6 +57,8 @@ pub struct Catalogue {
     pub stages: Vec<String>,
     /// Support-outcome difficulty types.
     pub difficulties: Vec<String>,
+    /// Japanese labels of indicators and categories (see [`Catalogue::indicator_label`]).
+    pub labels: BTreeMap<String, String>,
 }
 
 fn enum_at(doc: &Value, pointer: &str) -> Vec<String> {
@@ -73,11 +79,75 @@ impl Catalogue {
             .records
             .get(SUPPORT_OUTCOME)
             .expect("the standard defines support-outcome");
+        let mut labels = BTreeMap::new();
+        let fixed: Value = version
+            .file("indicators.json")
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or(Value::Null);
+        for (section, prefix) in [("indicators", "indicator:"), ("categories", "category:")] {
+            for (code, label) in fixed[section].as_object().into_iter().flatten() {
+                if let Some(label) = label.as_str() {
+                    labels.insert(format!("{prefix}{code}"), label.to_string());
+                }
+            }
+        }
+        for rule in &version.applicability.rules {
+            labels
+                .entry(format!("category:{}", table::item_category(rule.item)))
+                .or_insert_with(|| rule.title.clone());
+        }
+        for pointer in [
+            "/properties/stage/x-enum-labels",
+            "/properties/difficulty_types/items/x-enum-labels",
+        ] {
+            let prefix = if pointer.contains("stage") {
+                "stage:"
+            } else {
+                "category:"
+            };
+            for (code, label) in outcome
+                .pointer(pointer)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(label) = label.as_str() {
+                    labels.insert(format!("{prefix}{code}"), label.to_string());
+                }
+            }
+        }
         Catalogue {
             items,
             stages: enum_at(outcome, "/properties/stage/enum"),
             difficulties: enum_at(outcome, "/properties/difficulty_types/items/enum"),
+            labels,
         }
+    }
+
+    /// The Japanese label of an indicator (a funnel stage's is the funnel's with the stage's,
+    /// e.g. `スクリーニング・支援の段階別児童数(支援開始)`); the code itself when the standard
+    /// has none.
+    pub fn indicator_label(&self, indicator: &str) -> String {
+        if let Some(stage) = indicator.strip_prefix(table::FUNNEL_PREFIX)
+            && let (Some(funnel), Some(stage)) = (
+                self.labels.get("indicator:funnel"),
+                self.labels.get(&format!("stage:{stage}")),
+            )
+        {
+            return format!("{funnel}({stage})");
+        }
+        self.labels
+            .get(&format!("indicator:{indicator}"))
+            .cloned()
+            .unwrap_or_else(|| indicator.to_string())
+    }
+
+    /// The Japanese label of a category (`all`, `any`, a basic item, a difficulty type).
+    pub fn category_label(&self, category: &str) -> String {
+        self.labels
+            .get(&format!("category:{category}"))
+            .cloned()
+            .unwrap_or_else(|| category.to_string())
     }
 
     /// Rank of a stage in the process (later stages imply the earlier ones were reached).

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::audit::{self, AuditReport, AuditSummary, AuditedRelease};
-use super::disclosure::{self, Cell, DisclosureConfig};
+use super::audit::{self, AuditReport, AuditSummary, AuditedRelease, Proven};
+use super::disclosure::{self, Cell, DisclosureConfig, InformationLoss, Pinned, Unit};
+use super::progress::Progress;
 use super::table::{self, CellKey, TownCounts, TrueTable};
 use super::{Catalogue, FiscalYear, SUPPORT_OUTCOME, compute};
 use crate::audit::AuditEntry;
@@ -14,8 +15,12 @@ use crate::schema::SchemaVersion;
 use crate::store::indicators::{self as ledger, NewRelease, StoredRelease};
 use crate::store::{DbConn, Store, StoreResult};
 
-/// Rounds of extra suppression tried before a release is refused.
-const REPAIR_ROUNDS: usize = 10;
+/// Rounds of extra suppression tried before a release is refused. Each round hides the
+/// cheapest cell around each exposed one, so several rounds are normal.
+const REPAIR_ROUNDS: usize = 40;
+
+/// Rounds a cell may stay exposed before every published cell around it is hidden at once.
+const STUBBORN_AFTER: usize = 3;
 
 /// The audit-trail action of a release (published or refused).
 pub const ACTION_RELEASE: &str = "indicators.release";
@@ -90,22 +95,46 @@ fn audited<'a>(release: &'a StoredRelease) -> AuditedRelease<'a> {
     }
 }
 
+/// Cells of `table` whose true count an earlier release of its fiscal year already showed or
+/// hid, with that status (see [`Pinned`]); a count any of them published stays published.
+pub fn pinned_cells(table: &TrueTable, earlier: &[&StoredRelease]) -> Pinned {
+    let mut pinned = Pinned::new();
+    for cell in earlier.iter().flat_map(|r| r.cells.iter()) {
+        if cell.unit != Unit::Count || table.counts.get(&cell.key) != cell.true_value.as_ref() {
+            continue;
+        }
+        let status = pinned.entry(cell.key.clone()).or_insert(cell.suppressed);
+        if cell.suppressed.is_none() {
+            *status = None;
+        }
+    }
+    pinned
+}
+
 /// Protect `table` and audit it with the earlier releases of its fiscal year (releases of
-/// other years share no unknown with it, so they cannot narrow its cells). Where the audit
-/// finds a cell exposed, hide more and audit again; give up after `REPAIR_ROUNDS`.
+/// other years share no unknown with it, so they cannot narrow its cells). A revision keeps
+/// what earlier releases published where the data did not change ([`pinned_cells`]). Where
+/// the audit finds a cell exposed, hide more new cells and audit again — only the cells not
+/// yet proven, since hiding more keeps every earlier proof valid; give up after
+/// `REPAIR_ROUNDS`.
 pub fn protect_and_audit(
     table: &TrueTable,
     earlier: &[StoredRelease],
     config: &DisclosureConfig,
     catalogue: &Catalogue,
+    progress: &Progress,
 ) -> (Vec<Cell>, AuditReport) {
     let present: BTreeSet<CellKey> = table.counts.keys().cloned().collect();
     let relations = table::relations(&table.towns, catalogue, &present);
-    let mut cells = disclosure::protect(table, config, &relations);
     let same_year: Vec<&StoredRelease> = earlier
         .iter()
         .filter(|r| r.fiscal_year == table.fiscal_year)
         .collect();
+    let pinned = pinned_cells(table, &same_year);
+    progress.phase("protect", 0);
+    let mut cells = disclosure::protect(table, config, &relations, &pinned);
+    let mut proven = Proven::new();
+    let mut exposed_rounds: BTreeMap<CellKey, usize> = BTreeMap::new();
     let mut round = 0;
     loop {
         let mut releases: Vec<AuditedRelease> = same_year.iter().map(|r| audited(r)).collect();
@@ -116,14 +145,36 @@ pub fn protect_and_audit(
             cells: &cells,
             rounding_base: config.rounding_base,
         });
-        let report = audit::audit(&releases, catalogue);
+        let mut report = audit::audit_with(&releases, catalogue, &proven, progress);
         round += 1;
+        tracing::info!(
+            round,
+            exposed = report.exposed.len(),
+            linear_programs = report.linear_programs,
+            "indicators: audit round"
+        );
         if report.passed() || !config.complementary_suppression || round > REPAIR_ROUNDS {
             return (cells, report);
         }
+        // Cells of earlier releases cannot be repaired by this one's suppression alone, but
+        // hiding more of this release around them widens them too.
         let exposed: Vec<CellKey> = report.exposed.iter().map(|i| i.key.clone()).collect();
-        match disclosure::hide_more(&cells, &relations, &exposed, table, config) {
-            Some(more) => cells = more,
+        for key in &exposed {
+            *exposed_rounds.entry(key.clone()).or_default() += 1;
+        }
+        let stubborn: BTreeSet<CellKey> = exposed_rounds
+            .iter()
+            .filter(|(_, n)| **n >= STUBBORN_AFTER)
+            .map(|(k, _)| k.clone())
+            .collect();
+        progress.phase("repair", exposed.len());
+        match disclosure::hide_more(
+            &cells, &relations, &exposed, table, config, &pinned, &stubborn,
+        ) {
+            Some(more) => {
+                cells = more;
+                proven = std::mem::take(&mut report.proven);
+            }
             None => return (cells, report),
         }
     }
@@ -135,11 +186,14 @@ pub fn candidate(
     version: &SchemaVersion,
     fy: FiscalYear,
     config: &DisclosureConfig,
+    progress: &Progress,
 ) -> StoreResult<Candidate> {
     let catalogue = Catalogue::from_standard(version);
+    progress.phase("compute", 0);
     let table = true_table(store, version, fy)?;
+    progress.phase("load ledger", 0);
     let stored = ledger::ledger(&mut store.conn()?)?;
-    let (cells, report) = protect_and_audit(&table, &stored, config, &catalogue);
+    let (cells, report) = protect_and_audit(&table, &stored, config, &catalogue, progress);
     Ok(Candidate {
         fiscal_year: fy.0,
         towns: table.towns,
@@ -159,8 +213,10 @@ pub fn release(
     fy: FiscalYear,
     config: &DisclosureConfig,
     published_by: &str,
+    progress: &Progress,
 ) -> StoreResult<(Candidate, Option<i64>)> {
-    let candidate = candidate(store, version, fy, config)?;
+    let candidate = candidate(store, version, fy, config, progress)?;
+    let phases = progress.finish();
     let conn = &mut store.conn()?;
     let mut entry = AuditEntry {
         municipality_code: "*".into(),
@@ -183,7 +239,11 @@ pub fn release(
         crate::audit::append(conn, &entry)?;
         return Ok((candidate, None));
     }
-    let summary = AuditSummary::from(&candidate.report);
+    let summary = AuditSummary {
+        information_loss: Some(InformationLoss::of(&candidate.cells)),
+        phases,
+        ..AuditSummary::from(&candidate.report)
+    };
     let id = ledger::publish(
         conn,
         &NewRelease {
@@ -202,15 +262,27 @@ pub fn release(
 }
 
 /// Audit every stored release together, as an attacker holding all of them would.
-pub fn reaudit(conn: &mut DbConn, version: &SchemaVersion) -> StoreResult<AuditReport> {
+pub fn reaudit(
+    conn: &mut DbConn,
+    version: &SchemaVersion,
+    progress: &Progress,
+) -> StoreResult<AuditReport> {
+    progress.phase("load ledger", 0);
     let stored = ledger::ledger(conn)?;
     let releases: Vec<AuditedRelease> = stored.iter().map(audited).collect();
-    Ok(audit::audit(&releases, &Catalogue::from_standard(version)))
+    let report = audit::audit_with(
+        &releases,
+        &Catalogue::from_standard(version),
+        &Proven::new(),
+        progress,
+    );
+    progress.finish();
+    Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::HashMap;
 
     use chrono::NaiveDate;
     use proptest::prelude::*;
@@ -218,22 +290,18 @@ mod tests {
 
     use super::*;
     use crate::demo::{Rng, with_check_digit};
+    use crate::indicators::audit::{AuditReport, AuditSummary};
     use crate::indicators::compute::{Fact, Person, TownData};
     use crate::indicators::disclosure::Unit;
     use crate::indicators::table::{Relation, Town};
     use crate::schema::Standard;
 
     /// Random sparse towns: a few children each, a few screening records and basic items.
-    fn sparse_table(
-        seed: u64,
-        towns: usize,
-        catalogue: &Catalogue,
-        version: &SchemaVersion,
-    ) -> TrueTable {
+    fn sparse_data(seed: u64, towns: usize, catalogue: &Catalogue) -> (Vec<Town>, Vec<TownData>) {
         let mut rng = Rng::new(seed);
         let bases = ["13101", "13102", "13103", "14101", "14102", "14103"];
         let mut list = Vec::new();
-        let mut by_town = BTreeMap::new();
+        let mut all = Vec::new();
         for base in bases.iter().take(towns) {
             let code = with_check_digit(base);
             let town = Town {
@@ -256,16 +324,12 @@ mod tests {
                     ..Person::default()
                 });
                 if rng.chance(40) {
-                    let stage = rng.pick(&catalogue.stages).clone();
-                    let difficulty = rng.pick(&catalogue.difficulties[..3]).clone();
-                    data.facts.push(Fact {
-                        about: no.clone(),
-                        record_type: crate::indicators::SUPPORT_OUTCOME.into(),
-                        source_record_id: format!("so-{i}"),
-                        effective_date: "2025-06-01".into(),
-                        data: json!({"decided_on": "2025-06-01", "stage": stage, "difficulty_types": [difficulty]}),
-                        transferred: false,
-                    });
+                    data.facts.push(support_outcome(
+                        &mut rng,
+                        catalogue,
+                        &no,
+                        &format!("so-{i}"),
+                    ));
                 }
                 if rng.chance(30) {
                     data.facts.push(Fact {
@@ -278,17 +342,120 @@ mod tests {
                     });
                 }
             }
-            let counts = compute::town_counts(
-                &data,
-                &[],
-                &version.applicability,
-                catalogue,
-                FiscalYear(2025),
-            );
-            by_town.insert(code, counts);
             list.push(town);
+            all.push(data);
         }
-        TrueTable::build(2025, list, &by_town, catalogue)
+        (list, all)
+    }
+
+    /// A support-outcome record decided in fiscal 2025 at a random stage.
+    fn support_outcome(rng: &mut Rng, catalogue: &Catalogue, about: &str, id: &str) -> Fact {
+        let stage = rng.pick(&catalogue.stages).clone();
+        let difficulty = rng.pick(&catalogue.difficulties[..3]).clone();
+        Fact {
+            about: about.to_string(),
+            record_type: crate::indicators::SUPPORT_OUTCOME.into(),
+            source_record_id: id.to_string(),
+            effective_date: "2025-06-01".into(),
+            data: json!({"decided_on": "2025-06-01", "stage": stage, "difficulty_types": [difficulty]}),
+            transferred: false,
+        }
+    }
+
+    fn table_of(
+        towns: &[Town],
+        data: &[TownData],
+        catalogue: &Catalogue,
+        version: &SchemaVersion,
+    ) -> TrueTable {
+        let by_town = data
+            .iter()
+            .map(|d| {
+                let counts = compute::town_counts(
+                    d,
+                    &[],
+                    &version.applicability,
+                    catalogue,
+                    FiscalYear(2025),
+                );
+                (d.code.clone(), counts)
+            })
+            .collect();
+        TrueTable::build(2025, towns.to_vec(), &by_town, catalogue)
+    }
+
+    fn sparse_table(
+        seed: u64,
+        towns: usize,
+        catalogue: &Catalogue,
+        version: &SchemaVersion,
+    ) -> TrueTable {
+        let (list, data) = sparse_data(seed, towns, catalogue);
+        table_of(&list, &data, catalogue, version)
+    }
+
+    /// A release as the ledger would hold it.
+    fn stored(id: i64, table: &TrueTable, cells: Vec<Cell>) -> StoredRelease {
+        StoredRelease {
+            id,
+            fiscal_year: table.fiscal_year,
+            published_at: String::new(),
+            published_by: "test".into(),
+            rule_set_version: String::new(),
+            disclosure: DisclosureConfig::default(),
+            towns: table.towns.clone(),
+            audit: AuditSummary::from(&AuditReport::default()),
+            cells,
+        }
+    }
+
+    /// What an attacker holding `first` and its revision `second` sees, as one table for
+    /// [`propagate`]: a cell whose true count did not change is one unknown (published if
+    /// either release published it); a changed one is a separate unknown per release, the
+    /// first's renamed `r1:<geography>`.
+    fn both_releases(
+        first: &[Cell],
+        second: &[Cell],
+        relations: &[Relation],
+    ) -> (Vec<Cell>, Vec<Relation>) {
+        let later: HashMap<&CellKey, &Cell> = second.iter().map(|c| (&c.key, c)).collect();
+        let changed = |c: &Cell| {
+            later
+                .get(&c.key)
+                .is_none_or(|l| l.true_value != c.true_value)
+        };
+        let renamed = |k: &CellKey| CellKey {
+            geography: format!("r1:{}", k.geography),
+            ..k.clone()
+        };
+        let earlier: HashMap<&CellKey, &Cell> = first.iter().map(|c| (&c.key, c)).collect();
+        let mut cells: Vec<Cell> = second
+            .iter()
+            .map(|c| match earlier.get(&c.key) {
+                Some(e) if !changed(e) && c.hidden() && !e.hidden() => (*e).clone(),
+                _ => c.clone(),
+            })
+            .collect();
+        cells.extend(first.iter().filter(|c| changed(c)).map(|c| Cell {
+            key: renamed(&c.key),
+            ..c.clone()
+        }));
+        let map = |k: &CellKey| match earlier.get(k) {
+            Some(e) if changed(e) => renamed(k),
+            _ => k.clone(),
+        };
+        let mut all = relations.to_vec();
+        all.extend(relations.iter().map(|r| match r {
+            Relation::Sum { total, parts } => Relation::Sum {
+                total: map(total),
+                parts: parts.iter().map(map).collect(),
+            },
+            Relation::AtMost { lhs, rhs } => Relation::AtMost {
+                lhs: lhs.iter().map(map).collect(),
+                rhs: rhs.iter().map(map).collect(),
+            },
+        }));
+        (cells, all)
     }
 
     /// An attacker independent of the LP: interval arithmetic over the same relations
@@ -398,14 +565,30 @@ mod tests {
             let relations = table::relations(&table.towns, &catalogue, &present);
 
             let config = DisclosureConfig::default();
-            let (cells, report) = protect_and_audit(&table, &[], &config, &catalogue);
+            let (cells, report) = protect_and_audit(&table, &[], &config, &catalogue, &Progress::quiet());
             prop_assert!(report.passed(), "refused: {:?}", report.exposed);
             let bounds = propagate(&cells, &relations, config.rounding_base);
             prop_assert!(narrowed(&cells, &bounds).is_empty());
 
             let weak = DisclosureConfig { complementary_suppression: false, ..config };
-            let (cells, report) = protect_and_audit(&table, &[], &weak, &catalogue);
+            let (cells, report) = protect_and_audit(&table, &[], &weak, &catalogue, &Progress::quiet());
             let flagged: Vec<&CellKey> = report.exposed.iter().map(|i| &i.key).collect();
+            // The sub-tables alone (no exact fallback) are sound: every cell the exact audit
+            // finds exposed, they do not prove safe either.
+            let releases = [AuditedRelease {
+                id: None,
+                fiscal_year: table.fiscal_year,
+                towns: &table.towns,
+                cells: &cells,
+                rounding_base: weak.rounding_base,
+            }];
+            let sub_tables_only =
+                audit::audit_within(&releases, &catalogue, &Proven::new(), &Progress::quiet(), 0);
+            prop_assert!(sub_tables_only.errors.is_empty(), "{:?}", sub_tables_only.errors);
+            let unproven: Vec<&CellKey> = sub_tables_only.exposed.iter().map(|i| &i.key).collect();
+            for key in &flagged {
+                prop_assert!(unproven.contains(key), "{key} proven safe by a sub-table only");
+            }
             for key in narrowed(&cells, &propagate(&cells, &relations, weak.rounding_base)) {
                 prop_assert!(flagged.contains(&&key), "{key} narrowed by subtraction but not flagged");
             }
@@ -414,6 +597,57 @@ mod tests {
                 prop_assert!(interval.lower <= truth && interval.upper.is_none_or(|u| truth <= u),
                     "{} = {truth} outside {}…{:?}", interval.key, interval.lower, interval.upper);
             }
+        }
+
+        /// Late records after a release (a few more support outcomes in random towns, as
+        /// records arrive months late): the revision is accepted, shows again every figure
+        /// the first release showed and hides every one it hid whose count did not change,
+        /// and an attacker
+        /// holding both releases narrows no hidden cell of either below its floor.
+        #[test]
+        fn late_corrections_revise_without_revealing(
+            seed in any::<u64>(),
+            towns in 2usize..=6,
+            late in 1usize..=4,
+        ) {
+            let standard = Standard::load();
+            let version = standard.latest();
+            let catalogue = Catalogue::from_standard(version);
+            let config = DisclosureConfig::default();
+            let (list, mut data) = sparse_data(seed, towns, &catalogue);
+            let first_table = table_of(&list, &data, &catalogue, version);
+            let (first, report) =
+                protect_and_audit(&first_table, &[], &config, &catalogue, &Progress::quiet());
+            prop_assert!(report.passed(), "first release refused: {:?}", report.exposed);
+            let ledger = vec![stored(1, &first_table, first.clone())];
+
+            let mut rng = Rng::new(seed ^ 0x5eed);
+            for n in 0..late {
+                let town = rng.below(data.len() as u64) as usize;
+                let Some(child) = data[town].people.first().map(|p| p.resident_no.clone()) else {
+                    continue;
+                };
+                let fact = support_outcome(&mut rng, &catalogue, &child, &format!("late-{n}"));
+                data[town].facts.push(fact);
+            }
+            let second_table = table_of(&list, &data, &catalogue, version);
+            let (second, report) =
+                protect_and_audit(&second_table, &ledger, &config, &catalogue, &Progress::quiet());
+            prop_assert!(report.passed(), "revision refused: {:?} {:?}", report.exposed, report.errors);
+
+            let revised: HashMap<&CellKey, &Cell> = second.iter().map(|c| (&c.key, c)).collect();
+            for cell in first.iter().filter(|c| c.unit == Unit::Count) {
+                let now = revised[&cell.key];
+                if now.true_value == cell.true_value {
+                    prop_assert_eq!(now.value, cell.value, "{} unchanged keeps its status", &cell.key);
+                }
+            }
+            let present = second_table.counts.keys().cloned().collect();
+            let relations = table::relations(&second_table.towns, &catalogue, &present);
+            let (cells, relations) = both_releases(&first, &second, &relations);
+            let bounds = propagate(&cells, &relations, config.rounding_base);
+            let narrowed = narrowed(&cells, &bounds);
+            prop_assert!(narrowed.is_empty(), "narrowed with both releases: {narrowed:?}");
         }
     }
 }

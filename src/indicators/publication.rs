@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::Catalogue;
 use super::audit::AuditSummary;
 use super::disclosure::{Cell, DisclosureConfig, Suppression, Unit};
 use super::table::{Level, Town};
@@ -75,7 +76,14 @@ pub struct CellView {
     pub geography: String,
     pub geography_name: String,
     pub indicator: String,
+    /// Japanese label of the indicator (from the standard's `indicators.json`).
+    pub indicator_label: String,
+    /// `all`: everything the indicator counts, once; `any`: children with at least one basic
+    /// item; `01`–`19`: a basic item; otherwise a difficulty type. A child counts under each
+    /// of its items and types, so those categories can add up to more than `all`/`any`.
     pub category: String,
+    /// Japanese label of the category.
+    pub category_label: String,
     pub unit: Unit,
     #[schema(schema_with = shown_schema)]
     pub value: Shown,
@@ -117,6 +125,7 @@ pub struct PreviewView {
     pub disclosure: DisclosureConfig,
     /// Whether the audit would let this release be published now.
     pub would_publish: bool,
+    pub rule_set_version: String,
     pub audit: AuditSummary,
     pub cells: Vec<CellView>,
 }
@@ -134,7 +143,11 @@ pub fn summary(release: &StoredRelease, cell_count: usize) -> ReleaseSummary {
 }
 
 /// Readers' view of cells (true counts dropped).
-pub fn cell_views<'a>(cells: impl IntoIterator<Item = &'a Cell>, towns: &[Town]) -> Vec<CellView> {
+pub fn cell_views<'a>(
+    cells: impl IntoIterator<Item = &'a Cell>,
+    towns: &[Town],
+    catalogue: &Catalogue,
+) -> Vec<CellView> {
     let names: BTreeMap<&str, &str> = towns
         .iter()
         .map(|t| (t.code.as_str(), t.name.as_str()))
@@ -159,7 +172,9 @@ pub fn cell_views<'a>(cells: impl IntoIterator<Item = &'a Cell>, towns: &[Town])
                 geography: geography.clone(),
                 geography_name: geography_name.to_string(),
                 indicator: cell.key.measure.indicator.clone(),
+                indicator_label: catalogue.indicator_label(&cell.key.measure.indicator),
                 category: cell.key.measure.category.clone(),
+                category_label: catalogue.category_label(&cell.key.measure.category),
                 unit: cell.unit,
                 value,
                 rounded: cell.rounded,
@@ -169,41 +184,67 @@ pub fn cell_views<'a>(cells: impl IntoIterator<Item = &'a Cell>, towns: &[Town])
         .collect()
 }
 
-pub fn view(release: &StoredRelease) -> ReleaseView {
+pub fn view(release: &StoredRelease, catalogue: &Catalogue) -> ReleaseView {
     ReleaseView {
         release: summary(release, release.cells.len()),
-        cells: cell_views(&release.cells, &release.towns),
+        cells: cell_views(&release.cells, &release.towns, catalogue),
     }
 }
 
+/// What every CSV row repeats about its table, so a row copied out of the file still says
+/// where it came from.
+pub struct CsvHeading<'a> {
+    /// Absent for a preview.
+    pub release_id: Option<i64>,
+    pub fiscal_year: i32,
+    pub published_at: Option<&'a str>,
+    pub rule_set_version: &'a str,
+}
+
 /// CSV in UTF-8 with a byte-order mark, so spreadsheet software set to Japanese reads it as
-/// UTF-8 rather than Shift_JIS.
-pub fn csv(fiscal_year: i32, cells: &[CellView]) -> Vec<u8> {
+/// UTF-8 rather than Shift_JIS; Japanese headers, with the codes beside the labels for
+/// programs.
+pub fn csv(heading: &CsvHeading, cells: &[CellView]) -> Vec<u8> {
     let mut out = "\u{feff}".as_bytes().to_vec();
     {
         let mut writer = csv::Writer::from_writer(&mut out);
         let header = [
-            "fiscal_year",
-            "level",
-            "geography",
-            "geography_name",
-            "indicator",
-            "category",
-            "unit",
-            "value",
-            "rounded",
-            "suppressed",
+            "公表番号",
+            "年度",
+            "公表日時",
+            "判定ルール版",
+            "地域区分",
+            "地域コード",
+            "地域名",
+            "指標コード",
+            "指標名",
+            "区分コード",
+            "区分名",
+            "単位",
+            "値",
+            "丸め",
+            "秘匿理由",
         ];
+        let release_id = heading
+            .release_id
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let fiscal_year = heading.fiscal_year.to_string();
         // Writing to a Vec cannot fail.
         let _ = writer.write_record(header);
         for c in cells {
             let _ = writer.write_record([
-                fiscal_year.to_string().as_str(),
+                release_id.as_str(),
+                fiscal_year.as_str(),
+                heading.published_at.unwrap_or(""),
+                heading.rule_set_version,
                 c.level.as_str(),
                 &c.geography,
                 &c.geography_name,
                 &c.indicator,
+                &c.indicator_label,
                 &c.category,
+                &c.category_label,
                 c.unit.as_str(),
                 &c.value.to_string(),
                 if c.rounded { "true" } else { "false" },

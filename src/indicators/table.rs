@@ -26,9 +26,12 @@ pub const RATE_CONTINUITY: &str = "rate_support_continuity_90d";
 /// Geography code of the nation.
 pub const NATION: &str = "JP";
 
+/// Funnel indicators are this prefix and a support-outcome stage.
+pub const FUNNEL_PREFIX: &str = "funnel_";
+
 /// Funnel indicator of a support-outcome stage.
 pub fn funnel(stage: &str) -> String {
-    format!("funnel_{stage}")
+    format!("{FUNNEL_PREFIX}{stage}")
 }
 
 /// Category of a basic item number ("01" … "19").

@@ -17,7 +17,8 @@ pub fn is_valid_municipality_code(code: &str) -> bool {
         .zip([6, 5, 4, 3, 2])
         .map(|(d, w)| d * w)
         .sum();
-    (11 - sum % 11) % 10 == digits[5]
+    let prefecture = digits[0] * 10 + digits[1];
+    (1..=47).contains(&prefecture) && (11 - sum % 11) % 10 == digits[5]
 }
 
 /// Today in Japan, the calendar every date in the standard refers to.
@@ -119,7 +120,10 @@ mod tests {
         for good in ["131016", "011002", "282014"] {
             assert!(is_valid_municipality_code(good), "{good}");
         }
-        for bad in ["131017", "13101", "13101a", "0110020"] {
+        // 001015, 481017 and 992011 carry a correct check digit but no prefecture (01–47).
+        for bad in [
+            "131017", "13101", "13101a", "0110020", "001015", "481017", "992011",
+        ] {
             assert!(!is_valid_municipality_code(bad), "{bad}");
         }
     }

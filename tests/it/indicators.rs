@@ -265,9 +265,17 @@ fn differencing(backend: Backend) {
     );
     let audit = hub.cli(&["indicators", "audit"]);
     assert!(audit.status.success(), "{}", describe(&audit));
-    // A second weakened release would be differenced against the first: still refused.
+    // A second weakened release cannot be differenced against the first: nothing changed, so
+    // every count keeps the status release 1 gave it, the complementary cell included.
     let weak = release(&hub, &["--no-complementary-suppression"]);
-    assert!(!weak.status.success(), "{}", describe(&weak));
+    assert!(weak.status.success(), "{}", describe(&weak));
+    let latest = hub.get("/v1/indicators/releases", Some(&token)).ok();
+    let second = latest["releases"][1]["id"]
+        .as_i64()
+        .expect("a second release");
+    let again = fetch(&hub, &token, second);
+    assert_eq!(in_scope(&again, "municipality", &b.code)["value"], "X");
+    assert_eq!(in_scope(&again, "municipality", &small.code)["value"], "X");
 }
 
 /// A national analyst reads releases (no personal field); before publication nobody but a
@@ -391,24 +399,49 @@ fn csv_with_bom(backend: Backend) {
     let text = String::from_utf8(by_query.body[3..].to_vec()).expect("UTF-8");
     let mut rows = csv::Reader::from_reader(text.as_bytes());
     let header = rows.headers().unwrap().clone();
-    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
     let mut small_town_rows = 0;
+    let mut labelled = 0;
     for row in rows.records() {
         let row = row.unwrap();
-        if row[column("geography")] == b.code && row[column("unit")] == *"count" {
+        // Every row says which release, year and rule set it comes from.
+        assert_eq!(&row[column("公表番号")], id.to_string());
+        assert_eq!(&row[column("年度")], FY);
+        assert!(row[column("公表日時")].starts_with("20"), "{row:?}");
+        assert!(!row[column("判定ルール版")].is_empty(), "{row:?}");
+        if row[column("地域コード")] == b.code && row[column("単位")] == *"count" {
             small_town_rows += 1;
-            assert_eq!(&row[column("value")], "X", "{row:?}");
-            assert_eq!(&row[column("suppressed")], "small_population");
+            assert_eq!(&row[column("値")], "X", "{row:?}");
+            assert_eq!(&row[column("秘匿理由")], "small_population");
         }
-        if row[column("geography")] == a.code && row[column("indicator")] == *"children_in_scope" {
-            assert_eq!(&row[column("value")], "50");
-            assert_eq!(&row[column("geography_name")], format!("町{}", a.code));
+        if row[column("地域コード")] == a.code && row[column("指標コード")] == *"children_in_scope"
+        {
+            assert_eq!(&row[column("値")], "50");
+            assert_eq!(&row[column("地域名")], format!("町{}", a.code));
+            assert_eq!(&row[column("指標名")], "対象児童数");
+            assert_eq!(&row[column("区分名")], "総数");
+        }
+        if row[column("指標コード")] == *"funnel_support_started"
+            && row[column("区分コード")] == *"young_carer"
+        {
+            assert_eq!(
+                &row[column("指標名")],
+                "スクリーニング・支援の段階別児童数(支援開始)"
+            );
+            assert_eq!(&row[column("区分名")], "ヤングケアラー");
+            labelled += 1;
         }
     }
     assert!(
         small_town_rows > 50,
         "every count of the small town is there, as X"
     );
+    assert!(labelled > 0, "difficulty types carry their Japanese labels");
     // Answers stay JSON when JSON is asked for.
     let json_answer = hub.get(
         &format!("/v1/indicators/releases/{id}?format=json"),
@@ -498,7 +531,173 @@ fn peer_towns_are_not_counted(backend: Backend) {
     );
 }
 
+/// Late records revise a year: after release 1, two late support outcomes in a small town
+/// (5 → 7, still below its floor) — the release used to be refused as "EXPOSED". The revision
+/// is published beside release 1 (which never changes), every count it did not change keeps
+/// the status and value release 1 gave it, and the re-audit of both passes.
+fn revision_after_late_records(backend: Backend) {
+    let hub = Hub::start(backend);
+    let a = town(&hub, "13101", Some("協議会"), Some(100_000));
+    let b = town(&hub, "13102", Some("協議会"), Some(100_000));
+    let small = town(&hub, "13103", Some("協議会"), Some(20_000));
+    let c = town(&hub, "14101", None, Some(300_000));
+    for (t, n) in [(&a, 40), (&b, 30), (&small, 12), (&c, 60)] {
+        children(&hub, t, n);
+    }
+    screened(&hub, &a, 25, "support_started", "abuse");
+    screened(&hub, &b, 15, "support_started", "abuse");
+    screened(&hub, &c, 30, "support_started", "poverty");
+    screened(&hub, &small, 5, "support_started", "abuse");
+    let first = released(&hub);
+    let token = analyst(&hub, &a);
+    let before = fetch(&hub, &token, first);
+    // Two records arrive months late (the first five are the same records again).
+    screened(&hub, &small, 7, "support_started", "abuse");
+    let second = released(&hub);
+    assert_ne!(first, second);
+    assert_eq!(
+        fetch(&hub, &token, first),
+        before,
+        "release 1 never changes"
+    );
+    let after = fetch(&hub, &token, second);
+    // A support-started record counts at every stage up to it.
+    let changed = |c: &Value| {
+        c["indicator"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("funnel_"))
+            && (c["category"] == "all" || c["category"] == "abuse")
+            && [small.code.as_str(), "13", "JP", "協議会"]
+                .contains(&c["geography"].as_str().unwrap_or(""))
+    };
+    let mut compared = 0;
+    for old in before["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["unit"] == "count")
+    {
+        if changed(old) {
+            continue;
+        }
+        let new = cell(
+            &after,
+            old["level"].as_str().unwrap(),
+            old["geography"].as_str().unwrap(),
+            old["indicator"].as_str().unwrap(),
+            old["category"].as_str().unwrap(),
+        );
+        assert_eq!(
+            (&new["value"], &new["suppressed"]),
+            (&old["value"], &old["suppressed"]),
+            "an unchanged count keeps its status: {old} → {new}"
+        );
+        compared += 1;
+    }
+    assert!(compared > 100, "{compared}");
+    let late = cell(
+        &after,
+        "municipality",
+        &small.code,
+        "funnel_support_started",
+        "abuse",
+    );
+    assert_eq!(
+        late["value"], "X",
+        "7 is still below the floor of 20: {late}"
+    );
+    let audit = hub.cli(&["indicators", "audit"]);
+    assert!(audit.status.success(), "{}", describe(&audit));
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains("2 release(s) together"),
+        "{}",
+        describe(&audit)
+    );
+}
+
+/// `bench indicators` through the CLI on a small configuration: the release is published
+/// (the bench fails on a refusal), its phases, linear programs, information loss and peak
+/// RSS are reported, and the ledger re-audits clean. (`--realistic` needs minutes even for a
+/// few dozen towns in a debug build — see BENCHMARKS.md — so its population model is
+/// unit-tested and the national run is measured in release builds.)
+fn bench_reports_the_release(backend: Backend) {
+    let hub = Hub::start(backend);
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let out_path = out_dir.path().to_string_lossy().to_string();
+    let refused = hub.cli(&[
+        "bench",
+        "indicators",
+        "--towns",
+        "5",
+        "--out",
+        out_path.as_str(),
+    ]);
+    assert!(!refused.status.success(), "--towns needs --realistic");
+    let args = [
+        "bench",
+        "indicators",
+        "--children",
+        "15000",
+        "--out",
+        out_path.as_str(),
+    ];
+    let out = hub.cli(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["shape"], "uniform");
+    assert_eq!(report["towns"], 2);
+    assert!(report["peak_rss_mb"].as_f64() > Some(0.0), "{report}");
+    assert!(report["release_seconds"].as_f64() > Some(0.0), "{report}");
+    let loss = &report["information_loss"];
+    assert!(loss["count_cells"].as_u64() > Some(100), "{report}");
+    let hidden_counts =
+        loss["primary_cells"].as_u64().unwrap() + loss["secondary_cells"].as_u64().unwrap();
+    assert!(
+        hidden_counts <= report["hidden_cells"].as_u64().unwrap(),
+        "{report}"
+    );
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect();
+    for phase in ["compute", "protect", "audit: sub-tables"] {
+        assert!(phases.contains(&phase), "{phase} in {phases:?}");
+    }
+    let list = hub.cli(&["indicators", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("fiscal year 2025"));
+    let audit = hub.cli(&["indicators", "audit"]);
+    assert!(audit.status.success(), "{}", describe(&audit));
+}
+
+/// A code with a correct check digit but no prefecture (01–47) would become a prefecture
+/// geography 00, 48 or 99 in every release: registration refuses it.
+fn prefecture_codes_are_validated(backend: Backend) {
+    let hub = Hub::start(backend);
+    for code in ["001015", "481017", "992011"] {
+        let out = hub.cli(&["admin", "municipality", "add", code, "架空町"]);
+        assert!(!out.status.success(), "{code} accepted: {}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("prefecture 01–47"),
+            "{code}: {}",
+            describe(&out)
+        );
+    }
+    for base in ["01100", "47201"] {
+        let code = with_check_digit(base);
+        let out = hub.cli(&["admin", "municipality", "add", &code, "実在町"]);
+        assert!(out.status.success(), "{code}: {}", describe(&out));
+    }
+    let listed = hub.cli(&["admin", "municipality", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains("架空町"), "{listed}");
+}
+
 both_backends!(
+    bench_reports_the_release,
+    revision_after_late_records,
+    prefecture_codes_are_validated,
     peer_towns_are_not_counted,
     floor_boundaries,
     small_towns,
