@@ -58,6 +58,16 @@ impl Problem {
         self
     }
 
+    /// `Ok` when `problems` is empty; otherwise 400 `invalid_request` listing every problem.
+    pub fn refuse_fields(problems: Vec<FieldError>) -> Result<(), Problem> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        let detail = format!("invalid fields: {}", fields.join(", "));
+        Err(Problem::bad_request("invalid_request", detail).with_errors(problems))
+    }
+
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, detail)
     }

@@ -432,8 +432,8 @@ enum TransferCommand {
         /// Free note to the destination (no personal data beyond the transfer).
         #[arg(long)]
         note: Option<String>,
-        /// Days the destination has to answer before the transfer is escalated.
-        #[arg(long, default_value_t = 14)]
+        /// Days the destination has to answer before the transfer is escalated (1–365).
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(1..=365))]
         deadline_days: i64,
         /// The officer an unanswered transfer is escalated to.
         #[arg(long)]

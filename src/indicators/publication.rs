@@ -201,7 +201,8 @@ pub fn csv(fiscal_year: i32, cells: &[CellView]) -> Vec<u8> {
                 fiscal_year.to_string().as_str(),
                 c.level.as_str(),
                 &c.geography,
-                &c.geography_name,
+                // A town's name is typed by an operator; never let it run as a formula.
+                &crate::schema::csv_layout::guard_formula(&c.geography_name),
                 &c.indicator,
                 &c.category,
                 c.unit.as_str(),
