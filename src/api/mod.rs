@@ -30,8 +30,7 @@ use crate::store::{DbConn, Store};
 pub use problem::Problem;
 
 /// Header on every answer: the requests a second each client may make.
-pub const RATE_LIMIT_HEADER: actix_web::http::header::HeaderName =
-    actix_web::http::header::HeaderName::from_static("x-ratelimit-limit");
+pub const RATE_LIMIT_HEADER: &str = "X-RateLimit-Limit";
 
 /// Request limits; each has a clear 413/400 answer when exceeded.
 #[derive(Debug, Clone)]
@@ -539,7 +538,10 @@ pub async fn serve(
                     if let Some(state) = metrics {
                         // Every answer tells clients their quota (documented in OpenAPI).
                         res.headers_mut().insert(
-                            RATE_LIMIT_HEADER,
+                            actix_web::http::header::HeaderName::from_bytes(
+                                RATE_LIMIT_HEADER.as_bytes(),
+                            )
+                            .expect("a valid header name"),
                             actix_web::http::header::HeaderValue::from(
                                 state.rate_limit.per_second() as u64,
                             ),

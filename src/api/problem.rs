@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::ingest::{FormatError, IngestError, IngestReport};
 use crate::schema::FieldError;
+use crate::schema::validate::MAX_ERRORS_PER_RECORD;
 use crate::store::StoreError;
 use crate::store::packages::{ExchangeError, Imported};
 
@@ -53,7 +54,10 @@ impl Problem {
         }
     }
 
-    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Problem {
+    /// Attach field problems (at most [`MAX_ERRORS_PER_RECORD`], so that an answer stays
+    /// small whatever the request held).
+    pub fn with_errors(mut self, mut errors: Vec<FieldError>) -> Problem {
+        errors.truncate(MAX_ERRORS_PER_RECORD);
         self.errors = errors;
         self
     }

@@ -97,6 +97,16 @@ pub(super) fn escalation_problems(
     problems
 }
 
+/// Most children one offer moves (a household), and so most placements one acceptance makes.
+pub const MAX_CHILDREN: usize = 50;
+
+/// `Some` problem when `list` at `pointer` holds more than `max` items.
+fn too_many<T>(pointer: &str, list: &[T], max: usize) -> Option<crate::schema::FieldError> {
+    (list.len() > max).then(|| {
+        crate::schema::FieldError::new(pointer, "items_count", format!("at most {max} items"))
+    })
+}
+
 impl OfferRequest {
     fn check(&self) -> Result<(), Problem> {
         let mut problems: Vec<_> = [
@@ -104,6 +114,7 @@ impl OfferRequest {
             self.note
                 .as_deref()
                 .and_then(|note| rules::free_text_problem("/note", note, NOTE_MAX_CHARS)),
+            too_many("/children", &self.children, MAX_CHILDREN),
         ]
         .into_iter()
         .flatten()
@@ -125,10 +136,27 @@ pub struct PlacementRequest {
 #[schema(example = json!({"placements": [{"origin_resident_no": "1310160000110", "destination_resident_no": "0110020000501"}], "declined_records": []}))]
 pub struct AcceptRequest {
     /// The destination's resident number for every child.
+    #[schema(max_items = 50)]
     pub placements: Vec<PlacementRequest>,
     /// Source record ids not wanted here (they stay only with the origin).
     #[serde(default)]
+    #[schema(max_items = 10000)]
     pub declined_records: Vec<String>,
+}
+
+impl AcceptRequest {
+    fn check(&self) -> Result<(), Problem> {
+        let max_records = crate::transfer::package::MAX_ITEMS;
+        Problem::refuse_fields(
+            [
+                too_many("/placements", &self.placements, MAX_CHILDREN),
+                too_many("/declined_records", &self.declined_records, max_records),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        )
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -333,6 +361,7 @@ pub async fn accept(
 ) -> Result<HttpResponse, Problem> {
     let id = path.into_inner();
     let body: AcceptRequest = super::parse_json(&body)?;
+    body.check()?;
     let mut entry = audit_entry(&principal, &principal.municipality, "transfer.accept");
     entry.actor = Some(by.clone());
     let view = with_conn(&state, move |conn, _| {
