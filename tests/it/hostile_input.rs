@@ -218,6 +218,7 @@ fn duplicate_keys_are_refused_with_a_pointer() {
 }
 
 /// Bodies are read as sent: any content coding but identity is refused, compressed or not.
+/// Every answer, refused or not, states the client's quota.
 #[test]
 fn content_encodings_are_refused() {
     let s = setup(Backend::Sqlite);
@@ -231,9 +232,13 @@ fn content_encodings_are_refused() {
         )
     };
     for encoding in ["gzip", "br", "deflate", "zstd", "x-unknown"] {
-        push(encoding).problem(415, "content_encoding_unsupported");
+        let refused = push(encoding);
+        refused.problem(415, "content_encoding_unsupported");
+        assert_eq!(refused.header("x-ratelimit-limit"), Some("2000"));
     }
-    assert_eq!(push("identity").ok()["created"], 1);
+    let accepted = push("identity");
+    assert_eq!(accepted.header("x-ratelimit-limit"), Some("2000"));
+    assert_eq!(accepted.ok()["created"], 1);
 }
 
 /// Offers: legal basis and escalation officer present and bounded, a deadline of 1–365 days
