@@ -55,7 +55,7 @@ pub enum ExchangeCommand {
         #[arg(long, value_enum, default_value = "xml")]
         format: PackageFormat,
         /// Officer sending (recorded in the audit trail).
-        #[arg(long)]
+        #[arg(long, value_parser = super::free_text)]
         actor: String,
     },
     /// Verify and import a package from a peer hub into a town's inbox; writes the signed
@@ -71,12 +71,12 @@ pub enum ExchangeCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// The officer the transfer is escalated to if nobody answers.
-        #[arg(long)]
+        #[arg(long, value_parser = super::free_text)]
         escalate_to: String,
         /// Days to answer before escalation (1–365).
         #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(1..=365))]
         deadline_days: i64,
-        #[arg(long)]
+        #[arg(long, value_parser = super::free_text)]
         actor: String,
     },
     /// Import the destination hub's signed receipt: the transfer is delivered.
@@ -86,7 +86,7 @@ pub enum ExchangeCommand {
         receipt: PathBuf,
         #[arg(long)]
         signature: Option<PathBuf>,
-        #[arg(long)]
+        #[arg(long, value_parser = super::free_text)]
         actor: String,
     },
 }

@@ -75,8 +75,8 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every disguise is refused in every free-text header and body field, and none reaches the
-/// database or the server log.
+/// Every disguise is refused in every free-text header, body field and command-line option,
+/// and none reaches the database or the server log.
 fn disguised_my_numbers_are_refused_everywhere(backend: Backend) {
     let s = setup(backend);
     let profile = format!("/v1/municipalities/{TOWN}/subjects/{CHILD}");
@@ -129,6 +129,28 @@ fn disguised_my_numbers_are_refused_everywhere(backend: Backend) {
                 ("/escalate_to", "my_number_like"),
             ])
         );
+
+        for field in ["--note", "--legal-basis", "--escalate-to", "--actor"] {
+            let mut args = vec![
+                ("--municipality", TOWN),
+                ("--destination", OTHER_TOWN),
+                ("--children", CHILD),
+                ("--legal-basis", "児童福祉法第25条の3"),
+                ("--reason", "moved"),
+                ("--escalate-to", "課長 山本"),
+                ("--actor", "officer-1"),
+            ];
+            args.retain(|(name, _)| *name != field);
+            args.push((field, disguised));
+            let mut command = vec!["transfer", "offer"];
+            command.extend(args.iter().flat_map(|(name, value)| [*name, *value]));
+            let out = s.hub.cli(&command);
+            assert!(!out.status.success(), "{field} {disguised}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("My Number"),
+                "{field}"
+            );
+        }
 
         let mut student = record("infant-checkup", "ic-2", CHILD);
         student["subject"]["local_ids"] = json!({"student_no": disguised});
