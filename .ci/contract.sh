@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Contract checks with real third-party tools against a live demo hub:
-# openapi-spec-validator, schemathesis, openapi-python-client (+ a script using the generated
-# client), headless Chromium rendering /docs with every other network destination closed, and
-# the conformance kit's server suite against the hub with its report.html rendered offline.
+# openapi-spec-validator, Spectral with the OWASP API Security ruleset, schemathesis,
+# openapi-python-client (+ a script using the generated client), headless Chromium rendering
+# /docs with every other network destination closed, and the conformance kit's server suite
+# against the hub with its report.html rendered offline.
 # Expects the debug binary built by `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,11 @@ token=$("$bin" admin client add --municipality "$KH_TOWN" --name contract-ci \
 
 echo "== openapi-spec-validator"
 openapi-spec-validator openapi/openapi.json
+
+echo "== Spectral, OWASP API Security ruleset (no errors; warnings explained in the ruleset)"
+npm install --prefix .ci/spectral --no-audit --no-fund --silent
+.ci/spectral/node_modules/.bin/spectral lint --fail-severity error \
+  -r .ci/spectral/owasp.yaml openapi/openapi.json
 
 echo "== schemathesis (fixed seed, bounded examples, default checks)"
 (cd .ci && SCHEMATHESIS_HOOKS=schemathesis_hooks st --config-file schemathesis.toml run \

@@ -4,6 +4,7 @@
 pub mod audit_api;
 pub mod docs;
 pub mod extract;
+pub mod guard;
 pub mod identity;
 pub mod indicators;
 pub mod meta;
@@ -27,6 +28,9 @@ use crate::ingest::Ingestor;
 use crate::schema::Standard;
 use crate::store::{DbConn, Store};
 pub use problem::Problem;
+
+/// Header on every answer: the requests a second each client may make.
+pub const RATE_LIMIT_HEADER: &str = "X-RateLimit-Limit";
 
 /// Request limits; each has a clear 413/400 answer when exceeded.
 #[derive(Debug, Clone)]
@@ -93,6 +97,11 @@ impl RateLimit {
             per_second: f64::from(per_second.max(1)),
             buckets: Default::default(),
         }
+    }
+
+    /// Requests a second each client may make (bursts of up to twice that).
+    pub fn per_second(&self) -> f64 {
+        self.per_second
     }
 
     /// Take one request from the client's bucket; `Err(seconds)` says when to retry.
@@ -309,9 +318,17 @@ pub fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 }
 
 /// A JSON body, read only after the caller is authenticated (so strangers learn nothing from
-/// its errors).
+/// its errors). A key twice in one object is refused (`duplicate_key`), never last-wins.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    serde_json::from_slice(body)
+    let value = crate::ingest::strict_json::parse(body).map_err(|e| {
+        let error = crate::ingest::formats::json_body_error(&e);
+        match error.code.as_str() {
+            "duplicate_key" => Problem::bad_request("duplicate_key", format!("invalid body: {e}"))
+                .with_errors(vec![error]),
+            _ => Problem::bad_request("invalid_request", format!("invalid body: {e}")),
+        }
+    })?;
+    serde_json::from_value(value)
         .map_err(|e| Problem::bad_request("invalid_request", format!("invalid body: {e}")))
 }
 
@@ -512,12 +529,23 @@ pub async fn serve(
         let state = state.clone();
         actix_web::App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(guard::refuse_early))
             .wrap_fn(move |req, srv| {
                 let metrics = req.app_data::<State>().cloned();
                 let fut = srv.call(req);
                 async move {
-                    let res = fut.await?;
+                    let mut res = fut.await?;
                     if let Some(state) = metrics {
+                        // Every answer tells clients their quota (documented in OpenAPI).
+                        res.headers_mut().insert(
+                            actix_web::http::header::HeaderName::from_bytes(
+                                RATE_LIMIT_HEADER.as_bytes(),
+                            )
+                            .expect("a valid header name"),
+                            actix_web::http::header::HeaderValue::from(
+                                state.rate_limit.per_second() as u64,
+                            ),
+                        );
                         let m = &state.metrics;
                         Metrics::count(&m.requests, 1);
                         match res.status().as_u16() {

@@ -225,7 +225,257 @@ pub fn document(standard: &Standard) -> Value {
             }
         }
     }
+    bound_path_parameters(&mut doc);
+    bound_lists(&mut doc, standard, &super::Limits::default());
+    bound_schemas(&mut doc, &super::Limits::default());
+    document_common_answers(&mut doc);
     doc
+}
+
+/// Path parameters name things whose form the standard fixes.
+fn bound_path_parameters(doc: &mut Value) {
+    let bounds = |name: &str| match name {
+        "code" => Some(json!({"type": "string", "pattern": "^[0-9]{6}$", "maxLength": 6})),
+        "resident_no" => Some(json!({"$ref": "#/components/schemas/v1.common.resident_no"})),
+        "source_record_id" => Some(json!({"type": "string", "minLength": 1, "maxLength": 128})),
+        "version" => {
+            Some(json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "maxLength": 10}))
+        }
+        "record_type" => Some(json!({"type": "string", "pattern": "^[a-z-]+$", "maxLength": 40})),
+        _ => None,
+    };
+    for parameter in operations(doc)
+        .filter_map(|op| op.get_mut("parameters").and_then(Value::as_array_mut))
+        .flatten()
+        .filter(|p| p["in"] == "path")
+    {
+        if let Some(schema) = parameter["name"].as_str().and_then(bounds) {
+            parameter["schema"] = schema;
+        }
+    }
+}
+
+/// Lists whose length the hub bounds, with the bound (utoipa has no attribute for lists of
+/// its own types, and several bounds come from the standard or the request limits). Lists
+/// that grow with the stored data (a subject's history, the audit trail, queues) have none
+/// yet: they are answered whole (see `.ci/spectral/owasp.yaml`).
+fn bound_lists(doc: &mut Value, standard: &Standard, limits: &super::Limits) {
+    let versions = &standard.versions;
+    let most = |count: &dyn Fn(&SchemaVersion) -> usize| versions.iter().map(count).max();
+    let per_record = crate::schema::validate::MAX_ERRORS_PER_RECORD;
+    // An NDJSON push answers one result per non-blank line (a byte and a newline at least).
+    let ndjson_lines = usize::try_from(limits.max_stream_bytes / 2).unwrap_or(usize::MAX);
+    let bounds: [(&str, Option<usize>); 17] = [
+        (
+            "PushBatch/properties/records",
+            Some(limits.max_batch_records),
+        ),
+        (
+            "ValidationReport/properties/results",
+            Some(limits.max_batch_records),
+        ),
+        ("IngestReport/properties/results", Some(ndjson_lines)),
+        (
+            "IngestReport/properties/schema_versions",
+            Some(ndjson_lines),
+        ),
+        (
+            "ChangesPage/properties/changes",
+            Some(super::records::MAX_CHANGES_PAGE),
+        ),
+        ("Problem/properties/errors", Some(per_record)),
+        ("RecordResult/properties/errors", Some(per_record)),
+        ("ValidationResult/properties/errors", Some(per_record)),
+        ("SchemaIndex/properties/versions", Some(versions.len())),
+        (
+            "SchemaVersionInfo/properties/record_types",
+            most(&|v| v.records.len()),
+        ),
+        (
+            "PurposeList/properties/purposes",
+            most(&|v| v.purposes.len()),
+        ),
+        (
+            "RecordTypeInfo/properties/csv_columns",
+            most(&|v| {
+                v.csv
+                    .values()
+                    .map(|l| l.columns.len() + 1)
+                    .max()
+                    .unwrap_or(0)
+            }),
+        ),
+        ("RecordTypeInfo/properties/basic_items", Some(BASIC_ITEMS)),
+        ("ProfileView/properties/applicable_items", Some(BASIC_ITEMS)),
+        ("Candidate/properties/differing_fields", Some(MATCH_FIELDS)),
+        (
+            "TransferView/allOf/1/properties/children",
+            Some(crate::transfer::package::MAX_ITEMS),
+        ),
+        (
+            "OfferRequest/properties/children",
+            Some(super::transfers::MAX_CHILDREN),
+        ),
+    ];
+    for (pointer, bound) in bounds {
+        let pointer = format!("/components/schemas/{pointer}");
+        if let (Some(list), Some(bound)) = (doc.pointer_mut(&pointer), bound) {
+            list["maxItems"] = json!(bound);
+        }
+    }
+}
+
+/// The basic linkage data items of the guideline (基本連携データ項目 01–19).
+const BASIC_ITEMS: usize = 19;
+/// Fields identity resolution compares (name, kana, birth date, sex, address).
+const MATCH_FIELDS: usize = 5;
+
+/// Every operation object of the document.
+fn operations(doc: &mut Value) -> impl Iterator<Item = &mut Value> {
+    doc.get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter(|op| op.is_object())
+}
+
+fn has_type(schema: &Map<String, Value>, kind: &str) -> bool {
+    match schema.get("type") {
+        Some(Value::String(t)) => t == kind,
+        Some(Value::Array(types)) => types.iter().any(|t| t == kind),
+        _ => false,
+    }
+}
+
+/// Give every integer a format and a range and every string a length, as far as facts allow
+/// (the OWASP API rules ask it of every schema; the Rust types and record schemas state most
+/// bounds themselves):
+/// - an integer takes its range from its code list, its format from its range (int32 when it
+///   fits), and otherwise the range of its format — which is exactly what it can hold;
+/// - a date is 10 characters, a municipality code 6, an RFC 3339 time at most 35;
+/// - any other string is at most `max_body_bytes` long: every string in an answer is one the
+///   hub made (short) or one it accepted, and it reads no body (nor NDJSON line) longer than
+///   that. NDJSON bodies themselves are bounded by `max_stream_bytes`.
+fn bound_schemas(doc: &mut Value, limits: &super::Limits) {
+    if let Some(ndjson) = doc.pointer_mut(
+        "/paths/~1v1~1municipalities~1{code}~1records/post/requestBody/content/application~1x-ndjson/schema",
+    ) {
+        ndjson["maxLength"] = json!(limits.max_stream_bytes);
+    }
+    bound_schema(doc, limits.max_body_bytes);
+}
+
+fn bound_schema(value: &mut Value, max_text: usize) {
+    match value {
+        Value::Object(schema) => {
+            if has_type(schema, "integer") {
+                bound_integer(schema);
+            }
+            let unbounded = ["maxLength", "enum", "const"]
+                .iter()
+                .all(|k| !schema.contains_key(*k));
+            if has_type(schema, "string") && unbounded {
+                let length = match schema.get("format").and_then(Value::as_str) {
+                    Some("past-date" | "date") => 10,
+                    Some("municipality-code") => 6,
+                    Some("date-time") => 35,
+                    _ => max_text,
+                };
+                schema.insert("maxLength".into(), json!(length));
+            }
+            schema.values_mut().for_each(|v| bound_schema(v, max_text));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| bound_schema(v, max_text)),
+        _ => {}
+    }
+}
+
+fn bound_integer(schema: &mut Map<String, Value>) {
+    if let Some(codes) = schema.get("enum").and_then(Value::as_array) {
+        let codes: Vec<i64> = codes.iter().filter_map(Value::as_i64).collect();
+        if let (Some(low), Some(high)) = (codes.iter().min(), codes.iter().max()) {
+            let (low, high) = (*low, *high);
+            schema.entry("minimum").or_insert(json!(low));
+            schema.entry("maximum").or_insert(json!(high));
+        }
+    }
+    let bound = |key: &str| schema.get(key).and_then(Value::as_i64);
+    let fits_i32 = |v: Option<i64>| v.is_some_and(|v| i32::try_from(v).is_ok());
+    if !schema.contains_key("format") {
+        let format = if fits_i32(bound("minimum")) && fits_i32(bound("maximum")) {
+            "int32"
+        } else {
+            "int64"
+        };
+        schema.insert("format".into(), json!(format));
+    }
+    let (low, high) = match schema.get("format").and_then(Value::as_str) {
+        Some("int32") => (i64::from(i32::MIN), i64::from(i32::MAX)),
+        _ => (i64::MIN, i64::MAX),
+    };
+    if !schema.contains_key("exclusiveMinimum") {
+        schema.entry("minimum").or_insert(json!(low));
+    }
+    if !schema.contains_key("exclusiveMaximum") {
+        schema.entry("maximum").or_insert(json!(high));
+    }
+}
+
+/// Answers every operation may give: every answer carries the client's quota
+/// (`X-RateLimit-Limit`), every operation that needs a token may answer 429 with
+/// `Retry-After`, and any may answer 500.
+fn document_common_answers(doc: &mut Value) {
+    let quota = json!({
+        "description": "Requests a second each client may make (bursts of up to twice that); beyond it the hub answers 429",
+        "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": i32::MAX},
+    });
+    let public = doc.get("security").cloned();
+    for op in operations(doc) {
+        let needs_token = op.get("security").or(public.as_ref()).is_some_and(|s| {
+            s.as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+            })
+        });
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if needs_token && !responses.contains_key("429") {
+            responses.insert(
+                "429".into(),
+                json!({
+                    "description": "Rate limited",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }),
+            );
+        }
+        // Any operation can fail inside the hub (a lost database, a bug); it then answers 500
+        // with a problem that quotes nothing of the request.
+        responses.entry("500").or_insert_with(|| {
+            json!({
+                "description": "The hub could not complete the request (`internal`)",
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            })
+        });
+        if let Some(limited) = responses.get_mut("429") {
+            limited["headers"]["Retry-After"] = json!({
+                "description": "Seconds until the client may retry",
+                "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 3600},
+            });
+        }
+        for (status, response) in responses.iter_mut() {
+            if status.starts_with('2') || status.starts_with('4') {
+                let headers = response
+                    .as_object_mut()
+                    .map(|r| r.entry("headers").or_insert_with(|| json!({})));
+                if let Some(headers) = headers.and_then(Value::as_object_mut) {
+                    headers.insert(super::RATE_LIMIT_HEADER.into(), quota.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Pretty JSON with a final newline, as committed in `openapi/openapi.json`.

@@ -38,8 +38,10 @@ pub struct PackageQuery {
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// The officer an unanswered transfer is escalated to (default: the importing officer).
+    #[param(min_length = 1, max_length = 100)]
     pub escalate_to: Option<String>,
     /// Days the town has to answer before escalation (default 14).
+    #[param(minimum = 1, maximum = 365)]
     pub deadline_days: Option<i64>,
 }
 
@@ -153,13 +155,20 @@ pub async fn import(
     );
     entry.actor = Some(by.clone());
     let query = query.into_inner();
+    let escalate_to = query.escalate_to.unwrap_or_else(|| by.clone());
+    Problem::refuse_fields(super::transfers::escalation_problems(
+        &escalate_to,
+        query.deadline_days,
+    ))?;
     let worker = state.clone();
     let imported = blocking(move || {
         let mut conn = worker.store.conn()?;
         let importer = Importer {
             municipality: &principal.municipality,
-            escalate_to: query.escalate_to.as_deref().unwrap_or(&by),
-            deadline_days: query.deadline_days.unwrap_or(14).clamp(0, 365),
+            escalate_to: &escalate_to,
+            deadline_days: query
+                .deadline_days
+                .unwrap_or(super::transfers::DEFAULT_DEADLINE_DAYS),
         };
         Ok(packages::import(
             &mut conn,

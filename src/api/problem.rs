@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::ingest::{FormatError, IngestError, IngestReport};
 use crate::schema::FieldError;
+use crate::schema::validate::MAX_ERRORS_PER_RECORD;
 use crate::store::StoreError;
 use crate::store::packages::{ExchangeError, Imported};
 
@@ -53,9 +54,22 @@ impl Problem {
         }
     }
 
-    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Problem {
+    /// Attach field problems (at most [`MAX_ERRORS_PER_RECORD`], so that an answer stays
+    /// small whatever the request held).
+    pub fn with_errors(mut self, mut errors: Vec<FieldError>) -> Problem {
+        errors.truncate(MAX_ERRORS_PER_RECORD);
         self.errors = errors;
         self
+    }
+
+    /// `Ok` when `problems` is empty; otherwise 400 `invalid_request` listing every problem.
+    pub fn refuse_fields(problems: Vec<FieldError>) -> Result<(), Problem> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        let detail = format!("invalid fields: {}", fields.join(", "));
+        Err(Problem::bad_request("invalid_request", detail).with_errors(problems))
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {

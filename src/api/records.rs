@@ -19,6 +19,9 @@ use crate::ingest::{
 use crate::schema::FieldError;
 use crate::store::{clients, records as store_records};
 
+/// Most changes one page of the feed holds.
+pub const MAX_CHANGES_PAGE: usize = 1000;
+
 /// A JSON batch of records.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -876,7 +879,7 @@ pub async fn changes(
         return refuse_quietly(&state, entry).await;
     }
     let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) || query.after < 0 {
+    if !(1..=MAX_CHANGES_PAGE as i64).contains(&limit) || query.after < 0 {
         return Err(Problem::bad_request(
             "invalid_query",
             "limit must be 1–1000 and after a non-negative cursor",

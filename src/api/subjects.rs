@@ -118,8 +118,12 @@ pub struct OptOutRequest {
     #[schema(format = "past-date")]
     pub objected_on: String,
     /// Legal note (e.g. the ordinance or the form number).
+    #[schema(min_length = 1, max_length = 500)]
     pub legal_note: Option<String>,
 }
+
+/// Longest legal note on an objection (characters).
+const LEGAL_NOTE_MAX_CHARS: usize = 500;
 
 /// Record a guardian's objection (不同意): the child leaves screening views and indicators.
 #[utoipa::path(
@@ -151,6 +155,13 @@ pub async fn put_opt_out(
     }
     // The body is read only after authentication: strangers learn nothing from its errors.
     let body: OptOutRequest = super::parse_json(&body)?;
+    Problem::refuse_fields(
+        body.legal_note
+            .as_deref()
+            .and_then(|note| rules::free_text_problem("/legal_note", note, LEGAL_NOTE_MAX_CHARS))
+            .into_iter()
+            .collect(),
+    )?;
     if !rules::is_past_date(&body.objected_on) {
         return Err(Problem::bad_request(
             "date_format",

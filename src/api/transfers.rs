@@ -10,6 +10,7 @@ use super::extract::{Actor, Officer, PersonalRead, TransferRead};
 use super::{Problem, State, audit_entry, json, with_conn};
 use crate::access::{self, ChildUse, TransferUse};
 use crate::auth::Principal;
+use crate::schema::rules;
 use crate::store::StoreError;
 use crate::store::records as store_records;
 use crate::store::transfers::{
@@ -19,22 +20,108 @@ use crate::transfer::{DeclineReason, Step, TransferBox, TransferReason, workflow
 
 const PROBLEM: &str = "application/problem+json";
 
+/// Bounds of an offer's free text (characters).
+pub const LEGAL_BASIS_MAX_CHARS: usize = 200;
+pub const NOTE_MAX_CHARS: usize = 2000;
+pub const ESCALATE_TO_MAX_CHARS: usize = 100;
+/// Days a destination may be given to answer; a transfer due at once would be escalated to
+/// nobody before anyone saw it.
+pub const DEADLINE_DAYS: std::ops::RangeInclusive<i64> = 1..=365;
+pub const DEFAULT_DEADLINE_DAYS: i64 = 14;
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"destination": "011002", "children": ["1310160000110"], "legal_basis": "個人情報保護法第69条第2項第3号", "reason": "moved", "note": "転居のため引継ぎ", "deadline_days": 14, "escalate_to": "課長 山本"}))]
 pub struct OfferRequest {
     /// Destination municipality; omit when the family left for an unknown town (held).
+    #[schema(pattern = "^[0-9]{6}$")]
     pub destination: Option<String>,
     /// Resident numbers (origin) of the children of the household.
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, max_items = 50)]
     pub children: Vec<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub legal_basis: String,
     pub reason: TransferReason,
+    #[schema(min_length = 1, max_length = 2000)]
     pub note: Option<String>,
-    /// Days the destination has to answer before the transfer is escalated (default 14).
+    /// Days the destination has to answer before the transfer is escalated (default 14);
+    /// `14.0` counts as 14.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 365)]
     pub deadline_days: Option<i64>,
     /// The officer an unanswered transfer is escalated to.
+    #[schema(min_length = 1, max_length = 100)]
     pub escalate_to: String,
+}
+
+/// An integer as JSON Schema defines it: any number with a zero fraction (`14` or `14.0`).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    // Beyond 2^53 a float no longer holds every integer; no bounded field needs that.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number")))
+}
+
+/// Problems with whom and when an unanswered transfer is escalated (offers and imported
+/// packages alike).
+pub(super) fn escalation_problems(
+    escalate_to: &str,
+    deadline_days: Option<i64>,
+) -> Vec<crate::schema::FieldError> {
+    let mut problems: Vec<_> =
+        rules::free_text_problem("/escalate_to", escalate_to, ESCALATE_TO_MAX_CHARS)
+            .into_iter()
+            .collect();
+    if deadline_days.is_some_and(|days| !DEADLINE_DAYS.contains(&days)) {
+        problems.push(crate::schema::FieldError::new(
+            "/deadline_days",
+            "range",
+            format!(
+                "between {} and {} days",
+                DEADLINE_DAYS.start(),
+                DEADLINE_DAYS.end()
+            ),
+        ));
+    }
+    problems
+}
+
+/// Most children one offer moves (a household), and so most placements one acceptance makes.
+pub const MAX_CHILDREN: usize = 50;
+
+/// `Some` problem when `list` at `pointer` holds more than `max` items.
+fn too_many<T>(pointer: &str, list: &[T], max: usize) -> Option<crate::schema::FieldError> {
+    (list.len() > max).then(|| {
+        crate::schema::FieldError::new(pointer, "items_count", format!("at most {max} items"))
+    })
+}
+
+impl OfferRequest {
+    fn check(&self) -> Result<(), Problem> {
+        let mut problems: Vec<_> = [
+            rules::free_text_problem("/legal_basis", &self.legal_basis, LEGAL_BASIS_MAX_CHARS),
+            self.note
+                .as_deref()
+                .and_then(|note| rules::free_text_problem("/note", note, NOTE_MAX_CHARS)),
+            too_many("/children", &self.children, MAX_CHILDREN),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        problems.extend(escalation_problems(&self.escalate_to, self.deadline_days));
+        Problem::refuse_fields(problems)
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -49,10 +136,27 @@ pub struct PlacementRequest {
 #[schema(example = json!({"placements": [{"origin_resident_no": "1310160000110", "destination_resident_no": "0110020000501"}], "declined_records": []}))]
 pub struct AcceptRequest {
     /// The destination's resident number for every child.
+    #[schema(max_items = 50)]
     pub placements: Vec<PlacementRequest>,
     /// Source record ids not wanted here (they stay only with the origin).
     #[serde(default)]
+    #[schema(max_items = 10000)]
     pub declined_records: Vec<String>,
+}
+
+impl AcceptRequest {
+    fn check(&self) -> Result<(), Problem> {
+        let max_records = crate::transfer::package::MAX_ITEMS;
+        Problem::refuse_fields(
+            [
+                too_many("/placements", &self.placements, MAX_CHILDREN),
+                too_many("/declined_records", &self.declined_records, max_records),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        )
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -101,6 +205,7 @@ pub async fn offer(
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let body: OfferRequest = super::parse_json(&body)?;
+    body.check()?;
     let mut entry = audit_entry(&principal, &principal.municipality, "transfer.offer");
     entry.actor = Some(by.clone());
     entry.legal_basis = Some(body.legal_basis.clone());
@@ -130,7 +235,7 @@ pub async fn offer(
                 reason: body.reason,
                 note: body.note.as_deref(),
                 offered_by: &by,
-                deadline_days: body.deadline_days.unwrap_or(14).clamp(0, 365),
+                deadline_days: body.deadline_days.unwrap_or(DEFAULT_DEADLINE_DAYS),
                 escalate_to: &body.escalate_to,
             },
             &entry,
@@ -256,6 +361,7 @@ pub async fn accept(
 ) -> Result<HttpResponse, Problem> {
     let id = path.into_inner();
     let body: AcceptRequest = super::parse_json(&body)?;
+    body.check()?;
     let mut entry = audit_entry(&principal, &principal.municipality, "transfer.accept");
     entry.actor = Some(by.clone());
     let view = with_conn(&state, move |conn, _| {

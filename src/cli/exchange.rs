@@ -55,7 +55,7 @@ pub enum ExchangeCommand {
         #[arg(long, value_enum, default_value = "xml")]
         format: PackageFormat,
         /// Officer sending (recorded in the audit trail).
-        #[arg(long)]
+        #[arg(long, value_parser = super::free_text)]
         actor: String,
     },
     /// Verify and import a package from a peer hub into a town's inbox; writes the signed
@@ -71,11 +71,12 @@ pub enum ExchangeCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// The officer the transfer is escalated to if nobody answers.
-        #[arg(long)]
+        #[arg(long, value_parser = super::free_text)]
         escalate_to: String,
-        #[arg(long, default_value_t = 14)]
+        /// Days to answer before escalation (1–365).
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(1..=365))]
         deadline_days: i64,
-        #[arg(long)]
+        #[arg(long, value_parser = super::free_text)]
         actor: String,
     },
     /// Import the destination hub's signed receipt: the transfer is delivered.
@@ -85,7 +86,7 @@ pub enum ExchangeCommand {
         receipt: PathBuf,
         #[arg(long)]
         signature: Option<PathBuf>,
-        #[arg(long)]
+        #[arg(long, value_parser = super::free_text)]
         actor: String,
     },
 }
@@ -149,6 +150,7 @@ fn read_signature(path: &Path) -> anyhow::Result<String> {
     })
 }
 
+/// Write `name` (made by `package::file_name`, so a plain file name) and its `.sig` into `dir`.
 fn write_pair(dir: &Path, name: &str, body: &[u8], signature: &str) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(name);
@@ -179,13 +181,13 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
             let signed = packages::export(&mut conn, id, &municipality, &audit).map_err(explain)?;
             let (name, body) = match format {
                 PackageFormat::Xml => (
-                    format!("{}.xml", signed.package_id),
+                    package::file_name(&signed.package_id, ".xml")?,
                     signed.xml.into_bytes(),
                 ),
                 PackageFormat::Json => {
                     let package = package::parse(signed.xml.as_bytes())?;
                     (
-                        format!("{}.json", signed.package_id),
+                        package::file_name(&signed.package_id, ".json")?,
                         package::to_json(&package),
                     )
                 }
@@ -226,7 +228,7 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
             });
             let path = write_pair(
                 &dir,
-                &format!("{}.receipt.xml", imported.package_id),
+                &package::file_name(&imported.package_id, ".receipt.xml")?,
                 imported.receipt.as_bytes(),
                 &imported.receipt_signature,
             )?;

@@ -407,6 +407,15 @@ enum ReviewCommand {
     },
 }
 
+/// Free text the hub stores (a legal basis, a note, an officer's name): not blank, at most
+/// 2,000 characters, and no My Number however written — the API's rule for the same fields.
+pub(crate) fn free_text(text: &str) -> Result<String, String> {
+    match crate::schema::rules::free_text_problem("", text, 2000) {
+        Some(problem) => Err(problem.message),
+        None => Ok(text.to_string()),
+    }
+}
+
 #[derive(Subcommand)]
 enum TransferCommand {
     /// Transfers of a town: inbox, outbox, held, arrivals (held transfers whose family may
@@ -432,22 +441,22 @@ enum TransferCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         children: Vec<String>,
         /// Legal basis of the provision (e.g. 個人情報保護法第69条第2項第3号).
-        #[arg(long)]
+        #[arg(long, value_parser = free_text)]
         legal_basis: String,
         /// Why the origin transfers.
         #[arg(long, value_enum)]
         reason: crate::transfer::TransferReason,
         /// Free note to the destination (no personal data beyond the transfer).
-        #[arg(long)]
+        #[arg(long, value_parser = free_text)]
         note: Option<String>,
-        /// Days the destination has to answer before the transfer is escalated.
-        #[arg(long, default_value_t = 14)]
+        /// Days the destination has to answer before the transfer is escalated (1–365).
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(1..=365))]
         deadline_days: i64,
         /// The officer an unanswered transfer is escalated to.
-        #[arg(long)]
+        #[arg(long, value_parser = free_text)]
         escalate_to: String,
         /// Officer offering (recorded in the audit trail).
-        #[arg(long)]
+        #[arg(long, value_parser = free_text)]
         actor: String,
     },
     #[command(flatten)]

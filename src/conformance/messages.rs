@@ -92,10 +92,23 @@ pub fn describe(code: &str) -> (&'static str, &'static str) {
             "セルの値を列の型に変換できません。",
             "The cell cannot be converted to its column's type.",
         ),
-        "xml_malformed" | "encoding_invalid" | "not_canonical" | "element_unexpected"
-        | "attribute_invalid" | "attribute_missing" | "namespace_unknown" | "json_malformed" => (
+        "xml_malformed"
+        | "encoding_invalid"
+        | "not_canonical"
+        | "element_unexpected"
+        | "attribute_invalid"
+        | "attribute_missing"
+        | "namespace_unknown"
+        | "json_malformed"
+        | "too_many_attributes"
+        | "too_many_items"
+        | "id_invalid" => (
             "引継ぎパッケージのXMLが正しくないか、正規形ではありません。",
             "The transfer package's XML is malformed or not in canonical form.",
+        ),
+        "duplicate_key" => (
+            "同じオブジェクトに同じキーが2回あります（受け手によって解釈が変わります）。",
+            "A key appears twice in one object (receivers would read it differently).",
         ),
         "manifest_missing" | "part_missing" | "part_unlisted" | "count_mismatch"
         | "length_mismatch" | "digest_mismatch" => (

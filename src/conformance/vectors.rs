@@ -138,6 +138,37 @@ const BASE_DATE: &str = "2021-04-01";
 const EARLY_DATE: &str = "2000-01-01";
 /// A synthetic value that passes the My Number check digit (never a real person's number).
 const MY_NUMBER_LIKE: &str = "123456789018";
+/// The same My Number disguised as people and systems write it (issue 14, finding 5): name,
+/// text, and how it is written.
+const MY_NUMBER_DISGUISES: [(&str, &str, &str); 7] = [
+    (
+        "full-width",
+        "１２３４５６７８９０１８",
+        "in full-width digits",
+    ),
+    ("dots", "1234.5678.9018", "with dots between the groups"),
+    (
+        "zwj",
+        "1234\u{200D}5678\u{200D}9018",
+        "with zero-width joiners between the groups",
+    ),
+    (
+        "nbsp",
+        "1234\u{00A0}5678\u{00A0}9018",
+        "with no-break spaces between the groups",
+    ),
+    ("prefix", "MN:123456789018", "after a label (MN:)"),
+    (
+        "choon-dash",
+        "1234ー5678ー9018",
+        "with the prolonged sound mark ー as a dash",
+    ),
+    (
+        "in-sentence",
+        "個人番号は１２３４－５６７８－９０１８です",
+        "inside a Japanese sentence",
+    ),
+];
 
 /// A value matching each pattern used by the schemas. A new pattern needs a sample here.
 fn pattern_sample(pattern: &str) -> Result<&'static str, String> {
@@ -832,6 +863,27 @@ impl<'a> Generator<'a> {
                     "my_number_like",
                 )],
             );
+            for (name, written, how) in MY_NUMBER_DISGUISES {
+                let record = self.with(&path, Some(json!(written)))?;
+                self.push(
+                    &format!("my-number/disguised/{name}"),
+                    "KDL-REC-011",
+                    &format!("a My Number written {how}"),
+                    record,
+                    &[ExpectedError::at(
+                        "/subject/local_ids/student_no",
+                        "my_number_like",
+                    )],
+                );
+            }
+            let record = self.with(&path, Some(json!("1234567890180")))?;
+            self.push(
+                "my-number/thirteen-digits",
+                "KDL-REC-011",
+                "thirteen digits in one group (e.g. a corporate number) are allowed",
+                record,
+                &[],
+            );
         }
         Ok(())
     }
@@ -1077,12 +1129,17 @@ impl<'a> Generator<'a> {
         }
         if let Some(n) = schema.get("maxItems").and_then(Value::as_u64) {
             let record = self.with(path, Some(json!(vec![item.clone(); n as usize + 1])))?;
+            // Copies of one item: where items must be unique, that is a second error.
+            let mut errors = vec![ExpectedError::at(&at, "items_count")];
+            if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
+                errors.push(ExpectedError::at(&at, "duplicate_item"));
+            }
             self.push(
                 &format!("maxItems/{key}"),
                 "KDL-REC-012",
                 &format!("{key} with too many items"),
                 record,
-                &[ExpectedError::at(&at, "items_count")],
+                &errors,
             );
         }
         let mut item_path = path.to_vec();

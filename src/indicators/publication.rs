@@ -240,7 +240,8 @@ pub fn csv(heading: &CsvHeading, cells: &[CellView]) -> Vec<u8> {
                 heading.rule_set_version,
                 c.level.as_str(),
                 &c.geography,
-                &c.geography_name,
+                // A town's name is typed by an operator; never let it run as a formula.
+                &crate::schema::csv_layout::guard_formula(&c.geography_name),
                 &c.indicator,
                 &c.indicator_label,
                 &c.category,

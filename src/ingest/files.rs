@@ -14,6 +14,7 @@ use super::{
     decode_csv, json_batch_candidates, ndjson_candidate,
 };
 use crate::ingest::formats::locate_csv_errors;
+use crate::schema::csv_layout::guard_formula;
 use crate::store::{DbConn, StoreError};
 
 /// Progress of one file, saved after every committed chunk so a rerun resumes after it.
@@ -120,7 +121,7 @@ pub fn read_candidates(
             .enumerate()
             .map(|(index, (line_no, line))| ndjson_candidate(index, line_no as u64 + 1, line))
             .collect(),
-        _ => match serde_json::from_slice::<Value>(bytes) {
+        _ => match super::strict_json::parse(bytes) {
             Ok(Value::Array(items)) => items
                 .into_iter()
                 .enumerate()
@@ -210,12 +211,14 @@ pub fn import_file(
             locate_csv_errors(version, row, &mut result.errors);
             for error in result.errors {
                 let mut line = csv::Writer::from_writer(Vec::new());
+                // Opened by staff in a spreadsheet; a column name or message may quote input.
+                let column = error.column.unwrap_or_default();
                 line.write_record([
-                    row.to_string(),
-                    error.column.unwrap_or_default(),
-                    error.pointer,
-                    error.code,
-                    error.message,
+                    row.to_string().as_str(),
+                    &guard_formula(&column),
+                    &guard_formula(&error.pointer),
+                    &error.code,
+                    &guard_formula(&error.message),
                 ])
                 .map_err(std::io::Error::other)?;
                 errors.write_all(

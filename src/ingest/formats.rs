@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::Candidate;
+use super::strict_json::{self, StrictJsonError};
 use crate::schema::csv_layout::check_headers;
 use crate::schema::{CsvLayout, FieldError, SchemaVersion};
 
@@ -40,6 +41,18 @@ fn json_syntax_error(e: &serde_json::Error) -> FieldError {
     )
 }
 
+/// A body that is not JSON, or has a key twice in one object (pointer to the second).
+pub fn json_body_error(e: &StrictJsonError) -> FieldError {
+    match e {
+        StrictJsonError::Syntax(e) => json_syntax_error(e),
+        StrictJsonError::DuplicateKey(pointer) => FieldError::new(
+            pointer.clone(),
+            "duplicate_key",
+            "this key appears twice in its object; send each key once",
+        ),
+    }
+}
+
 /// `{"records": [...]}` — the batch must be exactly that shape.
 pub fn json_batch_candidates(
     body: &[u8],
@@ -54,10 +67,14 @@ pub fn json_batch_candidates(
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        let detail = json_syntax_error(&e);
+    let value = strict_json::parse(body).map_err(|e| {
+        let detail = json_body_error(&e);
         FormatError {
-            code: "json_syntax",
+            code: if detail.code == "json_syntax" {
+                "json_syntax"
+            } else {
+                "duplicate_key"
+            },
             message: detail.message.clone(),
             errors: vec![detail],
         }
@@ -119,8 +136,8 @@ pub fn ndjson_candidate(index: usize, line_no: u64, line: &[u8]) -> Candidate {
                 e.valid_up_to()
             ),
         )]),
-        Ok(text) => serde_json::from_str::<Value>(text.trim_end_matches('\r'))
-            .map_err(|e| vec![json_syntax_error(&e)]),
+        Ok(text) => strict_json::parse(text.trim_end_matches('\r').as_bytes())
+            .map_err(|e| vec![json_body_error(&e)]),
     };
     Candidate {
         index,

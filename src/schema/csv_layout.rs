@@ -38,6 +38,36 @@ pub struct CsvLayout {
     pub columns: Vec<Column>,
 }
 
+/// Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+fn is_guarded(cell: &str) -> bool {
+    let mut chars = cell.chars();
+    chars.next() == Some('\'')
+        && chars
+            .next()
+            .is_some_and(|c| c == '\'' || FORMULA_TRIGGERS.contains(&c))
+}
+
+/// A text cell as written to a CSV file staff may open in a spreadsheet: a value starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, which spreadsheets take
+/// as "text" instead of running it as a formula. A value that would read as already guarded
+/// (`'` followed by one of those or by `'`) gets one too, so [`unguard_formula`] gives back
+/// every value exactly.
+pub fn guard_formula(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(FORMULA_TRIGGERS) || is_guarded(value) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
+}
+
+/// The value of a text cell [`guard_formula`] wrote: one leading `'` dropped when a formula
+/// character or another `'` follows it. Other cells, `'0123` among them, are kept as they are.
+pub fn unguard_formula(cell: &str) -> &str {
+    if is_guarded(cell) { &cell[1..] } else { cell }
+}
+
 /// Fields handled apart from the columns: the record type comes from a `record_type` column
 /// or from the request.
 const IMPLIED_FIELDS: [&str; 1] = ["record_type"];
@@ -148,12 +178,15 @@ impl CsvLayout {
                     }
                 }
                 match value {
-                    Value::String(s) => s.clone(),
-                    Value::Array(items) => items
-                        .iter()
-                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                        .collect::<Vec<_>>()
-                        .join(";"),
+                    Value::String(s) => guard_formula(s).into_owned(),
+                    Value::Array(items) => guard_formula(
+                        &items
+                            .iter()
+                            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                            .collect::<Vec<_>>()
+                            .join(";"),
+                    )
+                    .into_owned(),
                     Value::Null => String::new(),
                     other => other.to_string(),
                 }
@@ -198,6 +231,10 @@ impl CsvLayout {
                     ),
                 ));
                 continue;
+            };
+            let cell = match column.kind {
+                CellKind::String | CellKind::List => unguard_formula(cell),
+                _ => cell,
             };
             let value = match column.kind {
                 // Dates may arrive as 和暦 (令和7年4月1日, R07.04.01…); the standard stores ISO.
@@ -302,4 +339,34 @@ fn insert_path(record: &mut Map<String, Value>, path: &[String], value: Value) {
             .expect("CSV paths only nest objects");
     }
     target.insert(last.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_guard_round_trips_every_value() {
+        for value in [
+            "=cmd|' /C calc'!A0",
+            "+SUM(1)",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "'=x",
+            "''",
+            "'",
+            "'0123",
+            "plain",
+            "",
+            "a=b",
+        ] {
+            let cell = guard_formula(value);
+            assert!(!cell.starts_with(FORMULA_TRIGGERS), "{cell:?}");
+            assert_eq!(unguard_formula(&cell), value);
+        }
+        assert_eq!(guard_formula("'0123"), "'0123", "left alone");
+        assert_eq!(guard_formula("=1"), "'=1");
+    }
 }

@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 
 use super::rules;
 
+/// Most errors reported for one record (or one problem).
+pub const MAX_ERRORS_PER_RECORD: usize = 100;
+
 /// One problem with one field of one record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -184,7 +187,8 @@ impl RecordValidator {
         self.by_type.contains_key(record_type)
     }
 
-    /// Every violation of `record_type`'s schema in `record`, as field errors.
+    /// Every violation of `record_type`'s schema in `record` (the first
+    /// [`MAX_ERRORS_PER_RECORD`] by pointer), as field errors.
     pub fn validate(&self, record_type: &str, record: &Value) -> Vec<FieldError> {
         let Some(validator) = self.by_type.get(record_type) else {
             return vec![FieldError::new(
@@ -209,6 +213,9 @@ impl RecordValidator {
         });
         errors.sort_by(|a, b| a.pointer.cmp(&b.pointer).then(a.code.cmp(&b.code)));
         errors.dedup();
+        // A record with thousands of bad fields must not make an answer thousands of times
+        // larger than itself; the first errors are enough to fix it.
+        errors.truncate(MAX_ERRORS_PER_RECORD);
         errors
     }
 }

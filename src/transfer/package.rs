@@ -22,6 +22,15 @@ const PACKAGE_ROOT: &str = "transfer-package";
 const RECEIPT_ROOT: &str = "transfer-receipt";
 /// The parts a package has, in document order.
 pub const PARTS: [&str; 2] = ["children", "records"];
+/// Attributes one element may carry. The richest element, the package root, has nine
+/// (`xmlns` and the header); anything beyond this bound is hostile, and refusing it before
+/// reading on keeps the parser's per-attribute duplicate check from going quadratic.
+pub const MAX_ATTRIBUTES: usize = 16;
+/// Items one container (`<manifest>`, `<children>`, `<records>`) may hold: a household's
+/// children and every current record of theirs stay far below it.
+pub const MAX_ITEMS: usize = 10_000;
+/// Length of the one documented id form (see [`is_valid_id`]).
+const ID_LENGTH: usize = 36;
 
 /// Who sent what to whom, and why (the root element's attributes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,6 +355,16 @@ impl Attributes {
         let element = String::from_utf8_lossy(start.name().as_ref()).into_owned();
         let mut values = Vec::new();
         for attribute in start.attributes() {
+            if values.len() == MAX_ATTRIBUTES {
+                return Err(PackageError {
+                    pointer: pointer.to_string(),
+                    ..PackageError::at(
+                        "too_many_attributes",
+                        offset,
+                        format!("<{element}> has more than {MAX_ATTRIBUTES} attributes"),
+                    )
+                });
+            }
             let attribute =
                 attribute.map_err(|e| PackageError::at("xml_malformed", offset, e.to_string()))?;
             let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
@@ -554,6 +573,9 @@ fn items<T>(
         if start.name().as_ref() != item.as_bytes() || has_content != with_content {
             return Err(unexpected(&name_of(&start), offset));
         }
+        if out.len() == MAX_ITEMS {
+            return Err(too_many_items(container, Some(offset)));
+        }
         let pointer = format!("/{container}/{}", out.len());
         let attributes = Attributes::read(&start, &pointer, offset)?;
         out.push(read(xml, attributes)?);
@@ -651,6 +673,71 @@ fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
     })
 }
 
+fn too_many_items(container: &str, offset: Option<u64>) -> PackageError {
+    PackageError {
+        offset,
+        ..PackageError::new(
+            "too_many_items",
+            format!("/{container}"),
+            format!("<{container}> holds more than {MAX_ITEMS} items"),
+        )
+    }
+}
+
+/// Whether `text` is an id in the one form hubs write and accept: a UUID in its lowercase
+/// textual form (RFC 9562, 8-4-4-4-12 hex digits), as [`random_id`] makes. Ids name files
+/// (`<package-id>.xml`, `<package-id>.receipt.xml`) and key the database, so a path, an empty
+/// or an oversized id must never get that far; lowercase only, so that one id has one spelling.
+pub fn is_valid_id(text: &str) -> bool {
+    text.len() == ID_LENGTH
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// Refuse an id (at `pointer`) that is not in the documented form.
+fn require_id(id: &str, pointer: &str) -> Result<()> {
+    if is_valid_id(id) {
+        return Ok(());
+    }
+    let shown: String = id.chars().take(40).collect();
+    Err(PackageError::new(
+        "id_invalid",
+        pointer,
+        format!(
+            "{shown:?}{} is not a lowercase UUID (8-4-4-4-12 hex digits)",
+            if shown.len() < id.len() { "…" } else { "" }
+        ),
+    ))
+}
+
+/// Checks every package passes whatever its form, before anything reads its contents: ids in
+/// the documented form, and no more items than the XML reader would take.
+fn check_header_and_size(package: &Package) -> Result<()> {
+    require_id(&package.header.package_id, "/package_id")?;
+    require_id(&package.header.conversation_id, "/conversation_id")?;
+    let sizes = [
+        ("manifest", Some(package.manifest.len())),
+        ("children", package.children.as_ref().map(Vec::len)),
+        ("records", package.records.as_ref().map(Vec::len)),
+    ];
+    match sizes
+        .into_iter()
+        .find(|(_, n)| n.is_some_and(|n| n > MAX_ITEMS))
+    {
+        Some((container, _)) => Err(too_many_items(container, None)),
+        None => Ok(()),
+    }
+}
+
+/// The file name of a package, receipt or signature with id `id`: `<id><suffix>`. Only a
+/// valid id becomes a file name, so the file stays inside the directory it is joined to.
+pub fn file_name(id: &str, suffix: &str) -> Result<String> {
+    require_id(id, "/package_id")?;
+    Ok(format!("{id}{suffix}"))
+}
+
 /// Refuse bytes that are not UTF-8, naming the first bad byte.
 fn require_utf8(bytes: &[u8], what: &str) -> Result<()> {
     std::str::from_utf8(bytes).map(|_| ()).map_err(|e| {
@@ -685,12 +772,23 @@ fn require_canonical(bytes: &[u8], canonical: &[u8], what: &str) -> Result<()> {
 fn parse_form(bytes: &[u8]) -> Result<(Package, bool)> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
-        let package = serde_json::from_slice(bytes)
+        use crate::ingest::strict_json::{self, StrictJsonError};
+        let value = strict_json::parse(bytes).map_err(|e| match e {
+            StrictJsonError::DuplicateKey(pointer) => PackageError::new(
+                "duplicate_key",
+                pointer,
+                "a key appears twice in its object",
+            ),
+            StrictJsonError::Syntax(e) => PackageError::new("json_malformed", "", e.to_string()),
+        })?;
+        let package = serde_json::from_value(value)
             .map_err(|e| PackageError::new("json_malformed", "", e.to_string()))?;
+        check_header_and_size(&package)?;
         return Ok((package, false));
     }
     require_utf8(bytes, "package")?;
     let package = parse_package_xml(bytes)?;
+    check_header_and_size(&package)?;
     require_canonical(bytes, &to_xml(&package), "package")?;
     Ok((package, true))
 }
@@ -733,6 +831,8 @@ pub fn parse_receipt(bytes: &[u8]) -> Result<Receipt> {
         children: root.number("children")?,
         records: root.number("records")?,
     };
+    require_id(&receipt.package_id, "/package_id")?;
+    require_id(&receipt.conversation_id, "/conversation_id")?;
     require_canonical(bytes, &receipt_to_xml(&receipt), "receipt")?;
     Ok(receipt)
 }
@@ -832,6 +932,13 @@ pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> 
             "reason_unknown",
             "/reason",
             format!("{} is not a transfer reason code", header.reason),
+        ));
+    }
+    if crate::schema::rules::contains_my_number(&header.legal_basis) {
+        return Err(PackageError::new(
+            "my_number_like",
+            "/legal_basis",
+            "the legal basis looks like it holds a My Number (個人番号), which the hub never stores",
         ));
     }
     if chrono::DateTime::parse_from_rfc3339(&header.created).is_err() {
@@ -1060,6 +1167,83 @@ mod tests {
         let json = to_json(&parsed);
         let back = parse(&json).unwrap();
         assert_eq!(to_xml(&back), xml);
+    }
+
+    #[test]
+    fn ids_other_than_a_lowercase_uuid_are_refused_in_both_forms() {
+        let long = "a".repeat(10 * 1024);
+        let hostile = [
+            "../../x",
+            "/abs/x",
+            "",
+            long.as_str(),
+            "00000000-0000-4000-8000-00000000000A",
+            "00000000-0000-4000-8000-0000000000001",
+            "00000000/0000-4000-8000-000000000001",
+        ];
+        for id in hostile {
+            let mut package = sample();
+            package.header.package_id = id.to_string();
+            for bytes in [to_xml(&package), to_json(&package)] {
+                let error = parse(&bytes).unwrap_err();
+                assert_eq!(
+                    (error.code, error.pointer.as_str()),
+                    ("id_invalid", "/package_id")
+                );
+                assert!(
+                    error.message.len() < 200,
+                    "the message quotes a bounded prefix"
+                );
+            }
+            assert_eq!(file_name(id, ".xml").unwrap_err().code, "id_invalid");
+        }
+        let mut package = sample();
+        package.header.conversation_id = "../c".into();
+        assert_eq!(
+            parse(&to_xml(&package)).unwrap_err().pointer,
+            "/conversation_id"
+        );
+        assert!(is_valid_id(&random_id()));
+    }
+
+    #[test]
+    fn attribute_floods_are_refused_before_reading_on() {
+        let xml = String::from_utf8(to_xml(&sample())).unwrap();
+        let flood: String = (0..100_000).map(|i| format!(" a{i}=\"x\"")).collect();
+        let hostile = xml.replacen(
+            "<transfer-package ",
+            &format!("<transfer-package{flood} "),
+            1,
+        );
+        let started = std::time::Instant::now();
+        let error = parse(hostile.as_bytes()).unwrap_err();
+        assert_eq!(error.code, "too_many_attributes");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "refused in {:?}",
+            started.elapsed()
+        );
+        let on_a_part = xml.replacen("<part ", &format!("<part{flood} "), 1);
+        let error = parse(on_a_part.as_bytes()).unwrap_err();
+        assert_eq!(
+            (error.code, error.pointer.as_str()),
+            ("too_many_attributes", "/manifest/0")
+        );
+    }
+
+    #[test]
+    fn containers_hold_at_most_max_items() {
+        let mut package = sample();
+        let child = package.children.as_ref().unwrap()[0].clone();
+        package.children = Some(vec![child; MAX_ITEMS + 1]);
+        package.manifest = manifest_of(&package);
+        for bytes in [to_xml(&package), to_json(&package)] {
+            let error = parse(&bytes).unwrap_err();
+            assert_eq!(
+                (error.code, error.pointer.as_str()),
+                ("too_many_items", "/children")
+            );
+        }
     }
 
     #[test]

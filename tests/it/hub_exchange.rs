@@ -8,6 +8,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::{Backend, Hub, OTHER_TOWN, Resp, TOWN, Town, describe, record, subject};
+use ed25519_dalek::SigningKey;
+use kodomo_hub::transfer::package as transfer_package;
 use serde_json::{Value, json};
 
 const ORIGIN: &str = TOWN;
@@ -631,3 +633,156 @@ fn packages_only_for_peer_towns(backend: Backend) {
     );
 }
 both_backends!(packages_only_for_peer_towns);
+
+/// A package from ORIGIN to DEST with id `package_id`, otherwise valid, signed by `key`.
+fn forged_package(key: &SigningKey, package_id: &str) -> (Vec<u8>, String) {
+    let mut package = transfer_package::Package {
+        header: transfer_package::Header {
+            schema_version: "1".into(),
+            package_id: package_id.into(),
+            conversation_id: transfer_package::random_id(),
+            origin: ORIGIN.into(),
+            destination: DEST.into(),
+            created: "2026-11-21T09:00:00+09:00".into(),
+            legal_basis: LEGAL_BASIS.into(),
+            reason: "moved".into(),
+        },
+        manifest: Vec::new(),
+        children: Some(vec![transfer_package::Child {
+            origin_resident_no: CHILD.into(),
+            support_measure: false,
+        }]),
+        records: Some(vec![transfer_package::PackageRecord {
+            origin_resident_no: CHILD.into(),
+            source: "juki".into(),
+            source_record_id: "s-201".into(),
+            record_type: "subject".into(),
+            data: subject("s-201", CHILD, "佐藤 花子"),
+        }]),
+    };
+    package.manifest = transfer_package::manifest_of(&package);
+    let signature = transfer_package::sign_package(key, &package).to_string();
+    (transfer_package::to_xml(&package), signature)
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Finding 2 of issue 14: a package id becomes a file name. A peer the hub trusts signs
+/// packages whose ids are paths, empty or 10 KB long; each is refused with `id_invalid` before
+/// anything is stored or written (over HTTP and through the CLI), and a package with a proper
+/// id then imports with its receipt inside the output directory.
+fn hostile_package_ids_write_nothing(backend: Backend) {
+    let hub = Hub::start(backend);
+    hub.town(DEST);
+    let officer = hub.add_client(DEST, "d-officer", "transfer-officer", None);
+    let key = transfer_package::new_signing_key();
+    trust(
+        &hub,
+        "signing-peer",
+        &hex::encode(key.verifying_key().as_bytes()),
+        ORIGIN,
+    );
+
+    let root = tempfile::tempdir().unwrap();
+    let inbox_dir = root.path().join("a/b/in");
+    let out_dir = root.path().join("a/b/out");
+    std::fs::create_dir_all(&inbox_dir).unwrap();
+    let file = inbox_dir.join("package.xml");
+    let long = "a".repeat(10 * 1024);
+    for id in [
+        "../../x",
+        "/abs/x",
+        "",
+        long.as_str(),
+        "../../00000000-0000-4000-8000-000000000001",
+    ] {
+        let (xml, signature) = forged_package(&key, id);
+        std::fs::write(&file, &xml).unwrap();
+        std::fs::write(transfer_package::signature_path(&file), &signature).unwrap();
+        let out = hub.cli(&[
+            "transfer",
+            "import",
+            "--municipality",
+            DEST,
+            file.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--escalate-to",
+            "課長 北",
+            "--actor",
+            "officer-d1",
+        ]);
+        assert!(
+            !out.status.success(),
+            "id {id:.40} imported: {}",
+            describe(&out)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("id_invalid") && stderr.contains("/package_id"),
+            "{stderr}"
+        );
+        assert_eq!(
+            files_under(root.path()),
+            ["a/b/in/package.xml", "a/b/in/package.xml.sig"],
+            "id {id:.40}"
+        );
+        assert!(!Path::new("/abs/x.receipt.xml").exists());
+
+        let r = hub.post(
+            "/v1/transfer-packages",
+            Some(&officer),
+            Some("application/xml"),
+            &[("X-Actor", "officer-d1"), ("Kodomo-Signature", &signature)],
+            xml,
+        );
+        let problem = r.problem(422, "id_invalid");
+        assert_eq!(problem["errors"][0]["pointer"], "/package_id", "{problem}");
+    }
+    let mut db = hub.raw_db();
+    for table in ["transfers", "transfer_records", "transfer_packages"] {
+        let count = db.strings(&format!("SELECT CAST(COUNT(*) AS TEXT) AS v FROM {table}"));
+        assert_eq!(count, ["0"], "{table}");
+    }
+
+    let id = transfer_package::random_id();
+    let (xml, signature) = forged_package(&key, &id);
+    std::fs::write(&file, &xml).unwrap();
+    std::fs::write(transfer_package::signature_path(&file), &signature).unwrap();
+    let imported = run_ok(
+        &hub,
+        &[
+            "transfer",
+            "import",
+            "--municipality",
+            DEST,
+            file.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--escalate-to",
+            "課長 北",
+            "--actor",
+            "officer-d1",
+        ],
+    );
+    assert!(imported.contains("imported as transfer"), "{imported}");
+    assert!(out_dir.join(format!("{id}.receipt.xml")).exists());
+    assert!(out_dir.join(format!("{id}.receipt.xml.sig")).exists());
+}
+both_backends!(hostile_package_ids_write_nothing);

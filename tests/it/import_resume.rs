@@ -646,7 +646,76 @@ fn a_cp932_export_keeps_gaiji(backend: Backend) {
     assert_eq!(target.snapshot().records, db.snapshot().records);
 }
 
+/// Finding 6 of issue 14: staff open exports in a spreadsheet, so no text cell may start
+/// with a formula character (`=`, `+`, `-`, `@`, tab, CR); each gets a leading `'`, and
+/// importing the export gives back exactly the values that were stored.
+fn an_export_neutralises_formulas_and_imports_back_the_same_values(backend: Backend) {
+    let formulas = [
+        ("/subject/basic_info/name", "=cmd|' /C calc'!A0"),
+        ("/subject/basic_info/name_kana", "@SUM(A1)"),
+        ("/subject/basic_info/address", "+SUM(1,2)"),
+        ("/subject/local_ids/student_no", "-2+3"),
+    ];
+    let quoted = [
+        ("/subject/basic_info/address", "\tTAB"),
+        ("/subject/local_ids/student_no", "'=already quoted"),
+    ];
+    let db = Database::new(backend);
+    let records: Vec<Value> = [&formulas[..], &quoted[..]]
+        .iter()
+        .enumerate()
+        .map(|(i, values)| {
+            let mut record = line(50 * i + 1);
+            for (pointer, value) in values.iter() {
+                *record.pointer_mut(pointer).expect(pointer) = json!(value);
+            }
+            record
+        })
+        .collect();
+    let file = small_file(db.dir(), &records);
+    db.import(&[&file], None);
+    let before = db.snapshot();
+    assert_eq!(before.records.len(), 2, "both records stored");
+    for encoding in ["utf-8", "cp932"] {
+        let bytes = db.export("school-health-exam", encoding);
+        let text = match encoding {
+            "utf-8" => String::from_utf8(bytes.clone()).expect("UTF-8"),
+            _ => encoding_rs::SHIFT_JIS.decode(&bytes).0.into_owned(),
+        };
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let cells: Vec<String> = reader
+            .records()
+            .flat_map(|row| {
+                row.expect("CSV row")
+                    .iter()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (_, value) in formulas.iter().chain(&quoted) {
+            assert!(
+                cells.contains(&format!("'{value}")),
+                "{value:?} guarded in {text}"
+            );
+        }
+        let starts_formula = |c: &String| c.starts_with(['=', '+', '@', '\t', '\r']);
+        assert!(!cells.iter().any(starts_formula), "{text}");
+        assert!(
+            !cells
+                .iter()
+                .any(|c| c.starts_with('-') && c.parse::<f64>().is_err()),
+            "only numbers may start with '-': {text}"
+        );
+        let target = Database::new(backend);
+        let path = target.dir().join("export.csv");
+        std::fs::write(&path, &bytes).expect("write export");
+        target.import(&[&path], Some(encoding).filter(|e| *e == "cp932"));
+        assert_eq!(target.snapshot().records, before.records, "{encoding}");
+    }
+}
+
 both_backends!(
+    an_export_neutralises_formulas_and_imports_back_the_same_values,
     killed_import_resumes_to_the_state_of_a_clean_import,
     export_imports_back_as_the_same_records,
     a_state_file_from_another_database_does_not_skip_records,

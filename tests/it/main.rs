@@ -11,6 +11,7 @@ mod conformance_server;
 mod conformance_vectors;
 mod csv_files;
 mod exchange_props;
+mod hostile_input;
 mod hub_exchange;
 mod idempotency_leases;
 mod identity;

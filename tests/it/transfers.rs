@@ -1121,19 +1121,23 @@ fn unanswered_transfers_are_escalated(backend: Backend) {
     let hub = &w.hub;
     push_household(&w);
     let mut due = offer_body(Some(DEST), &[CHILD_A]);
-    due["deadline_days"] = json!(0);
+    due["deadline_days"] = json!(1);
     let due = offered(hub, &w.origin_officer, &due)["id"]
         .as_i64()
         .expect("id");
     let mut held = offer_body(None, &[CHILD_B]);
-    held["deadline_days"] = json!(0);
+    held["deadline_days"] = json!(1);
     held["escalate_to"] = json!("係長 佐藤");
     let held = offered(hub, &w.origin_officer, &held)["id"]
         .as_i64()
         .expect("id");
     // Not due for two weeks.
     let later = offer_household(&w, Some(DEST));
-    std::thread::sleep(Duration::from_millis(30));
+    // A day passes for the two (the shortest deadline an offer may set is one day).
+    let updated = hub.raw_db().execute(&format!(
+        "UPDATE transfers SET deadline = '2020-01-01T00:00:00.000000Z' WHERE id IN ({due}, {held})"
+    ));
+    assert_eq!(updated, 2);
 
     let escalated = list(hub, &w.origin_officer, "escalated");
     assert_eq!(ids(&escalated), vec![due, held], "{escalated:?}");
