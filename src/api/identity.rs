@@ -78,9 +78,7 @@ pub async fn list(
         ..
     } = read;
     if !principal.may(Role::Caseworker, &municipality) {
-        entry.result = access::Hidden::Role.audit_result().into();
-        super::record_audit(&state, entry).await?;
-        return Err(Problem::not_found());
+        return super::refuse_quietly(&state, entry).await;
     }
     let status = query.status.unwrap_or(QueueStatus::Review);
     let m = municipality.clone();

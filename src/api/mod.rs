@@ -309,6 +309,13 @@ pub async fn record_audit(state: &State, entry: AuditEntry) -> Result<(), Proble
     with_conn(state, move |conn, _| Ok(audit::append(conn, &entry)?)).await
 }
 
+/// A caller without a role in the town learns nothing: audited, then "not found".
+pub async fn refuse_quietly(state: &State, mut entry: AuditEntry) -> Result<HttpResponse, Problem> {
+    entry.result = crate::access::Hidden::Role.audit_result().into();
+    record_audit(state, entry).await?;
+    Err(Problem::not_found())
+}
+
 /// A header as text. Declared purposes' legal bases are often Japanese, so UTF-8 is accepted
 /// (HTTP's `to_str` would drop them as absent).
 pub fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {

@@ -742,16 +742,6 @@ fn hide_support_measure(
     Ok(())
 }
 
-/// A caller without a role in the town learns nothing: audited, then "not found".
-async fn refuse_quietly(
-    state: &State,
-    mut entry: crate::audit::AuditEntry,
-) -> Result<HttpResponse, Problem> {
-    entry.result = access::Hidden::Role.audit_result().into();
-    super::record_audit(state, entry).await?;
-    Err(Problem::not_found())
-}
-
 #[utoipa::path(
     get, path = "/v1/municipalities/{code}/records/{source_record_id}/history", tag = "records",
     params(
@@ -788,7 +778,7 @@ pub async fn history(
     let source = match access::record_scope(&principal, &municipality) {
         Some(RecordScope::EverySource) => query.into_inner().source,
         Some(RecordScope::OwnSource(own)) => Some(own),
-        None => return refuse_quietly(&state, entry).await,
+        None => return super::refuse_quietly(&state, entry).await,
     };
     let (m, id) = (municipality.clone(), source_record_id.clone());
     let versions = with_conn(&state, move |conn, _| {
@@ -876,7 +866,7 @@ pub async fn changes(
         ..
     } = read;
     if access::record_scope(&principal, &municipality) != Some(RecordScope::EverySource) {
-        return refuse_quietly(&state, entry).await;
+        return super::refuse_quietly(&state, entry).await;
     }
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_CHANGES_PAGE as i64).contains(&limit) || query.after < 0 {
