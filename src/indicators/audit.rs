@@ -143,6 +143,7 @@ pub struct AuditSummary {
     pub information_loss: Option<InformationLoss>,
     /// How long each phase of the release took.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub phases: Vec<PhaseDuration>,
 }
 
