@@ -23,7 +23,10 @@ if ! fc-list :lang=ja 2>/dev/null | grep -q .; then
   apt-get update -qq && apt-get install -y -qq fonts-ipafont-gothic >/dev/null
 fi
 
-"$bin" serve --demo --data-dir "$work/data" --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
+# schemathesis deliberately sends hundreds of wrong tokens from this one address; the failed-auth
+# throttle (429 after 30 a minute) has its own test in the suite, so here it is set out of reach.
+"$bin" serve --demo --data-dir "$work/data" --listen "127.0.0.1:$port" \
+  --failed-auth-per-minute 1000000 >"$work/serve.log" 2>&1 &
 hub=$!
 trap 'kill $hub 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && break; sleep 0.2; done

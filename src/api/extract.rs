@@ -47,17 +47,21 @@ fn failed_authentication(req: &HttpRequest, result: &str) -> AuditEntry {
 }
 
 /// Count a failed authentication from the request's address: audit it (noting the failures
-/// throttled since the last entry) and answer 401, or answer 429 once the address is over its
-/// limit.
+/// throttled since the last entry) and answer 401. Once the address is over its limit, a
+/// presented token is answered 429 — guessing costs a minute per batch — and a request without
+/// one still 401 (nothing was guessed); neither writes an audit row, so the trail cannot be
+/// flooded either.
 async fn refuse_authentication(
     state: &State,
     req: &HttpRequest,
     mut entry: AuditEntry,
     detail: &str,
 ) -> Problem {
+    let presented_token = entry.result != NO_TOKEN;
     let address = req.peer_addr().map(|a| a.ip());
     match address.map(|a| state.failed_auth.fail(a)) {
-        Some(Err(retry_after)) => return Problem::rate_limited(retry_after),
+        Some(Err(retry_after)) if presented_token => return Problem::rate_limited(retry_after),
+        Some(Err(_)) => return Problem::unauthorized(detail),
         Some(Ok(suppressed)) if suppressed > 0 => {
             entry.detail =
                 Some(serde_json::json!({"throttled_since_last_entry": suppressed}).to_string());
@@ -70,20 +74,16 @@ async fn refuse_authentication(
     }
 }
 
-/// The caller behind the bearer token, rate limited.
+const NO_TOKEN: &str = "failed:no_token";
+
+/// The caller behind the bearer token, rate limited. A valid token is never refused for its
+/// address: clients behind one proxy do not pay for a neighbour's failures.
 pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal, Problem> {
-    // An address over its failure limit gets no further: no token lookup, no audit row.
-    if let Some(address) = req.peer_addr().map(|a| a.ip()) {
-        state
-            .failed_auth
-            .admit(address)
-            .map_err(Problem::rate_limited)?;
-    }
     let Some(token) = bearer_token(req) else {
         return Err(refuse_authentication(
             state,
             req,
-            failed_authentication(req, "failed:no_token"),
+            failed_authentication(req, NO_TOKEN),
             "send the client's token as `Authorization: Bearer <token>`",
         )
         .await);

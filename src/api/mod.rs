@@ -121,10 +121,10 @@ impl RateLimit {
     }
 }
 
-/// Failed authentications per source address: at most `per_minute` are answered (and audited)
-/// in a minute; beyond that the address gets 429 before any token is looked at, and the
-/// failures it made meanwhile are counted into the next audited one instead of each writing an
-/// entry — so guessing tokens, or flooding the trail, costs an attacker a minute per batch.
+/// Failed authentications per source address: at most `per_minute` are audited in a minute;
+/// beyond that further guesses from the address get 429, and the failures it made meanwhile are
+/// counted into the next audited one instead of each writing an entry — so guessing tokens, or
+/// flooding the trail, costs an attacker a minute per batch.
 pub struct FailedAuthThrottle {
     per_minute: u32,
     windows: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, FailureWindow>>,
@@ -164,19 +164,6 @@ impl FailedAuthThrottle {
             window.failures = 0;
         }
         f(window)
-    }
-
-    /// `Err(seconds)` while the address is over its limit (and counts this attempt).
-    pub fn admit(&self, address: std::net::IpAddr) -> Result<(), u32> {
-        let per_minute = self.per_minute;
-        self.window(address, |w| {
-            if w.failures < per_minute {
-                return Ok(());
-            }
-            w.suppressed += 1;
-            let left = FAILURE_WINDOW.saturating_sub(w.started.elapsed());
-            Err(left.as_secs().max(1) as u32)
-        })
     }
 
     /// Count a failure; answers how many earlier failures went unaudited (to note in this

@@ -197,9 +197,11 @@ impl From<ExchangeError> for Problem {
 
 impl From<FormatError> for Problem {
     fn from(e: FormatError) -> Problem {
+        // A batch over its record limit breaks the documented schema (maxItems), like a
+        // duplicate header: the document is readable but not acceptable. 413 stays for bodies
+        // over the byte limit.
         let status = match e.code {
-            "batch_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-            "csv_header_duplicate" => StatusCode::UNPROCESSABLE_ENTITY,
+            "batch_too_large" | "csv_header_duplicate" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         };
         Problem::new(status, e.code, e.message).with_errors(e.errors)

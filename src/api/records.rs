@@ -366,9 +366,9 @@ async fn finish_push(
         (status = 403, description = "The client may not push to this municipality", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body stopped arriving for longer than the hub waits (`body_timeout`); the report carries the complete records before the pause (none if atomic)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body, batch or line too large (an atomic NDJSON stream is bounded like a JSON body)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or line too large (an atomic NDJSON stream is bounded like a JSON body)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported Content-Type", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Atomic batch with an invalid record (nothing stored), an Idempotency-Key reused with another body, or a CSV header naming a column twice", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Atomic batch with an invalid record (nothing stored), more records than one batch may hold (`batch_too_large`, pointer `/records`), an Idempotency-Key reused with another body, or a CSV header naming a column twice", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited, or this client already pushes as many NDJSON streams as it may (`too_many_streams`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -911,7 +911,8 @@ pub async fn changes(
         (status = 200, description = "Validity of each record; nothing stored", body = ValidationReport),
         (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body or batch too large", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More records than one batch may hold (`batch_too_large`, pointer `/records`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -817,11 +817,16 @@ fn batch_limit(s: &Session) -> Outcome {
         &[],
         Some(("application/json", body.into_bytes())),
     )?;
-    Ok(problem_issues(
-        &answer,
-        413,
-        &format!("batch of {} records", limit + 1),
-    ))
+    // Over maxItems of the batch schema: 422 pointing at the array (413 is for bytes).
+    let context = format!("batch of {} records", limit + 1);
+    let mut issues = problem_issues(&answer, 422, &context);
+    if answer.status == 422 && answer.json()["errors"][0]["pointer"] != "/records" {
+        issues.push(issue(
+            "problem_shape",
+            format!("{context}: errors[0].pointer is not \"/records\""),
+        ));
+    }
+    Ok(issues)
 }
 
 fn media_type(s: &Session) -> Outcome {

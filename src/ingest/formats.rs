@@ -106,13 +106,19 @@ pub fn json_batch_candidates(
         });
     }
     if records.len() > max_records {
-        return Err(FormatError::new(
-            "batch_too_large",
-            format!(
-                "{} records in one JSON batch; the limit is {max_records} (use NDJSON for larger pushes)",
-                records.len()
-            ),
-        ));
+        let message = format!(
+            "{} records in one JSON batch; the limit is {max_records} (use NDJSON for larger pushes)",
+            records.len()
+        );
+        return Err(FormatError {
+            code: "batch_too_large",
+            errors: vec![FieldError::new(
+                "/records",
+                "batch_too_large",
+                format!("at most {max_records} items (the document's maxItems)"),
+            )],
+            message,
+        });
     }
     Ok(records
         .into_iter()

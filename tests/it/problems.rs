@@ -79,7 +79,8 @@ fn content_type_and_size_limits(backend: Backend) {
     );
     assert_eq!(resp.ok()["created"], 1);
 
-    // 10,000 records is the JSON batch limit; one more is 413 before any is validated.
+    // 10,000 records is the JSON batch limit (the schema's maxItems); one more is 422 with the
+    // pointer to the array, before any record is validated.
     let records = vec![json!({}); 10_001];
     let body = json!({ "records": records }).to_string();
     let p = hub
@@ -90,11 +91,12 @@ fn content_type_and_size_limits(backend: Backend) {
             &[],
             body,
         )
-        .problem(413, "batch_too_large");
+        .problem(422, "batch_too_large");
     assert!(
         p["detail"].as_str().expect("detail").contains("10000"),
         "{p}"
     );
+    assert_eq!(p["errors"][0]["pointer"], "/records", "{p}");
     assert_eq!(hub.all_changes(&town, 100).len(), 1);
 
     // Exactly at the limit is read (and each empty record rejected on its own).
