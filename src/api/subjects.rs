@@ -123,7 +123,6 @@ pub struct OptOutRequest {
 }
 
 /// Longest legal note on an objection (characters).
-const LEGAL_NOTE_MAX_CHARS: usize = 500;
 
 /// Record a guardian's objection (不同意): the child leaves screening views and indicators.
 #[utoipa::path(
@@ -158,7 +157,9 @@ pub async fn put_opt_out(
     Problem::refuse_fields(
         body.legal_note
             .as_deref()
-            .and_then(|note| rules::free_text_problem("/legal_note", note, LEGAL_NOTE_MAX_CHARS))
+            .and_then(|note| {
+                rules::free_text_problem("/legal_note", note, rules::LEGAL_NOTE_MAX_CHARS)
+            })
             .into_iter()
             .collect(),
     )?;

@@ -197,6 +197,7 @@ fn package_round(
                 .map(|origin_resident_no| Child {
                     origin_resident_no,
                     support_measure: false,
+                    objection: None,
                 })
                 .collect(),
         ),

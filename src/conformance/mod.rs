@@ -13,7 +13,8 @@ pub mod vectors;
 use serde::{Deserialize, Serialize};
 
 /// Version of the suite (requirements, vectors and scenarios); bumped when any of them changes.
-pub const SUITE_VERSION: &str = "1.0.0";
+/// 1.1.0: a batch over its record limit is 422 (KDL-API-014); packages carry objections.
+pub const SUITE_VERSION: &str = "1.1.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

@@ -1602,7 +1602,7 @@ type PackageCase = (
 /// the vectors are reproducible; it signs nothing else).
 fn transfer_packages(version: &SchemaVersion) -> Result<Vec<PackageCase>, String> {
     use crate::transfer::package::{
-        Child, Header, Package, PackageRecord, manifest_of, sign_package, to_xml,
+        Child, Header, Objection, Package, PackageRecord, manifest_of, sign_package, to_xml,
     };
     let mut data = sample_record(version, crate::schema::SUBJECT_TYPE)?;
     data["source_record_id"] = json!("xfer-0001");
@@ -1622,9 +1622,14 @@ fn transfer_packages(version: &SchemaVersion) -> Result<Vec<PackageCase>, String
             reason: "moved".into(),
         },
         manifest: Vec::new(),
+        // The guardian objected (不同意): the objection travels with the child.
         children: Some(vec![Child {
             origin_resident_no: resident_no.clone(),
             support_measure: false,
+            objection: Some(Objection {
+                objected_on: "2021-03-15".into(),
+                legal_note: Some("不同意書 第3号様式".into()),
+            }),
         }]),
         records: Some(vec![PackageRecord {
             origin_resident_no: resident_no,
@@ -1645,6 +1650,7 @@ fn transfer_packages(version: &SchemaVersion) -> Result<Vec<PackageCase>, String
         .rfind("2021-04-01")
         .ok_or("the sample record has no date")?;
     let tampered = format!("{}2021-04-02{}", &text[..at], &text[at + 10..]);
+    let undated_objection = text.replacen(" objected-on=\"2021-03-15\"", "", 1);
     let mut other = package.clone();
     other.header.package_id = "00000000-0000-4000-8000-000000000003".into();
     let foreign_signature = sign_package(&key, &other).to_string().into_bytes();
@@ -1665,6 +1671,14 @@ fn transfer_packages(version: &SchemaVersion) -> Result<Vec<PackageCase>, String
             "KDL-XFER-001",
             "a record changed after signing",
             error("/manifest/1/sha256", "digest_mismatch"),
+        ),
+        (
+            "transfer-objection-undated.xml".into(),
+            undated_objection.into_bytes(),
+            Some(signature.clone()),
+            "KDL-XFER-001",
+            "a child's objection note without the date the guardian objected",
+            error("/children/0/objection/objected_on", "attribute_missing"),
         ),
         (
             "transfer-not-canonical.xml".into(),

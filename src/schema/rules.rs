@@ -128,6 +128,9 @@ pub fn contains_my_number(text: &str) -> bool {
 /// The one check for free text the hub stores or logs outside a record (a legal note, a
 /// transfer's legal basis, note and escalation officer): not blank, at most `max_chars`
 /// characters, and no My Number. The problem, if any, names `pointer`.
+/// A guardian's objection note: as long as a form reference or a short reason needs.
+pub const LEGAL_NOTE_MAX_CHARS: usize = 500;
+
 pub fn free_text_problem(
     pointer: &str,
     text: &str,

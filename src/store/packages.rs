@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::records::WriteTx;
 use super::tables::{
-    hub_peers, hub_signing_key, municipalities, peer_towns, subjects, transfer_children,
+    hub_peers, hub_signing_key, municipalities, opt_outs, peer_towns, subjects, transfer_children,
     transfer_packages, transfer_records, transfers,
 };
 use super::transfers::Transfer;
@@ -19,7 +19,8 @@ use super::{DbConn, StoreError, now_rfc3339};
 use crate::audit::AuditEntry;
 use crate::schema::{SUBJECT_TYPE, Standard};
 use crate::transfer::package::{
-    self, Child, DetachedSignature, Header, Package, PackageError, PackageRecord, Receipt,
+    self, Child, DetachedSignature, Header, Objection, Package, PackageError, PackageRecord,
+    Receipt,
 };
 use crate::transfer::{Step, TransferStatus};
 use crate::{on_conn, write_tx};
@@ -268,6 +269,28 @@ pub fn export(
                 data,
             });
         }
+        // Objections standing now travel with the package: the destination cannot see this
+        // hub's opt-outs.
+        let mut objections: std::collections::HashMap<String, Objection> = opt_outs::table
+            .filter(opt_outs::municipality_code.eq(origin))
+            .filter(opt_outs::resident_no.eq_any(&children))
+            .select((
+                opt_outs::resident_no,
+                opt_outs::objected_on,
+                opt_outs::legal_note,
+            ))
+            .load::<(String, String, Option<String>)>(c)?
+            .into_iter()
+            .map(|(child, objected_on, legal_note)| {
+                (
+                    child,
+                    Objection {
+                        objected_on,
+                        legal_note,
+                    },
+                )
+            })
+            .collect();
         let children = children
             .into_iter()
             .map(|origin_resident_no| Child {
@@ -276,6 +299,7 @@ pub fn export(
                         && r.record_type == SUBJECT_TYPE
                         && r.data["support_measure"] == Value::Bool(true)
                 }),
+                objection: objections.remove(&origin_resident_no),
                 origin_resident_no,
             })
             .collect();
@@ -479,6 +503,10 @@ pub fn import(
                     transfer_children::transfer_id.eq(transfer_id),
                     transfer_children::municipality_code.eq(&header.origin),
                     transfer_children::origin_resident_no.eq(&child.origin_resident_no),
+                    transfer_children::objected_on
+                        .eq(child.objection.as_ref().map(|o| &o.objected_on)),
+                    transfer_children::objection_note
+                        .eq(child.objection.as_ref().and_then(|o| o.legal_note.as_ref())),
                 ))
                 .execute(c)?;
         }

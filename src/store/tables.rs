@@ -186,6 +186,8 @@ diesel::table! {
         municipality_code -> Text,
         origin_resident_no -> Text,
         destination_resident_no -> Nullable<Text>,
+        objected_on -> Nullable<Text>,
+        objection_note -> Nullable<Text>,
     }
 }
 

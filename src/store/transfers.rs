@@ -642,8 +642,10 @@ pub fn accept(
         )
         .set(subjects::support_measure.eq(true))
         .execute(c)?;
-        // A guardian's objection travels with the child and holds from acceptance on.
-        let objections = opt_outs::table
+        // A guardian's objection travels with the child and holds from acceptance on: the
+        // origin's opt-outs when it is a town of this hub, the objections its package carried
+        // when it is on another.
+        let mut objections = opt_outs::table
             .filter(opt_outs::municipality_code.eq(&transfer.municipality_code))
             .filter(opt_outs::resident_no.eq_any(&children))
             .select((
@@ -652,6 +654,17 @@ pub fn accept(
                 opt_outs::legal_note,
             ))
             .load::<(String, String, Option<String>)>(c)?;
+        objections.extend(
+            transfer_children::table
+                .filter(transfer_children::transfer_id.eq(id))
+                .filter(transfer_children::objected_on.is_not_null())
+                .select((
+                    transfer_children::origin_resident_no,
+                    transfer_children::objected_on.assume_not_null(),
+                    transfer_children::objection_note,
+                ))
+                .load::<(String, String, Option<String>)>(c)?,
+        );
         for (child, objected_on, legal_note) in objections {
             let Some(resident_no) = mapping.get(&child) else {
                 continue;

@@ -63,6 +63,19 @@ pub struct Child {
     pub origin_resident_no: String,
     /// DV support measure: travels with the child and is never dropped.
     pub support_measure: bool,
+    /// A guardian's objection (不同意) standing at export: the destination keeps the child out
+    /// of screening views from acceptance on, as the origin did. Absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objection: Option<Objection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objection {
+    /// The date the guardian objected (YYYY-MM-DD).
+    pub objected_on: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,13 +234,17 @@ fn part_bytes(package: &Package, name: &str) -> Option<(Vec<u8>, u64)> {
         "children" => {
             let children = package.children.as_ref()?;
             for child in children {
-                out.empty(
-                    "child",
-                    &[
-                        ("origin-resident-no", &child.origin_resident_no),
-                        ("support-measure", yes_no(child.support_measure)),
-                    ],
-                );
+                let mut attributes = vec![
+                    ("origin-resident-no", child.origin_resident_no.as_str()),
+                    ("support-measure", yes_no(child.support_measure)),
+                ];
+                if let Some(objection) = &child.objection {
+                    attributes.push(("objected-on", &objection.objected_on));
+                    if let Some(note) = &objection.legal_note {
+                        attributes.push(("objection-note", note));
+                    }
+                }
+                out.empty("child", &attributes);
             }
             children.len()
         }
@@ -402,6 +419,34 @@ impl Attributes {
                 format!("{name} of <{}> is not a whole number", self.element),
             )
         })
+    }
+
+    fn optional(&self, name: &str) -> Option<String> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// `objected-on` and the optional `objection-note` of a `<child>`; a note without a date
+    /// is refused (the date is what the destination records).
+    fn objection(&self) -> Result<Option<Objection>> {
+        let legal_note = self.optional("objection-note");
+        match self.optional("objected-on") {
+            Some(objected_on) => Ok(Some(Objection {
+                objected_on,
+                legal_note,
+            })),
+            None if legal_note.is_some() => Err(PackageError::new(
+                "attribute_missing",
+                format!("{}/objection/objected_on", self.pointer),
+                format!(
+                    "<{}> has an objection-note but no objected-on",
+                    self.element
+                ),
+            )),
+            None => Ok(None),
+        }
     }
 
     fn flag(&self, name: &str) -> Result<bool> {
@@ -617,6 +662,7 @@ fn parse_package_xml(bytes: &[u8]) -> Result<Package> {
                         Ok(Child {
                             origin_resident_no: child.get("origin-resident-no")?,
                             support_measure: child.flag("support-measure")?,
+                            objection: child.objection()?,
                         })
                     })?);
                 }
@@ -905,6 +951,37 @@ pub fn check_manifest(package: &Package) -> Result<()> {
     Ok(())
 }
 
+/// An objection is held to the rules of one recorded at the destination's own opt-out route.
+fn check_objection(objection: &Objection, pointer: &str) -> Result<()> {
+    use crate::schema::rules;
+    if !rules::is_past_date(&objection.objected_on) {
+        return Err(PackageError::new(
+            "attribute_invalid",
+            format!("{pointer}/objected_on"),
+            "objected-on must be a date (YYYY-MM-DD) not in the future",
+        ));
+    }
+    if let Some(error) = objection.legal_note.as_deref().and_then(|note| {
+        rules::free_text_problem(
+            &format!("{pointer}/legal_note"),
+            note,
+            rules::LEGAL_NOTE_MAX_CHARS,
+        )
+    }) {
+        let code = if error.code == "my_number_like" {
+            "my_number_like"
+        } else {
+            "attribute_invalid"
+        };
+        return Err(PackageError::new(
+            code,
+            error.pointer,
+            format!("objection-note {}", error.message),
+        ));
+    }
+    Ok(())
+}
+
 /// Everything a receiver checks beyond syntax and signature: the manifest, the schema version,
 /// every record against the standard, and that records, children and DV flags agree.
 pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> Result<()> {
@@ -959,6 +1036,9 @@ pub fn check_contents(package: &Package, standard: &crate::schema::Standard) -> 
                 format!("/children/{i}"),
                 "the same child is listed twice",
             ));
+        }
+        if let Some(objection) = &child.objection {
+            check_objection(objection, &format!("/children/{i}/objection"))?;
         }
     }
     let records = package.records.as_deref().unwrap_or_default();
@@ -1145,6 +1225,7 @@ mod tests {
             children: Some(vec![Child {
                 origin_resident_no: "100000000001".into(),
                 support_measure: true,
+                objection: None,
             }]),
             records: Some(vec![PackageRecord {
                 origin_resident_no: "100000000001".into(),

@@ -284,6 +284,79 @@ fn full_exchange_over_http(backend: Backend) {
 }
 both_backends!(full_exchange_over_http);
 
+/// A guardian's objection (不同意) recorded at the origin travels in the package and holds at
+/// the destination hub from acceptance on — the destination cannot see the origin's opt-outs.
+fn objections_travel_between_hubs(backend: Backend) {
+    let p = pair(backend);
+    let caseworker = "caseworker,support-measure-reader";
+    let origin_cw = p.origin_hub.add_client(ORIGIN, "o-cw", caseworker, None);
+    let dest_cw = p.dest_hub.add_client(DEST, "d-cw", caseworker, None);
+    let put = p.origin_hub.put(
+        &format!("/v1/municipalities/{ORIGIN}/subjects/{CHILD}/opt-out"),
+        Some(&origin_cw),
+        Some("application/json"),
+        &[("X-Actor", "staff-1")],
+        json!({"objected_on": "2025-04-01", "legal_note": "不同意書 第3号様式"}).to_string(),
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let id = offer(&p);
+    let (xml, signature) = package(&p, id, "xml");
+    let text = String::from_utf8(xml.clone()).unwrap();
+    assert!(
+        text.contains(&format!(
+            "<child origin-resident-no=\"{CHILD}\" support-measure=\"false\" objected-on=\"2025-04-01\" objection-note=\"不同意書 第3号様式\"/>"
+        )),
+        "{text}"
+    );
+    let (json_form, _) = package(&p, id, "json");
+    let json_form: Value = serde_json::from_slice(&json_form).unwrap();
+    assert_eq!(
+        json_form["children"][0]["objection"],
+        json!({"objected_on": "2025-04-01", "legal_note": "不同意書 第3号様式"}),
+        "{json_form}"
+    );
+    let r = import(&p, &xml, &signature, "application/xml");
+    assert_eq!(r.status, 201, "import: {}", r.text());
+    let inbound: i64 = r
+        .header("location")
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let accepted = p.dest_hub.post(
+        &format!("/v1/transfers/{inbound}/accept"),
+        Some(&p.dest_officer),
+        Some("application/json"),
+        &[("X-Actor", "officer-d1")],
+        json!({"placements": [
+            {"origin_resident_no": CHILD, "destination_resident_no": DEST_CHILD},
+            {"origin_resident_no": DV_CHILD, "destination_resident_no": DEST_DV_CHILD},
+        ]})
+        .to_string(),
+    );
+    assert_eq!(accepted.status, 200, "accept: {}", accepted.text());
+
+    let profile = |child: &str, purpose: &str| {
+        p.dest_hub.get_with(
+            &format!("/v1/municipalities/{DEST}/subjects/{child}"),
+            Some(&dest_cw),
+            &[("X-Purpose", purpose), ("X-Actor", "staff-2")],
+        )
+    };
+    common::assert_same_answer(
+        &profile(DEST_CHILD, "screening_review"),
+        &profile("D-NOPE", "screening_review"),
+        "objected child in the destination hub's screening",
+    );
+    let handled = profile(DEST_CHILD, "case_handling").ok();
+    assert_eq!(handled["opt_out"]["objected_on"], "2025-04-01", "{handled}");
+    // The sibling without an objection stays in screening views.
+    profile(DEST_DV_CHILD, "screening_review").ok();
+}
+both_backends!(objections_travel_between_hubs);
+
 fn run_ok(hub: &Hub, args: &[&str]) -> String {
     let out = hub.cli(args);
     assert!(out.status.success(), "{args:?}: {}", describe(&out));
@@ -651,6 +724,7 @@ fn forged_package(key: &SigningKey, package_id: &str) -> (Vec<u8>, String) {
         children: Some(vec![transfer_package::Child {
             origin_resident_no: CHILD.into(),
             support_measure: false,
+            objection: None,
         }]),
         records: Some(vec![transfer_package::PackageRecord {
             origin_resident_no: CHILD.into(),

@@ -1,0 +1,2 @@
+ALTER TABLE transfer_children DROP COLUMN objection_note;
+ALTER TABLE transfer_children DROP COLUMN objected_on;
