@@ -122,8 +122,6 @@ pub struct OptOutRequest {
     pub legal_note: Option<String>,
 }
 
-/// Longest legal note on an objection (characters).
-
 /// Record a guardian's objection (不同意): the child leaves screening views and indicators.
 #[utoipa::path(
     put, path = "/v1/municipalities/{code}/subjects/{resident_no}/opt-out", tag = "subjects",
