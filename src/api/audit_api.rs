@@ -8,7 +8,7 @@ use super::extract::Auditor;
 use super::views::AuditTrail;
 use super::{Problem, State, audit_entry, json, with_conn};
 use crate::access::{self, ChildUse, Hidden, Verdict};
-use crate::audit::AuditRecord;
+use crate::store::audit::AuditRecord;
 use crate::store::records as store_records;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -50,8 +50,8 @@ pub async fn audit_trail(
             access::decide(&principal, &m, ChildUse::ReadAuditTrail, facts.as_ref()),
             Verdict::Hide(Hidden::SupportMeasure)
         );
-        let entries = crate::audit::for_subject(conn, &m, &s)?;
-        crate::audit::append(conn, &entry)?;
+        let entries = crate::store::audit::for_subject(conn, &m, &s)?;
+        crate::store::audit::append(conn, &entry)?;
         Ok(shown(&principal, hidden, entries))
     })
     .await?;
@@ -100,13 +100,13 @@ pub async fn external_reads(
     let entry = audit_entry(&principal, &municipality, "audit.external_reads");
     let m = municipality.clone();
     let entries = with_conn(&state, move |conn, _| {
-        let mut entries = crate::audit::external_reads(conn, &m)?;
+        let mut entries = crate::store::audit::external_reads(conn, &m)?;
         // Reads of children hidden from this auditor are not listed.
         if !access::lists_support_measure(&principal, &m) {
             let hidden = store_records::support_measure_subjects(conn, &m)?;
             entries.retain(|e| e.subject.as_ref().is_none_or(|s| !hidden.contains(s)));
         }
-        crate::audit::append(conn, &entry)?;
+        crate::store::audit::append(conn, &entry)?;
         Ok(shown(&principal, false, entries))
     })
     .await?;
@@ -122,5 +122,5 @@ pub async fn external_reads(
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ExternalReads {
     pub municipality_code: String,
-    pub entries: Vec<crate::audit::AuditRecord>,
+    pub entries: Vec<crate::store::audit::AuditRecord>,
 }

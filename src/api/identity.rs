@@ -110,7 +110,7 @@ pub async fn list(
         }
         entry.detail =
             Some(serde_json::json!({"status": status.as_str(), "items": items.len()}).to_string());
-        crate::audit::append(conn, &entry)?;
+        crate::store::audit::append(conn, &entry)?;
         Ok(items)
     })
     .await?;

@@ -223,7 +223,7 @@ pub async fn preview(
         });
         let catalogue = Catalogue::from_standard(version);
         let cells = publication::cell_views(visible, &candidate.towns, &catalogue);
-        crate::audit::append(&mut worker.store.conn()?, &entry)?;
+        crate::store::audit::append(&mut worker.store.conn()?, &entry)?;
         Ok(PreviewView {
             fiscal_year,
             disclosure: candidate.disclosure.clone(),

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_web::dev::Service;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::audit::{self, AuditEntry};
+use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::ingest::Ingestor;
 use crate::schema::Standard;
@@ -293,7 +293,10 @@ pub fn audit_entry(principal: &Principal, municipality: &str, action: &str) -> A
 
 /// Append an audit entry in its own transaction.
 pub async fn record_audit(state: &State, entry: AuditEntry) -> Result<(), Problem> {
-    with_conn(state, move |conn, _| Ok(audit::append(conn, &entry)?)).await
+    with_conn(state, move |conn, _| {
+        Ok(crate::store::audit::append(conn, &entry)?)
+    })
+    .await
 }
 
 /// A caller without a role in the town learns nothing: audited, then "not found".

@@ -7,11 +7,11 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{audit_api, identity, indicators, meta, packages, records, subjects, transfers, views};
-use crate::audit::AuditRecord;
 use crate::ingest::{IngestReport, RecordResult, RecordStatus, ResultDetail};
 use crate::schema::applicability::ApplicableItem;
 use crate::schema::purposes::Purpose;
 use crate::schema::{FieldError, SchemaVersion, Standard};
+use crate::store::audit::AuditRecord;
 use crate::store::records::{Change, CurrentRecord, HouseholdMember, OptOut, StoredVersion};
 
 struct BearerAuth;

@@ -801,7 +801,7 @@ pub async fn history(
             }
         };
         entry.result = verdict.audit_result().into();
-        crate::audit::append(conn, &entry)?;
+        crate::store::audit::append(conn, &entry)?;
         if !verdict.is_allowed() {
             versions.clear();
         }
@@ -889,7 +889,7 @@ pub async fn changes(
         }
         entry.detail =
             Some(serde_json::json!({"after": after, "returned": changes.len()}).to_string());
-        crate::audit::append(conn, &entry)?;
+        crate::store::audit::append(conn, &entry)?;
         Ok((changes, next_cursor))
     })
     .await?;

@@ -58,7 +58,7 @@ pub async fn profile(
             facts.as_ref(),
         );
         entry.result = verdict.audit_result().to_string();
-        crate::audit::append(conn, &entry)?;
+        crate::store::audit::append(conn, &entry)?;
         if !verdict.is_allowed() {
             return Err(Problem::not_found());
         }

@@ -312,7 +312,7 @@ pub async fn show(
         let (transfer, verdict) = workflow::judge(conn, &principal, TransferUse::View, id)?;
         let (Some(transfer), true) = (transfer, verdict.is_allowed()) else {
             entry.result = verdict.audit_result().into();
-            crate::audit::append(conn, &entry)?;
+            crate::store::audit::append(conn, &entry)?;
             return Err(Problem::not_found());
         };
         // Filed under the town holding the children, one entry each: the origin's auditors
@@ -321,7 +321,7 @@ pub async fn show(
             .into_iter()
             .map(|(origin_resident_no, _)| origin_resident_no)
             .collect();
-        crate::store::records::in_write_transaction(conn, |tx| {
+        crate::store::in_write_transaction(conn, |tx| {
             store_transfers::audit_per_child(tx, &entry, &transfer.municipality_code, &children)
         })?;
         let suggest_in = (transfer.municipality_code != principal.municipality)

@@ -4,10 +4,10 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::audit::AuditRecord;
 use crate::schema::FieldError;
 use crate::schema::applicability::ApplicableItem;
 use crate::schema::purposes::Purpose;
+use crate::store::audit::AuditRecord;
 use crate::store::records::{Change, CurrentRecord, HouseholdMember, MovedOut, OptOut};
 
 #[derive(Serialize, ToSchema)]

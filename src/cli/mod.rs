@@ -506,7 +506,7 @@ enum AuditCommand {
 
 fn audit(command: AuditCommand, store: &Store) -> anyhow::Result<()> {
     let mut conn = store.conn()?;
-    let verification = crate::audit::verify(&mut conn, &store.keys().audit)?;
+    let verification = crate::store::audit::verify(&mut conn, &store.keys().audit)?;
     match command {
         AuditCommand::Verify { expect_head } => {
             if let Some((seq, why)) = verification.broken_at {
@@ -522,7 +522,7 @@ fn audit(command: AuditCommand, store: &Store) -> anyhow::Result<()> {
                             format!("{} is not a signed audit head", path.display())
                         })?;
                     let key = store.keys().signing.verifying_key();
-                    if let Err(why) = crate::audit::check_head(&mut conn, &head, &key)? {
+                    if let Err(why) = crate::store::audit::check_head(&mut conn, &head, &key)? {
                         anyhow::bail!("audit trail does not match {}: {why}", path.display());
                     }
                     format!("; it reaches the signed head of {}", head.body.taken_at)
@@ -536,7 +536,8 @@ fn audit(command: AuditCommand, store: &Store) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCommand::Head { chains } => {
-            let head = crate::audit::sign_head(&verification, &chains, &store.keys().signing)?;
+            let head = crate::audit::sign_head(&verification, &chains, &store.keys().signing)
+                .map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&head)?);
             Ok(())
         }

@@ -236,7 +236,7 @@ pub fn release(
             })
             .to_string(),
         );
-        crate::audit::append(conn, &entry)?;
+        crate::store::audit::append(conn, &entry)?;
         return Ok((candidate, None));
     }
     let summary = AuditSummary {

@@ -159,7 +159,7 @@ pub fn import_file(
     let bytes = std::fs::read(path)?;
     let sha = hex::encode(Sha256::digest(&bytes));
     let outputs = Outputs::beside(path);
-    let database = crate::audit::first_hash(conn)?.unwrap_or_default();
+    let database = crate::store::audit::first_hash(conn)?.unwrap_or_default();
     let mut state = std::fs::read(&outputs.state)
         .ok()
         .and_then(|s| serde_json::from_slice::<ImportState>(&s).ok())

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::AuditEntry;
 use crate::schema::{FieldError, Standard};
-use crate::store::records::{self, WriteTx};
 use crate::store::{DbConn, PreparedRecord, RecordOutcome, StoreError};
+use crate::store::{WriteTx, in_write_transaction};
 
 /// Where ingest takes its database connection for each transaction.
 pub trait Connections {
@@ -322,7 +322,7 @@ impl Ingestor {
                 Box::new(chunks)
             };
             let outcome = connections.with(|conn| {
-                records::in_write_transaction(conn, |tx| {
+                in_write_transaction(conn, |tx| {
                     for chunk in chunks {
                         apply_chunk(tx, submission, chunk, &mut report, detail, true)?;
                     }
@@ -349,7 +349,7 @@ impl Ingestor {
         }
         for chunk in chunks {
             connections.with(|conn| {
-                records::in_write_transaction(conn, |tx| {
+                in_write_transaction(conn, |tx| {
                     apply_chunk(tx, submission, chunk, &mut report, detail, false)
                 })
             })?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::tables::{clients, idempotency_keys, municipalities};
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
 use crate::audit::AuditEntry;
-use crate::store::records::WriteTx;
+use crate::store::WriteTx;
 use crate::{on_conn, write_tx};
 
 #[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]

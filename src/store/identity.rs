@@ -15,7 +15,7 @@ use crate::audit::AuditEntry;
 use crate::identity::QueueStatus;
 use crate::identity::normalize::GaijiTable;
 use crate::identity::resolve::{self, Candidate, Decision};
-use crate::store::records::WriteTx;
+use crate::store::WriteTx;
 use crate::{on_conn, write_tx};
 
 /// A record waiting to be linked (as stored in the queue).

@@ -8,7 +8,7 @@ use chrono::{FixedOffset, NaiveDate};
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::records::WriteTx;
+use super::WriteTx;
 use super::tables::{
     indicator_cells, indicator_releases, municipalities, opt_outs, record_provenance, records,
     subjects, transfer_children, transfers,

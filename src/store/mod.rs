@@ -2,6 +2,7 @@
 //! share one set of table definitions and one body of query code: the `on_conn!` and
 //! `write_tx!` macros compile the same statements once per backend.
 
+pub mod audit;
 pub mod clients;
 pub mod identity;
 pub mod indicators;
@@ -9,6 +10,7 @@ pub mod packages;
 pub mod records;
 pub mod tables;
 pub mod transfers;
+pub mod tx;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +19,8 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use records::{Applied, Change, PreparedRecord, Profile, RecordOutcome, StoredVersion};
+pub use records::{Change, Profile, StoredVersion};
+pub use tx::{Applied, PreparedRecord, RecordOutcome, WriteTx, in_write_transaction};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -215,7 +218,7 @@ impl Store {
         let mut conn = connect(&pool)?;
         let keys = std::sync::Arc::new(crate::keys::load(&mut conn, key_paths)?);
         conn.attach(&keys);
-        let converted = crate::audit::key_legacy_entries(&mut conn, &keys.audit)?;
+        let converted = crate::store::audit::key_legacy_entries(&mut conn, &keys.audit)?;
         if converted > 0 {
             tracing::info!(
                 converted,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::records::WriteTx;
+use super::WriteTx;
 use super::tables::{
     hub_peers, hub_signing_key, municipalities, opt_outs, peer_towns, subjects, transfer_children,
     transfer_packages, transfer_records, transfers,

@@ -7,44 +7,15 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::WriteTx;
 use super::tables::{opt_outs, record_versions, records, subjects, transfer_children, transfers};
-use super::{DbConn, StoreError, StoreResult, now_rfc3339};
+use super::{Applied, DbConn, PreparedRecord, RecordOutcome, StoreError, StoreResult, now_rfc3339};
 use crate::access::ChildFacts;
 use crate::audit::AuditEntry;
 use crate::schema::SUBJECT_TYPE;
 use crate::store::identity::IdentityTx;
 use crate::transfer::TransferStatus;
 use crate::{on_conn, write_tx};
-
-/// A validated record ready to store.
-#[derive(Debug, Clone)]
-pub struct PreparedRecord {
-    /// Position in the request (0-based), echoed in results.
-    pub index: usize,
-    pub source_record_id: String,
-    pub record_type: String,
-    pub schema_version: String,
-    pub subject_resident_no: Option<String>,
-    pub effective_date: String,
-    /// Canonical JSON (sorted keys) of the whole record.
-    pub data: String,
-    pub content_hash: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordOutcome {
-    Created,
-    Updated,
-    Unchanged,
-}
-
-#[derive(Debug, Clone)]
-pub struct Applied {
-    pub index: usize,
-    pub outcome: RecordOutcome,
-    pub version: i32,
-}
 
 #[derive(Queryable)]
 struct Existing {
@@ -241,6 +212,40 @@ macro_rules! upsert_run_body {
     }};
 }
 
+/// Upserting records, compiled once per backend; part of the write transaction
+/// (`super::WriteTx`).
+pub trait RecordWrites {
+    fn upsert_records(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        batch: &[PreparedRecord],
+    ) -> StoreResult<Vec<Applied>>;
+}
+
+macro_rules! impl_record_writes {
+    ($conn:ty) => {
+        impl RecordWrites for $conn {
+            fn upsert_records(
+                &mut self,
+                municipality: &str,
+                source: &str,
+                batch: &[PreparedRecord],
+            ) -> StoreResult<Vec<Applied>> {
+                let now = now_rfc3339();
+                let mut applied = Vec::with_capacity(batch.len());
+                for run in unique_runs(batch) {
+                    let c = &mut *self;
+                    applied.extend(upsert_run_body!(c, municipality, source, run, &now)?);
+                }
+                Ok(applied)
+            }
+        }
+    };
+}
+impl_record_writes!(diesel::SqliteConnection);
+impl_record_writes!(diesel::PgConnection);
+
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = subjects)]
 struct SubjectRow {
@@ -280,62 +285,6 @@ fn subject_row(municipality: &str, record: &PreparedRecord, now: &str) -> StoreR
         data: record.data.clone(),
         updated_at: now.to_string(),
     })
-}
-
-/// Store operations that run inside a write transaction the caller holds, so several of them
-/// (records and their audit entry; every chunk of an atomic batch) commit together.
-pub trait WriteTx {
-    fn upsert_in_tx(
-        &mut self,
-        municipality: &str,
-        source: &str,
-        batch: &[PreparedRecord],
-    ) -> StoreResult<Vec<Applied>>;
-
-    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
-
-    /// See `audit::key_legacy_entries`.
-    fn key_legacy_audit(&mut self, key: &crate::keys::AuditKey) -> StoreResult<u64>;
-}
-
-macro_rules! impl_write_tx {
-    ($conn:ty) => {
-        impl WriteTx for $conn {
-            fn upsert_in_tx(
-                &mut self,
-                municipality: &str,
-                source: &str,
-                batch: &[PreparedRecord],
-            ) -> StoreResult<Vec<Applied>> {
-                let now = now_rfc3339();
-                let mut applied = Vec::with_capacity(batch.len());
-                for run in unique_runs(batch) {
-                    let c = &mut *self;
-                    applied.extend(upsert_run_body!(c, municipality, source, run, &now)?);
-                }
-                Ok(applied)
-            }
-
-            fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
-                crate::audit_append_body!(self, entry)
-            }
-
-            fn key_legacy_audit(&mut self, key: &crate::keys::AuditKey) -> StoreResult<u64> {
-                crate::audit_key_legacy_body!(self, key)
-            }
-        }
-    };
-}
-impl_write_tx!(diesel::SqliteConnection);
-impl_write_tx!(diesel::PgConnection);
-
-/// Run `work` inside one write transaction on this connection: everything it stores commits
-/// together or not at all.
-pub fn in_write_transaction<T>(
-    conn: &mut DbConn,
-    work: impl FnOnce(&mut dyn WriteTx) -> StoreResult<T>,
-) -> StoreResult<T> {
-    write_tx!(conn, |c| work(c))
 }
 
 /// Retract (tombstone) a record of this source. Retracting twice is harmless.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::records::WriteTx;
+use super::WriteTx;
 use super::tables::{
     opt_outs, record_provenance, records, subjects, transfer_children, transfer_records, transfers,
 };

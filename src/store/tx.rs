@@ -1,0 +1,87 @@
+//! The write transaction every workflow runs in: records, their audit entries and any other
+//! fact of one step commit together or not at all.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::audit::AuditWrites;
+use super::records::RecordWrites;
+use super::{DbConn, StoreResult};
+use crate::audit::AuditEntry;
+use crate::write_tx;
+
+/// A validated record ready to store.
+#[derive(Debug, Clone)]
+pub struct PreparedRecord {
+    /// Position in the request (0-based), echoed in results.
+    pub index: usize,
+    pub source_record_id: String,
+    pub record_type: String,
+    pub schema_version: String,
+    pub subject_resident_no: Option<String>,
+    pub effective_date: String,
+    /// Canonical JSON (sorted keys) of the whole record.
+    pub data: String,
+    pub content_hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub index: usize,
+    pub outcome: RecordOutcome,
+    pub version: i32,
+}
+
+/// Store operations that run inside a write transaction the caller holds, so several of them
+/// (records and their audit entry; every chunk of an atomic batch) commit together.
+pub trait WriteTx {
+    fn upsert_in_tx(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        batch: &[PreparedRecord],
+    ) -> StoreResult<Vec<Applied>>;
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
+
+    /// See `store::audit::key_legacy_entries`.
+    fn key_legacy_audit(&mut self, key: &crate::keys::AuditKey) -> StoreResult<u64>;
+}
+
+// Each backend's connection implements the record and audit writes (compiled per backend in
+// their own modules); the transaction is both.
+impl<C: RecordWrites + AuditWrites> WriteTx for C {
+    fn upsert_in_tx(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        batch: &[PreparedRecord],
+    ) -> StoreResult<Vec<Applied>> {
+        RecordWrites::upsert_records(self, municipality, source, batch)
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        AuditWrites::append_entry(self, entry)
+    }
+
+    fn key_legacy_audit(&mut self, key: &crate::keys::AuditKey) -> StoreResult<u64> {
+        AuditWrites::key_legacy(self, key)
+    }
+}
+
+/// Run `work` inside one write transaction on this connection: everything it stores commits
+/// together or not at all.
+pub fn in_write_transaction<T>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut dyn WriteTx) -> StoreResult<T>,
+) -> StoreResult<T> {
+    write_tx!(conn, |c| work(c))
+}
