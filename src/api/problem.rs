@@ -156,6 +156,10 @@ impl From<StoreError> for Problem {
                 tracing::error!(kind = db_error_kind(&e), "database error");
                 Problem::internal()
             }
+            StoreError::RolledBack => {
+                tracing::error!("a rolled-back workflow reached a client unanswered");
+                Problem::internal()
+            }
         }
     }
 }

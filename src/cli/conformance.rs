@@ -59,7 +59,10 @@ pub enum ConformanceCommand {
     /// List every test id with its level and requirement.
     List,
     /// Explain one test id: requirement, level, source, where it is verified.
-    Explain { id: String },
+    Explain {
+        /// A test id such as KDL-API-014.
+        id: String,
+    },
     /// Regenerate the test vectors from the schemas (committed under conformance/vectors).
     GenerateVectors {
         /// Directory the vectors are written to.

@@ -15,6 +15,7 @@ use crate::transfer::package;
 pub enum PeerCommand {
     /// Trust another hub's public key for the towns it serves.
     Add {
+        /// A name for the peer hub in lists and the audit trail (e.g. the council it serves).
         #[arg(long)]
         name: String,
         /// The peer's Ed25519 public key, 64 hex digits (`admin peer key` on that hub).
@@ -24,6 +25,7 @@ pub enum PeerCommand {
         #[arg(long = "town", required = true, value_parser = parse_town)]
         towns: Vec<(String, String)>,
     },
+    /// List the trusted peer hubs with their keys and towns.
     List,
     /// Print this hub's public signing key (give it to peer hubs).
     Key,
@@ -46,12 +48,16 @@ pub enum ExchangeCommand {
     /// Write an offered transfer to a peer hub's town as a signed package (PACKAGE-ID.xml or
     /// .json, with its detached signature in the same name + .sig).
     Export {
+        /// The origin town (6-digit code) that offered the transfer.
         #[arg(long)]
         municipality: String,
+        /// The transfer's id (`transfer list --box outbox`).
         #[arg(long)]
         id: i64,
+        /// Directory the package and its signature are written to.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        /// xml (canonical, the default) or json (the same fields).
         #[arg(long, value_enum, default_value = "xml")]
         format: PackageFormat,
         /// Officer sending (recorded in the audit trail).
@@ -61,10 +67,12 @@ pub enum ExchangeCommand {
     /// Verify and import a package from a peer hub into a town's inbox; writes the signed
     /// receipt (PACKAGE-ID.receipt.xml and .sig) to return to the origin hub.
     Import {
+        /// The destination town (6-digit code) whose inbox receives the transfer.
         #[arg(long)]
         municipality: String,
         /// The package (.xml or .json); its signature is read from the same path + .sig.
         package: PathBuf,
+        /// The detached signature file, when it is not beside the package as PACKAGE.sig.
         #[arg(long)]
         signature: Option<PathBuf>,
         /// Where the receipt is written (default: beside the package).
@@ -76,16 +84,21 @@ pub enum ExchangeCommand {
         /// Days to answer before escalation (1–365).
         #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(1..=365))]
         deadline_days: i64,
+        /// Officer importing (recorded in the audit trail).
         #[arg(long, value_parser = super::free_text)]
         actor: String,
     },
     /// Import the destination hub's signed receipt: the transfer is delivered.
     Receipt {
+        /// The origin town (6-digit code) whose transfer the receipt closes.
         #[arg(long)]
         municipality: String,
+        /// The receipt (.receipt.xml); its signature is read from the same path + .sig.
         receipt: PathBuf,
+        /// The detached signature file, when it is not beside the receipt as RECEIPT.sig.
         #[arg(long)]
         signature: Option<PathBuf>,
+        /// Officer importing the receipt (recorded in the audit trail).
         #[arg(long, value_parser = super::free_text)]
         actor: String,
     },

@@ -25,6 +25,7 @@ pub struct DisclosureArgs {
     /// Towns with fewer people get the small-town floor.
     #[arg(long, env = "KODOMO_DISCLOSURE_SMALL_TOWN_POPULATION", default_value_t = DisclosureConfig::default().small_town_population)]
     pub small_town_population: i64,
+    /// The floor for those towns: counts below it are hidden.
     #[arg(long, env = "KODOMO_DISCLOSURE_SMALL_TOWN_FLOOR", default_value_t = DisclosureConfig::default().small_town_floor)]
     pub small_town_floor: i64,
     /// Prefectural and national totals are rounded to a multiple of this.

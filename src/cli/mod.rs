@@ -98,8 +98,9 @@ enum Command {
         /// Requests per second each client may make (bursts up to twice as many).
         #[arg(long, default_value_t = 2000)]
         rate_limit: u32,
-        /// Failed authentications each source address may make in a minute; beyond it the
-        /// address gets 429 and its failures are counted into the next audit entry.
+        /// Failed authentications each source address may make in a minute; beyond it wrong
+        /// tokens from the address get 429 (a valid token is never refused for its address)
+        /// and the failures are counted into the next audit entry.
         #[arg(long, env = "KODOMO_FAILED_AUTH_PER_MINUTE", default_value_t = 30)]
         failed_auth_per_minute: u32,
         /// Seconds an Idempotency-Key stays reserved after its request stopped renewing it
@@ -233,16 +234,15 @@ enum BenchCommand {
     /// Raw insert vs the hub's full ingest path (library, HTTP NDJSON, HTTP JSON).
     Ingest {
         /// Synthetic records to ingest.
-        /// Records frozen with them.
         #[arg(long, default_value_t = 100_000)]
         records: usize,
     },
     /// A household transfer (10 children, 5,000 records) offered and accepted.
     Transfer {
         /// Children in the household.
-        /// Synthetic children written into the empty database.
         #[arg(long, default_value_t = 10)]
         children: usize,
+        /// Records frozen with them.
         #[arg(long, default_value_t = 5000)]
         records: usize,
     },
@@ -322,7 +322,9 @@ enum AdminCommand {
 enum MunicipalityCommand {
     /// Register a town by its 6-digit code (check digit verified).
     Add {
+        /// The town's 6-digit code (JIS X 0402 with its check digit; prefecture 01–47).
         code: String,
+        /// The town's name as staff know it (e.g. 架空市).
         name: String,
         /// The joint-use council (共同利用) the town belongs to.
         #[arg(long)]
@@ -331,6 +333,7 @@ enum MunicipalityCommand {
         #[arg(long)]
         population: Option<i64>,
     },
+    /// List the registered towns with their council and population.
     List,
 }
 
@@ -355,6 +358,7 @@ enum ClientCommand {
         #[arg(long)]
         cert_fingerprint: Option<String>,
     },
+    /// List every client: id, town, name, roles, record types, active or revoked.
     List,
     /// Revoke a client; its token stops working at once.
     Revoke {
@@ -467,6 +471,7 @@ enum TransferCommand {
 enum GaijiCommand {
     /// Import a 外字 conversion table: `code_point,standard[,note]` (e.g. `U+E001,髙`).
     Import {
+        /// The CSV file of the table (UTF-8).
         file: PathBuf,
         /// Municipality the table is for (default: the whole council).
         #[arg(long)]
@@ -1161,4 +1166,32 @@ fn transfer(command: TransferCommand, store: &Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command, option and argument says what it is for in `--help`.
+    #[test]
+    fn every_command_and_option_has_a_help_line() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "kodomo-hub", &mut missing);
+        assert!(missing.is_empty(), "no help line: {missing:#?}");
+    }
 }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::audit::AuditEntry;
 use crate::schema::{FieldError, Standard};
@@ -155,10 +154,6 @@ pub struct Ingestor {
     pub standard: Arc<Standard>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 impl Ingestor {
     pub fn new(standard: Arc<Standard>) -> Ingestor {
         Ingestor { standard }
@@ -231,27 +226,7 @@ impl Ingestor {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let text = |field: &str| {
-            object
-                .get(field)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
-        // serde_json's map keeps keys sorted, so this is the canonical form.
-        let data = record.to_string();
-        Ok(PreparedRecord {
-            index,
-            source_record_id: text("source_record_id").to_string(),
-            record_type: record_type.to_string(),
-            schema_version: version_text.to_string(),
-            subject_resident_no: record
-                .pointer("/subject/resident_no")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            effective_date: text("effective_date").to_string(),
-            content_hash: sha256_hex(data.as_bytes()),
-            data,
-        })
+        Ok(PreparedRecord::from_record(index, record))
     }
 
     /// Ingest chunks of candidates. Not atomic: each chunk commits on its own, so a later
@@ -328,14 +303,14 @@ impl Ingestor {
                     }
                     if report.rejected > 0 {
                         // Roll back: nothing of an atomic batch with an invalid record is kept.
-                        return Err(StoreError::Invalid("atomic batch rejected".into()));
+                        return Err(StoreError::RolledBack);
                     }
                     Ok(())
                 })
             });
             return match outcome {
                 Ok(()) => Ok(report),
-                Err(StoreError::Invalid(_)) if report.rejected > 0 => {
+                Err(StoreError::RolledBack) => {
                     report.created = 0;
                     report.updated = 0;
                     report.unchanged = 0;

@@ -40,6 +40,11 @@ pub enum StoreError {
     /// Well-formed, but it contradicts what the hub holds (unknown child, town, record).
     #[error("{0}")]
     Unprocessable(String),
+    /// The workflow inside a write transaction asked for it to be undone (an atomic batch
+    /// with a rejected record); the workflow answers for itself, so this never reaches a
+    /// client.
+    #[error("rolled back by the workflow")]
+    RolledBack,
 }
 
 impl From<diesel::r2d2::PoolError> for StoreError {

@@ -234,7 +234,7 @@ pub fn export(
                     "{destination} is a town of this hub: its officers accept the transfer in their inbox"
                 ))
             })?;
-        if transfer.state() != TransferStatus::Offered {
+        if transfer.status != TransferStatus::Offered {
             return Err(StoreError::Conflict(format!(
                 "a transfer that is {} cannot be sent",
                 transfer.status
@@ -650,11 +650,11 @@ pub fn import_receipt(
                 ),
             ));
         }
-        if transfer.state() == TransferStatus::Delivered {
+        if transfer.status == TransferStatus::Delivered {
             return Ok(transfer);
         }
         transfer
-            .state()
+            .status
             .after(Step::Deliver)
             .map_err(StoreError::Conflict)?;
         let destination = transfer.destination_code.clone().unwrap_or_default();

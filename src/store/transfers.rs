@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::WriteTx;
 use super::tables::{
@@ -30,7 +29,8 @@ pub struct Transfer {
     /// Origin municipality.
     pub municipality_code: String,
     pub destination_code: Option<String>,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: TransferStatus,
     pub legal_basis: String,
     pub reason_code: String,
     pub note: Option<String>,
@@ -43,12 +43,6 @@ pub struct Transfer {
     pub decided_at: Option<String>,
     pub decided_by: Option<String>,
     pub decline_reason: Option<String>,
-}
-
-impl Transfer {
-    pub fn state(&self) -> TransferStatus {
-        TransferStatus::parse(&self.status).unwrap_or(TransferStatus::Offered)
-    }
 }
 
 /// A child of a transfer, with what the destination needs to find its own resident number.
@@ -469,11 +463,11 @@ pub fn accept(
             .optional()?
             .filter(|t| t.destination_code.as_deref() == Some(destination))
             .ok_or(StoreError::NotFound)?;
-        if transfer.state() == TransferStatus::Accepted {
+        if transfer.status == TransferStatus::Accepted {
             return Ok(());
         }
         transfer
-            .state()
+            .status
             .after(Step::Accept)
             .map_err(StoreError::Conflict)?;
         let children = transfer_children::table
@@ -582,22 +576,9 @@ pub fn accept(
                 }
             }
             record["subject"] = serde_json::json!({"resident_no": resident_no});
-            let text = record.to_string();
             let target = transferred_source(&transfer.municipality_code, source);
             let batch = by_source.entry(target.clone()).or_default();
-            batch.push(PreparedRecord {
-                index: batch.len(),
-                source_record_id: source_record_id.clone(),
-                record_type: record_type.clone(),
-                schema_version: record["schema_version"]
-                    .as_str()
-                    .unwrap_or("1.0")
-                    .to_string(),
-                subject_resident_no: Some(resident_no.clone()),
-                effective_date: record["effective_date"].as_str().unwrap_or("").to_string(),
-                content_hash: hex::encode(Sha256::digest(text.as_bytes())),
-                data: text,
-            });
+            batch.push(PreparedRecord::from_record(batch.len(), &record));
             provenance.push((
                 record_provenance::municipality_code.eq(destination),
                 record_provenance::source.eq(target),
@@ -747,7 +728,7 @@ pub fn step(
             .first::<Transfer>(c)
             .optional()?
             .ok_or(StoreError::NotFound)?;
-        let state = transfer.state();
+        let state = transfer.status;
         let claimed_by_me = transfer.destination_code.as_deref() == Some(municipality);
         let repeated = match step {
             Step::Claim => state == TransferStatus::Offered && claimed_by_me,

@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 use serde::Serialize;
+use sha2::Digest;
 
 use super::audit::AuditWrites;
 use super::records::RecordWrites;
@@ -23,6 +24,25 @@ pub struct PreparedRecord {
     /// Canonical JSON (sorted keys) of the whole record.
     pub data: String,
     pub content_hash: String,
+}
+
+impl PreparedRecord {
+    /// A record that passed validation, at position `index` of its request: its keys come from
+    /// the record itself and its canonical text (serde_json keeps keys sorted) is hashed.
+    pub fn from_record(index: usize, record: &serde_json::Value) -> PreparedRecord {
+        let text = |pointer: &str| record.pointer(pointer).and_then(serde_json::Value::as_str);
+        let data = record.to_string();
+        PreparedRecord {
+            index,
+            source_record_id: text("/source_record_id").unwrap_or_default().to_string(),
+            record_type: text("/record_type").unwrap_or_default().to_string(),
+            schema_version: text("/schema_version").unwrap_or_default().to_string(),
+            subject_resident_no: text("/subject/resident_no").map(str::to_string),
+            effective_date: text("/effective_date").unwrap_or_default().to_string(),
+            content_hash: hex::encode(sha2::Sha256::digest(data.as_bytes())),
+            data,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -23,6 +23,20 @@ pub enum TransferStatus {
     Cancelled,
 }
 
+impl std::fmt::Display for TransferStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stored text of a status; text the hub never writes is an error, not a default.
+impl TryFrom<String> for TransferStatus {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        TransferStatus::parse(&text).ok_or_else(|| format!("unknown transfer status {text:?}"))
+    }
+}
+
 impl TransferStatus {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -67,7 +67,7 @@ fn facts(transfer: &Transfer, includes_support_measure: bool) -> TransferFacts<'
     TransferFacts {
         origin: &transfer.municipality_code,
         destination: transfer.destination_code.as_deref(),
-        held: transfer.state() == TransferStatus::Held,
+        held: transfer.status == TransferStatus::Held,
         includes_support_measure,
     }
 }

@@ -25,10 +25,9 @@ use kodomo_hub::store::transfers::{self, NewTransfer, Placement};
 use kodomo_hub::store::{DbConn, Location, PreparedRecord, Store, StoreError, clients};
 use kodomo_hub::store::{WriteTx, in_write_transaction};
 use kodomo_hub::transfer::package;
-use kodomo_hub::transfer::{Step, TransferReason, workflow};
+use kodomo_hub::transfer::{Step, TransferReason, TransferStatus, workflow};
 use proptest::prelude::*;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 const ORIGIN: &str = "131016";
 const DEST: &str = "011002";
@@ -148,21 +147,7 @@ fn origin_records() -> Vec<PreparedRecord> {
     records
         .into_iter()
         .enumerate()
-        .map(|(index, record)| {
-            let data = record.to_string();
-            PreparedRecord {
-                index,
-                source_record_id: record["source_record_id"].as_str().unwrap().into(),
-                record_type: record["record_type"].as_str().unwrap().into(),
-                schema_version: "1.0".into(),
-                subject_resident_no: record["subject"]["resident_no"]
-                    .as_str()
-                    .map(str::to_string),
-                effective_date: "2024-05-01".into(),
-                content_hash: hex::encode(Sha256::digest(data.as_bytes())),
-                data,
-            }
-        })
+        .map(|(index, record)| PreparedRecord::from_record(index, &record))
         .collect()
 }
 
@@ -440,7 +425,7 @@ impl Run {
             &entry(ORIGIN, "receipt"),
         )
         .unwrap();
-        assert_eq!(transfer.status, "delivered");
+        assert_eq!(transfer.status, TransferStatus::Delivered);
         let t = self
             .sent
             .iter()

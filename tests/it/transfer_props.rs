@@ -24,7 +24,6 @@ use kodomo_hub::store::{WriteTx, in_write_transaction};
 use kodomo_hub::transfer::{DeclineReason, Step, TransferReason, workflow};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// Origin and two other towns.
 const TOWNS: [&str; 3] = ["131016", "011002", "282014"];
@@ -178,19 +177,7 @@ struct Hub {
 }
 
 fn prepared(index: usize, record: Value) -> PreparedRecord {
-    let data = record.to_string();
-    PreparedRecord {
-        index,
-        source_record_id: record["source_record_id"].as_str().expect("id").to_string(),
-        record_type: record["record_type"].as_str().expect("type").to_string(),
-        schema_version: "1.0".into(),
-        subject_resident_no: record["subject"]["resident_no"]
-            .as_str()
-            .map(str::to_string),
-        effective_date: "2024-05-01".into(),
-        content_hash: hex::encode(Sha256::digest(data.as_bytes())),
-        data,
-    }
+    PreparedRecord::from_record(index, &record)
 }
 
 fn origin_records() -> Vec<PreparedRecord> {
