@@ -9,9 +9,11 @@ pub mod access;
 pub mod api;
 pub mod audit;
 pub mod auth;
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod cli;
 pub mod conformance;
+#[cfg(feature = "tools")]
 pub mod demo;
 pub mod identity;
 pub mod indicators;

@@ -6,6 +6,8 @@ mod indicators;
 use std::io::Write;
 
 mod exchange;
+#[cfg(feature = "tools")]
+mod tools;
 
 use crate::auth::Principal;
 use crate::ingest::files::ExportFormat;
@@ -18,7 +20,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::api::{self, AppState, Limits};
 use crate::auth::{self, Role};
-use crate::demo;
 use crate::ingest::Ingestor;
 use crate::schema::{Standard, rules};
 use crate::store::{Location, Store, clients};
@@ -114,6 +115,7 @@ enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         body_idle_timeout_secs: u64,
         /// Load the synthetic demo council into an empty database.
+        #[cfg(feature = "tools")]
         #[arg(long)]
         demo: bool,
         #[command(flatten)]
@@ -205,9 +207,10 @@ enum Command {
         db: DbArgs,
     },
     /// Measure the hub side by side with the raw limit of its database.
+    #[cfg(feature = "tools")]
     Bench {
         #[command(subcommand)]
-        command: BenchCommand,
+        command: tools::BenchCommand,
         #[command(flatten)]
         db: DbArgs,
         /// Where to write the results as JSON.
@@ -220,72 +223,13 @@ enum Command {
         command: conformance::ConformanceCommand,
     },
     /// Load the synthetic demo council (synthetic children only) and print its tokens.
+    #[cfg(feature = "tools")]
     Demo {
         /// Synthetic households per town.
         #[arg(long, default_value_t = 60)]
         households_per_town: u64,
         #[command(flatten)]
         db: DbArgs,
-    },
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Raw insert vs the hub's full ingest path (library, HTTP NDJSON, HTTP JSON).
-    Ingest {
-        /// Synthetic records to ingest.
-        #[arg(long, default_value_t = 100_000)]
-        records: usize,
-    },
-    /// A household transfer (10 children, 5,000 records) offered and accepted.
-    Transfer {
-        /// Children in the household.
-        #[arg(long, default_value_t = 10)]
-        children: usize,
-        /// Records frozen with them.
-        #[arg(long, default_value_t = 5000)]
-        records: usize,
-    },
-    /// Identity resolution precision on synthetic children with realistic perturbations.
-    Matching {
-        /// Children in the register.
-        #[arg(long, default_value_t = 10_000)]
-        children: usize,
-        /// Seed of the synthetic perturbations (same seed, same run).
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-    },
-    /// National indicators over synthetic children written into an empty database.
-    Indicators {
-        /// Children in all.
-        #[arg(long, default_value_t = 1_000_000)]
-        children: usize,
-        /// Towns (with --realistic; default 1,741, every municipality of Japan).
-        #[arg(long, requires = "realistic")]
-        towns: Option<usize>,
-        /// Japan's skewed town populations (many small towns, so many small cells) instead
-        /// of uniform towns of 10,000 children.
-        #[arg(long)]
-        realistic: bool,
-    },
-    /// Medians of profile reads a caller may not see (missing, another town's, DV without the
-    /// role, opted out in a screening view) beside a missing child's.
-    Access {
-        /// Requests per case.
-        #[arg(long, default_value_t = 500)]
-        requests: usize,
-        /// Records each child holds (the work a visible profile does).
-        #[arg(long, default_value_t = 200)]
-        records: usize,
-    },
-    /// Single-record pushes at a fixed rate over loopback; prints p50/p95/p99/max.
-    Latency {
-        /// Pushes per second.
-        #[arg(long, default_value_t = 1000)]
-        rate: u64,
-        /// How long to push.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
     },
 }
 
@@ -593,6 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             idempotency_lease_secs,
             max_streams_per_client,
             body_idle_timeout_secs,
+            #[cfg(feature = "tools")]
             demo,
             db,
             disclosure,
@@ -620,8 +565,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let store = db.open()?;
+            #[cfg(feature = "tools")]
             if demo {
-                load_demo_if_empty(&store, &db, 60)?;
+                tools::load_demo_if_empty(&store, &db, 60)?;
             }
             let limits = Limits {
                 idempotency_lease: std::time::Duration::from_secs(idempotency_lease_secs),
@@ -641,12 +587,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{ran} migrations applied ({})", describe(&db));
             Ok(())
         }
+        #[cfg(feature = "tools")]
         Command::Demo {
             households_per_town,
             db,
         } => {
             let store = db.open()?;
-            if !load_demo_if_empty(&store, &db, households_per_town)? {
+            if !tools::load_demo_if_empty(&store, &db, households_per_town)? {
                 anyhow::bail!(
                     "the database already holds municipalities; the demo loads only into an empty database"
                 );
@@ -705,62 +652,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit { command, db } => audit(command, &db.open()?),
-        Command::Bench { command, db, out } => {
-            let backend = match db.location() {
-                Location::Postgres(_) => "postgresql",
-                Location::Sqlite(_) => "sqlite",
-            };
-            let store = db.open()?;
-            std::fs::create_dir_all(&out)?;
-            let (name, result) = match command {
-                BenchCommand::Ingest { records } => (
-                    "ingest",
-                    serde_json::to_value(crate::bench::ingest(store, backend, records)?)?,
-                ),
-                BenchCommand::Transfer { children, records } => (
-                    "transfer",
-                    serde_json::to_value(crate::bench::transfer::transfer(
-                        store, backend, children, records,
-                    )?)?,
-                ),
-                BenchCommand::Matching { children, seed } => (
-                    "matching",
-                    serde_json::to_value(crate::bench::matching::matching(store, children, seed)?)?,
-                ),
-                BenchCommand::Indicators {
-                    children,
-                    towns,
-                    realistic,
-                } => (
-                    "indicators",
-                    serde_json::to_value(crate::bench::indicators::indicators(
-                        store,
-                        backend,
-                        &crate::bench::indicators::Shape {
-                            children,
-                            towns,
-                            realistic,
-                        },
-                    )?)?,
-                ),
-                BenchCommand::Access { requests, records } => (
-                    "access",
-                    serde_json::to_value(crate::bench::access::access(
-                        store, backend, requests, records,
-                    )?)?,
-                ),
-                BenchCommand::Latency { rate, seconds } => (
-                    "latency",
-                    serde_json::to_value(crate::bench::latency(store, backend, rate, seconds)?)?,
-                ),
-            };
-            let text = serde_json::to_string_pretty(&result)?;
-            println!("{text}");
-            let path = out.join(format!("{name}-{backend}.json"));
-            std::fs::write(&path, text + "\n")?;
-            eprintln!("results written to {}", path.display());
-            Ok(())
-        }
+        #[cfg(feature = "tools")]
+        Command::Bench { command, db, out } => tools::bench(command, &db, &out),
     }
 }
 
@@ -769,48 +662,6 @@ fn describe(db: &DbArgs) -> String {
         Location::Postgres(_) => "PostgreSQL".into(),
         Location::Sqlite(path) => format!("SQLite at {}", path.display()),
     }
-}
-
-/// Load the demo into an empty database; prints tokens and writes them to
-/// `<data-dir>/demo-tokens.env` so the README's examples can use them.
-fn load_demo_if_empty(store: &Store, db: &DbArgs, households: u64) -> anyhow::Result<bool> {
-    let mut conn = store.conn()?;
-    if !clients::list_municipalities(&mut conn)?.is_empty() {
-        return Ok(false);
-    }
-    let ingestor = Ingestor::new(Arc::new(Standard::load()));
-    let tokens = demo::load(&mut conn, &ingestor, households)?;
-    crate::keys::ensure_private_dir(&db.data_dir)?;
-    let env_path = db.data_dir.join("demo-tokens.env");
-    // Bearer tokens: readable by the hub's user only.
-    let mut env = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&env_path)?
-    };
-    crate::keys::make_private(&env_path)?;
-    println!("Demo council loaded (synthetic data only). Tokens (shown once):");
-    let first_town = tokens.lines[0].0.clone();
-    for (municipality, name, token) in &tokens.lines {
-        println!("  {municipality} {name:<14} {token}");
-        let var = format!(
-            "KH_{}_{}",
-            name.to_uppercase().replace('-', "_"),
-            municipality
-        );
-        writeln!(env, "{var}={token}")?;
-        if *municipality == first_town {
-            let short = format!("KH_{}", name.to_uppercase().replace('-', "_"));
-            writeln!(env, "{short}={token}")?;
-        }
-    }
-    writeln!(env, "KH_TOWN={}", tokens.lines[0].0)?;
-    println!("Tokens also written to {}", env_path.display());
-    Ok(true)
 }
 
 fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {

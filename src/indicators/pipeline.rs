@@ -280,7 +280,8 @@ pub fn reaudit(
     Ok(report)
 }
 
-#[cfg(test)]
+// The property tests draw synthetic towns with the demo's generator.
+#[cfg(all(test, feature = "tools"))]
 mod tests {
     use std::collections::HashMap;
 
