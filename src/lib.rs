@@ -17,7 +17,7 @@ pub mod identity;
 pub mod indicators;
 pub mod ingest;
 pub mod keys;
-pub mod screening;
 pub mod schema;
+pub mod screening;
 pub mod store;
 pub mod transfer;

@@ -62,14 +62,20 @@ impl From<ScreeningError> for Problem {
             ScreeningError::Undecided(n) => Problem::new(
                 StatusCode::CONFLICT,
                 "undecided_entries",
-                format!("{n} entries have no decision; decide them or give a reason to close the run anyway"),
+                format!(
+                    "{n} entries have no decision; decide them or give a reason to close the run anyway"
+                ),
             ),
             ScreeningError::Invalid(errors) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_document",
                 format!(
                     "invalid fields: {}",
-                    errors.iter().map(|e| e.pointer.as_str()).collect::<Vec<_>>().join(", ")
+                    errors
+                        .iter()
+                        .map(|e| e.pointer.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
             .with_errors(errors),
@@ -100,8 +106,15 @@ fn date_param(pointer: &str, text: Option<&str>) -> Result<chrono::NaiveDate, Pr
     match text {
         None => Ok(rules::today_in_japan()),
         Some(text) => rules::parse_date(text).ok_or_else(|| {
-            Problem::bad_request("date_format", format!("{} must be a date YYYY-MM-DD", &pointer[1..]))
-                .with_errors(vec![FieldError::new(pointer, "date_format", "a date YYYY-MM-DD")])
+            Problem::bad_request(
+                "date_format",
+                format!("{} must be a date YYYY-MM-DD", &pointer[1..]),
+            )
+            .with_errors(vec![FieldError::new(
+                pointer,
+                "date_format",
+                "a date YYYY-MM-DD",
+            )])
         }),
     }
 }
@@ -132,7 +145,10 @@ pub async fn default_rules(
 ) -> Result<HttpResponse, Problem> {
     let min_items = query.min_items.unwrap_or(DEFAULT_MIN_ITEMS);
     if !(1..=19).contains(&min_items) {
-        return Err(Problem::bad_request("invalid_request", "min_items must be 1–19"));
+        return Err(Problem::bad_request(
+            "invalid_request",
+            "min_items must be 1–19",
+        ));
     }
     Ok(json(
         StatusCode::OK,
@@ -216,7 +232,8 @@ pub async fn list_rules(
     let municipality = path.into_inner();
     screening_staff(principal, &municipality)?;
     let m = municipality.clone();
-    let (versions, adoptions) = with_conn(&state, move |conn, _| Ok(store::rule_sets(conn, &m)?)).await?;
+    let (versions, adoptions) =
+        with_conn(&state, move |conn, _| Ok(store::rule_sets(conn, &m)?)).await?;
     Ok(json(
         StatusCode::OK,
         &RuleSetList {
@@ -406,15 +423,25 @@ pub async fn create_run(
     };
     let as_of = date_param("/as_of", request.as_of.as_deref())?;
     if as_of > rules::today_in_japan() {
-        return Err(Problem::bad_request("date_format", "as_of must not be in the future")
-            .with_errors(vec![FieldError::new("/as_of", "future_date", "not after today")]));
+        return Err(
+            Problem::bad_request("date_format", "as_of must not be in the future").with_errors(
+                vec![FieldError::new("/as_of", "future_date", "not after today")],
+            ),
+        );
     }
     let by = Acting {
         actor: context.actor.clone(),
         client_name: principal.name.clone(),
     };
     let summary = with_conn(&state, move |conn, hub| {
-        let id = workflow::run(conn, hub.standard.latest(), &municipality, as_of, &by, &entry)?;
+        let id = workflow::run(
+            conn,
+            hub.standard.latest(),
+            &municipality,
+            as_of,
+            &by,
+            &entry,
+        )?;
         workflow::runs(conn, &principal, &municipality)?
             .into_iter()
             .find(|r| r.id == id)
@@ -442,7 +469,10 @@ pub async fn list_runs(
     let municipality = path.into_inner();
     let principal = screening_staff(principal, &municipality)?;
     let m = municipality.clone();
-    let runs = with_conn(&state, move |conn, _| Ok(workflow::runs(conn, &principal, &m)?)).await?;
+    let runs = with_conn(&state, move |conn, _| {
+        Ok(workflow::runs(conn, &principal, &m)?)
+    })
+    .await?;
     Ok(json(
         StatusCode::OK,
         &RunList {
@@ -486,7 +516,13 @@ pub async fn worklist(
     }
     let run: i64 = number(&run)?;
     let view: WorklistView = with_conn(&state, move |conn, _| {
-        Ok(workflow::worklist(conn, &principal, &municipality, run, &entry)?)
+        Ok(workflow::worklist(
+            conn,
+            &principal,
+            &municipality,
+            run,
+            &entry,
+        )?)
     })
     .await?;
     Ok(json(StatusCode::OK, &view))
@@ -526,7 +562,14 @@ pub async fn entry(
     // A malformed run id names no run: the child is audited as not found, like any other.
     let run: i64 = run.parse().unwrap_or(0);
     let detail: EntryDetail = with_conn(&state, move |conn, _| {
-        Ok(workflow::entry_detail(conn, &principal, &municipality, run, &resident_no, &entry)?)
+        Ok(workflow::entry_detail(
+            conn,
+            &principal,
+            &municipality,
+            run,
+            &resident_no,
+            &entry,
+        )?)
     })
     .await?;
     Ok(json(StatusCode::OK, &detail))
@@ -614,7 +657,9 @@ pub async fn decide(
     let stage = class.stage().to_string();
     let (m, r) = (municipality.clone(), resident_no.clone());
     let version = with_conn(&state, move |conn, _| {
-        Ok(workflow::decide(conn, &principal, &m, run, &r, &record, class, &entry)?)
+        Ok(workflow::decide(
+            conn, &principal, &m, run, &r, &record, class, &entry,
+        )?)
     })
     .await?;
     Ok(json(
@@ -673,7 +718,11 @@ pub async fn close(
         super::parse_json(&body)?
     };
     if let Some(reason) = &request.reason {
-        Problem::refuse_fields(rules::free_text_problem("/reason", reason, 500).into_iter().collect())?;
+        Problem::refuse_fields(
+            rules::free_text_problem("/reason", reason, 500)
+                .into_iter()
+                .collect(),
+        )?;
     }
     let mut entry = audit_entry(&principal, &municipality, "screening.run.close");
     entry.actor = Some(actor.clone());
@@ -721,7 +770,13 @@ pub async fn fairness(
     let run: i64 = number(&run)?;
     let entry = audit_entry(&principal, &municipality, "screening.fairness.read");
     let view: FairnessView = with_conn(&state, move |conn, _| {
-        Ok(workflow::fairness(conn, &principal, &municipality, run, &entry)?)
+        Ok(workflow::fairness(
+            conn,
+            &principal,
+            &municipality,
+            run,
+            &entry,
+        )?)
     })
     .await?;
     Ok(json(StatusCode::OK, &view))
@@ -758,7 +813,12 @@ pub async fn school_shares(
         return super::refuse_quietly(&state, entry).await;
     }
     let list: SharedList = with_conn(&state, move |conn, _| {
-        Ok(workflow::school_shares(conn, &principal, &municipality, &entry)?)
+        Ok(workflow::school_shares(
+            conn,
+            &principal,
+            &municipality,
+            &entry,
+        )?)
     })
     .await?;
     Ok(json(StatusCode::OK, &list))

@@ -121,58 +121,65 @@ fn rounded(points: f64) -> f64 {
 
 /// Score every child in an age band, then extract per band; the extracted come first, highest
 /// score first, ties by resident number.
-pub fn screen(rules: &RuleSetDocument, applicability: &RuleSet, inputs: &Inputs, as_of: NaiveDate) -> Vec<Scored> {
+pub fn screen(
+    rules: &RuleSetDocument,
+    applicability: &RuleSet,
+    inputs: &Inputs,
+    as_of: NaiveDate,
+) -> Vec<Scored> {
     let no_facts = Vec::new();
-    let mut scored: Vec<Scored> = inputs
-        .children
-        .iter()
-        .filter_map(|child| {
-            let age = age_on(child.birth_date, as_of)?;
-            let band = rules.age_bands.iter().position(|b| b.contains(age))?;
-            // A guardian under a DV measure adds nothing to a child that is not itself under
-            // it: the entry must not lead anyone without the role to that guardian.
-            let people: Vec<&str> = std::iter::once(child.resident_no.as_str())
-                .chain(child.guardians.iter().map(String::as_str).filter(|g| {
-                    child.support_measure || !inputs.support_measure.contains(*g)
-                }))
-                .collect();
-            let facts: Vec<(&str, &Fact)> = people
-                .iter()
-                .flat_map(|p| {
-                    inputs
-                        .facts
-                        .get(*p)
-                        .unwrap_or(&no_facts)
-                        .iter()
-                        .map(move |f| (*p, f))
-                })
-                .collect();
-            let own = inputs.facts.get(&child.resident_no).unwrap_or(&no_facts);
-            let mut contributions = item_contributions(rules, applicability, &facts);
-            contributions.extend(
-                rules
-                    .fields
+    let mut scored: Vec<Scored> =
+        inputs
+            .children
+            .iter()
+            .filter_map(|child| {
+                let age = age_on(child.birth_date, as_of)?;
+                let band = rules.age_bands.iter().position(|b| b.contains(age))?;
+                // A guardian under a DV measure adds nothing to a child that is not itself under
+                // it: the entry must not lead anyone without the role to that guardian.
+                let people: Vec<&str> =
+                    std::iter::once(child.resident_no.as_str())
+                        .chain(child.guardians.iter().map(String::as_str).filter(|g| {
+                            child.support_measure || !inputs.support_measure.contains(*g)
+                        }))
+                        .collect();
+                let facts: Vec<(&str, &Fact)> = people
                     .iter()
-                    .filter_map(|weight| field_contribution(weight, &facts)),
-            );
-            let total: f64 = contributions.iter().map(Contribution::points).sum();
-            let score = rounded(rules.score_cap.map_or(total, |cap| total.min(cap)));
-            let known = known_reasons(own);
-            Some(Scored {
-                resident_no: child.resident_no.clone(),
-                band,
-                age,
-                sex: child.sex,
-                support_measure: child.support_measure,
-                score,
-                excluded: known.iter().any(|k| rules.exclude_known.contains(k)),
-                known,
-                contributions,
-                school_code: school_code(own),
-                extracted: false,
+                    .flat_map(|p| {
+                        inputs
+                            .facts
+                            .get(*p)
+                            .unwrap_or(&no_facts)
+                            .iter()
+                            .map(move |f| (*p, f))
+                    })
+                    .collect();
+                let own = inputs.facts.get(&child.resident_no).unwrap_or(&no_facts);
+                let mut contributions = item_contributions(rules, applicability, &facts);
+                contributions.extend(
+                    rules
+                        .fields
+                        .iter()
+                        .filter_map(|weight| field_contribution(weight, &facts)),
+                );
+                let total: f64 = contributions.iter().map(Contribution::points).sum();
+                let score = rounded(rules.score_cap.map_or(total, |cap| total.min(cap)));
+                let known = known_reasons(own);
+                Some(Scored {
+                    resident_no: child.resident_no.clone(),
+                    band,
+                    age,
+                    sex: child.sex,
+                    support_measure: child.support_measure,
+                    score,
+                    excluded: known.iter().any(|k| rules.exclude_known.contains(k)),
+                    known,
+                    contributions,
+                    school_code: school_code(own),
+                    extracted: false,
+                })
             })
-        })
-        .collect();
+            .collect();
     let mut by_band: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, child) in scored.iter().enumerate() {
         by_band.entry(child.band).or_default().push(i);
@@ -195,7 +202,10 @@ pub fn screen(rules: &RuleSetDocument, applicability: &RuleSet, inputs: &Inputs,
                     None => 0,
                     Some(last) => {
                         let cut = scored[candidates[last]].score;
-                        candidates.iter().take_while(|&&i| scored[i].score >= cut).count()
+                        candidates
+                            .iter()
+                            .take_while(|&&i| scored[i].score >= cut)
+                            .count()
                     }
                 }
             }
@@ -245,14 +255,19 @@ fn item_contributions(
         let Some(weight) = rules.items.iter().find(|w| w.item == applicable.item) else {
             continue;
         };
-        let entry = by_item.entry(applicable.item).or_insert_with(|| Contribution::Item {
-            item: applicable.item,
-            title: applicable.title.clone(),
-            reasons: Vec::new(),
-            records: Vec::new(),
-            points: weight.points,
-        });
-        if let Contribution::Item { reasons, records, .. } = entry {
+        let entry = by_item
+            .entry(applicable.item)
+            .or_insert_with(|| Contribution::Item {
+                item: applicable.item,
+                title: applicable.title.clone(),
+                reasons: Vec::new(),
+                records: Vec::new(),
+                points: weight.points,
+            });
+        if let Contribution::Item {
+            reasons, records, ..
+        } = entry
+        {
             reasons.push(applicable.reason.clone());
             records.extend(applicable.source_record_ids.iter().map(|id| RecordRef {
                 about: applicable.about.clone(),
@@ -325,8 +340,14 @@ fn known_reasons(own: &[Fact]) -> Vec<KnownReason> {
     if of("temporary-protection").next().is_some() {
         known.push(KnownReason::TemporaryProtection);
     }
-    let text = |f: &Fact, field: &str| f.data.get(field).and_then(Value::as_str).map(str::to_string);
-    let latest = of("support-outcome").max_by_key(|f| (text(f, "decided_on"), f.source_record_id.clone()));
+    let text = |f: &Fact, field: &str| {
+        f.data
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let latest =
+        of("support-outcome").max_by_key(|f| (text(f, "decided_on"), f.source_record_id.clone()));
     if latest
         .and_then(|f| text(f, "stage"))
         .is_some_and(|s| s == "support_needed" || s == "support_started")
@@ -392,22 +413,51 @@ mod tests {
             ..Inputs::default()
         };
         let wellbeing = |id: &str| {
-            fact("school-wellbeing-check", id, json!({"result": "concern", "school_code": "S1"}))
+            fact(
+                "school-wellbeing-check",
+                id,
+                json!({"result": "concern", "school_code": "S1"}),
+            )
         };
-        inputs.facts.insert("M".into(), vec![fact("postnatal-checkup", "p1", json!({"epds_total": 15}))]);
+        inputs.facts.insert(
+            "M".into(),
+            vec![fact("postnatal-checkup", "p1", json!({"epds_total": 15}))],
+        );
         inputs.facts.insert(
             "A".into(),
-            vec![fact("infant-checkup", "i1", json!({"attended": false})), wellbeing("w1")],
+            vec![
+                fact("infant-checkup", "i1", json!({"attended": false})),
+                wellbeing("w1"),
+            ],
         );
-        inputs.facts.insert("B".into(), vec![fact("infant-checkup", "i2", json!({"attended": false}))]);
+        inputs.facts.insert(
+            "B".into(),
+            vec![fact("infant-checkup", "i2", json!({"attended": false}))],
+        );
         inputs.facts.insert(
             "C".into(),
             vec![
-                fact("school-attendance", "a1", json!({"school_year": 2024, "absence_days": 20})),
-                fact("school-attendance", "a2", json!({"school_year": 2024, "absence_days": 25})),
-                fact("school-attendance", "a3", json!({"school_year": 2023, "absence_days": 40})),
+                fact(
+                    "school-attendance",
+                    "a1",
+                    json!({"school_year": 2024, "absence_days": 20}),
+                ),
+                fact(
+                    "school-attendance",
+                    "a2",
+                    json!({"school_year": 2024, "absence_days": 25}),
+                ),
+                fact(
+                    "school-attendance",
+                    "a3",
+                    json!({"school_year": 2023, "absence_days": 40}),
+                ),
                 wellbeing("w2"),
-                fact("child-protection-case", "c1", json!({"registered_on": "2024-01-01"})),
+                fact(
+                    "child-protection-case",
+                    "c1",
+                    json!({"registered_on": "2024-01-01"}),
+                ),
             ],
         );
         inputs.facts.insert("D".into(), vec![wellbeing("w3")]);
@@ -441,7 +491,10 @@ mod tests {
         let rules = RuleSetDocument {
             name: "t".into(),
             description: None,
-            items: vec![ItemWeight { item: 14, points: 1.0 }],
+            items: vec![ItemWeight {
+                item: 14,
+                points: 1.0,
+            }],
             fields: vec![FieldWeight {
                 record_type: "school-attendance".into(),
                 field: "absence_days".into(),
@@ -465,17 +518,38 @@ mod tests {
         let c = screened.iter().find(|s| s.resident_no == "C").unwrap();
         // 45 days in 2024 → (45 − 10) × 0.1 = 3.5, capped at 3; plus item 14 → 4, capped at 3.5.
         assert_eq!(c.score, 3.5);
-        let field = c.contributions.iter().find(|c| matches!(c, Contribution::Field { .. })).unwrap();
+        let field = c
+            .contributions
+            .iter()
+            .find(|c| matches!(c, Contribution::Field { .. }))
+            .unwrap();
         assert_eq!(field.points(), 3.0);
         // 4 children, top 25 % → one, C.
-        let extracted: Vec<&str> = screened.iter().filter(|s| s.extracted).map(|s| s.resident_no.as_str()).collect();
+        let extracted: Vec<&str> = screened
+            .iter()
+            .filter(|s| s.extracted)
+            .map(|s| s.resident_no.as_str())
+            .collect();
         assert_eq!(extracted, vec!["C"]);
         // Excluding open cases, the share goes to A and D, tied at 1 point.
-        let rules = RuleSetDocument { exclude_known: vec![KnownReason::OpenCase], ..rules };
+        let rules = RuleSetDocument {
+            exclude_known: vec![KnownReason::OpenCase],
+            ..rules
+        };
         let screened = screen(&rules, applicability, &inputs, date("2025-06-01"));
-        let extracted: Vec<&str> = screened.iter().filter(|s| s.extracted).map(|s| s.resident_no.as_str()).collect();
+        let extracted: Vec<&str> = screened
+            .iter()
+            .filter(|s| s.extracted)
+            .map(|s| s.resident_no.as_str())
+            .collect();
         assert_eq!(extracted, vec!["A", "D"]);
-        assert!(screened.iter().find(|s| s.resident_no == "C").unwrap().excluded);
+        assert!(
+            screened
+                .iter()
+                .find(|s| s.resident_no == "C")
+                .unwrap()
+                .excluded
+        );
     }
 
     #[test]

@@ -23,7 +23,17 @@ pub const DEFAULT_MIN_ITEMS: u32 = 2;
 
 /// Why a child is already known (the schema's `known_reason` code list).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum KnownReason {
@@ -196,7 +206,10 @@ pub fn problems(version: &SchemaVersion, document: &Value) -> Vec<FieldError> {
 }
 
 /// Parse a document [`problems`] found valid.
-pub fn parse(version: &SchemaVersion, document: &Value) -> Result<RuleSetDocument, Vec<FieldError>> {
+pub fn parse(
+    version: &SchemaVersion,
+    document: &Value,
+) -> Result<RuleSetDocument, Vec<FieldError>> {
     let errors = problems(version, document);
     if !errors.is_empty() {
         return Err(errors);

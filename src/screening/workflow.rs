@@ -152,7 +152,9 @@ pub fn preview(
                     counts.extracted += 1;
                     counts.extracted_known += known;
                 }
-                Contribution::Field { record_type, field, .. } => {
+                Contribution::Field {
+                    record_type, field, ..
+                } => {
                     let counts = fields
                         .entry((record_type.clone(), field.clone()))
                         .or_insert_with(|| FieldCounts {
@@ -203,7 +205,8 @@ fn stored_rules(
     municipality: &str,
     rule_version: i32,
 ) -> Result<RuleSetDocument, ScreeningError> {
-    let stored = store::rule_set(conn, municipality, rule_version)?.ok_or(ScreeningError::NotFound)?;
+    let stored =
+        store::rule_set(conn, municipality, rule_version)?.ok_or(ScreeningError::NotFound)?;
     super::parse(version, &stored.document).map_err(ScreeningError::Invalid)
 }
 
@@ -223,7 +226,9 @@ pub fn run(
     let (scored, high_water_mark) = screen_town(conn, version, municipality, &rules, as_of)?;
     let mut population: BTreeMap<(usize, Option<i32>, bool), u64> = BTreeMap::new();
     for s in &scored {
-        *population.entry((s.band, s.sex, s.support_measure)).or_default() += 1;
+        *population
+            .entry((s.band, s.sex, s.support_measure))
+            .or_default() += 1;
     }
     let population: Vec<PopulationCell> = population
         .into_iter()
@@ -366,8 +371,13 @@ fn visible_entries(
             if let Some(child) = child.as_mut() {
                 child.support_measure |= e.support_measure;
             }
-            access::decide(caller, &run.municipality_code, ChildUse::Worklist, child.as_ref())
-                .is_allowed()
+            access::decide(
+                caller,
+                &run.municipality_code,
+                ChildUse::Worklist,
+                child.as_ref(),
+            )
+            .is_allowed()
         })
         .collect())
 }
@@ -415,7 +425,10 @@ pub fn worklist(
     let names = store::subject_names(
         conn,
         municipality,
-        &visible.iter().map(|e| e.resident_no.clone()).collect::<Vec<_>>(),
+        &visible
+            .iter()
+            .map(|e| e.resident_no.clone())
+            .collect::<Vec<_>>(),
     )?;
     let detail = json!({"run": run_id}).to_string();
     let audits: Vec<AuditEntry> = if visible.is_empty() {
@@ -451,7 +464,11 @@ pub fn worklist(
 }
 
 /// Summaries of the town's runs, with counts over what the caller may see.
-pub fn runs(conn: &mut DbConn, caller: &Principal, municipality: &str) -> Result<Vec<RunSummary>, ScreeningError> {
+pub fn runs(
+    conn: &mut DbConn,
+    caller: &Principal,
+    municipality: &str,
+) -> Result<Vec<RunSummary>, ScreeningError> {
     let runs = store::runs(conn, municipality)?;
     let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
     let mut by_run: HashMap<i64, Vec<EntryRow>> = HashMap::new();
@@ -460,7 +477,12 @@ pub fn runs(conn: &mut DbConn, caller: &Principal, municipality: &str) -> Result
     }
     let mut summaries = Vec::with_capacity(runs.len());
     for run in &runs {
-        let visible = visible_entries(conn, caller, run, by_run.remove(&run.id).unwrap_or_default())?;
+        let visible = visible_entries(
+            conn,
+            caller,
+            run,
+            by_run.remove(&run.id).unwrap_or_default(),
+        )?;
         summaries.push(summary(run, &visible.iter().collect::<Vec<_>>()));
     }
     Ok(summaries)
@@ -567,7 +589,13 @@ pub fn decision_record(
     let mut problems: Vec<FieldError> = fields
         .keys()
         .filter(|k| !DECISION_FIELDS.contains(&k.as_str()))
-        .map(|k| FieldError::new(format!("/{k}"), "unknown_field", format!("{k} is not a field of a decision")))
+        .map(|k| {
+            FieldError::new(
+                format!("/{k}"),
+                "unknown_field",
+                format!("{k} is not a field of a decision"),
+            )
+        })
         .collect();
     problems.extend(
         DECISION_REQUIRED
@@ -605,7 +633,11 @@ pub fn decision_record(
         .prepare(&submission, 0, &record)
         .map_err(ScreeningError::Invalid)?;
     let class = class.ok_or_else(|| {
-        ScreeningError::Invalid(vec![FieldError::new("/review_outcome", "enum", "unknown class")])
+        ScreeningError::Invalid(vec![FieldError::new(
+            "/review_outcome",
+            "enum",
+            "unknown class",
+        )])
     })?;
     Ok((prepared, class))
 }
@@ -675,7 +707,8 @@ pub fn close(
         return Err(ScreeningError::Undecided(undecided));
     }
     let mut entry = audit.clone();
-    entry.detail = Some(json!({"run": run_id, "undecided": undecided, "reason": reason}).to_string());
+    entry.detail =
+        Some(json!({"run": run_id, "undecided": undecided, "reason": reason}).to_string());
     if !store::close_run(conn, run_id, by, reason, &entry)? {
         return Err(ScreeningError::RunClosed);
     }
@@ -726,7 +759,7 @@ pub fn fairness(
             bands.push(&cell.band);
         }
     }
-    let mut groups: BTreeMap<(Grouping, Option<usize>, Option<i32>), (u64, u64)> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, (u64, u64)> = BTreeMap::new();
     let mut add = |band: &str, sex: Option<i32>, population: u64, extracted: u64| {
         let band = bands.iter().position(|b| *b == band);
         for key in [
@@ -773,6 +806,9 @@ pub fn fairness(
     Ok(view)
 }
 
+/// A group of fairness counts: how it groups, the age band's index, the sex.
+type GroupKey = (Grouping, Option<usize>, Option<i32>);
+
 /// The groups fairness counts are kept by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Grouping {
@@ -818,8 +854,13 @@ pub fn school_shares(
     let decisions: Vec<SharedDecision> = rows
         .into_iter()
         .filter(|r| {
-            access::decide(caller, municipality, ChildUse::SchoolShare, facts.get(&r.resident_no))
-                .is_allowed()
+            access::decide(
+                caller,
+                municipality,
+                ChildUse::SchoolShare,
+                facts.get(&r.resident_no),
+            )
+            .is_allowed()
         })
         .filter_map(|r| {
             Some(SharedDecision {

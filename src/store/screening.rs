@@ -92,7 +92,9 @@ pub mod tables {
     }
 }
 
-use tables::{school_clients, screening_adoptions, screening_entries, screening_rule_sets, screening_runs};
+use tables::{
+    school_clients, screening_adoptions, screening_entries, screening_rule_sets, screening_runs,
+};
 
 /// Who did it: the staff member and the client it acted through.
 #[derive(Debug, Clone)]
@@ -167,7 +169,8 @@ pub fn add_rule_set(
             ))
             .execute(c)?;
         let mut entry = audit.clone();
-        entry.detail = Some(serde_json::json!({"version": version, "content_hash": hash}).to_string());
+        entry.detail =
+            Some(serde_json::json!({"version": version, "content_hash": hash}).to_string());
         c.append_audit(&entry)?;
         Ok::<_, StoreError>(version)
     })
@@ -301,7 +304,11 @@ pub struct TownSnapshot {
     pub high_water_mark: i64,
 }
 
-pub fn town_snapshot(conn: &mut DbConn, municipality: &str, as_of: NaiveDate) -> StoreResult<TownSnapshot> {
+pub fn town_snapshot(
+    conn: &mut DbConn,
+    municipality: &str,
+    as_of: NaiveDate,
+) -> StoreResult<TownSnapshot> {
     let as_of_text = as_of.format("%Y-%m-%d").to_string();
     let support_measure = super::records::support_measure_subjects(conn, municipality)?;
     let opted_out = super::records::opted_out_subjects(conn, municipality)?;
@@ -413,7 +420,8 @@ pub fn town_snapshot(conn: &mut DbConn, municipality: &str, as_of: NaiveDate) ->
 }
 
 /// A run as stored (without its entries).
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = screening_runs)]
 pub struct RunRow {
     pub id: i64,
     pub municipality_code: String,
@@ -516,44 +524,12 @@ pub fn insert_run(
     })
 }
 
-fn run_columns() -> (
-    screening_runs::id,
-    screening_runs::municipality_code,
-    screening_runs::rule_version,
-    screening_runs::applicability_version,
-    screening_runs::as_of,
-    screening_runs::high_water_mark,
-    screening_runs::population,
-    screening_runs::created_at,
-    screening_runs::created_by,
-    screening_runs::client_name,
-    screening_runs::closed_at,
-    screening_runs::closed_by,
-    screening_runs::close_reason,
-) {
-    (
-        screening_runs::id,
-        screening_runs::municipality_code,
-        screening_runs::rule_version,
-        screening_runs::applicability_version,
-        screening_runs::as_of,
-        screening_runs::high_water_mark,
-        screening_runs::population,
-        screening_runs::created_at,
-        screening_runs::created_by,
-        screening_runs::client_name,
-        screening_runs::closed_at,
-        screening_runs::closed_by,
-        screening_runs::close_reason,
-    )
-}
-
 /// The town's runs, newest first.
 pub fn runs(conn: &mut DbConn, municipality: &str) -> StoreResult<Vec<RunRow>> {
     Ok(on_conn!(conn, |c| screening_runs::table
         .filter(screening_runs::municipality_code.eq(municipality))
         .order(screening_runs::id.desc())
-        .select(run_columns())
+        .select(RunRow::as_select())
         .load::<RunRow>(c))?)
 }
 
@@ -562,7 +538,7 @@ pub fn run(conn: &mut DbConn, municipality: &str, id: i64) -> StoreResult<Option
     Ok(on_conn!(conn, |c| screening_runs::table
         .filter(screening_runs::municipality_code.eq(municipality))
         .filter(screening_runs::id.eq(id))
-        .select(run_columns())
+        .select(RunRow::as_select())
         .first::<RunRow>(c)
         .optional())?)
 }
@@ -571,7 +547,10 @@ pub fn run(conn: &mut DbConn, municipality: &str, id: i64) -> StoreResult<Option
 pub fn entries(conn: &mut DbConn, run_id: i64) -> StoreResult<Vec<EntryRow>> {
     Ok(on_conn!(conn, |c| screening_entries::table
         .filter(screening_entries::run_id.eq(run_id))
-        .order((screening_entries::score.desc(), screening_entries::resident_no))
+        .order((
+            screening_entries::score.desc(),
+            screening_entries::resident_no
+        ))
         .load::<EntryRow>(c))?)
 }
 
@@ -671,7 +650,10 @@ pub fn link_school(
         let Some((client_id, roles)) = client else {
             return Err(StoreError::NotFound);
         };
-        if !roles.split(',').any(|r| r == crate::auth::Role::School.as_str()) {
+        if !roles
+            .split(',')
+            .any(|r| r == crate::auth::Role::School.as_str())
+        {
             return Err(StoreError::Unprocessable(format!(
                 "client {client_name} does not hold the school role"
             )));
@@ -728,7 +710,10 @@ pub fn shared_with_school(
             .filter(screening_entries::school_code.eq(school_code))
             .filter(screening_entries::plan_shared.eq(true))
             .filter(screening_entries::decision.is_not_null())
-            .order((screening_entries::run_id.desc(), screening_entries::resident_no))
+            .order((
+                screening_entries::run_id.desc(),
+                screening_entries::resident_no,
+            ))
             .select((
                 screening_entries::run_id,
                 screening_entries::resident_no,
