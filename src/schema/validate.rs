@@ -284,7 +284,9 @@ pub(crate) fn field_errors(error: &ValidationError<'_>, record: &Value) -> Vec<F
             "not_allowed",
             format!("{at} is not allowed for this record (see the record type's rules)"),
         ),
-        ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => one(
+        ValidationErrorKind::AnyOf { .. }
+        | ValidationErrorKind::OneOfNotValid { .. }
+        | ValidationErrorKind::OneOfMultipleValid { .. } => one(
             "alternatives",
             "none of the allowed forms matches (e.g. a subject needs resident_no or basic_info)"
                 .to_string(),
