@@ -194,7 +194,7 @@ pub fn preview(
         json!({"version": rule_version, "as_of": view.as_of, "extracted": view.total.extracted})
             .to_string(),
     );
-    crate::audit::append(conn, &entry)?;
+    crate::store::audit::append(conn, &entry)?;
     Ok(view)
 }
 
@@ -538,7 +538,7 @@ pub fn entry_detail(
     let mut entry = audit.clone();
     entry.result = verdict.audit_result().into();
     entry.detail = Some(json!({"run": run_id}).to_string());
-    crate::audit::append(conn, &entry)?;
+    crate::store::audit::append(conn, &entry)?;
     let (_, row) = found.ok_or(ScreeningError::NotFound)?;
     let names = store::subject_names(conn, municipality, &[resident_no.to_string()])?;
     let decision_record = match &row.decision_record {
@@ -658,7 +658,7 @@ pub fn decide(
     let mut entry = audit.clone();
     entry.result = verdict.audit_result().into();
     let Some((run, _)) = found else {
-        crate::audit::append(conn, &entry)?;
+        crate::store::audit::append(conn, &entry)?;
         return Err(ScreeningError::NotFound);
     };
     if run.closed_at.is_some() {
@@ -802,7 +802,7 @@ pub fn fairness(
     }
     let mut entry = audit.clone();
     entry.detail = Some(json!({"run": run_id}).to_string());
-    crate::audit::append(conn, &entry)?;
+    crate::store::audit::append(conn, &entry)?;
     Ok(view)
 }
 

@@ -10,8 +10,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::records::WriteTx;
 use super::tables::{clients, record_versions, records, subjects};
+use super::tx::WriteTx;
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
 use crate::access::ChildFacts;
 use crate::audit::AuditEntry;
