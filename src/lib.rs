@@ -20,5 +20,6 @@ pub mod indicators;
 pub mod ingest;
 pub mod keys;
 pub mod schema;
+pub mod screening;
 pub mod store;
 pub mod transfer;

@@ -33,6 +33,12 @@ pub enum ChildUse {
     OfferInTransfer,
     /// Read the child's audit trail (disclosure request, 開示請求).
     ReadAuditTrail,
+    /// See the child on a screening worklist, or record the case meeting's decision on it:
+    /// a screening view whatever the declared purpose.
+    Worklist,
+    /// See the decision a case meeting shared with the child's school (the caller speaks for
+    /// that school).
+    SchoolShare,
 }
 
 impl ChildUse {
@@ -44,7 +50,17 @@ impl ChildUse {
             }
             ChildUse::OfferInTransfer => Role::TransferOfficer,
             ChildUse::ReadAuditTrail => Role::Auditor,
+            ChildUse::Worklist => Role::Caseworker,
+            ChildUse::SchoolShare => Role::School,
         }
+    }
+
+    /// Is this a screening view, which opted-out children leave?
+    fn screens(self) -> bool {
+        matches!(
+            self,
+            ChildUse::Read { screening: true } | ChildUse::Worklist | ChildUse::SchoolShare
+        )
     }
 }
 
@@ -129,7 +145,7 @@ pub fn visible_child(caller: &Principal, using: ChildUse, child: Option<&ChildFa
     if child.support_measure && !sees_support_measure(caller) {
         return Verdict::Hide(Hidden::SupportMeasure);
     }
-    if child.opted_out && matches!(using, ChildUse::Read { screening: true }) {
+    if child.opted_out && using.screens() {
         return Verdict::Hide(Hidden::OptedOut);
     }
     Verdict::Allow
@@ -138,6 +154,24 @@ pub fn visible_child(caller: &Principal, using: ChildUse, child: Option<&ChildFa
 /// Does the caller see DV children of `municipality` in lists (household, feed, candidates)?
 pub fn lists_support_measure(caller: &Principal, municipality: &str) -> bool {
     caller.may(Role::SupportMeasureReader, municipality)
+}
+
+/// May the caller define, adopt and preview screening rule sets of `municipality`, run its
+/// worklists and see their counts? (Entries are decided child by child: [`ChildUse::Worklist`].)
+pub fn runs_screening(caller: &Principal, municipality: &str) -> bool {
+    caller.may(Role::Caseworker, municipality)
+}
+
+/// May the caller read what case meetings shared with its school in `municipality`? (Each
+/// pupil is decided by [`ChildUse::SchoolShare`].)
+pub fn reads_school_shares(caller: &Principal, municipality: &str) -> bool {
+    caller.may(Role::School, municipality)
+}
+
+/// Is a child screened at all? A guardian's objection (不同意) keeps it out of every
+/// worklist, preview and count.
+pub fn screened(child: &ChildFacts) -> bool {
+    !child.opted_out
 }
 
 /// Whose records a caller may read in `municipality`: a caseworker every source's, a source

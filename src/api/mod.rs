@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod packages;
 pub mod problem;
 pub mod records;
+pub mod screening;
 pub mod subjects;
 pub mod transfers;
 pub mod views;
@@ -509,9 +510,74 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource(
                     "/indicators/preview",
                     vec![("GET", web::get().to(indicators::preview))],
-                )),
+                ))
+                .configure(screening_routes),
         )
         .default_service(web::to(route_not_found));
+}
+
+/// Screening worklists (判定・抽出): rule sets, runs, decisions, fairness, school shares.
+fn screening_routes(cfg: &mut web::ServiceConfig) {
+    const TOWN: &str = "/municipalities/{code}";
+    let routes: [(String, Vec<(&'static str, actix_web::Route)>); 11] = [
+        (
+            "/screening-rules/default".into(),
+            vec![("GET", web::get().to(screening::default_rules))],
+        ),
+        (
+            format!("{TOWN}/screening-rules"),
+            vec![
+                ("GET", web::get().to(screening::list_rules)),
+                ("POST", web::post().to(screening::add_rules)),
+            ],
+        ),
+        (
+            format!("{TOWN}/screening-rules/{{version}}"),
+            vec![("GET", web::get().to(screening::show_rules))],
+        ),
+        (
+            format!("{TOWN}/screening-rules/{{version}}/adopt"),
+            vec![("POST", web::post().to(screening::adopt_rules))],
+        ),
+        (
+            format!("{TOWN}/screening-rules/{{version}}/preview"),
+            vec![("GET", web::get().to(screening::preview))],
+        ),
+        (
+            format!("{TOWN}/screening-runs"),
+            vec![
+                ("GET", web::get().to(screening::list_runs)),
+                ("POST", web::post().to(screening::create_run)),
+            ],
+        ),
+        (
+            format!("{TOWN}/screening-runs/{{run}}"),
+            vec![("GET", web::get().to(screening::worklist))],
+        ),
+        (
+            format!("{TOWN}/screening-runs/{{run}}/entries/{{resident_no}}"),
+            vec![("GET", web::get().to(screening::entry))],
+        ),
+        (
+            format!("{TOWN}/screening-runs/{{run}}/entries/{{resident_no}}/decision"),
+            vec![("PUT", web::put().to(screening::decide))],
+        ),
+        (
+            format!("{TOWN}/screening-runs/{{run}}/close"),
+            vec![("POST", web::post().to(screening::close))],
+        ),
+        (
+            format!("{TOWN}/screening-runs/{{run}}/fairness"),
+            vec![("GET", web::get().to(screening::fairness))],
+        ),
+    ];
+    for (path, methods) in routes {
+        cfg.service(resource(&path, methods));
+    }
+    cfg.service(resource(
+        &format!("{TOWN}/school-shares"),
+        vec![("GET", web::get().to(screening::school_shares))],
+    ));
 }
 
 /// Start the HTTP server (HTTPS only when `tls` is given) and run until stopped.

@@ -6,7 +6,9 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{audit_api, identity, indicators, meta, packages, records, subjects, transfers, views};
+use super::{
+    audit_api, identity, indicators, meta, packages, records, screening, subjects, transfers, views,
+};
 use crate::ingest::{IngestReport, RecordResult, RecordStatus, ResultDetail};
 use crate::schema::applicability::ApplicableItem;
 use crate::schema::purposes::Purpose;
@@ -50,6 +52,10 @@ impl utoipa::Modify for BearerAuth {
         indicators::list, indicators::show, indicators::preview,
         meta::list_schemas, meta::get_schema, meta::access_purposes,
         meta::healthz, meta::readyz, meta::metrics,
+        screening::default_rules, screening::add_rules, screening::list_rules, screening::show_rules,
+        screening::adopt_rules, screening::preview, screening::create_run, screening::list_runs,
+        screening::worklist, screening::entry, screening::decide, screening::close,
+        screening::fairness, screening::school_shares,
     ),
     components(schemas(
         super::Problem, FieldError, IngestReport, RecordResult, RecordStatus, ResultDetail,
@@ -74,6 +80,19 @@ impl utoipa::Modify for BearerAuth {
         crate::indicators::disclosure::DisclosureConfig, crate::indicators::disclosure::Suppression,
         crate::indicators::disclosure::Unit, crate::indicators::table::Level,
         crate::indicators::audit::AuditSummary,
+        crate::screening::RuleSetDocument, crate::screening::ItemWeight,
+        crate::screening::FieldWeight, crate::screening::AgeBand, crate::screening::KnownReason,
+        crate::screening::DecisionClass, crate::store::screening::RuleSetVersion,
+        crate::store::screening::Adoption, screening::RuleSetList, screening::RunRequest,
+        screening::RunList, screening::DecisionRequest, screening::DecisionRecorded,
+        screening::CloseRequest, crate::screening::workflow::PreviewView,
+        crate::screening::workflow::BandCounts, crate::screening::workflow::ItemCounts,
+        crate::screening::workflow::FieldCounts, crate::screening::workflow::RunSummary,
+        crate::screening::workflow::WorklistView, crate::screening::workflow::EntryView,
+        crate::screening::workflow::DecisionView, crate::screening::workflow::EntryDetail,
+        crate::screening::workflow::FairnessView, crate::screening::workflow::GroupCounts,
+        crate::screening::workflow::SharedList, crate::screening::workflow::SharedDecision,
+        crate::screening::engine::Contribution, crate::screening::engine::RecordRef,
     )),
     modifiers(&BearerAuth),
     security(("bearerAuth" = [])),
@@ -84,6 +103,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "identity", description = "Identity resolution (名寄せ): the review queue"),
         (name = "transfers", description = "Handovers when a family moves between towns of this hub (転出入時の引継ぎ)"),
         (name = "indicators", description = "Anonymised outcome indicators (成果指標) behind provable disclosure control"),
+        (name = "screening", description = "Screening worklists (判定・抽出) for a case meeting of people, which decides; the list decides nothing"),
         (name = "schemas", description = "The standard itself"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -22,6 +22,9 @@ pub enum Role {
     Auditor,
     /// May see children under a DV support measure (支援措置); without it they do not exist.
     SupportMeasureReader,
+    /// A school's client: sees the screening decisions shared with its school, for its own
+    /// pupils only (the school it speaks for is linked with `screening school link`).
+    School,
 }
 
 impl Role {
@@ -34,6 +37,7 @@ impl Role {
             Role::NationalAnalyst => "national-analyst",
             Role::Auditor => "auditor",
             Role::SupportMeasureReader => "support-measure-reader",
+            Role::School => "school",
         }
     }
 
@@ -46,6 +50,7 @@ impl Role {
             Role::NationalAnalyst,
             Role::Auditor,
             Role::SupportMeasureReader,
+            Role::School,
         ]
         .into_iter()
         .find(|r| r.as_str() == text)

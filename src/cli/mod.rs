@@ -2,6 +2,7 @@
 
 mod conformance;
 mod indicators;
+mod screening;
 
 use std::io::Write;
 
@@ -187,6 +188,13 @@ enum Command {
     Indicators {
         #[command(subcommand)]
         command: indicators::IndicatorsCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Screening worklists (判定・抽出) for a case meeting, which decides.
+    Screening {
+        #[command(subcommand)]
+        command: screening::ScreeningCommand,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -645,6 +653,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Review { command, db } => review(command, &db.open()?),
         Command::Indicators { command, db } => indicators::run(command, &db.open()?),
+        Command::Screening { command, db } => screening::run(command, &db.open()?),
         Command::Transfer { command, db } => transfer(command, &db.open()?),
         Command::Conformance { .. } => unreachable!("handled in main for its exit codes"),
         Command::Openapi => {

@@ -102,6 +102,9 @@ const ANNOTATIONS: &[&str] = &[
     "x-basic-item",
     "x-enum-labels",
     "x-current",
+    // Screening: which numeric fields a rule set may weight, and the case meeting's a–d.
+    "x-scorable",
+    "x-enum-letters",
 ];
 /// Keywords the generator derives cases for.
 const RULES: &[&str] = &[
@@ -179,6 +182,7 @@ fn pattern_sample(pattern: &str) -> Result<&'static str, String> {
         "^1\\.[0-9]+$" => Ok("1.0"),
         "^[\\x21-\\x7E]+$" => Ok("vector-0001"),
         "^[0-9]{6}$" => Ok("131016"),
+        "^[!-~]([ -~]{0,98}[!-~])?$" => Ok("staff-001"),
         other => Err(format!(
             "no sample value for pattern {other:?}; add one to pattern_sample"
         )),

@@ -224,7 +224,7 @@ fn join_pointer(base: &str, key: &str) -> String {
     format!("{base}/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
-fn field_errors(error: &ValidationError<'_>, record: &Value) -> Vec<FieldError> {
+pub(crate) fn field_errors(error: &ValidationError<'_>, record: &Value) -> Vec<FieldError> {
     let at = error.instance_path().as_str().to_string();
     let one = |code: &str, message: String| vec![FieldError::new(at.clone(), code, message)];
     match error.kind() {
@@ -284,7 +284,9 @@ fn field_errors(error: &ValidationError<'_>, record: &Value) -> Vec<FieldError> 
             "not_allowed",
             format!("{at} is not allowed for this record (see the record type's rules)"),
         ),
-        ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => one(
+        ValidationErrorKind::AnyOf { .. }
+        | ValidationErrorKind::OneOfNotValid { .. }
+        | ValidationErrorKind::OneOfMultipleValid { .. } => one(
             "alternatives",
             "none of the allowed forms matches (e.g. a subject needs resident_no or basic_info)"
                 .to_string(),

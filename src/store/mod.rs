@@ -8,6 +8,7 @@ pub mod identity;
 pub mod indicators;
 pub mod packages;
 pub mod records;
+pub mod screening;
 pub mod tables;
 pub mod transfers;
 pub mod tx;

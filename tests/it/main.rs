@@ -24,6 +24,7 @@ mod openapi;
 mod openapi_access;
 mod problems;
 mod records;
+mod screening;
 mod secrets_at_rest;
 mod slow_clients;
 mod tls;

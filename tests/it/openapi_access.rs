@@ -78,6 +78,7 @@ fn concrete(path: &str) -> String {
         .replace("{source_record_id}", "wb-secret")
         .replace("{id}", "1")
         .replace("{version}", "1")
+        .replace("{run}", "1")
         .replace("{record_type}", "subject")
 }
 
@@ -135,7 +136,9 @@ fn national_analyst_sees_no_personal_field(backend: Backend) {
             || path.contains("/history")
             || path.contains("identity-reviews")
             || path.starts_with("/v1/transfers")
-            || path.starts_with("/v1/audit");
+            || path.starts_with("/v1/audit")
+            || path.starts_with("/v1/municipalities/{code}/screening-")
+            || path.contains("/school-shares");
         if personal {
             assert!(
                 !(200..300).contains(&response.status),
@@ -165,6 +168,8 @@ const DV_CHILD: &str = "GA-DV";
 const OPTED_CHILD: &str = "GA-OPT";
 const OTHER_CHILD: &str = "GA-OTHER";
 const MISSING_TRANSFER: &str = "999999";
+/// The screening run `seed_hidden_children` makes (it holds the DV and the opted-out child).
+const SCREENING_RUN: &str = "1";
 /// Operations that write a source's own records (not reads of anyone's).
 const INGESTION: [&str; 2] = ["push", "validate"];
 
@@ -174,6 +179,8 @@ struct Subject<'a> {
     resident_no: &'a str,
     record: String,
     transfer: &'a str,
+    /// A screening run of the town holding every hidden child of it.
+    run: &'a str,
 }
 
 impl Subject<'_> {
@@ -183,6 +190,7 @@ impl Subject<'_> {
             .replace("{resident_no}", self.resident_no)
             .replace("{source_record_id}", &self.record)
             .replace("{id}", self.transfer)
+            .replace("{run}", self.run)
             .replace("{version}", "1")
             .replace("{record_type}", "subject");
         let takes_subject = op["parameters"].as_array().is_some_and(|ps| {
@@ -336,6 +344,34 @@ fn seed_hidden_children(hub: &Hub) -> String {
         ],
     );
     assert_eq!(pushed["rejected"], 0, "{pushed}");
+    // A worklist holding the DV child and the child whose guardian objects afterwards.
+    let rules = hub.post(
+        &format!("/v1/municipalities/{TOWN}/screening-rules"),
+        Some(&town.token),
+        Some("application/json"),
+        &[("X-Actor", "staff-1")],
+        json!({"name": "t", "items": [{"item": 14, "points": 1}],
+               "age_bands": [{"label": "全年齢", "min_age": 0, "max_age": 17, "threshold": 1}]})
+        .to_string(),
+    );
+    assert_eq!(rules.status, 201, "{}", rules.text());
+    let adopted = hub.post(
+        &format!("/v1/municipalities/{TOWN}/screening-rules/1/adopt"),
+        Some(&town.token),
+        None,
+        &[("X-Actor", "staff-1")],
+        "",
+    );
+    assert_eq!(adopted.status, 200, "{}", adopted.text());
+    let run = hub.post(
+        &format!("/v1/municipalities/{TOWN}/screening-runs"),
+        Some(&town.token),
+        Some("application/json"),
+        &[("X-Purpose", "screening_review"), ("X-Actor", "staff-1")],
+        json!({"as_of": "2025-06-02"}).to_string(),
+    );
+    assert_eq!(run.status, 201, "{}", run.text());
+    assert_eq!(run.json()["id"], 1, "the tests name run 1");
     let objected = hub.put(
         &format!("/v1/municipalities/{TOWN}/subjects/{OPTED_CHILD}/opt-out"),
         Some(&town.token),
@@ -390,6 +426,7 @@ fn hidden_children_answer_like_missing_ones(backend: Backend) {
         "auditor",
         "council-admin",
         "national-analyst",
+        "school",
         "source,caseworker,transfer-officer,auditor",
     ];
     let mut callers: Vec<(String, String)> = Vec::new();
@@ -404,12 +441,14 @@ fn hidden_children_answer_like_missing_ones(backend: Backend) {
         resident_no,
         record: record_of(resident_no),
         transfer,
+        run: SCREENING_RUN,
     };
     let there = |resident_no| Subject {
         code: OTHER,
         resident_no,
         record: record_of(resident_no),
         transfer: MISSING_TRANSFER,
+        run: SCREENING_RUN,
     };
     let case_handling = [("X-Purpose", "case_handling"), ("X-Actor", "staff-9")];
     let screening = [("X-Purpose", "screening_review"), ("X-Actor", "staff-9")];
@@ -501,6 +540,8 @@ fn hidden_children_answer_like_missing_ones(backend: Backend) {
         "POST /v1/transfers/{id}/claim",
         "GET /v1/transfers/{id}/package",
         "GET /v1/audit",
+        "GET /v1/municipalities/{code}/screening-runs/{run}/entries/{resident_no}",
+        "PUT /v1/municipalities/{code}/screening-runs/{run}/entries/{resident_no}/decision",
     ] {
         assert!(
             covered.contains(expected),
