@@ -20,6 +20,7 @@ pub enum ScreeningCommand {
     /// Store the default rule set (one point per applicable basic item) as a new version and
     /// adopt it.
     AdoptDefault {
+        /// The town (6-digit code).
         #[arg(long)]
         municipality: String,
         /// Minimum count of applicable items extracted.
@@ -32,30 +33,37 @@ pub enum ScreeningCommand {
     /// Store a rule-set document (JSON, schema/v1/screening-rules.json) as a new version and
     /// adopt it.
     Adopt {
+        /// The town (6-digit code).
         #[arg(long)]
         municipality: String,
         /// The rule-set document.
         file: PathBuf,
+        /// The staff member doing it (recorded in the audit trail).
         #[arg(long)]
         actor: String,
     },
     /// Compute the worklist as of a date with the adopted rule set and store it; prints the
     /// run's summary as JSON.
     Run {
+        /// The town (6-digit code).
         #[arg(long)]
         municipality: String,
         /// YYYY-MM-DD (default today in Japan).
         #[arg(long)]
         as_of: Option<String>,
+        /// The staff member doing it (recorded in the audit trail).
         #[arg(long)]
         actor: String,
     },
     /// Print a run's worklist as JSON (every child listed is audited).
     List {
+        /// The town (6-digit code).
         #[arg(long)]
         municipality: String,
+        /// The run's number (`screening run` prints it).
         #[arg(long)]
         run: i64,
+        /// The staff member doing it (recorded in the audit trail).
         #[arg(long)]
         actor: String,
     },
@@ -71,6 +79,7 @@ pub enum SchoolCommand {
     /// Link a client holding the school role to the school it speaks for (the school_code of
     /// its pupils' education records).
     Link {
+        /// The town (6-digit code).
         #[arg(long)]
         municipality: String,
         /// The client's name.
