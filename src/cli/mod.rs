@@ -1,29 +1,29 @@
-//! The `kodomo-hub` command line: serve, migrate, admin, demo.
+//! The `kodomo-hub` command line: one module per command (serve and migrate stay here).
 
+mod admin;
+mod audit;
 mod conformance;
-mod indicators;
-mod screening;
-
-use std::io::Write;
-
 mod exchange;
+mod files;
+mod indicators;
+mod review;
+mod screening;
 #[cfg(feature = "tools")]
 mod tools;
+mod transfer;
 
-use crate::auth::Principal;
-use crate::ingest::files::ExportFormat;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::{self, AppState, Limits};
-use crate::auth::{self, Role};
 use crate::ingest::Ingestor;
-use crate::schema::{Standard, rules};
-use crate::store::{Location, Store, clients};
+use crate::ingest::files::ExportFormat;
+use crate::schema::Standard;
+use crate::store::{Location, Store};
 
 #[derive(Parser)]
 #[command(
@@ -132,7 +132,7 @@ enum Command {
     /// Manage municipalities and clients.
     Admin {
         #[command(subcommand)]
-        command: AdminCommand,
+        command: admin::AdminCommand,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -180,7 +180,7 @@ enum Command {
     /// Transfers between towns of this hub (転出入時の引継ぎ).
     Transfer {
         #[command(subcommand)]
-        command: TransferCommand,
+        command: transfer::TransferCommand,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -201,7 +201,7 @@ enum Command {
     /// The identity review queue (名寄せ).
     Review {
         #[command(subcommand)]
-        command: ReviewCommand,
+        command: review::ReviewCommand,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -210,7 +210,7 @@ enum Command {
     /// The audit trail.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit::AuditCommand,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -241,263 +241,12 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum AdminCommand {
-    /// Towns (municipalities).
-    Municipality {
-        #[command(subcommand)]
-        command: MunicipalityCommand,
-    },
-    /// API clients and their tokens.
-    Client {
-        #[command(subcommand)]
-        command: ClientCommand,
-    },
-    /// Bearer tokens.
-    Token {
-        #[command(subcommand)]
-        command: TokenCommand,
-    },
-    /// The council's 外字 (private-use character) conversion table.
-    Gaiji {
-        #[command(subcommand)]
-        command: GaijiCommand,
-    },
-    /// Peer hubs this hub exchanges signed transfer packages with (the trust store).
-    Peer {
-        #[command(subcommand)]
-        command: exchange::PeerCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum MunicipalityCommand {
-    /// Register a town by its 6-digit code (check digit verified).
-    Add {
-        /// The town's 6-digit code (JIS X 0402 with its check digit; prefecture 01–47).
-        code: String,
-        /// The town's name as staff know it (e.g. 架空市).
-        name: String,
-        /// The joint-use council (共同利用) the town belongs to.
-        #[arg(long)]
-        council: Option<String>,
-        /// Population (decides the disclosure floor of its indicators).
-        #[arg(long)]
-        population: Option<i64>,
-    },
-    /// List the registered towns with their council and population.
-    List,
-}
-
-#[derive(Subcommand)]
-enum ClientCommand {
-    /// Create a client; its bearer token is printed once and only its hash is stored.
-    Add {
-        /// The town the client is bound to.
-        #[arg(long)]
-        municipality: String,
-        /// Client name (unique within the town; a source's records are keyed by it).
-        #[arg(long)]
-        name: String,
-        /// Role(s); repeat or separate with commas.
-        #[arg(long, value_enum, value_delimiter = ',', required = true)]
-        role: Vec<Role>,
-        /// Record types a source may push (default: all).
-        #[arg(long, value_delimiter = ',')]
-        record_types: Option<Vec<String>>,
-        /// Bind the client to a TLS client certificate (SHA-256 of its DER, hex): its token
-        /// is refused on any other connection.
-        #[arg(long)]
-        cert_fingerprint: Option<String>,
-    },
-    /// List every client: id, town, name, roles, record types, active or revoked.
-    List,
-    /// Revoke a client; its token stops working at once.
-    Revoke {
-        /// The client's town.
-        #[arg(long)]
-        municipality: String,
-        /// The client's name.
-        #[arg(long)]
-        name: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ReviewCommand {
-    /// List queue items with their candidates and the fields that differ.
-    List {
-        /// The town whose queue is listed.
-        #[arg(long)]
-        municipality: String,
-        /// Which items to list.
-        #[arg(long, value_enum, default_value = "review")]
-        status: crate::identity::QueueStatus,
-    },
-    /// Link a queued record to a subject.
-    Confirm {
-        /// The town of the queue item.
-        #[arg(long)]
-        municipality: String,
-        /// Queue item id (see review list).
-        #[arg(long)]
-        id: i64,
-        /// The subject (宛名番号) the record is about.
-        #[arg(long)]
-        resident_no: String,
-        /// Staff member deciding (recorded in the audit trail).
-        #[arg(long)]
-        actor: String,
-    },
-    /// None of the candidates is this child.
-    Reject {
-        /// The town of the queue item.
-        #[arg(long)]
-        municipality: String,
-        /// Queue item id (see review list).
-        #[arg(long)]
-        id: i64,
-        /// Staff member deciding (recorded in the audit trail).
-        #[arg(long)]
-        actor: String,
-    },
-}
-
 /// Free text the hub stores (a legal basis, a note, an officer's name): not blank, at most
 /// 2,000 characters, and no My Number however written — the API's rule for the same fields.
 pub(crate) fn free_text(text: &str) -> Result<String, String> {
     match crate::schema::rules::free_text_problem("", text, 2000) {
         Some(problem) => Err(problem.message),
         None => Ok(text.to_string()),
-    }
-}
-
-#[derive(Subcommand)]
-enum TransferCommand {
-    /// Transfers of a town: inbox, outbox, held, arrivals (held transfers whose family may
-    /// have arrived in this town) or escalated (open past the deadline; the named officer each
-    /// is escalated to is listed).
-    List {
-        /// The town whose transfers are listed.
-        #[arg(long)]
-        municipality: String,
-        /// Which box to list.
-        #[arg(long, value_enum, default_value = "inbox")]
-        r#box: crate::transfer::TransferBox,
-    },
-    /// Offer a household's children to a destination town (omit --destination to hold).
-    Offer {
-        /// The origin town.
-        #[arg(long)]
-        municipality: String,
-        /// Destination town; omit when the family left for an unknown town (held).
-        #[arg(long)]
-        destination: Option<String>,
-        /// Origin resident numbers of the children.
-        #[arg(long, value_delimiter = ',', required = true)]
-        children: Vec<String>,
-        /// Legal basis of the provision (e.g. 個人情報保護法第69条第2項第3号).
-        #[arg(long, value_parser = free_text)]
-        legal_basis: String,
-        /// Why the origin transfers.
-        #[arg(long, value_enum)]
-        reason: crate::transfer::TransferReason,
-        /// Free note to the destination (no personal data beyond the transfer).
-        #[arg(long, value_parser = free_text)]
-        note: Option<String>,
-        /// Days the destination has to answer before the transfer is escalated (1–365).
-        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(1..=365))]
-        deadline_days: i64,
-        /// The officer an unanswered transfer is escalated to.
-        #[arg(long, value_parser = free_text)]
-        escalate_to: String,
-        /// Officer offering (recorded in the audit trail).
-        #[arg(long, value_parser = free_text)]
-        actor: String,
-    },
-    #[command(flatten)]
-    BetweenHubs(exchange::ExchangeCommand),
-}
-
-#[derive(Subcommand)]
-enum GaijiCommand {
-    /// Import a 外字 conversion table: `code_point,standard[,note]` (e.g. `U+E001,髙`).
-    Import {
-        /// The CSV file of the table (UTF-8).
-        file: PathBuf,
-        /// Municipality the table is for (default: the whole council).
-        #[arg(long)]
-        municipality: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Issue a new token for a client; the old one stops working at once.
-    Rotate {
-        /// The client's town.
-        #[arg(long)]
-        municipality: String,
-        /// The client's name.
-        #[arg(long)]
-        name: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Walk every chain (one per municipality, plus `hub`), recomputing the keyed hashes, and
-    /// report the first broken entry.
-    Verify {
-        /// A signed head printed earlier by `audit head`: the chains must still reach it.
-        #[arg(long)]
-        expect_head: Option<PathBuf>,
-    },
-    /// Print a signed head of the (verified) chains, to keep outside the hub.
-    Head {
-        /// Only these chains (a municipality code, or `hub`); default all.
-        #[arg(long = "chain", value_delimiter = ',')]
-        chains: Vec<String>,
-    },
-}
-
-fn audit(command: AuditCommand, store: &Store) -> anyhow::Result<()> {
-    let mut conn = store.conn()?;
-    let verification = crate::store::audit::verify(&mut conn, &store.keys().audit)?;
-    match command {
-        AuditCommand::Verify { expect_head } => {
-            if let Some((seq, why)) = verification.broken_at {
-                anyhow::bail!("audit trail broken at entry {seq}: {why}");
-            }
-            let anchored = match expect_head {
-                None => String::new(),
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("read {}", path.display()))?;
-                    let head: crate::audit::SignedHead =
-                        serde_json::from_str(&text).with_context(|| {
-                            format!("{} is not a signed audit head", path.display())
-                        })?;
-                    let key = store.keys().signing.verifying_key();
-                    if let Err(why) = crate::store::audit::check_head(&mut conn, &head, &key)? {
-                        anyhow::bail!("audit trail does not match {}: {why}", path.display());
-                    }
-                    format!("; it reaches the signed head of {}", head.body.taken_at)
-                }
-            };
-            println!(
-                "audit trail intact: {} entries in {} chains{anchored}",
-                verification.entries,
-                verification.heads.len()
-            );
-            Ok(())
-        }
-        AuditCommand::Head { chains } => {
-            let head = crate::audit::sign_head(&verification, &chains, &store.keys().signing)
-                .map_err(anyhow::Error::msg)?;
-            println!("{}", serde_json::to_string_pretty(&head)?);
-            Ok(())
-        }
     }
 }
 
@@ -608,7 +357,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Admin { command, db } => admin(command, &db.open()?),
+        Command::Admin { command, db } => admin::admin(command, &db.open()?),
         Command::Import {
             municipality,
             source,
@@ -616,7 +365,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             encoding,
             files,
             db,
-        } => import(
+        } => files::import(
             &db.open()?,
             &municipality,
             &source,
@@ -651,16 +400,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{} {record_type} records exported", records.len());
             Ok(())
         }
-        Command::Review { command, db } => review(command, &db.open()?),
+        Command::Review { command, db } => review::review(command, &db.open()?),
         Command::Indicators { command, db } => indicators::run(command, &db.open()?),
         Command::Screening { command, db } => screening::run(command, &db.open()?),
-        Command::Transfer { command, db } => transfer(command, &db.open()?),
+        Command::Transfer { command, db } => transfer::transfer(command, &db.open()?),
         Command::Conformance { .. } => unreachable!("handled in main for its exit codes"),
         Command::Openapi => {
             print!("{}", api::openapi::document_text(&Standard::load()));
             Ok(())
         }
-        Command::Audit { command, db } => audit(command, &db.open()?),
+        Command::Audit { command, db } => audit::audit(command, &db.open()?),
         #[cfg(feature = "tools")]
         Command::Bench { command, db, out } => tools::bench(command, &db, &out),
     }
@@ -671,361 +420,6 @@ fn describe(db: &DbArgs) -> String {
         Location::Postgres(_) => "PostgreSQL".into(),
         Location::Sqlite(path) => format!("SQLite at {}", path.display()),
     }
-}
-
-fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
-    let mut conn = store.conn()?;
-    match command {
-        AdminCommand::Municipality { command } => match command {
-            MunicipalityCommand::Add {
-                code,
-                name,
-                council,
-                population,
-            } => {
-                if !rules::is_valid_municipality_code(&code) {
-                    anyhow::bail!(
-                        "{code} is not a valid municipality code (6 digits: prefecture 01–47, town, check digit)"
-                    );
-                }
-                clients::add_municipality(
-                    &mut conn,
-                    &code,
-                    &name,
-                    council.as_deref(),
-                    population,
-                    ADMIN_CLI,
-                )?;
-                println!("municipality {code} {name} added");
-            }
-            MunicipalityCommand::List => {
-                for m in clients::list_municipalities(&mut conn)? {
-                    println!(
-                        "{}\t{}\t{}\t{}",
-                        m.municipality_code,
-                        m.name,
-                        m.council.unwrap_or_default(),
-                        m.population.map(|p| p.to_string()).unwrap_or_default()
-                    );
-                }
-            }
-        },
-        AdminCommand::Client { command } => match command {
-            ClientCommand::Add {
-                municipality,
-                name,
-                role,
-                record_types,
-                cert_fingerprint,
-            } => {
-                if clients::municipality(&mut conn, &municipality)?.is_none() {
-                    anyhow::bail!("municipality {municipality} is not registered");
-                }
-                let standard = Standard::load();
-                if let Some(types) = &record_types
-                    && let Some(unknown) =
-                        types.iter().find(|t| !standard.latest().validator.knows(t))
-                {
-                    anyhow::bail!("unknown record type {unknown}");
-                }
-                let (token, hash) = auth::new_token();
-                let roles: Vec<String> = role.iter().map(|r| r.as_str().to_string()).collect();
-                clients::add_client(
-                    &mut conn,
-                    &clients::NewClient {
-                        municipality_code: &municipality,
-                        name: &name,
-                        roles: &roles,
-                        record_types: record_types.as_deref(),
-                        token_hash: &hash,
-                        cert_fingerprint: cert_fingerprint.as_deref(),
-                    },
-                    ADMIN_CLI,
-                )?;
-                println!("{token}");
-                eprintln!(
-                    "client {name} added to {municipality}; the token above is shown only once"
-                );
-            }
-            ClientCommand::Revoke { municipality, name } => {
-                if !clients::revoke_client(&mut conn, &municipality, &name, ADMIN_CLI)? {
-                    anyhow::bail!("no active client {name:?} in {municipality}");
-                }
-                println!("client {name} of {municipality} revoked");
-            }
-            ClientCommand::List => {
-                for c in clients::list_clients(&mut conn)? {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
-                        c.id,
-                        c.municipality_code,
-                        c.name,
-                        c.roles,
-                        c.record_types.unwrap_or_else(|| "*".into()),
-                        if c.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        }
-                    );
-                }
-            }
-        },
-        AdminCommand::Peer { command } => exchange::peer(command, store, ADMIN_CLI)?,
-        AdminCommand::Gaiji {
-            command: GaijiCommand::Import { file, municipality },
-        } => {
-            let scope = municipality.unwrap_or_else(|| "*".into());
-            let text = std::fs::read_to_string(&file)?;
-            let entry = crate::audit::AuditEntry {
-                municipality_code: scope.clone(),
-                client_name: Some(ADMIN_CLI.into()),
-                roles: Some("admin".into()),
-                action: "admin.gaiji.import".into(),
-                result: "ok".into(),
-                detail: Some(serde_json::json!({"file": file.display().to_string()}).to_string()),
-                ..Default::default()
-            };
-            let n = crate::store::identity::import_gaiji(&mut conn, &scope, &text, &entry)?;
-            println!("{n} 外字 conversions imported for {scope}");
-        }
-        AdminCommand::Token {
-            command: TokenCommand::Rotate { municipality, name },
-        } => {
-            let (token, hash) = auth::new_token();
-            if !clients::rotate_token(&mut conn, &municipality, &name, &hash, ADMIN_CLI)? {
-                anyhow::bail!("no active client {name:?} in {municipality}");
-            }
-            println!("{token}");
-            eprintln!("new token for {name} of {municipality}; the old token no longer works");
-        }
-    }
-    Ok(())
-}
-
-fn import(
-    store: &Store,
-    municipality: &str,
-    source: &str,
-    record_type: Option<&str>,
-    encoding: Option<&str>,
-    files: &[PathBuf],
-) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    let mut conn = store.conn()?;
-    if clients::municipality(&mut conn, municipality)?.is_none() {
-        anyhow::bail!("municipality {municipality} is not registered");
-    }
-    let ingestor = Ingestor::new(Arc::new(Standard::load()));
-    let submission = crate::ingest::Submission {
-        municipality: municipality.to_string(),
-        source: source.to_string(),
-        allowed_types: None,
-        client_id: None,
-    };
-    for file in files {
-        // A progress bar with rate and ETA on a terminal; nothing when output is captured.
-        let bar = if std::io::stderr().is_terminal() {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:40}] {pos}/{len} records {per_sec} eta {eta}",
-                )
-                .expect("template")
-                .progress_chars("=> "),
-            );
-            bar.set_message(file.display().to_string());
-            bar
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        let state = crate::ingest::files::import_file(
-            &mut conn,
-            &ingestor,
-            &submission,
-            file,
-            record_type,
-            encoding,
-            &mut |done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            },
-        )?;
-        bar.finish_and_clear();
-        let outputs = crate::ingest::files::Outputs::beside(file);
-        println!(
-            "{}: {} records, {} created, {} updated, {} unchanged, {} rejected (errors: {}, summary: {})",
-            file.display(),
-            state.total,
-            state.created,
-            state.updated,
-            state.unchanged,
-            state.rejected,
-            outputs.errors.display(),
-            outputs.summary.display()
-        );
-    }
-    Ok(())
-}
-
-fn review(command: ReviewCommand, store: &Store) -> anyhow::Result<()> {
-    use crate::store::identity::{self as queue, Verdict};
-    let mut conn = store.conn()?;
-    let decide = |conn: &mut crate::store::DbConn,
-                  municipality: &str,
-                  id: i64,
-                  verdict: Verdict,
-                  actor: &str,
-                  subject: Option<String>| {
-        let entry = crate::audit::AuditEntry {
-            municipality_code: municipality.to_string(),
-            client_name: Some("review-cli".into()),
-            actor: Some(actor.to_string()),
-            subject,
-            action: if matches!(verdict, Verdict::Confirm(..)) {
-                "identity.confirm"
-            } else {
-                "identity.reject"
-            }
-            .into(),
-            result: "ok".into(),
-            detail: Some(serde_json::json!({"queue_item": id}).to_string()),
-            ..Default::default()
-        };
-        queue::decide(conn, municipality, id, verdict, actor, &entry)
-    };
-    match command {
-        ReviewCommand::List {
-            municipality,
-            status,
-        } => {
-            for item in queue::queue(&mut conn, &municipality, status)? {
-                let candidates: Vec<String> = item
-                    .candidates()
-                    .iter()
-                    .map(|c| {
-                        if c.differing_fields.is_empty() {
-                            format!("{} (all agree)", c.resident_no)
-                        } else {
-                            format!(
-                                "{} (differs: {})",
-                                c.resident_no,
-                                c.differing_fields.join(", ")
-                            )
-                        }
-                    })
-                    .collect();
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    item.id,
-                    item.source_record_id,
-                    item.status,
-                    item.reason,
-                    candidates.join("; ")
-                );
-            }
-        }
-        ReviewCommand::Confirm {
-            municipality,
-            id,
-            resident_no,
-            actor,
-        } => {
-            let item = decide(
-                &mut conn,
-                &municipality,
-                id,
-                Verdict::Confirm(&resident_no, true),
-                &actor,
-                Some(resident_no.clone()),
-            )?;
-            println!("queue item {} linked to {}", item.id, resident_no);
-        }
-        ReviewCommand::Reject {
-            municipality,
-            id,
-            actor,
-        } => {
-            let item = decide(&mut conn, &municipality, id, Verdict::Reject, &actor, None)?;
-            println!("queue item {} rejected", item.id);
-        }
-    }
-    Ok(())
-}
-
-fn transfer(command: TransferCommand, store: &Store) -> anyhow::Result<()> {
-    use crate::store::transfers;
-    let mut conn = store.conn()?;
-    match command {
-        TransferCommand::BetweenHubs(command) => return exchange::exchange(command, store),
-        TransferCommand::List {
-            municipality,
-            r#box,
-        } => {
-            // The operator at the hub's console acts for the town with every role, so the
-            // policy shows it every transfer the town is a party to.
-            let operator = Principal::console_operator(&municipality);
-            for t in crate::transfer::workflow::mailbox(&mut conn, &operator, r#box)? {
-                println!(
-                    "{}\t{} -> {}\t{}\tdeadline {}\tescalate to {}{}",
-                    t.id,
-                    t.municipality_code,
-                    t.destination_code.as_deref().unwrap_or("(unknown)"),
-                    t.status,
-                    t.deadline,
-                    t.escalate_to,
-                    t.escalated_at
-                        .map(|at| format!("\tESCALATED {at}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        TransferCommand::Offer {
-            municipality,
-            destination,
-            children,
-            legal_basis,
-            reason,
-            note,
-            deadline_days,
-            escalate_to,
-            actor,
-        } => {
-            let entry = crate::audit::AuditEntry {
-                municipality_code: municipality.clone(),
-                client_name: Some("transfer-cli".into()),
-                actor: Some(actor.clone()),
-                legal_basis: Some(legal_basis.clone()),
-                action: "transfer.offer".into(),
-                result: "ok".into(),
-                ..Default::default()
-            };
-            let id = transfers::create(
-                &mut conn,
-                &transfers::NewTransfer {
-                    origin: &municipality,
-                    destination: destination.as_deref(),
-                    children: &children,
-                    legal_basis: &legal_basis,
-                    reason,
-                    note: note.as_deref(),
-                    offered_by: &actor,
-                    deadline_days,
-                    escalate_to: &escalate_to,
-                },
-                &entry,
-            )?;
-            println!(
-                "transfer {id} {}",
-                if destination.is_some() {
-                    "offered"
-                } else {
-                    "held"
-                }
-            );
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

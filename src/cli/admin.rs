@@ -1,0 +1,247 @@
+//! `kodomo-hub admin`: towns, clients and their tokens, 外字 tables and peer hubs.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{ADMIN_CLI, exchange};
+use crate::auth::{self, Role};
+use crate::schema::{Standard, rules};
+use crate::store::{Store, clients};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Towns (municipalities).
+    Municipality {
+        #[command(subcommand)]
+        command: MunicipalityCommand,
+    },
+    /// API clients and their tokens.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The council's 外字 (private-use character) conversion table.
+    Gaiji {
+        #[command(subcommand)]
+        command: GaijiCommand,
+    },
+    /// Peer hubs this hub exchanges signed transfer packages with (the trust store).
+    Peer {
+        #[command(subcommand)]
+        command: exchange::PeerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MunicipalityCommand {
+    /// Register a town by its 6-digit code (check digit verified).
+    Add {
+        /// The town's 6-digit code (JIS X 0402 with its check digit; prefecture 01–47).
+        code: String,
+        /// The town's name as staff know it (e.g. 架空市).
+        name: String,
+        /// The joint-use council (共同利用) the town belongs to.
+        #[arg(long)]
+        council: Option<String>,
+        /// Population (decides the disclosure floor of its indicators).
+        #[arg(long)]
+        population: Option<i64>,
+    },
+    /// List the registered towns with their council and population.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Create a client; its bearer token is printed once and only its hash is stored.
+    Add {
+        /// The town the client is bound to.
+        #[arg(long)]
+        municipality: String,
+        /// Client name (unique within the town; a source's records are keyed by it).
+        #[arg(long)]
+        name: String,
+        /// Role(s); repeat or separate with commas.
+        #[arg(long, value_enum, value_delimiter = ',', required = true)]
+        role: Vec<Role>,
+        /// Record types a source may push (default: all).
+        #[arg(long, value_delimiter = ',')]
+        record_types: Option<Vec<String>>,
+        /// Bind the client to a TLS client certificate (SHA-256 of its DER, hex): its token
+        /// is refused on any other connection.
+        #[arg(long)]
+        cert_fingerprint: Option<String>,
+    },
+    /// List every client: id, town, name, roles, record types, active or revoked.
+    List,
+    /// Revoke a client; its token stops working at once.
+    Revoke {
+        /// The client's town.
+        #[arg(long)]
+        municipality: String,
+        /// The client's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GaijiCommand {
+    /// Import a 外字 conversion table: `code_point,standard[,note]` (e.g. `U+E001,髙`).
+    Import {
+        /// The CSV file of the table (UTF-8).
+        file: PathBuf,
+        /// Municipality the table is for (default: the whole council).
+        #[arg(long)]
+        municipality: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Issue a new token for a client; the old one stops working at once.
+    Rotate {
+        /// The client's town.
+        #[arg(long)]
+        municipality: String,
+        /// The client's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+pub fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
+    let mut conn = store.conn()?;
+    match command {
+        AdminCommand::Municipality { command } => match command {
+            MunicipalityCommand::Add {
+                code,
+                name,
+                council,
+                population,
+            } => {
+                if !rules::is_valid_municipality_code(&code) {
+                    anyhow::bail!(
+                        "{code} is not a valid municipality code (6 digits: prefecture 01–47, town, check digit)"
+                    );
+                }
+                clients::add_municipality(
+                    &mut conn,
+                    &code,
+                    &name,
+                    council.as_deref(),
+                    population,
+                    ADMIN_CLI,
+                )?;
+                println!("municipality {code} {name} added");
+            }
+            MunicipalityCommand::List => {
+                for m in clients::list_municipalities(&mut conn)? {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        m.municipality_code,
+                        m.name,
+                        m.council.unwrap_or_default(),
+                        m.population.map(|p| p.to_string()).unwrap_or_default()
+                    );
+                }
+            }
+        },
+        AdminCommand::Client { command } => match command {
+            ClientCommand::Add {
+                municipality,
+                name,
+                role,
+                record_types,
+                cert_fingerprint,
+            } => {
+                if clients::municipality(&mut conn, &municipality)?.is_none() {
+                    anyhow::bail!("municipality {municipality} is not registered");
+                }
+                let standard = Standard::load();
+                if let Some(types) = &record_types
+                    && let Some(unknown) =
+                        types.iter().find(|t| !standard.latest().validator.knows(t))
+                {
+                    anyhow::bail!("unknown record type {unknown}");
+                }
+                let (token, hash) = auth::new_token();
+                let roles: Vec<String> = role.iter().map(|r| r.as_str().to_string()).collect();
+                clients::add_client(
+                    &mut conn,
+                    &clients::NewClient {
+                        municipality_code: &municipality,
+                        name: &name,
+                        roles: &roles,
+                        record_types: record_types.as_deref(),
+                        token_hash: &hash,
+                        cert_fingerprint: cert_fingerprint.as_deref(),
+                    },
+                    ADMIN_CLI,
+                )?;
+                println!("{token}");
+                eprintln!(
+                    "client {name} added to {municipality}; the token above is shown only once"
+                );
+            }
+            ClientCommand::Revoke { municipality, name } => {
+                if !clients::revoke_client(&mut conn, &municipality, &name, ADMIN_CLI)? {
+                    anyhow::bail!("no active client {name:?} in {municipality}");
+                }
+                println!("client {name} of {municipality} revoked");
+            }
+            ClientCommand::List => {
+                for c in clients::list_clients(&mut conn)? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        c.id,
+                        c.municipality_code,
+                        c.name,
+                        c.roles,
+                        c.record_types.unwrap_or_else(|| "*".into()),
+                        if c.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+            }
+        },
+        AdminCommand::Peer { command } => exchange::peer(command, store, ADMIN_CLI)?,
+        AdminCommand::Gaiji {
+            command: GaijiCommand::Import { file, municipality },
+        } => {
+            let scope = municipality.unwrap_or_else(|| "*".into());
+            let text = std::fs::read_to_string(&file)?;
+            let entry = crate::audit::AuditEntry {
+                municipality_code: scope.clone(),
+                client_name: Some(ADMIN_CLI.into()),
+                roles: Some("admin".into()),
+                action: "admin.gaiji.import".into(),
+                result: "ok".into(),
+                detail: Some(serde_json::json!({"file": file.display().to_string()}).to_string()),
+                ..Default::default()
+            };
+            let n = crate::store::identity::import_gaiji(&mut conn, &scope, &text, &entry)?;
+            println!("{n} 外字 conversions imported for {scope}");
+        }
+        AdminCommand::Token {
+            command: TokenCommand::Rotate { municipality, name },
+        } => {
+            let (token, hash) = auth::new_token();
+            if !clients::rotate_token(&mut conn, &municipality, &name, &hash, ADMIN_CLI)? {
+                anyhow::bail!("no active client {name:?} in {municipality}");
+            }
+            println!("{token}");
+            eprintln!("new token for {name} of {municipality}; the old token no longer works");
+        }
+    }
+    Ok(())
+}
