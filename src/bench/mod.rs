@@ -5,6 +5,7 @@
 pub mod access;
 pub mod indicators;
 pub mod matching;
+pub mod screening;
 pub mod transfer;
 
 use std::io::Read;

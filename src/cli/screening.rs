@@ -126,20 +126,24 @@ fn store_and_adopt(
     document: &serde_json::Value,
     by: &Acting,
 ) -> anyhow::Result<i32> {
-    let problems = screening::problems(standard.latest(), document);
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("{} {}: {}", p.pointer, p.code, p.message);
-        }
-        anyhow::bail!("the rule set is invalid ({} problems)", problems.len());
-    }
     let mut conn = store_.conn()?;
-    let add = entry(municipality, "screening.rules.add", Some(&by.actor));
-    let version = store::add_rule_set(&mut conn, municipality, document, by, &add)?;
-    let mut adopt = entry(municipality, "screening.rules.adopt", Some(&by.actor));
-    adopt.detail = Some(serde_json::json!({"version": version}).to_string());
-    store::adopt(&mut conn, municipality, version, by, &adopt)?;
-    Ok(version)
+    let audit = entry(municipality, "screening.rules.adopt", Some(&by.actor));
+    match workflow::store_and_adopt(
+        &mut conn,
+        standard.latest(),
+        municipality,
+        document,
+        by,
+        &audit,
+    ) {
+        Err(workflow::ScreeningError::Invalid(problems)) => {
+            for p in &problems {
+                eprintln!("{} {}: {}", p.pointer, p.code, p.message);
+            }
+            anyhow::bail!("the rule set is invalid ({} problems)", problems.len());
+        }
+        other => other.map_err(|e| anyhow::anyhow!("{e}")),
+    }
 }
 
 fn print<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {

@@ -63,6 +63,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         records: usize,
     },
+    /// One town's screening run over its whole population (seeded with synthetic households),
+    /// then its worklist read back.
+    Screening {
+        /// Synthetic households in the town (about two children each).
+        #[arg(long, default_value_t = 50_000)]
+        households: u64,
+    },
     /// Single-record pushes at a fixed rate over loopback; prints p50/p95/p99/max.
     Latency {
         /// Pushes per second.
@@ -117,6 +124,12 @@ pub fn bench(command: BenchCommand, db: &DbArgs, out: &Path) -> anyhow::Result<(
             "access",
             serde_json::to_value(crate::bench::access::access(
                 store, backend, requests, records,
+            )?)?,
+        ),
+        BenchCommand::Screening { households } => (
+            "screening",
+            serde_json::to_value(crate::bench::screening::screening(
+                store, backend, households,
             )?)?,
         ),
         BenchCommand::Latency { rate, seconds } => (

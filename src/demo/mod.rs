@@ -486,44 +486,63 @@ pub fn load(
         for (name, roles) in staff {
             add_demo_client(conn, &town.code, name, roles, None, &mut tokens)?;
         }
-        let mut generator = Generator::new(t as u64 + 1);
-        for household in 1..=households_per_town {
-            generator.household(&town.code, household);
-        }
-        let records = generator.take_records();
-        for (source, _) in SOURCES {
-            let submission = Submission {
-                municipality: town.code.clone(),
-                source: source.to_string(),
-                allowed_types: None,
-                client_id: None,
-            };
-            let mine = records
-                .iter()
-                .filter(|r| {
-                    r["source_record_id"]
-                        .as_str()
-                        .is_some_and(|id| id.starts_with(&format!("{source}-")))
-                })
-                .enumerate()
-                .map(|(index, record)| Candidate {
-                    index,
-                    row: None,
-                    parsed: Ok(record.clone()),
-                });
-            let report = ingestor.ingest(
-                conn,
-                &submission,
-                false,
-                ResultDetail::Rejected,
-                chunked(mine),
-            )?;
-            if let Some(bad) = report.results.first() {
-                panic!("demo generated an invalid record: {bad:?}");
-            }
-        }
+        ingest_households(
+            conn,
+            ingestor,
+            &town.code,
+            households_per_town,
+            t as u64 + 1,
+        )?;
     }
     Ok(tokens)
+}
+
+/// Generate `households` synthetic households of one town (seeded, so the same every time) and
+/// ingest them through the normal path, each record type from its own source.
+pub fn ingest_households(
+    conn: &mut DbConn,
+    ingestor: &Ingestor,
+    town_code: &str,
+    households: u64,
+    seed: u64,
+) -> Result<(), crate::ingest::IngestError> {
+    let mut generator = Generator::new(seed);
+    for household in 1..=households {
+        generator.household(town_code, household);
+    }
+    let records = generator.take_records();
+    for (source, _) in SOURCES {
+        let submission = Submission {
+            municipality: town_code.to_string(),
+            source: source.to_string(),
+            allowed_types: None,
+            client_id: None,
+        };
+        let mine = records
+            .iter()
+            .filter(|r| {
+                r["source_record_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(&format!("{source}-")))
+            })
+            .enumerate()
+            .map(|(index, record)| Candidate {
+                index,
+                row: None,
+                parsed: Ok(record.clone()),
+            });
+        let report = ingestor.ingest(
+            conn,
+            &submission,
+            false,
+            ResultDetail::Rejected,
+            chunked(mine),
+        )?;
+        if let Some(bad) = report.results.first() {
+            panic!("demo generated an invalid record: {bad:?}");
+        }
+    }
+    Ok(())
 }
 
 fn add_demo_client(

@@ -198,6 +198,34 @@ pub fn preview(
     Ok(view)
 }
 
+/// Store a rule-set document as the town's next version and adopt it at once (the console's
+/// `adopt` commands; the API stores and adopts in two steps). Both steps are audited.
+pub fn store_and_adopt(
+    conn: &mut DbConn,
+    version: &SchemaVersion,
+    municipality: &str,
+    document: &Value,
+    by: &Acting,
+    audit: &AuditEntry,
+) -> Result<i32, ScreeningError> {
+    let problems = super::problems(version, document);
+    if !problems.is_empty() {
+        return Err(ScreeningError::Invalid(problems));
+    }
+    let add = AuditEntry {
+        action: "screening.rules.add".into(),
+        ..audit.clone()
+    };
+    let rule_version = store::add_rule_set(conn, municipality, document, by, &add)?;
+    let adopt = AuditEntry {
+        action: "screening.rules.adopt".into(),
+        detail: Some(json!({"version": rule_version}).to_string()),
+        ..audit.clone()
+    };
+    store::adopt(conn, municipality, rule_version, by, &adopt)?;
+    Ok(rule_version)
+}
+
 /// A stored version's document, parsed.
 fn stored_rules(
     conn: &mut DbConn,

@@ -661,3 +661,44 @@ fn the_cli_runs_and_lists_a_worklist_over_the_demo_council(backend: Backend) {
 }
 
 both_backends!(the_cli_runs_and_lists_a_worklist_over_the_demo_council);
+
+/// `bench screening` through the CLI on a small town: every child is screened, the run's
+/// extraction and the worklist read back are timed, and the run is in the town's trail.
+fn bench_screens_a_whole_town(backend: Backend) {
+    let hub = Hub::start(backend);
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let out_path = out_dir.path().to_string_lossy().to_string();
+    let out = hub.cli(&[
+        "bench",
+        "screening",
+        "--households",
+        "200",
+        "--out",
+        out_path.as_str(),
+    ]);
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    // The demo generator gives every household one to three children.
+    let children = report["children"].as_u64().expect("children");
+    assert!((200..=600).contains(&children), "{report}");
+    let extracted = report["extracted"].as_u64().expect("extracted");
+    assert!(extracted > 0 && extracted < children, "{report}");
+    for timing in [
+        "seed_seconds",
+        "run_seconds",
+        "worklist_seconds",
+        "peak_rss_mb",
+    ] {
+        assert!(report[timing].as_f64() > Some(0.0), "{timing}: {report}");
+    }
+    let mut db = hub.raw_db();
+    let run_entries = db.strings(
+        "SELECT CAST(COUNT(*) AS TEXT) AS v FROM audit_log WHERE action = 'screening.run' AND subject IS NOT NULL",
+    );
+    assert_eq!(
+        run_entries,
+        [extracted.to_string()],
+        "one audit entry per extracted child"
+    );
+}
+both_backends!(bench_screens_a_whole_town);

@@ -9,8 +9,8 @@ pub(super) const VARIANT_KANJI_TSV: &str = include_str!("variant_kanji.tsv");
 pub(super) const COMPAT_IDEOGRAPHS_TSV: &str = include_str!("compat_ideographs.tsv");
 
 pub(super) static BUILTIN_VARIANTS: LazyLock<VariantTable> = LazyLock::new(|| {
-    let mut table =
-        VariantTable::from_tsv(VARIANT_KANJI_TSV).expect("src/identity/normalize/variant_kanji.tsv is valid");
+    let mut table = VariantTable::from_tsv(VARIANT_KANJI_TSV)
+        .expect("src/identity/normalize/variant_kanji.tsv is valid");
     table
         .extend_from_tsv(COMPAT_IDEOGRAPHS_TSV)
         .expect("src/identity/normalize/compat_ideographs.tsv is valid");
