@@ -415,7 +415,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 ))
                 .service(resource(
                     "/municipalities/{code}/records/{source_record_id}",
-                    vec![("DELETE", web::delete().to(records::retract))],
+                    vec![
+                        ("PUT", web::put().to(records::put_record)),
+                        ("DELETE", web::delete().to(records::retract)),
+                    ],
                 ))
                 .service(resource(
                     "/municipalities/{code}/records/{source_record_id}/history",

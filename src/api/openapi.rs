@@ -43,7 +43,7 @@ impl utoipa::Modify for BearerAuth {
         license(name = "Apache-2.0")
     ),
     paths(
-        records::push, records::retract, records::history, records::changes, records::validate,
+        records::push, records::put_record, records::retract, records::history, records::changes, records::validate,
         subjects::profile, subjects::put_opt_out, subjects::delete_opt_out,
         audit_api::audit_trail, audit_api::external_reads,
         identity::list, identity::confirm, identity::reject,

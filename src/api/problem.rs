@@ -34,6 +34,14 @@ pub struct Problem {
     /// again).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_receipt: Option<Box<Imported>>,
+    /// For a failed precondition (412): the record's current version, absent when there is
+    /// no such record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i32>,
+    /// For a failed precondition (412): the record's current entity tag (also sent as `ETag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 16)]
+    pub current_etag: Option<String>,
     /// Seconds until a rate-limited client may retry (sent as `Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<u32>,
@@ -50,6 +58,8 @@ impl Problem {
             errors: Vec::new(),
             report: None,
             original_receipt: None,
+            current_version: None,
+            current_etag: None,
             retry_after: None,
         }
     }
@@ -130,6 +140,9 @@ impl ResponseError for Problem {
         if self.status == 401 {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
+        if let Some(etag) = &self.current_etag {
+            response.insert_header(("ETag", etag.as_str()));
+        }
         if let Some(seconds) = self.retry_after {
             response.insert_header(("Retry-After", seconds.to_string()));
         }
@@ -159,6 +172,25 @@ impl From<StoreError> for Problem {
             StoreError::RolledBack => {
                 tracing::error!("a rolled-back workflow reached a client unanswered");
                 Problem::internal()
+            }
+            StoreError::PreconditionFailed { current } => {
+                let detail = match current {
+                    None => "there is no such record; nothing was written".to_string(),
+                    Some(state) => format!(
+                        "the record is now at version {} (ETag {}{}); nothing was written — read it again and retry",
+                        state.version,
+                        crate::store::records::etag(state.version),
+                        if state.retracted { ", retracted" } else { "" },
+                    ),
+                };
+                let mut problem = Problem::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "precondition_failed",
+                    detail,
+                );
+                problem.current_version = current.map(|s| s.version);
+                problem.current_etag = current.map(|s| crate::store::records::etag(s.version));
+                problem
             }
         }
     }

@@ -14,9 +14,11 @@ use crate::auth::{Principal, Role};
 use crate::ingest::formats::locate_csv_errors;
 use crate::ingest::{
     Candidate, ConnectionPerChunk, IngestError, IngestReport, RecordStatus, ResultDetail,
-    Submission, chunked, csv_candidates, decode_csv, json_batch_candidates, ndjson_candidate,
+    Submission, chunked, csv_candidates, decode_csv, json_batch_candidates, json_record_candidate,
+    ndjson_candidate,
 };
 use crate::schema::FieldError;
+use crate::store::records::{Expected, etag};
 use crate::store::{clients, records as store_records};
 
 /// Most changes one page of the feed holds.
@@ -385,12 +387,7 @@ pub async fn push(
     let format = body_format(&req)?;
     let key = idempotency_key(&req)?;
     let query = query.into_inner();
-    let submission = Submission {
-        municipality: municipality.clone(),
-        source: principal.name.clone(),
-        allowed_types: principal.record_types.clone(),
-        client_id: Some(principal.client_id),
-    };
+    let submission = submission(&principal, &municipality);
     if let BodyFormat::Ndjson = format {
         let limit = state.limits.max_streams_per_client;
         let Some(_slot) = state.streams.take(principal.client_id, limit) else {
@@ -465,6 +462,180 @@ pub async fn push(
     })
     .await;
     finish_push(&state, claimed, hash, outcome).await
+}
+
+/// What `principal`, a source, pushes into `municipality`.
+fn submission(principal: &Principal, municipality: &str) -> Submission {
+    Submission {
+        municipality: municipality.to_string(),
+        source: principal.name.clone(),
+        allowed_types: principal.record_types.clone(),
+        client_id: Some(principal.client_id),
+    }
+}
+
+/// May a write's condition ask for the record to be absent (`If-None-Match: *`)?
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CreateOnly {
+    /// A write that creates records (`PUT`).
+    Allowed,
+    /// A write that can only change an existing record (`DELETE`).
+    Meaningless,
+}
+
+fn header_text<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, Problem> {
+    req.headers()
+        .get(name)
+        .map(|value| {
+            value.to_str().map(str::trim).map_err(|_| {
+                Problem::bad_request(
+                    "precondition_invalid",
+                    format!("{name} must be visible ASCII"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The condition a write states with `If-Match` or `If-None-Match` (RFC 9110 §13.1). If-Match
+/// compares strongly, so a weak tag (`W/"…"`) never matches.
+fn expected_record(req: &HttpRequest, create_only: CreateOnly) -> Result<Expected, Problem> {
+    let if_match = header_text(req, "If-Match")?;
+    let if_none_match = header_text(req, "If-None-Match")?;
+    match (if_match, if_none_match) {
+        (None, None) => Ok(Expected::Anything),
+        (Some(_), Some(_)) => Err(Problem::bad_request(
+            "precondition_invalid",
+            "send either If-Match or If-None-Match, not both",
+        )),
+        (Some("*"), None) => Ok(Expected::Present),
+        (Some(list), None) => {
+            let tags: Vec<&str> = list.split(',').map(str::trim).collect();
+            let well_formed = |tag: &&str| {
+                let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+                opaque.len() >= 2 && opaque.starts_with('"') && opaque.ends_with('"')
+            };
+            if !tags.iter().all(well_formed) {
+                return Err(Problem::bad_request(
+                    "precondition_invalid",
+                    "If-Match must be * or a list of quoted entity tags, such as \"v3\"",
+                ));
+            }
+            Ok(Expected::OneOf(
+                tags.into_iter()
+                    .filter(|tag| !tag.starts_with("W/"))
+                    .map(str::to_string)
+                    .collect(),
+            ))
+        }
+        (None, Some("*")) if create_only == CreateOnly::Allowed => Ok(Expected::Absent),
+        (None, Some(_)) => Err(Problem::bad_request(
+            "precondition_invalid",
+            match create_only {
+                CreateOnly::Allowed => "only If-None-Match: * (create only) is supported here",
+                CreateOnly::Meaningless => "If-None-Match is not supported here; use If-Match",
+            },
+        )),
+    }
+}
+
+/// `response` with the entity tag of `version` in `ETag`.
+fn with_etag(mut response: HttpResponse, version: i32) -> HttpResponse {
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&etag(version)) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ETAG, value);
+    }
+    response
+}
+
+/// Create or replace one record, addressed by its own id: the single-record form of a push,
+/// which can be made conditional. `If-Match` with the `ETag` of a read (or of the last write)
+/// stores the record only if no one changed it since — otherwise 412 `precondition_failed`
+/// naming the current version, and nothing is written. `If-None-Match: *` creates only.
+#[utoipa::path(
+    put, path = "/v1/municipalities/{code}/records/{source_record_id}", tag = "records",
+    params(
+        ("code" = String, Path, description = "Municipality code (全国地方公共団体コード)", example = "119016"),
+        ("source_record_id" = String, Path, description = "The source's own record id; must equal the record's `source_record_id`", example = "pn-0001"),
+        ("If-Match" = Option<String>, Header, description = "Store only if the record's current entity tag is one of these (or, for `*`, if it exists and is not retracted)", example = "\"v2\""),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: store only if there is no live record under this id (create only)", example = "*"),
+    ),
+    request_body(
+        description = "One record (`#/components/schemas/Record`).",
+        content(
+            (Object = "application/json", example = json!({"record_type": "postnatal-checkup", "schema_version": "1.0", "source_record_id": "pn-0001", "subject": {"resident_no": "1190160000101"}, "effective_date": "2025-06-01", "visited_on": "2025-06-01", "epds_total": 12, "epds_item10": 1})),
+        )
+    ),
+    responses(
+        (status = 200, description = "Updated or unchanged; `ETag` names the stored version", body = IngestReport),
+        (status = 201, description = "Created; `ETag` names the stored version", body = IngestReport),
+        (status = 400, description = "A malformed If-Match or If-None-Match (`precondition_invalid`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client may not push to this municipality", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The record is not as the condition expects (`precondition_failed`, with `current_version` and `current_etag`); nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported Content-Type (only application/json)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The record is invalid, or its `source_record_id` is not the one in the URL (`record_rejected`, with pointers); nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn put_record(
+    state: State,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let (municipality, source_record_id) = path.into_inner();
+    let principal = caller.require(Role::Source, &municipality)?;
+    if !matches!(body_format(&req)?, BodyFormat::Json) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "one record is sent as application/json",
+        ));
+    }
+    let expected = expected_record(&req, CreateOnly::Allowed)?;
+    let body = read_body(&mut payload, &state.limits).await?;
+    let submission = submission(&principal, &municipality);
+    let worker = state.clone();
+    let report = blocking(move || {
+        let mut conn = worker.store.conn()?;
+        worker
+            .ingestor
+            .put_one(
+                &mut conn,
+                &submission,
+                &source_record_id,
+                json_record_candidate(&body),
+                &expected,
+            )
+            .map_err(|e| match e {
+                IngestError::AtomicRejected(report) => Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "record_rejected",
+                    "the record is invalid; nothing was stored",
+                )
+                .with_errors(report.results.into_iter().flat_map(|r| r.errors).collect()),
+                e => e.into(),
+            })
+    })
+    .await?;
+    record_metrics(&state, &report);
+    let stored = report
+        .results
+        .first()
+        .and_then(|r| r.version.map(|v| (r.status, v)));
+    let Some((status, version)) = stored else {
+        return Err(Problem::internal());
+    };
+    let code = if status == RecordStatus::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(with_etag(json(code, &report), version))
 }
 
 fn locate_report(state: &AppState, report: &mut IngestReport) {
@@ -669,28 +840,34 @@ async fn push_ndjson(
 }
 
 /// Retract (tombstone) one of the calling source's records; history is kept and the
-/// retraction appears in the change feed.
+/// retraction appears in the change feed. With `If-Match`, only if no one changed the record
+/// since the caller read it.
 #[utoipa::path(
     delete, path = "/v1/municipalities/{code}/records/{source_record_id}", tag = "records",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
         ("source_record_id" = String, Path, description = "The source's own record id"),
+        ("If-Match" = Option<String>, Header, description = "Retract only if the record's current entity tag is one of these (or, for `*`, if it is not retracted)", example = "\"v2\""),
     ),
     responses(
-        (status = 200, description = "Retracted (again, harmlessly, if it already was)", body = Retraction),
+        (status = 200, description = "Retracted (again, harmlessly, if it already was); `ETag` names the tombstone", body = Retraction),
+        (status = 400, description = "A malformed If-Match, or an If-None-Match (`precondition_invalid`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client may not write in this municipality", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record of this source", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The record is not as If-Match expects (`precondition_failed`, with `current_version` and `current_etag`); nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retract(
     state: State,
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
     let (municipality, source_record_id) = path.into_inner();
     let principal = caller.require(Role::Source, &municipality)?;
+    let expected = expected_record(&req, CreateOnly::Meaningless)?;
     let mut entry = audit_entry(&principal, &municipality, "record.retract");
     entry.detail = Some(serde_json::json!({ "source_record_id": source_record_id }).to_string());
     let worker = state.clone();
@@ -702,19 +879,18 @@ pub async fn retract(
             &m,
             &principal.name,
             &id,
+            &expected,
             &entry,
         )?)
     })
     .await?;
-    Ok(json(
-        StatusCode::OK,
-        &Retraction {
-            municipality_code: municipality,
-            source_record_id,
-            status: "retracted".into(),
-            version,
-        },
-    ))
+    let retraction = Retraction {
+        municipality_code: municipality,
+        source_record_id,
+        status: "retracted".into(),
+        version,
+    };
+    Ok(with_etag(json(StatusCode::OK, &retraction), version))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -753,7 +929,7 @@ fn hide_support_measure(
         ("X-Legal-Basis" = Option<String>, Header, description = "Overrides the purpose's default legal basis"),
     ),
     responses(
-        (status = 200, description = "Every version, oldest first", body = History),
+        (status = 200, description = "Every version, oldest first; when they are all one source's, `ETag` names the current one", body = History),
         (status = 400, description = "Missing purpose or actor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
@@ -808,17 +984,26 @@ pub async fn history(
         Ok(versions)
     })
     .await?;
-    if versions.is_empty() {
+    let Some(latest) = versions.last() else {
         return Err(Problem::not_found());
-    }
-    Ok(json(
+    };
+    // The history of one source's record names its current version, ready for If-Match.
+    let current = versions
+        .iter()
+        .all(|v| v.version.source == latest.version.source)
+        .then_some(latest.version.version);
+    let response = json(
         StatusCode::OK,
         &History {
             municipality_code: municipality,
             source_record_id,
             versions,
         },
-    ))
+    );
+    Ok(match current {
+        Some(version) => with_etag(response, version),
+        None => response,
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -132,6 +132,15 @@ pub fn json_batch_candidates(
 }
 
 /// One NDJSON line (without its newline). Blank lines carry no record.
+/// A record sent alone as a JSON body (`PUT …/records/{source_record_id}`).
+pub fn json_record_candidate(body: &[u8]) -> Candidate {
+    Candidate {
+        index: 0,
+        row: None,
+        parsed: strict_json::parse(body).map_err(|e| vec![json_body_error(&e)]),
+    }
+}
+
 pub fn ndjson_candidate(index: usize, line_no: u64, line: &[u8]) -> Candidate {
     let parsed = match std::str::from_utf8(line) {
         Err(e) => Err(vec![FieldError::new(

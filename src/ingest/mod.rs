@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::audit::AuditEntry;
 use crate::schema::{FieldError, Standard};
+use crate::store::records::Expected;
 use crate::store::{DbConn, PreparedRecord, RecordOutcome, StoreError};
 use crate::store::{WriteTx, in_write_transaction};
 
@@ -266,6 +267,7 @@ impl Ingestor {
             self.write_chunks(
                 connections,
                 submission,
+                None,
                 atomic,
                 detail,
                 receiver.into_iter(),
@@ -273,10 +275,54 @@ impl Ingestor {
         })
     }
 
+    /// Store one record under the key the request addresses (`PUT …/records/{key}`), only if
+    /// the stored record is as `expected` (checked in the same transaction). A record that is
+    /// invalid or carries another key is `AtomicRejected`; nothing is stored.
+    pub fn put_one(
+        &self,
+        conn: &mut DbConn,
+        submission: &Submission,
+        key: &str,
+        candidate: Candidate,
+        expected: &Expected,
+    ) -> Result<IngestReport, IngestError> {
+        let mut chunk = self.validate_chunk(submission, vec![candidate]);
+        if chunk
+            .accepted
+            .first()
+            .is_some_and(|(record, _, _)| record.source_record_id != key)
+        {
+            let (record, row, source_record_id) = chunk.accepted.remove(0);
+            chunk.rejected.push(RecordResult {
+                index: record.index,
+                row,
+                source_record_id,
+                status: RecordStatus::Rejected,
+                version: None,
+                errors: vec![FieldError::new(
+                    "/source_record_id",
+                    "source_record_id_mismatch",
+                    format!("source_record_id must be {key:?}, the id in the URL"),
+                )],
+            });
+        }
+        self.write_chunks(
+            conn,
+            submission,
+            Some((key, expected)),
+            true,
+            ResultDetail::All,
+            std::iter::once(chunk),
+        )
+    }
+
+    /// Write validated chunks; `condition` (atomic only) is a record that must be as
+    /// expected before anything is written.
     fn write_chunks(
         &self,
         mut connections: impl Connections,
         submission: &Submission,
+        condition: Option<(&str, &Expected)>,
         atomic: bool,
         detail: ResultDetail,
         chunks: impl Iterator<Item = ValidatedChunk>,
@@ -298,6 +344,14 @@ impl Ingestor {
             };
             let outcome = connections.with(|conn| {
                 in_write_transaction(conn, |tx| {
+                    if let Some((key, expected)) = condition {
+                        tx.expect_record(
+                            &submission.municipality,
+                            &submission.source,
+                            key,
+                            expected,
+                        )?;
+                    }
                     for chunk in chunks {
                         apply_chunk(tx, submission, chunk, &mut report, detail, true)?;
                     }
@@ -448,7 +502,8 @@ fn apply_chunk(
 }
 
 pub use formats::{
-    FormatError, csv_candidates, decode_csv, json_batch_candidates, ndjson_candidate,
+    FormatError, csv_candidates, decode_csv, json_batch_candidates, json_record_candidate,
+    ndjson_candidate,
 };
 
 /// Group candidates into chunks of [`CHUNK_SIZE`].

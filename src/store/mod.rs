@@ -46,6 +46,12 @@ pub enum StoreError {
     /// client.
     #[error("rolled back by the workflow")]
     RolledBack,
+    /// A conditional write found the record other than expected (`records::Expected`);
+    /// nothing was written. `None`: no such record.
+    #[error("the record is not in the expected state")]
+    PreconditionFailed {
+        current: Option<records::RecordState>,
+    },
 }
 
 impl From<diesel::r2d2::PoolError> for StoreError {

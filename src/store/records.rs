@@ -46,6 +46,56 @@ fn unique_runs(batch: &[PreparedRecord]) -> Vec<&[PreparedRecord]> {
     runs
 }
 
+/// A record's version and whether it is a tombstone: what a conditional write compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordState {
+    pub version: i32,
+    pub retracted: bool,
+}
+
+/// The entity tag of one version of a record. Every change (update or retraction) makes a
+/// new version, so the tag names exactly one state of the record; the content hash would not
+/// (re-pushing earlier content, or retracting, keeps it).
+pub fn etag(version: i32) -> String {
+    format!("\"v{version}\"")
+}
+
+/// What a conditional write expects the record to be when it runs (HTTP `If-Match` /
+/// `If-None-Match`). It is compared inside the write transaction, so of two writers that
+/// read the same version only the first to commit succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// No condition.
+    Anything,
+    /// The record exists and its current entity tag is one of these (`If-Match: "v3"`).
+    OneOf(Vec<String>),
+    /// The record exists and is not retracted (`If-Match: *`).
+    Present,
+    /// No live record under this key (`If-None-Match: *`): create only.
+    Absent,
+}
+
+impl Expected {
+    fn admits(&self, state: Option<RecordState>) -> bool {
+        let live = state.is_some_and(|s| !s.retracted);
+        match self {
+            Expected::Anything => true,
+            Expected::OneOf(tags) => state.is_some_and(|s| tags.contains(&etag(s.version))),
+            Expected::Present => live,
+            Expected::Absent => !live,
+        }
+    }
+
+    /// `Ok` when the record is as expected; otherwise the error naming its current state.
+    pub fn check(&self, state: Option<RecordState>) -> StoreResult<()> {
+        if self.admits(state) {
+            Ok(())
+        } else {
+            Err(StoreError::PreconditionFailed { current: state })
+        }
+    }
+}
+
 /// SQLite allows 32,766 bound parameters per statement; stay well below with 13 columns.
 const INSERT_CHUNK: usize = 1000;
 
@@ -221,6 +271,14 @@ pub trait RecordWrites {
         source: &str,
         batch: &[PreparedRecord],
     ) -> StoreResult<Vec<Applied>>;
+
+    /// The current version of one record of this source (`None`: never pushed).
+    fn record_state(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        source_record_id: &str,
+    ) -> StoreResult<Option<RecordState>>;
 }
 
 macro_rules! impl_record_writes {
@@ -239,6 +297,22 @@ macro_rules! impl_record_writes {
                     applied.extend(upsert_run_body!(c, municipality, source, run, &now)?);
                 }
                 Ok(applied)
+            }
+
+            fn record_state(
+                &mut self,
+                municipality: &str,
+                source: &str,
+                source_record_id: &str,
+            ) -> StoreResult<Option<RecordState>> {
+                let state = records::table
+                    .filter(records::municipality_code.eq(municipality))
+                    .filter(records::source.eq(source))
+                    .filter(records::source_record_id.eq(source_record_id))
+                    .select((records::version, records::retracted))
+                    .first::<(i32, bool)>(self)
+                    .optional()?;
+                Ok(state.map(|(version, retracted)| RecordState { version, retracted }))
             }
         }
     };
@@ -287,12 +361,14 @@ fn subject_row(municipality: &str, record: &PreparedRecord, now: &str) -> StoreR
     })
 }
 
-/// Retract (tombstone) a record of this source. Retracting twice is harmless.
+/// Retract (tombstone) a record of this source if it is as `expected`. Retracting twice is
+/// harmless.
 pub fn retract(
     conn: &mut DbConn,
     municipality: &str,
     source: &str,
     source_record_id: &str,
+    expected: &Expected,
     audit: &AuditEntry,
 ) -> StoreResult<i32> {
     let now = now_rfc3339();
@@ -315,6 +391,7 @@ pub fn retract(
         let Some((id, record_type, subject, data, hash, version, retracted)) = old else {
             return Err(StoreError::NotFound);
         };
+        expected.check(Some(RecordState { version, retracted }))?;
         c.append_audit(audit)?;
         if retracted {
             return Ok(version);
@@ -358,7 +435,7 @@ pub struct CurrentRecord {
     pub schema_version: String,
     pub version: i32,
     pub updated_at: String,
-    /// ETag of this version (content hash).
+    /// Entity tag of this version (`"v<version>"`), for `If-Match`.
     pub etag: String,
     #[schema(value_type = Object)]
     pub record: Value,
@@ -404,11 +481,10 @@ pub struct MovedOut {
     pub transfer_id: i64,
 }
 
-type CurrentRow = (String, String, String, String, i32, String, String, String);
+type CurrentRow = (String, String, String, String, i32, String, String);
 
 fn current_record(row: CurrentRow) -> CurrentRecord {
-    let (source, source_record_id, record_type, schema_version, version, updated_at, hash, data) =
-        row;
+    let (source, source_record_id, record_type, schema_version, version, updated_at, data) = row;
     CurrentRecord {
         source,
         source_record_id,
@@ -416,7 +492,7 @@ fn current_record(row: CurrentRow) -> CurrentRecord {
         schema_version,
         version,
         updated_at,
-        etag: hash,
+        etag: etag(version),
         record: serde_json::from_str(&data).unwrap_or(Value::Null),
     }
 }
@@ -579,7 +655,6 @@ pub fn profile(
                     records::schema_version,
                     records::version,
                     records::updated_at,
-                    records::content_hash,
                     records::data,
                 ),
             ))
@@ -787,6 +862,8 @@ pub struct StoredVersion {
 pub struct Change {
     #[serde(flatten)]
     pub version: StoredVersion,
+    /// Entity tag of this version (`"v<version>"`), for `If-Match`.
+    pub etag: String,
     /// The record as of this change; absent for retractions.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -809,7 +886,11 @@ impl From<StoredVersion> for Change {
         let record = (!version.retracted)
             .then(|| serde_json::from_str(&version.data).ok())
             .flatten();
-        Change { version, record }
+        Change {
+            etag: etag(version.version),
+            version,
+            record,
+        }
     }
 }
 

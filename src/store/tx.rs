@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::audit::AuditWrites;
-use super::records::RecordWrites;
+use super::records::{Expected, RecordWrites};
 use super::{DbConn, StoreResult};
 use crate::audit::AuditEntry;
 use crate::write_tx;
@@ -70,6 +70,16 @@ pub trait WriteTx {
         batch: &[PreparedRecord],
     ) -> StoreResult<Vec<Applied>>;
 
+    /// `Ok` when this source's record `source_record_id` is as `expected`; otherwise
+    /// `StoreError::PreconditionFailed` with its current state.
+    fn expect_record(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        source_record_id: &str,
+        expected: &Expected,
+    ) -> StoreResult<()>;
+
     fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
 
     /// See `store::audit::key_legacy_entries`.
@@ -86,6 +96,17 @@ impl<C: RecordWrites + AuditWrites> WriteTx for C {
         batch: &[PreparedRecord],
     ) -> StoreResult<Vec<Applied>> {
         RecordWrites::upsert_records(self, municipality, source, batch)
+    }
+
+    fn expect_record(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        source_record_id: &str,
+        expected: &Expected,
+    ) -> StoreResult<()> {
+        let state = RecordWrites::record_state(self, municipality, source, source_record_id)?;
+        expected.check(state)
     }
 
     fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
