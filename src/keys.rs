@@ -144,6 +144,60 @@ pub fn write_key_once(path: &Path, key: &[u8; 32]) -> Result<[u8; 32], StoreErro
     read_key(path)?.ok_or_else(|| key_error(path, "vanished right after it was written"))
 }
 
+/// A new key written beside the key file it will replace, waiting for `commit`.
+pub struct StagedKey {
+    staged: PathBuf,
+    path: PathBuf,
+}
+
+/// The file a key waits in while a rotation is recorded: `<key file>.next`.
+fn staged_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".next");
+    PathBuf::from(name)
+}
+
+/// Write `key` (0600) beside the key file at `path`, to replace it once the database has
+/// recorded the change: the key file always holds one whole key, and a rotation interrupted
+/// in between leaves the new key in `<path>.next` for the operator (`load` says so).
+pub fn stage_key(path: &Path, key: &[u8; 32]) -> Result<StagedKey, StoreError> {
+    let staged = staged_path(path);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged)?;
+        file.write_all(format!("{}\n", hex::encode(key)).as_bytes())?;
+        file.sync_all()
+    })();
+    written.map_err(|e| {
+        key_error(
+            &staged,
+            format!(
+                "{e} (a file left by an interrupted key rotation? see the hub's start-up message)"
+            ),
+        )
+    })?;
+    Ok(StagedKey {
+        staged,
+        path: path.to_path_buf(),
+    })
+}
+
+impl StagedKey {
+    /// Put the staged key in place of the old one.
+    pub fn commit(self) -> Result<(), StoreError> {
+        std::fs::rename(&self.staged, &self.path).map_err(|e| key_error(&self.path, e))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
 /// 32 fresh random bytes.
 pub fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
@@ -274,7 +328,8 @@ pub fn load(conn: &mut crate::store::DbConn, paths: &KeyPaths) -> Result<HubKeys
             return Err(key_error(
                 &paths.signing,
                 format!(
-                    "holds a key whose public half is {public}, but the database records {recorded}"
+                    "holds a key whose public half is {public}, but the database records {recorded} (if a key rotation was interrupted, {} holds the recorded key: move it into place)",
+                    staged_path(&paths.signing).display()
                 ),
             ));
         }

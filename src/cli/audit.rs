@@ -41,7 +41,15 @@ pub fn audit(command: AuditCommand, store: &Store) -> anyhow::Result<()> {
                         serde_json::from_str(&text).with_context(|| {
                             format!("{} is not a signed audit head", path.display())
                         })?;
-                    let key = store.keys().signing.verifying_key();
+                    // A head taken before a key rotation is checked with the key it names,
+                    // if this hub ever signed with it.
+                    let key = crate::store::packages::own_public_keys(&mut conn)?
+                        .into_iter()
+                        .find(|k| *k == head.body.hub_public_key)
+                        .and_then(|k| hex::decode(k).ok())
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+                        .unwrap_or_else(|| store.keys().signing.verifying_key());
                     if let Err(why) = crate::store::audit::check_head(&mut conn, &head, &key)? {
                         anyhow::bail!("audit trail does not match {}: {why}", path.display());
                     }

@@ -25,10 +25,67 @@ pub enum PeerCommand {
         #[arg(long = "town", required = true, value_parser = parse_town)]
         towns: Vec<(String, String)>,
     },
-    /// List the trusted peer hubs with their keys and towns.
+    /// List the peer hubs with their current keys and towns (removed ones marked).
     List,
-    /// Print this hub's public signing key (give it to peer hubs).
-    Key,
+    /// Print this hub's public signing key (give it to peer hubs), or rotate it.
+    Key {
+        #[command(subcommand)]
+        command: Option<KeyCommand>,
+    },
+    /// Accept a peer hub's new key (it rotated its own): the new key signs messages created
+    /// from --valid-from; the key it replaces keeps verifying messages created before then,
+    /// for the overlap.
+    Update {
+        /// The peer hub (`admin peer list`).
+        #[arg(long)]
+        name: String,
+        /// Its new Ed25519 public key, 64 hex digits (`admin peer key rotate` on that hub
+        /// prints it).
+        #[arg(long)]
+        public_key: String,
+        /// When the new key took over, RFC 3339 with offset (printed by the rotation).
+        #[arg(long, value_parser = parse_moment)]
+        valid_from: chrono::DateTime<chrono::Utc>,
+        /// Days after --valid-from during which the replaced key still verifies messages
+        /// created before then (packages and receipts on their way); 0 ends it at once.
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(0..=365))]
+        overlap_days: i64,
+    },
+    /// Remove a peer hub from the trust store: everything signed by any of its keys is
+    /// refused from now on (`signer_revoked`); what was exchanged with it stays on record.
+    Remove {
+        /// The peer hub (`admin peer list`).
+        #[arg(long)]
+        name: String,
+    },
+    /// Every key a peer hub signs or signed with, and the span each verifies.
+    Keys {
+        /// The peer hub (`admin peer list`).
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Sign with a new key from now on. Prints the command each peer hub runs to accept it;
+    /// restart this hub's processes so that they sign with it.
+    Rotate {
+        /// Days the peers are asked to keep accepting the old key for messages created
+        /// before the rotation.
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(0..=365))]
+        overlap_days: i64,
+    },
+    /// This hub's public keys: the current one first, then the rotated-out ones.
+    History,
+}
+
+fn parse_moment(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            format!("{text:?} is not an RFC 3339 time with offset, e.g. 2026-12-01T09:00:00+09:00")
+        })
 }
 
 fn parse_town(text: &str) -> Result<(String, String), String> {
@@ -123,17 +180,83 @@ pub fn peer(command: PeerCommand, store: &Store, by: &str) -> anyhow::Result<()>
         }
         PeerCommand::List => {
             for peer in packages::list_peers(&mut conn)? {
+                let removed = peer
+                    .removed_at
+                    .map(|at| format!("\tremoved {at}"))
+                    .unwrap_or_default();
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{}{removed}",
                     peer.name,
                     peer.public_key,
                     peer.towns.join(",")
                 );
             }
         }
-        PeerCommand::Key => {
+        PeerCommand::Key { command: None } => {
             let key = packages::hub_key(&conn)?;
             println!("{}", hex::encode(key.verifying_key().as_bytes()));
+        }
+        PeerCommand::Key {
+            command: Some(KeyCommand::Rotate { overlap_days }),
+        } => {
+            let new_key = ed25519_dalek::SigningKey::from_bytes(&crate::keys::random_key());
+            let public = hex::encode(new_key.verifying_key().as_bytes());
+            // The new key waits beside the key file until the database records the rotation.
+            let staged = crate::keys::stage_key(&store.key_paths().signing, &new_key.to_bytes())?;
+            let rotation = packages::rotate_hub_key(
+                &mut conn,
+                &public,
+                chrono::Duration::days(overlap_days),
+                by,
+            )?;
+            staged.commit()?;
+            println!("this hub signs with {public} from {}", rotation.valid_from);
+            println!(
+                "the old key {} stays valid for what it signed before, until {}",
+                rotation.previous_key, rotation.previous_verifies_until
+            );
+            println!("restart this hub's processes; each peer hub runs:");
+            println!(
+                "  kodomo-hub admin peer update --name <this hub> --public-key {public} --valid-from {} --overlap-days {overlap_days}",
+                rotation.valid_from
+            );
+        }
+        PeerCommand::Key {
+            command: Some(KeyCommand::History),
+        } => {
+            for key in packages::own_public_keys(&mut conn)? {
+                println!("{key}");
+            }
+        }
+        PeerCommand::Update {
+            name,
+            public_key,
+            valid_from,
+            overlap_days,
+        } => {
+            let overlap = chrono::Duration::days(overlap_days);
+            packages::update_peer_key(&mut conn, &name, &public_key, valid_from, overlap, by)?;
+            println!(
+                "peer hub {name} signs with {} from {}",
+                public_key.trim(),
+                valid_from.to_rfc3339()
+            );
+        }
+        PeerCommand::Remove { name } => {
+            packages::remove_peer(&mut conn, &name, by)?;
+            println!("peer hub {name} removed: nothing signed by it is accepted from now on");
+        }
+        PeerCommand::Keys { name } => {
+            let unset = |t: Option<String>| t.unwrap_or_else(|| "-".into());
+            for key in packages::peer_key_history(&mut conn, &name)? {
+                println!(
+                    "{}\tvalid_from={}\tvalid_until={}\tverifies_until={}",
+                    key.public_key,
+                    unset(key.valid_from),
+                    unset(key.valid_until),
+                    unset(key.verify_until)
+                );
+            }
         }
     }
     Ok(())

@@ -218,6 +218,8 @@ impl PoolUsage {
 pub struct Store {
     pool: Pool,
     keys: std::sync::Arc<crate::keys::HubKeys>,
+    /// Where the keys are kept (a key rotation replaces the signing key file).
+    key_paths: crate::keys::KeyPaths,
 }
 
 impl Store {
@@ -237,7 +239,11 @@ impl Store {
                 "audit entries written before the trail was keyed now belong to keyed chains"
             );
         }
-        Ok(Store { pool, keys })
+        Ok(Store {
+            pool,
+            keys,
+            key_paths: key_paths.clone(),
+        })
     }
 
     /// Apply pending migrations only; returns how many ran. Keys are neither read nor made
@@ -250,6 +256,11 @@ impl Store {
     /// The keys of the hub this store belongs to.
     pub fn keys(&self) -> &crate::keys::HubKeys {
         &self.keys
+    }
+
+    /// Where the hub's key files are.
+    pub fn key_paths(&self) -> &crate::keys::KeyPaths {
+        &self.key_paths
     }
 
     pub fn backend(&self) -> Backend {

@@ -2,6 +2,7 @@
 //! hubs, and signed packages and receipts. A package is imported exactly once (its id is the
 //! primary key); each step is one transaction with its audit entry.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
@@ -10,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::WriteTx;
 use super::tables::{
-    hub_peers, hub_signing_key, municipalities, opt_outs, peer_towns, subjects, transfer_children,
-    transfer_packages, transfer_records, transfers,
+    hub_key_history, hub_peers, hub_signing_key, municipalities, opt_outs, peer_keys, peer_towns,
+    subjects, transfer_children, transfer_packages, transfer_records, transfers,
 };
 use super::transfers::Transfer;
 use super::transfers::audit_per_child;
@@ -22,6 +23,7 @@ use crate::transfer::package::{
     self, Child, DetachedSignature, Header, Objection, Package, PackageError, PackageRecord,
     Receipt,
 };
+use crate::transfer::trust::PeerKey;
 use crate::transfer::{Step, TransferStatus};
 use crate::{on_conn, write_tx};
 
@@ -60,8 +62,32 @@ pub fn hub_key(conn: &DbConn) -> std::result::Result<SigningKey, StoreError> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Peer {
     pub name: String,
+    /// The key it signs with now.
     pub public_key: String,
     pub towns: Vec<String>,
+    /// When it was removed from the trust store.
+    pub removed_at: Option<String>,
+}
+
+/// Add a key to a peer's history (a key is in the trust store once, for one peer).
+macro_rules! insert_peer_key {
+    ($c:expr, $peer:expr, $key:expr, $valid_from:expr, $now:expr) => {
+        diesel::insert_into(peer_keys::table)
+            .values((
+                peer_keys::public_key.eq($key),
+                peer_keys::peer.eq($peer),
+                peer_keys::valid_from.eq($valid_from),
+                peer_keys::added_at.eq($now),
+            ))
+            .execute($c)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => StoreError::Conflict("this key is already in the trust store".into()),
+                e => e.into(),
+            })
+    };
 }
 
 /// Trust a peer hub's public key for the towns it serves (registered as municipalities here so
@@ -73,16 +99,7 @@ pub fn add_peer(
     towns: &[(String, String)],
     by: &str,
 ) -> std::result::Result<(), StoreError> {
-    let key = public_key.trim().to_ascii_lowercase();
-    let valid = hex::decode(&key)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .is_some_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok());
-    if !valid {
-        return Err(StoreError::Invalid(
-            "the public key must be an Ed25519 key as 64 hex digits (kodomo-hub admin peer key prints a hub's)".into(),
-        ));
-    }
+    let key = ed25519_key(public_key)?;
     if towns.is_empty() {
         return Err(StoreError::Invalid(
             "name at least one town the peer hub serves".into(),
@@ -111,6 +128,7 @@ pub fn add_peer(
                 ) => StoreError::Conflict("a peer with this name or key is already trusted".into()),
                 e => e.into(),
             })?;
+        insert_peer_key!(c, name, &key, None::<&str>, &now)?;
         for (code, town) in towns {
             let known = municipalities::table
                 .find(code)
@@ -155,8 +173,12 @@ pub fn list_peers(conn: &mut DbConn) -> std::result::Result<Vec<Peer>, StoreErro
     let (peers, towns) = on_conn!(conn, |c| {
         let peers = hub_peers::table
             .order(hub_peers::name)
-            .select((hub_peers::name, hub_peers::public_key))
-            .load::<(String, String)>(c)?;
+            .select((
+                hub_peers::name,
+                hub_peers::public_key,
+                hub_peers::removed_at,
+            ))
+            .load::<(String, String, Option<String>)>(c)?;
         let towns = peer_towns::table
             .order(peer_towns::municipality_code)
             .select((peer_towns::peer, peer_towns::municipality_code))
@@ -165,7 +187,7 @@ pub fn list_peers(conn: &mut DbConn) -> std::result::Result<Vec<Peer>, StoreErro
     })?;
     Ok(peers
         .into_iter()
-        .map(|(name, public_key)| Peer {
+        .map(|(name, public_key, removed_at)| Peer {
             towns: towns
                 .iter()
                 .filter(|(p, _)| *p == name)
@@ -173,8 +195,226 @@ pub fn list_peers(conn: &mut DbConn) -> std::result::Result<Vec<Peer>, StoreErro
                 .collect(),
             name,
             public_key,
+            removed_at,
         })
         .collect())
+}
+
+/// One key of a peer hub as the trust store keeps it (times RFC 3339, UTC).
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct PeerKeyRecord {
+    pub public_key: String,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub verify_until: Option<String>,
+    pub added_at: String,
+}
+
+/// Every key a peer hub signs or signed with, oldest first.
+pub fn peer_key_history(
+    conn: &mut DbConn,
+    name: &str,
+) -> std::result::Result<Vec<PeerKeyRecord>, StoreError> {
+    let keys = on_conn!(conn, |c| peer_keys::table
+        .filter(peer_keys::peer.eq(name))
+        .order(peer_keys::added_at)
+        .select((
+            peer_keys::public_key,
+            peer_keys::valid_from,
+            peer_keys::valid_until,
+            peer_keys::verify_until,
+            peer_keys::added_at,
+        ))
+        .load::<PeerKeyRecord>(c))?;
+    if keys.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    Ok(keys)
+}
+
+/// A moment as the trust store keeps it.
+fn stored_time(moment: DateTime<Utc>) -> String {
+    moment.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn read_time(text: Option<String>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The key, as 64 lowercase hex digits, if it is an Ed25519 public key.
+fn ed25519_key(public_key: &str) -> std::result::Result<String, StoreError> {
+    let key = public_key.trim().to_ascii_lowercase();
+    let valid = hex::decode(&key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .is_some_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok());
+    if !valid {
+        return Err(StoreError::Invalid(
+            "the public key must be an Ed25519 key as 64 hex digits (kodomo-hub admin peer key prints a hub's)".into(),
+        ));
+    }
+    Ok(key)
+}
+
+fn admin_audit(action: &str, by: &str, detail: Value) -> AuditEntry {
+    AuditEntry {
+        municipality_code: String::new(),
+        client_name: Some("admin-cli".into()),
+        actor: Some(by.to_string()),
+        action: action.into(),
+        result: "ok".into(),
+        detail: Some(detail.to_string()),
+        ..Default::default()
+    }
+}
+
+/// Accept a peer hub's new key: it signs messages created from `valid_from`; the key it
+/// replaces keeps verifying messages created before then, until `valid_from + overlap`.
+pub fn update_peer_key(
+    conn: &mut DbConn,
+    name: &str,
+    public_key: &str,
+    valid_from: DateTime<Utc>,
+    overlap: chrono::Duration,
+    by: &str,
+) -> std::result::Result<(), StoreError> {
+    let key = ed25519_key(public_key)?;
+    let (now, from, until) = (
+        now_rfc3339(),
+        stored_time(valid_from),
+        stored_time(valid_from + overlap),
+    );
+    write_tx!(conn, |c| {
+        let (previous, removed) = hub_peers::table
+            .find(name)
+            .select((hub_peers::public_key, hub_peers::removed_at))
+            .first::<(String, Option<String>)>(c)
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        if removed.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "peer {name} was removed; add it again under a new name"
+            )));
+        }
+        let own = hub_signing_key::table
+            .select(hub_signing_key::public_key)
+            .first::<String>(c)
+            .optional()?;
+        if own.as_deref() == Some(key.as_str()) {
+            return Err(StoreError::Invalid("that is this hub's own key".into()));
+        }
+        diesel::update(peer_keys::table.find(&previous))
+            .set((
+                peer_keys::valid_until.eq(&from),
+                peer_keys::verify_until.eq(&until),
+            ))
+            .execute(c)?;
+        insert_peer_key!(c, name, &key, Some(&from), &now)?;
+        diesel::update(hub_peers::table.find(name))
+            .set(hub_peers::public_key.eq(&key))
+            .execute(c)?;
+        c.append_audit(&admin_audit(
+            "admin.peer.update",
+            by,
+            serde_json::json!({"peer": name, "public_key": key, "previous_key": previous,
+                "valid_from": from, "previous_verifies_until": until}),
+        ))?;
+        Ok(())
+    })
+}
+
+/// Remove a peer hub from the trust store: nothing signed by any of its keys is accepted from
+/// now on (the record of what was exchanged with it stays).
+pub fn remove_peer(conn: &mut DbConn, name: &str, by: &str) -> std::result::Result<(), StoreError> {
+    let now = now_rfc3339();
+    write_tx!(conn, |c| {
+        let removed = diesel::update(
+            hub_peers::table
+                .find(name)
+                .filter(hub_peers::removed_at.is_null()),
+        )
+        .set(hub_peers::removed_at.eq(&now))
+        .execute(c)?;
+        if removed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        c.append_audit(&admin_audit(
+            "admin.peer.remove",
+            by,
+            serde_json::json!({"peer": name}),
+        ))?;
+        Ok(())
+    })
+}
+
+/// This hub's key rotation, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rotation {
+    pub previous_key: String,
+    pub public_key: String,
+    /// The new key signs from then on.
+    pub valid_from: String,
+    /// Peers accept the previous key, for messages created before `valid_from`, until then.
+    pub previous_verifies_until: String,
+}
+
+/// Record that this hub signs with `new_key` from now on: the current key goes into the
+/// history with the overlap its peers are asked to grant. The caller puts the new key in
+/// the key file (see `keys::replace_key`).
+pub fn rotate_hub_key(
+    conn: &mut DbConn,
+    new_key: &str,
+    overlap: chrono::Duration,
+    by: &str,
+) -> std::result::Result<Rotation, StoreError> {
+    let now = Utc::now();
+    let (valid_from, until) = (stored_time(now), stored_time(now + overlap));
+    write_tx!(conn, |c| {
+        let previous = hub_signing_key::table
+            .select(hub_signing_key::public_key)
+            .first::<String>(c)?;
+        diesel::insert_into(hub_key_history::table)
+            .values((
+                hub_key_history::public_key.eq(&previous),
+                hub_key_history::retired_at.eq(&valid_from),
+                hub_key_history::verify_until.eq(&until),
+            ))
+            .execute(c)?;
+        diesel::update(hub_signing_key::table)
+            .set((
+                hub_signing_key::public_key.eq(new_key),
+                hub_signing_key::created_at.eq(&valid_from),
+            ))
+            .execute(c)?;
+        let rotation = Rotation {
+            previous_key: previous,
+            public_key: new_key.to_string(),
+            valid_from: valid_from.clone(),
+            previous_verifies_until: until.clone(),
+        };
+        c.append_audit(&admin_audit(
+            "admin.peer.key_rotate",
+            by,
+            serde_json::to_value(&rotation).unwrap_or_default(),
+        ))?;
+        Ok(rotation)
+    })
+}
+
+/// Every public key this hub signed with: the current one first, then the rotated-out ones.
+pub fn own_public_keys(conn: &mut DbConn) -> std::result::Result<Vec<String>, StoreError> {
+    let (current, retired) = on_conn!(conn, |c| {
+        let current = hub_signing_key::table
+            .select(hub_signing_key::public_key)
+            .load::<String>(c)?;
+        let retired = hub_key_history::table
+            .order(hub_key_history::retired_at.desc())
+            .select(hub_key_history::public_key)
+            .load::<String>(c)?;
+        diesel::QueryResult::Ok((current, retired))
+    })?;
+    Ok(current.into_iter().chain(retired).collect())
 }
 
 /// A package as it travels: canonical XML and its detached signature.
@@ -376,20 +616,48 @@ fn refuse(code: &'static str, pointer: &str, message: impl Into<String>) -> Exch
     ExchangeError::Package(PackageError::new(code, pointer, message))
 }
 
-/// The trusted peer hub whose key made `signature`.
-fn trusted_peer(conn: &mut DbConn, signature: &DetachedSignature) -> Result<String> {
-    on_conn!(conn, |c| hub_peers::table
-        .filter(hub_peers::public_key.eq(&signature.public_key))
-        .select(hub_peers::name)
-        .first::<String>(c)
-        .optional())?
-    .ok_or_else(|| {
-        refuse(
+/// The trusted peer hub whose key made `signature`, if that key may verify a message created
+/// at `created` (the field `pointer` names).
+fn trusted_peer(
+    conn: &mut DbConn,
+    signature: &DetachedSignature,
+    created: &str,
+    pointer: &str,
+) -> Result<String> {
+    let found = on_conn!(conn, |c| peer_keys::table
+        .inner_join(hub_peers::table)
+        .filter(peer_keys::public_key.eq(&signature.public_key))
+        .select((
+            peer_keys::peer,
+            peer_keys::valid_from,
+            peer_keys::valid_until,
+            peer_keys::verify_until,
+            hub_peers::removed_at,
+        ))
+        .first::<(
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>
+        )>(c)
+        .optional())?;
+    let Some((peer, valid_from, valid_until, verify_until, removed)) = found else {
+        return Err(refuse(
             "signer_unknown",
             "/signature",
-            "the package is signed by a hub that is not in this hub's trust store (admin peer add)",
-        )
-    })
+            "signed by a hub that is not in this hub's trust store (admin peer add)",
+        ));
+    };
+    let key = PeerKey {
+        peer,
+        valid_from: read_time(valid_from),
+        valid_until: read_time(valid_until),
+        verify_until: read_time(verify_until),
+        peer_removed: read_time(removed),
+    };
+    key.verifies(created, pointer, Utc::now())?;
+    Ok(key.peer)
 }
 
 /// Verify a package from a peer hub (signature by a trusted peer that serves the origin town,
@@ -405,7 +673,7 @@ pub fn import(
 ) -> Result<Imported> {
     let (package, xml) = package::parse_canonical(bytes)?;
     let signature = DetachedSignature::parse(signature)?;
-    let peer = trusted_peer(conn, &signature)?;
+    let peer = trusted_peer(conn, &signature, &package.header.created, "/created")?;
     package::verify_package_signature(&package, &signature)?;
     package::check_contents(&package, standard)?;
     let xml = String::from_utf8(xml.into_owned()).expect("checked to be UTF-8 or rendered");
@@ -592,6 +860,7 @@ pub fn import_receipt(
     let receipt = package::parse_receipt(bytes)?;
     let signature = DetachedSignature::parse(signature)?;
     signature.verify(bytes)?;
+    let signer = trusted_peer(conn, &signature, &receipt.received, "/received")?;
     write_tx!(conn, |c| {
         let (transfer_id, peer, sha) = transfer_packages::table
             .find(&receipt.package_id)
@@ -611,11 +880,7 @@ pub fn import_receipt(
                     format!("{origin} sent no package with this id"),
                 )
             })?;
-        let peer_key = hub_peers::table
-            .find(&peer)
-            .select(hub_peers::public_key)
-            .first::<String>(c)?;
-        if peer_key != signature.public_key {
+        if signer != peer {
             return Err(refuse(
                 "signer_unknown",
                 "/signature",

@@ -232,8 +232,30 @@ diesel::table! {
         name -> Text,
         public_key -> Text,
         added_at -> Text,
+        removed_at -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    hub_key_history (public_key) {
+        public_key -> Text,
+        retired_at -> Text,
+        verify_until -> Text,
+    }
+}
+
+diesel::table! {
+    peer_keys (public_key) {
+        public_key -> Text,
+        peer -> Text,
+        valid_from -> Nullable<Text>,
+        valid_until -> Nullable<Text>,
+        verify_until -> Nullable<Text>,
+        added_at -> Text,
+    }
+}
+
+diesel::joinable!(peer_keys -> hub_peers (peer));
 
 diesel::table! {
     peer_towns (municipality_code) {
@@ -307,6 +329,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     record_provenance,
     hub_signing_key,
     hub_peers,
+    hub_key_history,
+    peer_keys,
     peer_towns,
     transfer_packages,
     indicator_releases,

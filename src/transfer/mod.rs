@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod package;
+pub mod trust;
 pub mod workflow;
 
 /// Persisted state of a transfer. Escalation is a flag on offered/held transfers past their

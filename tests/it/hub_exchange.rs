@@ -860,3 +860,191 @@ fn hostile_package_ids_write_nothing(backend: Backend) {
     assert!(out_dir.join(format!("{id}.receipt.xml.sig")).exists());
 }
 both_backends!(hostile_package_ids_write_nothing);
+
+/// The hub's current signing key, read from its key file.
+fn signing_key(hub: &Hub) -> SigningKey {
+    let text = std::fs::read_to_string(hub.data_dir().join("signing.key")).unwrap();
+    let bytes: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
+    SigningKey::from_bytes(&bytes)
+}
+
+/// `forged_package`, said to be created at `created`.
+fn package_created_at(key: &SigningKey, created: &str) -> (Vec<u8>, String) {
+    let (xml, _) = forged_package(key, &transfer_package::random_id());
+    let (mut package, _) = transfer_package::parse_canonical(&xml).unwrap();
+    package.header.created = created.into();
+    let signature = transfer_package::sign_package(key, &package).to_string();
+    (transfer_package::to_xml(&package), signature)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+/// The origin rotates its key and the destination accepts the new one: packages signed with
+/// the old key before the rotation still import during the overlap, the old key signs nothing
+/// new, the new key only once accepted; every step is audited and the key history kept.
+fn rotated_keys_verify_what_they_signed_before(backend: Backend) {
+    let p = pair(backend);
+    let id = offer(&p);
+    let (before, before_signature) = package(&p, id, "xml");
+    let old_key = signing_key(&p.origin_hub);
+    let old_public = public_key(&p.origin_hub);
+    let head = p.origin_hub.data_dir().join("head-before-rotation.json");
+    std::fs::write(&head, run_ok(&p.origin_hub, &["audit", "head"])).unwrap();
+
+    let rotated = run_ok(
+        &p.origin_hub,
+        &["admin", "peer", "key", "rotate", "--overlap-days", "7"],
+    );
+    let new_public = public_key(&p.origin_hub);
+    assert_ne!(new_public, old_public);
+    let new_key = signing_key(&p.origin_hub);
+    assert_eq!(hex::encode(new_key.verifying_key().as_bytes()), new_public);
+    let history = run_ok(&p.origin_hub, &["admin", "peer", "key", "history"]);
+    assert_eq!(
+        history.lines().collect::<Vec<_>>(),
+        [&new_public, &old_public]
+    );
+    // A head signed before the rotation still verifies.
+    run_ok(
+        &p.origin_hub,
+        &["audit", "verify", "--expect-head", head.to_str().unwrap()],
+    );
+    let valid_from = rotated
+        .split("--valid-from ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the rotation names the peer's command: {rotated}"))
+        .to_string();
+
+    // Not yet accepted by the destination: the new key is unknown there.
+    let (fresh, fresh_signature) = package_created_at(&new_key, &now());
+    let unknown = import(&p, &fresh, &fresh_signature, "application/xml");
+    refused(&unknown, "signer_unknown", "/signature");
+
+    run_ok(
+        &p.dest_hub,
+        &[
+            "admin",
+            "peer",
+            "update",
+            "--name",
+            "origin-hub",
+            "--public-key",
+            &new_public,
+            "--valid-from",
+            &valid_from,
+            "--overlap-days",
+            "7",
+        ],
+    );
+    // The old key signs nothing created after the rotation…
+    let (late, late_signature) = package_created_at(&old_key, &now());
+    let retired = import(&p, &late, &late_signature, "application/xml");
+    refused(&retired, "signer_key_retired", "/signature");
+    // …and the new key nothing created before it.
+    let (early, early_signature) = package_created_at(&new_key, "2026-01-01T09:00:00+09:00");
+    let early = import(&p, &early, &early_signature, "application/xml");
+    refused(&early, "signer_key_not_yet_valid", "/signature");
+    assert_nothing_imported(&p);
+    // What the old key signed before the rotation imports during the overlap.
+    let imported = import(&p, &before, &before_signature, "application/xml");
+    assert_eq!(imported.status, 201, "{}", imported.text());
+    let accepted = import(&p, &fresh, &fresh_signature, "application/xml");
+    assert_eq!(accepted.status, 201, "{}", accepted.text());
+
+    let keys = run_ok(
+        &p.dest_hub,
+        &["admin", "peer", "keys", "--name", "origin-hub"],
+    );
+    let lines: Vec<&str> = keys.lines().collect();
+    assert_eq!(lines.len(), 2, "{keys}");
+    assert!(
+        lines[0].starts_with(&old_public) && lines[0].contains("valid_until=20"),
+        "{keys}"
+    );
+    assert!(
+        lines[1].starts_with(&new_public) && lines[1].contains("valid_until=-"),
+        "{keys}"
+    );
+    assert!(audit_actions(&p.origin_hub).contains(&"admin.peer.key_rotate".to_string()));
+    assert!(audit_actions(&p.dest_hub).contains(&"admin.peer.update".to_string()));
+}
+both_backends!(rotated_keys_verify_what_they_signed_before);
+
+/// With no overlap, the replaced key verifies nothing from the moment the new key starts.
+fn without_overlap_the_old_key_verifies_nothing(backend: Backend) {
+    let p = pair(backend);
+    let id = offer(&p);
+    let (before, before_signature) = package(&p, id, "xml");
+    let rotated = run_ok(
+        &p.origin_hub,
+        &["admin", "peer", "key", "rotate", "--overlap-days", "0"],
+    );
+    assert!(rotated.contains("--overlap-days 0"), "{rotated}");
+    run_ok(
+        &p.dest_hub,
+        &[
+            "admin",
+            "peer",
+            "update",
+            "--name",
+            "origin-hub",
+            "--public-key",
+            &public_key(&p.origin_hub),
+            "--valid-from",
+            &now(),
+            "--overlap-days",
+            "0",
+        ],
+    );
+    let refused_package = import(&p, &before, &before_signature, "application/xml");
+    refused(&refused_package, "signer_key_retired", "/signature");
+    assert_nothing_imported(&p);
+}
+both_backends!(without_overlap_the_old_key_verifies_nothing);
+
+/// A removed peer's packages are refused with `signer_revoked`; the removal is audited and
+/// listed, and a removed peer takes no new key.
+fn removed_peers_are_refused(backend: Backend) {
+    let p = pair(backend);
+    let id = offer(&p);
+    let (xml, signature) = package(&p, id, "xml");
+    let removed = run_ok(
+        &p.dest_hub,
+        &["admin", "peer", "remove", "--name", "origin-hub"],
+    );
+    assert!(removed.contains("removed"), "{removed}");
+    refused(
+        &import(&p, &xml, &signature, "application/xml"),
+        "signer_revoked",
+        "/signature",
+    );
+    assert_nothing_imported(&p);
+    let listed = run_ok(&p.dest_hub, &["admin", "peer", "list"]);
+    assert!(listed.contains("\tremoved 20"), "{listed}");
+    assert!(audit_actions(&p.dest_hub).contains(&"admin.peer.remove".to_string()));
+    let again = p
+        .dest_hub
+        .cli(&["admin", "peer", "remove", "--name", "origin-hub"]);
+    assert!(!again.status.success(), "{}", describe(&again));
+    let update = p.dest_hub.cli(&[
+        "admin",
+        "peer",
+        "update",
+        "--name",
+        "origin-hub",
+        "--public-key",
+        &public_key(&p.origin_hub),
+        "--valid-from",
+        &now(),
+    ]);
+    assert!(!update.status.success(), "{}", describe(&update));
+    assert!(
+        describe(&update).contains("was removed"),
+        "{}",
+        describe(&update)
+    );
+}
+both_backends!(removed_peers_are_refused);
