@@ -77,6 +77,7 @@ fn ja_for(code: &str) -> &'static str {
         "history" => "履歴が要件どおりではありません。",
         "change_feed" => "変更フィードが要件どおりではありません。",
         "problem_shape" => "エラー応答が RFC 9457 の problem details の形ではありません。",
+        "precondition" => "If-Match / If-None-Match の条件が守られませんでした。",
         _ => "要件を満たしていません。",
     }
 }
@@ -424,6 +425,7 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("KDL-API-017", csv_utf8),
         ("KDL-API-018", csv_cp932),
         ("KDL-API-019", dry_run),
+        ("KDL-API-020", conditional_update),
     ]
 }
 
@@ -643,6 +645,74 @@ fn retraction(s: &Session) -> Outcome {
         issues.push(issue(
             "change_feed",
             "the retraction is not in the change feed".into(),
+        ));
+    }
+    Ok(issues)
+}
+
+/// The entity tag the history names for the record's current version.
+fn current_etag(s: &Session, id: &str) -> Result<String, Halt> {
+    s.history(id)?.json()["versions"]
+        .as_array()
+        .and_then(|v| v.last())
+        .and_then(|v| v["etag"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Halt::Unverified(format!("the history of {id} names no etag")))
+}
+
+fn conditional_update(s: &Session) -> Outcome {
+    let mut issues = Vec::new();
+    let id = s.id("conditional");
+    let path = format!("/v1/municipalities/{}/records/{id}", s.target.municipality);
+    let put = |record: &Value, condition: (&str, &str)| {
+        let body = serde_json::to_vec(record).expect("serialises");
+        s.send(
+            "PUT",
+            &path,
+            s.token(),
+            &[condition],
+            Some(("application/json", body)),
+        )
+    };
+    let mut record = s.record(&id)?;
+    let created = put(&record, ("If-None-Match", "*"))?;
+    if !expect_status(
+        &mut issues,
+        &created,
+        201,
+        "create-only put of a new record",
+    ) {
+        return Ok(issues);
+    }
+    let again = put(&record, ("If-None-Match", "*"))?;
+    expect_status(
+        &mut issues,
+        &again,
+        412,
+        "create-only put of an existing record",
+    );
+    let first = current_etag(s, &id)?;
+    record["effective_date"] = json!("2021-04-02");
+    let updated = put(&record, ("If-Match", &first))?;
+    expect_status(&mut issues, &updated, 200, "put with the current If-Match");
+    record["effective_date"] = json!("2021-04-03");
+    let stale = put(&record, ("If-Match", &first))?;
+    expect_status(&mut issues, &stale, 412, "put with a stale If-Match");
+    let retract = s.send("DELETE", &path, s.token(), &[("If-Match", &first)], None)?;
+    expect_status(
+        &mut issues,
+        &retract,
+        412,
+        "retraction with a stale If-Match",
+    );
+    let versions = s.history(&id)?.json()["versions"]
+        .as_array()
+        .map(|v| v.len())
+        .unwrap_or_default();
+    if versions != 2 {
+        issues.push(issue(
+            "precondition",
+            format!("{versions} versions after two accepted and three refused writes, expected 2"),
         ));
     }
     Ok(issues)
