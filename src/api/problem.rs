@@ -25,8 +25,9 @@ pub struct Problem {
     /// Stable machine-readable code.
     pub code: &'static str,
     /// Field-level problems (JSON pointer or CSV row/column, code, message).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    #[schema(value_type = Vec<FieldError>)]
+    pub errors: Box<[FieldError]>,
     /// For rejected batches: the per-record report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<Box<IngestReport>>,
@@ -34,17 +35,22 @@ pub struct Problem {
     /// again).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_receipt: Option<Box<Imported>>,
-    /// For a failed precondition (412): the record's current version, absent when there is
-    /// no such record.
+    /// For a failed precondition (412): the record as it is now (absent when there is no
+    /// such record). Boxed, like the other rare members, to keep every answer's error small.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_version: Option<i32>,
-    /// For a failed precondition (412): the record's current entity tag (also sent as `ETag`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 16)]
-    pub current_etag: Option<String>,
+    pub current: Option<Box<CurrentVersion>>,
     /// Seconds until a rate-limited client may retry (sent as `Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<u32>,
+}
+
+/// The version a conditional write found instead of the one it expected.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CurrentVersion {
+    pub version: i32,
+    /// Its entity tag (also sent as `ETag`).
+    #[schema(max_length = 16)]
+    pub etag: String,
 }
 
 impl Problem {
@@ -55,11 +61,10 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into().into(),
             code,
-            errors: Vec::new(),
+            errors: Box::default(),
             report: None,
             original_receipt: None,
-            current_version: None,
-            current_etag: None,
+            current: None,
             retry_after: None,
         }
     }
@@ -68,7 +73,7 @@ impl Problem {
     /// small whatever the request held).
     pub fn with_errors(mut self, mut errors: Vec<FieldError>) -> Problem {
         errors.truncate(MAX_ERRORS_PER_RECORD);
-        self.errors = errors;
+        self.errors = errors.into_boxed_slice();
         self
     }
 
@@ -140,8 +145,8 @@ impl ResponseError for Problem {
         if self.status == 401 {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        if let Some(etag) = &self.current_etag {
-            response.insert_header(("ETag", etag.as_str()));
+        if let Some(current) = &self.current {
+            response.insert_header(("ETag", current.etag.as_str()));
         }
         if let Some(seconds) = self.retry_after {
             response.insert_header(("Retry-After", seconds.to_string()));
@@ -188,8 +193,12 @@ impl From<StoreError> for Problem {
                     "precondition_failed",
                     detail,
                 );
-                problem.current_version = current.map(|s| s.version);
-                problem.current_etag = current.map(|s| crate::store::records::etag(s.version));
+                problem.current = current.map(|state| {
+                    Box::new(CurrentVersion {
+                        version: state.version,
+                        etag: crate::store::records::etag(state.version),
+                    })
+                });
                 problem
             }
         }

@@ -573,7 +573,7 @@ fn with_etag(mut response: HttpResponse, version: i32) -> HttpResponse {
         (status = 400, description = "A malformed If-Match or If-None-Match (`precondition_invalid`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client may not push to this municipality", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The record is not as the condition expects (`precondition_failed`, with `current_version` and `current_etag`); nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The record is not as the condition expects (`precondition_failed`, with `current` (`version`, `etag`)); nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported Content-Type (only application/json)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The record is invalid, or its `source_record_id` is not the one in the URL (`record_rejected`, with pointers); nothing was written", body = Problem, content_type = "application/problem+json"),
@@ -855,7 +855,7 @@ async fn push_ndjson(
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client may not write in this municipality", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record of this source", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The record is not as If-Match expects (`precondition_failed`, with `current_version` and `current_etag`); nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The record is not as If-Match expects (`precondition_failed`, with `current` (`version`, `etag`)); nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -82,10 +82,10 @@ fn two_writers_racing_never_overwrite_each_other(backend: Backend) {
             .to_string();
         assert_ne!(new_tag, seen);
         let problem = lost[0].1.problem(412, "precondition_failed");
-        assert_eq!(problem["current_etag"], new_tag.as_str(), "{problem}");
+        assert_eq!(problem["current"]["etag"], new_tag.as_str(), "{problem}");
         assert_eq!(lost[0].1.header("etag"), Some(new_tag.as_str()));
         assert_eq!(
-            problem["current_version"],
+            problem["current"]["version"],
             winner.json()["results"][0]["version"]
         );
         // The loser's content was not stored: the current version is the winner's.
@@ -135,8 +135,8 @@ fn if_none_match_star_creates_only(backend: Backend) {
         &[("If-None-Match", "*")],
     );
     let problem = again.problem(412, "precondition_failed");
-    assert_eq!(problem["current_version"], 1);
-    assert_eq!(problem["current_etag"], "\"v1\"");
+    assert_eq!(problem["current"]["version"], 1);
+    assert_eq!(problem["current"]["etag"], "\"v1\"");
     assert_eq!(current_etag(&hub, &town, "pn-new"), "\"v1\"");
 
     hub.delete(&record_path(&town, "pn-new"), Some(&town.token))
@@ -166,7 +166,7 @@ fn if_match_guards_retraction_and_missing_records(backend: Backend) {
     let path = record_path(&town, "pn-del");
     let stale = hub.delete_with(&path, Some(&town.token), &[("If-Match", &v1)]);
     let problem = stale.problem(412, "precondition_failed");
-    assert_eq!(problem["current_etag"], "\"v2\"");
+    assert_eq!(problem["current"]["etag"], "\"v2\"");
     let history = hub.history(&town, "pn-del").ok();
     assert_eq!(history["versions"].as_array().expect("versions").len(), 2);
 
@@ -181,7 +181,7 @@ fn if_match_guards_retraction_and_missing_records(backend: Backend) {
     // `If-Match: *` asks for a live record; the tombstone is not one.
     let again = hub.delete_with(&path, Some(&town.token), &[("If-Match", "*")]);
     assert_eq!(
-        again.problem(412, "precondition_failed")["current_version"],
+        again.problem(412, "precondition_failed")["current"]["version"],
         3
     );
 
@@ -192,7 +192,7 @@ fn if_match_guards_retraction_and_missing_records(backend: Backend) {
         &[("If-Match", "\"v1\"")],
     );
     let problem = missing.problem(412, "precondition_failed");
-    assert!(problem.get("current_etag").is_none(), "{problem}");
+    assert!(problem.get("current").is_none(), "{problem}");
     assert_eq!(hub.history(&town, "pn-none").status, 404);
 }
 
