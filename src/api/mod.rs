@@ -9,6 +9,7 @@ pub mod identity;
 pub mod indicators;
 pub mod meta;
 pub mod openapi;
+pub mod openapi_text;
 pub mod packages;
 pub mod problem;
 pub mod records;

@@ -195,7 +195,12 @@ enum Command {
         db: DbArgs,
     },
     /// Print the OpenAPI document (the committed openapi/openapi.json is this output).
-    Openapi,
+    Openapi {
+        /// Print instead the openapi-python-client configuration that gives generated classes
+        /// ASCII names (the committed openapi/python-client.json).
+        #[arg(long)]
+        python_client_config: bool,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -694,8 +699,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indicators { command, db } => indicators::run(command, &db.open()?),
         Command::Transfer { command, db } => transfer(command, &db.open()?),
         Command::Conformance { .. } => unreachable!("handled in main for its exit codes"),
-        Command::Openapi => {
-            print!("{}", api::openapi::document_text(&Standard::load()));
+        Command::Openapi {
+            python_client_config,
+        } => {
+            let standard = Standard::load();
+            if python_client_config {
+                print!("{}", api::openapi::python_client_config_text(&standard));
+            } else {
+                print!("{}", api::openapi::document_text(&standard));
+            }
             Ok(())
         }
         Command::Audit { command, db } => audit(command, &db.open()?),
