@@ -125,11 +125,18 @@ fn component_name(major: u32, file: &str, def: Option<&str>) -> String {
 }
 
 /// Point `$ref`s at components and drop `$id`/`$schema`, which would change the base URI.
+/// The schema files describe in Japanese (`description`) and English (`x-description-en`):
+/// the document gives both, Japanese first.
 fn rewrite(value: &mut Value, major: u32) {
     match value {
         Value::Object(map) => {
             map.remove("$id");
             map.remove("$schema");
+            if let Some(Value::String(en)) = map.remove("x-description-en")
+                && let Some(Value::String(ja)) = map.get_mut("description")
+            {
+                *ja = format!("{ja}\n\n{en}");
+            }
             if let Some(Value::String(reference)) = map.get_mut("$ref")
                 && let Some(rest) = reference.strip_prefix(SCHEMA_PREFIX)
                 && let Some((file, fragment)) = rest.split_once('#')
@@ -834,6 +841,12 @@ fn bilingual(doc: &mut Value) {
     {
         if let Some(text) = entry["name"].as_str().and_then(tag) {
             entry["description"] = json!(text);
+        }
+        if let Some(name) = entry["name"]
+            .as_str()
+            .and_then(super::openapi_text::tag_name)
+        {
+            entry["x-displayName"] = json!(name);
         }
     }
     if let Some(scheme) = doc.pointer_mut("/components/securitySchemes/bearerAuth/description")

@@ -26,6 +26,21 @@ Children's data linkage hub (こどもデータ連携): the national basic linka
 - **Records** are typed by `Record` (discriminated by `record_type`) and are the schema files under `schema/`; the [data dictionary](/docs/data-dictionary) lists every item.
 - **Dates** are ISO 8601 (`YYYY-MM-DD`); JSON does not accept Japanese era (和暦) dates.";
 
+/// Short bilingual tag names for the docs' menu (`x-displayName`).
+pub fn tag_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "records" => "記録 Records",
+        "subjects" => "子ども Subjects",
+        "access" => "利用目的・監査 Access",
+        "identity" => "名寄せ Identity",
+        "transfers" => "引継ぎ Transfers",
+        "indicators" => "成果指標 Indicators",
+        "schemas" => "スキーマ Schemas",
+        "operations" => "運用 Operations",
+        _ => return None,
+    })
+}
+
 /// Bilingual tag descriptions.
 pub fn tag(name: &str) -> Option<&'static str> {
     Some(match name {

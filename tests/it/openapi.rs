@@ -327,18 +327,86 @@ fn docs_pages_are_served_from_the_binary() {
         !page.contains("http://") && !page.contains("https://"),
         "the docs page must not load anything from the internet"
     );
+    // The renderer (Redoc) comes from the binary too, and the page's policy lets the browser
+    // load nothing from anywhere else.
+    let policy = docs
+        .header("content-security-policy")
+        .expect("a CSP on /docs");
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+    assert!(!policy.contains("http"), "{policy}");
+    for script in ["/docs/redoc.standalone.js", "/docs/redoc-init.js"] {
+        assert!(page.contains(script), "{script}");
+        let served = hub.get(script, None);
+        assert_eq!(served.status, 200, "{script}");
+        assert!(
+            served.content_type().starts_with("text/javascript"),
+            "{script}"
+        );
+    }
+    assert!(
+        hub.get("/docs/redoc-init.js", None)
+            .text()
+            .contains("Redoc.init(\"/openapi.json\"")
+    );
+    let licences = hub.get("/docs/licenses.txt", None);
+    assert_eq!(licences.status, 200);
+    assert!(licences.text().contains("MIT"));
     let dictionary = hub.get("/docs/data-dictionary", None);
     assert_eq!(dictionary.status, 200);
     let text = dictionary.text();
     for expected in [
         "産婦健診",
         "epds_total",
-        "subject.resident_no",
+        "subject.<wbr>resident_no",
         "全部支給",
-        "基本連携データ項目 No.: 17",
+        "基本連携データ項目 No.17",
+        "name=\"viewport\"",
+        "href=\"/docs\"",
+        "href=\"#postnatal-checkup\"",
+        // Japanese descriptions from the schema files, English after them.
+        "EPDS の合計点（0～30）。",
+        "EPDS total score (0-30).",
+        // 桁数 and 文字種 instead of patterns.
+        "1～128桁",
+        "半角英数字・記号（空白を除く）",
     ] {
         assert!(text.contains(expected), "data dictionary lacks {expected}");
     }
+    assert!(
+        !text.contains("^[") && !text.contains("x21"),
+        "a regex is shown"
+    );
+    // Common columns once (in the common table), not in each record type's table.
+    assert_eq!(text.matches("<code>source_record_id</code>").count(), 1);
+    assert_eq!(text.matches("<code>record_type</code>").count(), 1);
+    // Record types in the order of their basic item numbers (No.1 first, No.19 last of them).
+    let at = |id: &str| text.find(&format!("<h2 id=\"{id}\">")).expect(id);
+    assert!(at("child-protection-case") < at("temporary-protection"));
+    assert!(at("temporary-protection") < at("infant-checkup"));
+    assert!(at("postnatal-checkup") < at("child-rearing-allowance"));
+    assert!(at("child-rearing-allowance") < at("subject"));
+    // The CSV form: UTF-8 with BOM, one row per column, common items first.
+    let csv = hub.get("/docs/data-dictionary.csv", None);
+    assert_eq!(csv.status, 200);
+    assert!(csv.content_type().starts_with("text/csv"));
+    let body = csv.text();
+    assert!(
+        body.starts_with("\u{feff}基本連携データ項目No,レコード種別"),
+        "{}",
+        &body[..80]
+    );
+    let mut reader = ::csv::Reader::from_reader(body.trim_start_matches('\u{feff}').as_bytes());
+    let rows: Vec<::csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(&rows[0][3], "record_type");
+    assert_eq!(&rows[0][1], "（共通）");
+    assert!(
+        rows.iter()
+            .any(|r| &r[1] == "postnatal-checkup" && &r[3] == "epds_total" && &r[0] == "17")
+    );
+    assert_eq!(
+        rows.iter().filter(|r| &r[3] == "source_record_id").count(),
+        1
+    );
 }
 
 #[test]
