@@ -189,7 +189,10 @@ both_backends!(server_log_holds_no_personal_data_or_tokens);
 fn a_log_written_to_a_file_has_no_colour_codes() {
     let hub = Hub::start(Backend::Sqlite);
     let town = hub.town(common::TOWN);
-    hub.get(&format!("/v1/municipalities/{}/changes", town.code), Some(&town.token));
+    hub.get(
+        &format!("/v1/municipalities/{}/changes", town.code),
+        Some(&town.token),
+    );
     let log = hub.server_log();
     assert!(!log.is_empty());
     assert!(!log.contains('\u{1b}'), "escape codes in the log: {log:?}");
