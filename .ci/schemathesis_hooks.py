@@ -22,3 +22,6 @@ schemathesis.openapi.format(
     "municipality-code",
     st.integers(min_value=1000, max_value=47999).map(lambda n: _with_check_digit(f"{n:05d}")),
 )
+
+# NDJSON bodies are text (the schema's type is string): sent as they are, like text/plain.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")

@@ -19,8 +19,11 @@ pub struct AuditQuery {
     pub subject: String,
 }
 
-/// Who accessed a child, when and why — for disclosure requests (開示請求). Auditor role,
-/// own municipality.
+/// 子どもの記録へのアクセス履歴（開示請求用） — Audit trail of a child
+///
+/// 誰が・いつ・どの目的でその子どもの情報を読んだかを、古い順に返します。本人や保護者からの開示請求（開示請求）に答えるためのものです。監査担当（`auditor` ロール）が自分の自治体の子どもについてだけ読めます。
+///
+/// Who accessed a child's data, when and why, oldest first — for disclosure requests (開示請求). Auditor role, own municipality only.
 #[utoipa::path(
     get, path = "/v1/audit", tag = "access",
     params(AuditQuery),
@@ -81,8 +84,11 @@ fn shown(
         .collect()
 }
 
-/// Reads of the auditor's town's children by other towns' clients (notification to the data
-/// owner, e.g. after a transfer).
+/// 他自治体による閲覧の一覧 — Reads by other towns
+///
+/// 自分の自治体の子どもの情報を、他の自治体のクライアントが読んだ記録を古い順に返します（転出後の閲覧などを、データを持つ自治体に知らせるためのものです）。監査担当（`auditor` ロール）のみ。
+///
+/// Reads of the auditor's town's children by other towns' clients, oldest first (to notify the data owner, e.g. after a transfer). Auditor role only.
 #[utoipa::path(
     get, path = "/v1/audit/external-reads", tag = "access",
     responses(

@@ -48,7 +48,11 @@ pub struct ConfirmRequest {
     pub resident_no: String,
 }
 
-/// Records waiting for identity resolution, with candidates and the fields that differ.
+/// 名寄せ確認待ちの一覧 — Identity review queue
+///
+/// 宛名番号のない記録のうち、名寄せ（同一人物の判定）を待っているものを、候補者と一致しない項目とともに返します。`status` で絞り込めます。
+///
+/// Records waiting for identity resolution (名寄せ), with their candidates and the fields that differ. Filter with `status`.
 #[utoipa::path(
     operation_id = "list_identity_reviews", get, path = "/v1/municipalities/{code}/identity-reviews", tag = "identity",
     params(
@@ -176,7 +180,11 @@ async fn apply(
     Ok(json(StatusCode::OK, &item))
 }
 
-/// Link a queued record to a subject; the source's local id is remembered for next time.
+/// 名寄せの確定（候補者と結び付ける） — Confirm an identity
+///
+/// 確認待ちの記録を、指定した宛名番号の子どもに結び付けます。連携元のローカルID（学籍番号など）は記憶され、次回からは自動で結び付きます。
+///
+/// Link a queued record to a subject (by resident number); the source's local id is remembered, so the next record with it links by itself.
 #[utoipa::path(
     operation_id = "confirm_identity", post, path = "/v1/municipalities/{code}/identity-reviews/{id}/confirm", tag = "identity",
     params(
@@ -213,6 +221,10 @@ pub async fn confirm(
     .await
 }
 
+/// 名寄せの否認（どの候補者でもない） — Reject the candidates
+///
+/// どの候補者もこの子どもではないと判断したときに使います。記録は保存されたまま、誰にも結び付けられません。
+///
 /// None of the candidates is this child: the record stays stored and unlinked.
 #[utoipa::path(
     operation_id = "reject_identity", post, path = "/v1/municipalities/{code}/identity-reviews/{id}/reject", tag = "identity",

@@ -80,7 +80,11 @@ fn respond(
     response.body(publication::csv(heading, cells))
 }
 
-/// Published indicator releases, oldest first (without their cells).
+/// 公表済みの成果指標の一覧 — Published indicator releases
+///
+/// 公表済みの成果指標（リリース）を古い順に返します（各セルは含みません。セルは個別の取得で）。
+///
+/// Published indicator releases, oldest first, without their cells (read one release for them).
 #[utoipa::path(
     operation_id = "list_indicator_releases", get, path = "/v1/indicators/releases", tag = "indicators",
     responses(
@@ -102,9 +106,11 @@ pub async fn list(state: State, _caller: Caller) -> Result<HttpResponse, Problem
     Ok(json(StatusCode::OK, &ReleaseList { releases }))
 }
 
-/// One published release with every cell: numbers where the disclosure rules allow them, the
-/// symbol `X` (with the reason) where not. As JSON, or as CSV (UTF-8 with BOM) with
-/// `?format=csv` or `Accept: text/csv`.
+/// 公表済みの成果指標（1リリース） — One indicator release
+///
+/// 1つのリリースのすべてのセルを返します。開示ルールが許すセルは数値、許さないセルは記号 `X`（理由付き）です。JSON のほか、`?format=csv` または `Accept: text/csv` で CSV（BOM付き UTF-8）でも取得できます。
+///
+/// One published release with every cell: numbers where the disclosure rules allow them, the symbol `X` (with the reason) where not. As JSON, or as CSV (UTF-8 with BOM) with `?format=csv` or `Accept: text/csv`.
 #[utoipa::path(
     operation_id = "show_indicator_release", get, path = "/v1/indicators/releases/{id}", tag = "indicators",
     params(("id" = i64, Path, description = "Release id", example = 1), FormatQuery),
@@ -155,10 +161,11 @@ pub async fn show(
     ))
 }
 
-/// Preview the release the hub would publish now for a fiscal year, protected and audited,
-/// limited to the caller's council (its towns and the council's totals; the caller's own town
-/// alone when it belongs to no council). Council administrators only: before publication no
-/// one else sees any figure.
+/// 公表前の成果指標のプレビュー — Preview the next release
+///
+/// 指定した年度について、いま公表するとしたらどうなるかを、秘匿処理と監査を済ませた形で返します。範囲は呼び出し元の協議会（構成自治体と協議会の合計。協議会に属さない場合は自分の自治体のみ）です。協議会管理者（`council_admin`）のみ：公表前の数値は他の誰にも見せません。
+///
+/// Preview the release the hub would publish now for a fiscal year, protected and audited, limited to the caller's council (its towns and the council's totals; the caller's own town alone when it belongs to no council). Council administrators only: before publication no one else sees any figure.
 #[utoipa::path(
     operation_id = "preview_indicators", get, path = "/v1/indicators/preview", tag = "indicators",
     params(PreviewQuery),

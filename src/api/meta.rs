@@ -9,7 +9,11 @@ use serde_json::Value;
 use super::views::{PurposeList, RecordTypeInfo, SchemaIndex, SchemaVersionInfo, Status};
 use super::{Problem, State, blocking, json};
 
-/// Every supported version of the standard and its record types.
+/// 対応するスキーマの一覧 — Supported schema versions
+///
+/// このハブが対応する標準（基本連携データ項目）の各バージョンと、そのレコード種別を返します。トークンは不要です。
+///
+/// Every supported version of the standard and its record types. No token needed.
 #[utoipa::path(
     get, path = "/v1/schemas", tag = "schemas",
     responses((status = 200, description = "Versions and record types", body = SchemaIndex)),
@@ -50,8 +54,11 @@ pub async fn list_schemas(state: State) -> HttpResponse {
     json(StatusCode::OK, &SchemaIndex { versions })
 }
 
-/// The JSON Schema of one record type (also `common`, `applicability` and
-/// `access-purposes`), exactly as the hub enforces it.
+/// レコード種別の JSON Schema — Schema of a record type
+///
+/// 1つのレコード種別の JSON Schema を、ハブが検証に使うそのままの形で返します（`common`、`applicability`、`access-purposes` も取得できます）。トークンは不要です。
+///
+/// The JSON Schema of one record type (also `common`, `applicability` and `access-purposes`), exactly as the hub enforces it. No token needed.
 #[utoipa::path(
     get, path = "/v1/schemas/{version}/{record_type}", tag = "schemas",
     params(
@@ -87,7 +94,11 @@ pub async fn get_schema(
     }
 }
 
-/// The purposes a caller may declare in `X-Purpose` on personal reads.
+/// 利用目的の一覧 — Declared purposes
+///
+/// 個人情報を読む要求の `X-Purpose` ヘッダーに指定できる利用目的と、それぞれの法的根拠を返します。トークンは不要です。
+///
+/// The purposes a caller may declare in `X-Purpose` on personal reads, with their legal basis. No token needed.
 #[utoipa::path(
     get, path = "/v1/access-purposes", tag = "access",
     responses((status = 200, description = "Published purposes", body = PurposeList)),
@@ -102,7 +113,11 @@ pub async fn access_purposes(state: State) -> HttpResponse {
     )
 }
 
-/// Liveness: the process answers.
+/// 死活確認 — Liveness
+///
+/// プロセスが応答していれば 200 を返します。トークンは不要です。
+///
+/// The process answers. No token needed.
 #[utoipa::path(
     get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Alive", body = Status)),
@@ -117,7 +132,11 @@ pub async fn healthz() -> HttpResponse {
     )
 }
 
-/// Readiness: a database connection is free and the database answers.
+/// 稼働準備の確認 — Readiness
+///
+/// データベース接続が空いていて、データベースが応答すれば 200、そうでなければ 503 を返します。トークンは不要です。
+///
+/// 200 when a database connection is free and the database answers, 503 otherwise. No token needed.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -161,7 +180,11 @@ pub async fn readyz(state: State) -> Result<HttpResponse, Problem> {
     ))
 }
 
-/// Prometheus text exposition (no personal data).
+/// 運用メトリクス（Prometheus 形式） — Metrics
+///
+/// Prometheus のテキスト形式で、要求数や記録の件数などを返します。個人情報は含みません。トークンは不要です。
+///
+/// Prometheus text exposition: request and record counters, no personal data. No token needed.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain; version=0.0.4")),

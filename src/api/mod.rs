@@ -9,6 +9,7 @@ pub mod identity;
 pub mod indicators;
 pub mod meta;
 pub mod openapi;
+pub mod openapi_text;
 pub mod packages;
 pub mod problem;
 pub mod records;
@@ -380,8 +381,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             vec![("GET", web::get().to(docs::viewer))],
         ))
         .service(resource(
+            "/docs/redoc.standalone.js",
+            vec![("GET", web::get().to(docs::redoc_bundle))],
+        ))
+        .service(resource(
+            "/docs/redoc-init.js",
+            vec![("GET", web::get().to(docs::redoc_init))],
+        ))
+        .service(resource(
+            "/docs/licenses.txt",
+            vec![("GET", web::get().to(docs::redoc_licence))],
+        ))
+        .service(resource(
             "/docs/data-dictionary",
             vec![("GET", web::get().to(docs::data_dictionary))],
+        ))
+        .service(resource(
+            "/docs/data-dictionary.csv",
+            vec![("GET", web::get().to(docs::data_dictionary_csv))],
         ))
         .service(resource(
             "/healthz",

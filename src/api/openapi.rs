@@ -112,20 +112,51 @@ struct ApiDoc;
 
 const SCHEMA_PREFIX: &str = "https://kodomo-hub.jp/schema/";
 
-/// Component name for a schema file's definition, e.g. `v1.common.date`.
+/// `school-attendance` → `SchoolAttendance`, `basic_info` → `BasicInfo`.
+fn pascal(name: &str) -> String {
+    name.split(['-', '_', '.'])
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// Component name (ASCII, so generated clients get ASCII class names; the schema's `title`
+/// stays Japanese for people) for a schema file's definition: `SchoolAttendanceRecord` for a
+/// record type, `SubjectRef` for a definition of `common`; a later major version adds `V2`.
 fn component_name(major: u32, file: &str, def: Option<&str>) -> String {
-    match def {
-        Some(def) => format!("v{major}.{file}.{def}"),
-        None => format!("v{major}.{file}"),
+    let base = match (file, def) {
+        ("common", Some("envelope")) => "RecordEnvelope".to_string(),
+        ("common", Some("date")) => "PastDate".to_string(),
+        ("common", Some(def)) => pascal(def),
+        ("record", Some(record_type)) | (record_type, None) => {
+            format!("{}Record", pascal(record_type))
+        }
+        (file, Some(def)) => format!("{}{}", pascal(file), pascal(def)),
+    };
+    if major == 1 {
+        base
+    } else {
+        format!("{base}V{major}")
     }
 }
 
 /// Point `$ref`s at components and drop `$id`/`$schema`, which would change the base URI.
+/// The schema files describe in Japanese (`description`) and English (`x-description-en`):
+/// the document gives both, Japanese first.
 fn rewrite(value: &mut Value, major: u32) {
     match value {
         Value::Object(map) => {
             map.remove("$id");
             map.remove("$schema");
+            if let Some(Value::String(en)) = map.remove("x-description-en")
+                && let Some(Value::String(ja)) = map.get_mut("description")
+            {
+                *ja = format!("{ja}\n\n{en}");
+            }
             if let Some(Value::String(reference)) = map.get_mut("$ref")
                 && let Some(rest) = reference.strip_prefix(SCHEMA_PREFIX)
                 && let Some((file, fragment)) = rest.split_once('#')
@@ -134,7 +165,7 @@ fn rewrite(value: &mut Value, major: u32) {
                     .trim_start_matches(&format!("v{major}/"))
                     .trim_end_matches(".json")
                     .trim_start_matches("records/");
-                let def = fragment.strip_prefix("/$defs/");
+                let def = fragment.strip_prefix("/$defs/").filter(|d| !d.is_empty());
                 *reference = format!("#/components/schemas/{}", component_name(major, file, def));
             }
             for item in map.values_mut() {
@@ -146,51 +177,258 @@ fn rewrite(value: &mut Value, major: u32) {
     }
 }
 
-fn record_components(version: &SchemaVersion, schemas: &mut Map<String, Value>) {
+fn record_components(
+    version: &SchemaVersion,
+    schemas: &mut Map<String, Value>,
+    mapping: &mut Map<String, Value>,
+) {
     let major = version.major;
     if let Some(defs) = version.common.get("$defs").and_then(Value::as_object) {
         for (name, def) in defs {
             let mut def = def.clone();
             rewrite(&mut def, major);
+            either_required(&mut def);
             schemas.insert(component_name(major, "common", Some(name)), def);
         }
     }
-    let mut one_of = Vec::new();
+    let envelope = schemas
+        .remove(&component_name(major, "common", Some("envelope")))
+        .unwrap_or_default();
     for (name, doc) in &version.records {
         let mut doc = doc.clone();
         rewrite(&mut doc, major);
+        flatten_envelope(&mut doc, &envelope, major);
         let component = component_name(major, "record", Some(name));
-        one_of.push(json!({ "$ref": format!("#/components/schemas/{component}") }));
+        // The latest version's schema answers for a record type.
+        mapping.insert(
+            name.clone(),
+            json!(format!("#/components/schemas/{component}")),
+        );
         schemas.insert(component, doc);
     }
+}
+
+/// `anyOf: [{required: [a]}, {required: [b]}]` (one of two fields must be there) as the
+/// equivalent `if: {not: {required: [a]}}, then: {required: [b]}`: code generators read an
+/// `anyOf` as a union of two types and give up the object's class.
+fn either_required(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let pair = object
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .and_then(|members| {
+            let required: Vec<&Value> = members
+                .iter()
+                .filter(|m| m.as_object().is_some_and(|m| m.len() == 1))
+                .filter_map(|m| m.get("required"))
+                .collect();
+            (members.len() == 2 && required.len() == 2 && !object.contains_key("if"))
+                .then(|| (required[0].clone(), required[1].clone()))
+        });
+    if let Some((first, second)) = pair {
+        object.remove("anyOf");
+        object.insert("if".into(), json!({"not": {"required": first}}));
+        object.insert("then".into(), json!({"required": second}));
+    }
+}
+
+/// A record schema with the envelope's fields written out in its own `properties` (and its
+/// `unevaluatedProperties: false` as `additionalProperties: false`, which then means the same):
+/// code generators make one class per record type with every field, where an `allOf` of the
+/// envelope made them fall back to the envelope's class. The record's other `allOf` members
+/// (conditions) stay.
+fn flatten_envelope(doc: &mut Value, envelope: &Value, major: u32) {
+    let reference = json!(format!(
+        "#/components/schemas/{}",
+        component_name(major, "common", Some("envelope"))
+    ));
+    let Some(record) = doc.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Array(all_of)) = record.remove("allOf") else {
+        return;
+    };
+    let (envelopes, rest): (Vec<Value>, Vec<Value>) =
+        all_of.into_iter().partition(|m| m["$ref"] == reference);
+    if envelopes.is_empty() {
+        record.insert("allOf".into(), json!(rest));
+        return;
+    }
+    let mut properties = envelope["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (name, property) in record
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let merged = match (properties.get(name), property) {
+            // The envelope documents a field (title, description); the record fixes it.
+            (Some(Value::Object(general)), Value::Object(own)) => {
+                let mut merged = general.clone();
+                merged.extend(own.clone());
+                Value::Object(merged)
+            }
+            _ => property.clone(),
+        };
+        properties.insert(name.clone(), merged);
+    }
+    let mut required: Vec<Value> = envelope["required"].as_array().cloned().unwrap_or_default();
+    for field in record
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if !required.contains(field) {
+            required.push(field.clone());
+        }
+    }
+    record.insert("properties".into(), Value::Object(properties));
+    record.insert("required".into(), Value::Array(required));
+    if record.remove("unevaluatedProperties") == Some(Value::Bool(false)) {
+        record.insert("additionalProperties".into(), json!(false));
+    }
+    for (key, value) in envelope.as_object().into_iter().flatten() {
+        if key.starts_with("x-") {
+            record.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    if !rest.is_empty() {
+        record.insert("allOf".into(), json!(rest));
+    }
+}
+
+/// `Record`: one of the record types, told apart by `record_type` (a discriminator with its
+/// mapping, so generated clients get one typed class per record type), and `RecordType`, the
+/// enumeration of record types with their Japanese names.
+fn record_union(
+    standard: &Standard,
+    schemas: &mut Map<String, Value>,
+    mapping: Map<String, Value>,
+) {
+    let one_of: Vec<Value> = mapping
+        .values()
+        .map(|target| json!({ "$ref": target }))
+        .collect();
     schemas.insert(
         "Record".into(),
         json!({
-            "description": "A record of any type of the standard; `record_type` selects the schema. These are the files under schema/ as the hub enforces them (custom formats `past-date` and `municipality-code`, keywords `x-field-order` and `x-no-my-number` are checked by the hub).",
+            "title": "記録",
+            "description": "いずれかのレコード種別の記録。`record_type` でスキーマが決まります。`schema/` のスキーマファイルそのもので、独自の形式 `past-date`・`municipality-code` とキーワード `x-field-order`・`x-no-my-number` はハブが検査します。\n\nA record of any type of the standard; `record_type` selects the schema. These are the files under schema/ as the hub enforces them (custom formats `past-date` and `municipality-code`, keywords `x-field-order` and `x-no-my-number` are checked by the hub).",
             "oneOf": one_of,
+            "discriminator": {"propertyName": "record_type", "mapping": mapping},
         }),
     );
+    let latest = standard.latest();
+    let names: Vec<String> = latest
+        .records
+        .iter()
+        .map(|(name, doc)| {
+            format!(
+                "- `{name}`：{}",
+                doc.get("title").and_then(Value::as_str).unwrap_or("")
+            )
+        })
+        .collect();
+    schemas.insert(
+        "RecordType".into(),
+        json!({
+            "title": "レコード種別",
+            "description": format!(
+                "レコード種別 — Record type\n\n{}",
+                names.join("\n")
+            ),
+            "type": "string",
+            "enum": latest.records.keys().collect::<Vec<_>>(),
+        }),
+    );
+}
+
+/// `Purpose`: the codes a caller may declare in `X-Purpose` (one schema, shared by every
+/// operation that reads personal data), from the published list.
+fn purpose_schema(standard: &Standard) -> Value {
+    let purposes = &standard.latest().purposes;
+    let lines: Vec<String> = purposes
+        .iter()
+        .map(|p| format!("- `{}`：{}", p.code, p.label))
+        .collect();
+    json!({
+        "title": "利用目的",
+        "description": format!(
+            "個人情報を読む要求で宣言する利用目的（`GET /v1/access-purposes` の一覧）— Declared purpose of a personal read (the list of `GET /v1/access-purposes`)\n\n{}",
+            lines.join("\n")
+        ),
+        "type": "string",
+        "enum": purposes.iter().map(|p| p.code.clone()).collect::<Vec<_>>(),
+    })
+}
+
+/// Rename a component and every reference to it.
+fn rename_component(doc: &mut Value, from: &str, to: &str) {
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+        && let Some(schema) = schemas.remove(from)
+    {
+        schemas.insert(to.into(), schema);
+    }
+    fn walk(value: &mut Value, from: &str, to: &str) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get_mut("$ref")
+                    && reference == &format!("#/components/schemas/{from}")
+                {
+                    *reference = format!("#/components/schemas/{to}");
+                }
+                map.values_mut().for_each(|v| walk(v, from, to));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, from, to)),
+            _ => {}
+        }
+    }
+    walk(doc, from, to);
 }
 
 /// The whole document as JSON.
 pub fn document(standard: &Standard) -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("OpenAPI serialises");
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    // ASCII: generators name the client package after it (`kodomo_hub_client`).
+    doc["info"]["description"] = json!(super::openapi_text::OVERVIEW);
+    doc["info"]["contact"] = json!({
+        "name": "kodomo-hub",
+        "url": "https://kodomo-hub.jp/",
+    });
+    doc["info"]["license"] = json!({"name": "Apache License 2.0", "identifier": "Apache-2.0"});
+    // Relative: the hub that serves this document (and /docs) is the server.
+    // Every environment (production, staging, local) serves its own copy; the API is for the
+    // municipalities' and vendors' systems on closed networks, not the public internet.
+    doc["servers"] = json!([{
+        "url": "/",
+        "description": "この文書を配信しているハブ（本番・検証・ローカルの各環境） — The hub serving this document (production, staging or local)",
+        "x-internal": true,
+    }]);
+    // The published purposes as one shared schema; the list's entries become `PurposeInfo`.
+    rename_component(&mut doc, "Purpose", "PurposeInfo");
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
     {
+        let mut mapping = Map::new();
         for version in &standard.versions {
-            record_components(version, schemas);
+            record_components(version, schemas, &mut mapping);
         }
+        record_union(standard, schemas, mapping);
+        schemas.insert("Purpose".into(), purpose_schema(standard));
     }
-    // Header rules that live in the published lists and in `auth`, not in Rust types.
-    let purposes: Vec<Value> = standard
-        .latest()
-        .purposes
-        .iter()
-        .map(|p| json!(p.code))
-        .collect();
+    if let Some(code) = doc.pointer_mut("/components/schemas/PurposeInfo/properties/code") {
+        *code = json!({"$ref": "#/components/schemas/Purpose"});
+    }
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for parameter in paths
             .values_mut()
@@ -201,7 +439,7 @@ pub fn document(standard: &Standard) -> Value {
         {
             match parameter["name"].as_str() {
                 Some("X-Purpose") => {
-                    parameter["schema"] = json!({"type": "string", "enum": purposes.clone()});
+                    parameter["schema"] = json!({"$ref": "#/components/schemas/Purpose"});
                 }
                 Some("X-Actor") => {
                     parameter["schema"] = json!({
@@ -226,37 +464,425 @@ pub fn document(standard: &Standard) -> Value {
     if let Some(csv) = doc.pointer_mut(
         "/paths/~1v1~1municipalities~1{code}~1records/post/requestBody/content/text~1csv",
     ) {
+        let cols = columns.join("|");
         csv["schema"] = json!({
             "type": "string",
-            "description": "CSV (UTF-8, UTF-8 with BOM, or `charset=shift_jis` for CP932). The header row starts with `record_type` and names columns of the data dictionary. (A file of a single type may instead leave out the `record_type` column and pass `?record_type=`.)",
-            "pattern": format!("^record_type(,({cols}))*\\r?\\n", cols = columns.join("|")),
+            "description": "CSV（UTF-8、BOM付き UTF-8、または `charset=shift_jis` で CP932）。見出し行は `record_type` で始まり、データ項目定義書の列名を並べます。1種別だけのファイルは `record_type` 列を省き、`?record_type=` で種別を指定できます。\n\nCSV (UTF-8, UTF-8 with BOM, or `charset=shift_jis` for CP932). The header row starts with `record_type` and names columns of the data dictionary; a file of a single type may instead leave out the `record_type` column and pass `?record_type=`.",
+            "pattern": format!("^(record_type|{cols})(,({cols}))*\\r?\\n"),
         });
     }
     // Stored and served records are valid records of the standard.
-    for pointer in [
-        "/components/schemas/CurrentRecord/properties/record",
-        "/components/schemas/Change/properties/record",
-    ] {
-        if let Some(slot) = doc.pointer_mut(pointer) {
-            let description = slot.get("description").cloned();
-            *slot = json!({ "$ref": "#/components/schemas/Record" });
-            if let Some(description) = description {
-                slot["description"] = description;
-            }
-        }
+    if let Some(slot) = doc.pointer_mut("/components/schemas/CurrentRecord/properties/record") {
+        *slot = json!({ "$ref": "#/components/schemas/Record" });
     }
+    if let Some(slot) = doc.pointer_mut("/components/schemas/Change/allOf/1/properties/record") {
+        *slot = json!({
+            "description": slot.get("description").cloned().unwrap_or_default(),
+            "anyOf": [{"$ref": "#/components/schemas/Record"}, {"type": "null"}],
+        });
+    }
+    if let Some(subject) = doc.pointer_mut("/components/schemas/ProfileView/properties/subject") {
+        *subject = json!({
+            "description": subject.get("description").cloned().unwrap_or_default(),
+            "allOf": [{"$ref": format!("#/components/schemas/{}", component_name(standard.latest().major, "record", Some("subject")))}],
+        });
+    }
+    if let Some(items) = doc.pointer_mut("/components/schemas/PushBatch/properties/records/items") {
+        *items = json!({ "$ref": "#/components/schemas/Record" });
+    }
+    type_push_parameters(&mut doc);
     bound_path_parameters(&mut doc);
     bound_lists(&mut doc, standard, &super::Limits::default());
     bound_schemas(&mut doc, &super::Limits::default());
     document_common_answers(&mut doc);
+    examples(&mut doc, standard);
+    links(&mut doc);
+    bilingual(&mut doc);
     doc
+}
+
+/// `?record_type=` of a push is one of the record types; `?results=` says what it selects.
+fn type_push_parameters(doc: &mut Value) {
+    let Some(parameters) = doc
+        .pointer_mut("/paths/~1v1~1municipalities~1{code}~1records/post/parameters")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for parameter in parameters.iter_mut() {
+        match parameter["name"].as_str() {
+            Some("record_type") => {
+                parameter["schema"] = json!({"$ref": "#/components/schemas/RecordType"});
+            }
+            Some("results") => {
+                parameter["description"] = json!(
+                    "Which per-record results the answer lists (counting is always complete)."
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every operation, mutably, with its operationId.
+fn operations_by_id(doc: &mut Value) -> impl Iterator<Item = (String, &mut Value)> {
+    operations(doc).filter_map(|op| {
+        let id = op.get("operationId")?.as_str()?.to_string();
+        Some((id, op))
+    })
+}
+
+/// An example for every request body, derived where it can be: records from the schemas
+/// (`conformance/vectors`), packages and receipts from the signed test vectors, the others
+/// from the examples their types declare.
+fn examples(doc: &mut Value, standard: &Standard) {
+    let version = standard.latest();
+    let sample = |record_type: &str, id: &str, resident_no: &str| {
+        let mut record = crate::conformance::vectors::sample_record(version, record_type)
+            .expect("a sample record of every type");
+        record["source_record_id"] = json!(id);
+        record["subject"] = json!({ "resident_no": resident_no });
+        record
+    };
+    let batch = json!({"records": [
+        sample("subject", "juki-0000101", "1190160000101"),
+        sample("school-attendance", "att-2025-0001", "1190160000101"),
+    ]});
+    let ndjson: String = ["pn-0001", "pn-0002"]
+        .iter()
+        .map(|id| sample("postnatal-checkup", id, "1190160000101").to_string() + "\n")
+        .collect();
+    let csv = include_str!("../../conformance/vectors/v1/files/csv-utf8.csv");
+    let package_xml = include_str!("../../conformance/vectors/v1/files/transfer-valid.xml");
+    let package_json = crate::transfer::package::parse(package_xml.as_bytes())
+        .map(|p| crate::transfer::package::to_json(&p))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+    let receipt = crate::transfer::package::parse(package_xml.as_bytes())
+        .ok()
+        .map(|package| {
+            use sha2::Digest;
+            let receipt = crate::transfer::package::Receipt {
+                package_id: package.header.package_id.clone(),
+                conversation_id: package.header.conversation_id.clone(),
+                origin: package.header.origin.clone(),
+                destination: package.header.destination.clone(),
+                package_sha256: hex::encode(sha2::Sha256::digest(package_xml.as_bytes())),
+                received: "2021-04-02T10:00:00+09:00".into(),
+                children: 1,
+                records: 1,
+            };
+            String::from_utf8_lossy(&crate::transfer::package::receipt_to_xml(&receipt))
+                .into_owned()
+        });
+    let schema_example = |doc: &Value, content: &Value| {
+        content
+            .pointer("/schema/$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .and_then(|name| doc.pointer(&format!("/components/schemas/{name}/example")))
+            .cloned()
+    };
+    let snapshot = doc.clone();
+    for (id, op) in operations_by_id(doc) {
+        let Some(content) = op
+            .pointer_mut("/requestBody/content")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (media, body) in content.iter_mut() {
+            let example = match (id.as_str(), media.as_str()) {
+                ("push" | "validate", "application/json") => Some(batch.clone()),
+                ("push", "application/x-ndjson") => Some(json!(ndjson)),
+                ("push", "text/csv") => Some(json!(csv)),
+                ("import_transfer_package", "application/xml") => Some(json!(package_xml)),
+                ("import_transfer_package", "application/json") => package_json.clone(),
+                ("import_transfer_receipt", "application/xml") => receipt.clone().map(Value::from),
+                _ => schema_example(&snapshot, body),
+            };
+            if let Some(example) = example
+                && body.get("example").is_none()
+                && body.get("examples").is_none()
+            {
+                body["example"] = example;
+            }
+        }
+    }
+    // The push example is the one above, derived from the schemas.
+    if let Some(body) = doc.pointer_mut(
+        "/paths/~1v1~1municipalities~1{code}~1records/post/requestBody/content/application~1json",
+    ) {
+        body["example"] = batch;
+    }
+}
+
+/// From operation, on status, to (operation, description, parameters).
+type Link<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str, &'a [(&'a str, &'a str)])],
+);
+
+/// OpenAPI links between operations: what an answer lets a client (or schemathesis' stateful
+/// phase) do next, with the values it takes from the request and the answer.
+fn links(doc: &mut Value) {
+    let code = "$request.path.code";
+    let table: [Link; 7] = [
+        (
+            "push",
+            "200",
+            &[
+                (
+                    "history",
+                    "この記録の履歴 — History of the first record",
+                    &[
+                        ("code", code),
+                        (
+                            "source_record_id",
+                            "$response.body#/results/0/source_record_id",
+                        ),
+                    ],
+                ),
+                (
+                    "retract",
+                    "この記録の取消し — Retract the first record",
+                    &[
+                        ("code", code),
+                        (
+                            "source_record_id",
+                            "$response.body#/results/0/source_record_id",
+                        ),
+                    ],
+                ),
+                (
+                    "changes",
+                    "変更フィード — The change feed",
+                    &[("code", code)],
+                ),
+            ],
+        ),
+        (
+            "retract",
+            "200",
+            &[(
+                "history",
+                "取消し後の履歴 — History after the retraction",
+                &[
+                    ("code", code),
+                    ("source_record_id", "$request.path.source_record_id"),
+                ],
+            )],
+        ),
+        (
+            "offer_transfer",
+            "201",
+            &[
+                (
+                    "show_transfer",
+                    "引継ぎの詳細 — The transfer",
+                    &[("id", "$response.body#/id")],
+                ),
+                (
+                    "accept_transfer",
+                    "転入先の受入れ — Accept at the destination",
+                    &[("id", "$response.body#/id")],
+                ),
+                (
+                    "decline_transfer",
+                    "転入先の辞退 — Decline at the destination",
+                    &[("id", "$response.body#/id")],
+                ),
+                (
+                    "cancel_transfer",
+                    "転出元の取消し — Cancel at the origin",
+                    &[("id", "$response.body#/id")],
+                ),
+                (
+                    "claim_transfer",
+                    "保留中の引受け — Claim while held",
+                    &[("id", "$response.body#/id")],
+                ),
+                (
+                    "export_transfer_package",
+                    "他ハブ宛てのパッケージ — Package for a peer hub",
+                    &[("id", "$response.body#/id")],
+                ),
+            ],
+        ),
+        (
+            "list_transfers",
+            "200",
+            &[(
+                "show_transfer",
+                "最初の引継ぎの詳細 — The first transfer",
+                &[("id", "$response.body#/transfers/0/id")],
+            )],
+        ),
+        (
+            "list_identity_reviews",
+            "200",
+            &[
+                (
+                    "confirm_identity",
+                    "最初の項目の確定 — Confirm the first item",
+                    &[("code", code), ("id", "$response.body#/items/0/id")],
+                ),
+                (
+                    "reject_identity",
+                    "最初の項目の否認 — Reject the first item",
+                    &[("code", code), ("id", "$response.body#/items/0/id")],
+                ),
+            ],
+        ),
+        (
+            "list_indicator_releases",
+            "200",
+            &[(
+                "show_indicator_release",
+                "最初のリリース — The first release",
+                &[("id", "$response.body#/releases/0/id")],
+            )],
+        ),
+        (
+            "put_opt_out",
+            "200",
+            &[
+                (
+                    "delete_opt_out",
+                    "不同意の撤回 — Withdraw the objection",
+                    &[("code", code), ("resident_no", "$request.path.resident_no")],
+                ),
+                (
+                    "profile",
+                    "子どものプロファイル — The child's profile",
+                    &[("code", code), ("resident_no", "$request.path.resident_no")],
+                ),
+            ],
+        ),
+    ];
+    let summaries: std::collections::BTreeMap<String, String> = operations_by_id(doc)
+        .map(|(id, op)| (id, op["summary"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    let ids: std::collections::BTreeSet<String> = summaries.keys().cloned().collect();
+    for (id, op) in operations_by_id(doc) {
+        for (from, status, targets) in &table {
+            if *from != id {
+                continue;
+            }
+            // Readers see the links too: listed after the description, pointing at the
+            // operations' anchors in /docs.
+            let next: Vec<String> = targets
+                .iter()
+                .map(|(target, description, _)| {
+                    format!(
+                        "- [{}](#operation/{target}) — {description}",
+                        summaries.get(*target).map_or("", String::as_str)
+                    )
+                })
+                .collect();
+            if let Some(text) = op.get_mut("description") {
+                *text = json!(format!(
+                    "{}\n\n**次の操作 — Next** （応答 {status} の値を使います — with values of answer {status}）\n\n{}",
+                    text.as_str().unwrap_or_default(),
+                    next.join("\n")
+                ));
+            }
+            let Some(response) = op.pointer_mut(&format!("/responses/{status}")) else {
+                continue;
+            };
+            for (target, description, parameters) in targets.iter() {
+                assert!(ids.contains(*target), "link to unknown operation {target}");
+                let parameters: Map<String, Value> = parameters
+                    .iter()
+                    .map(|(name, expression)| ((*name).to_string(), json!(expression)))
+                    .collect();
+                response["links"][pascal(target)] = json!({
+                    "operationId": target,
+                    "description": description,
+                    "parameters": parameters,
+                });
+            }
+        }
+    }
+}
+
+/// Japanese first: every description of a parameter, answer, header or tag gets its Japanese
+/// (`openapi_text`), and the bearer scheme is explained in both languages.
+fn bilingual(doc: &mut Value) {
+    use super::openapi_text::{has_japanese, ja, tag};
+    let both = |text: &mut Value| {
+        if let Some(en) = text.as_str()
+            && let Some(ja) = ja(en)
+        {
+            *text = json!(format!("{ja} — {en}"));
+        }
+    };
+    for op in operations(doc) {
+        for parameter in op
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(text) = parameter.get_mut("description") {
+                both(text);
+            }
+        }
+        if let Some(text) = op.pointer_mut("/requestBody/description") {
+            both(text);
+        }
+        for response in op
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .flat_map(|r| r.values_mut())
+        {
+            if let Some(text) = response.get_mut("description") {
+                both(text);
+            }
+            for header in response
+                .get_mut("headers")
+                .and_then(Value::as_object_mut)
+                .into_iter()
+                .flat_map(|h| h.values_mut())
+            {
+                if let Some(text) = header.get_mut("description") {
+                    both(text);
+                }
+            }
+        }
+    }
+    for entry in doc
+        .get_mut("tags")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(text) = entry["name"].as_str().and_then(tag) {
+            entry["description"] = json!(text);
+        }
+        if let Some(name) = entry["name"]
+            .as_str()
+            .and_then(super::openapi_text::tag_name)
+        {
+            entry["x-displayName"] = json!(name);
+        }
+    }
+    if let Some(scheme) = doc.pointer_mut("/components/securitySchemes/bearerAuth/description")
+        && !scheme.as_str().is_some_and(has_japanese)
+    {
+        *scheme = json!(
+            "`kodomo-hub admin client add` が発行するクライアントのトークン（一度だけ表示）。`Authorization: Bearer <token>` で送ります。 — Client token issued by `kodomo-hub admin client add` (shown once), sent as `Authorization: Bearer <token>`."
+        );
+    }
 }
 
 /// Path parameters name things whose form the standard fixes.
 fn bound_path_parameters(doc: &mut Value) {
     let bounds = |name: &str| match name {
-        "code" => Some(json!({"type": "string", "pattern": "^[0-9]{6}$", "maxLength": 6})),
-        "resident_no" => Some(json!({"$ref": "#/components/schemas/v1.common.resident_no"})),
+        "code" => Some(json!({"$ref": "#/components/schemas/MunicipalityCode"})),
+        "resident_no" => Some(json!({"$ref": "#/components/schemas/ResidentNo"})),
         "source_record_id" => Some(json!({"type": "string", "minLength": 1, "maxLength": 128})),
         "version" => {
             Some(json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "maxLength": 10}))
@@ -443,6 +1069,10 @@ fn bound_integer(schema: &mut Map<String, Value>) {
     }
 }
 
+pub const MY_NUMBER_HEADER: &str = "A free-text header (`X-Actor`, `X-Purpose`, `X-Legal-Basis`, `Idempotency-Key`) looks like a My Number (`my_number_like`)";
+pub const CONTENT_CODING: &str =
+    "A body in a content coding other than identity (`content_encoding_unsupported`)";
+
 /// Answers every operation may give: every answer carries the client's quota
 /// (`X-RateLimit-Limit`), every operation that needs a token may answer 429 with
 /// `Retry-After`, and any may answer 500.
@@ -462,6 +1092,19 @@ fn document_common_answers(doc: &mut Value) {
         let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
             continue;
         };
+        // The guard in front of every route refuses these before any handler runs.
+        responses.entry("400").or_insert_with(|| {
+            json!({
+                "description": MY_NUMBER_HEADER,
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            })
+        });
+        responses.entry("415").or_insert_with(|| {
+            json!({
+                "description": CONTENT_CODING,
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            })
+        });
         if needs_token && !responses.contains_key("429") {
             responses.insert(
                 "429".into(),
@@ -496,6 +1139,89 @@ fn document_common_answers(doc: &mut Value) {
             }
         }
     }
+}
+
+/// A configuration for openapi-python-client (`--config openapi/python-client.json`): it names
+/// classes after a schema's `title`, which is Japanese here (for people), so every schema that
+/// becomes a class — components and the code lists of record fields — gets its ASCII component
+/// name (`SchoolAttendanceRecord`, `SchoolAttendanceRecordPeriod`) instead.
+pub fn python_client_config(standard: &Standard) -> Value {
+    let doc = document(standard);
+    let mut overrides = Map::new();
+    let mut add = |key: String, class: String| {
+        overrides.insert(
+            key,
+            json!({"class_name": class, "module_name": snake(&class)}),
+        );
+    };
+    let coded = |p: &Value| p.get("enum").is_some() || p["type"] == "object";
+    for (name, schema) in doc["components"]["schemas"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(title) = schema["title"].as_str() {
+            add(python_class_name(title), name.clone());
+        }
+        // Code lists of fields become classes named after the record and the field's title.
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            for (slot, suffix) in [(property, ""), (&property["items"], "Item")] {
+                if let Some(title) = slot["title"].as_str()
+                    && coded(slot)
+                {
+                    add(
+                        python_class_name(&format!("{name}{}", python_class_name(title))),
+                        format!("{name}{}{suffix}", pascal(field)),
+                    );
+                }
+            }
+        }
+    }
+    json!({
+        "class_overrides": overrides,
+        "project_name_override": "kodomo-hub-client",
+        "package_name_override": "kodomo_hub_client",
+    })
+}
+
+/// The class name openapi-python-client makes of a title: characters other than letters,
+/// digits and the delimiters `. _-` and space dropped, words split on the delimiters and
+/// capitalised.
+fn python_class_name(title: &str) -> String {
+    let kept: String = title
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '.' | ' ' | '_' | '-'))
+        .collect();
+    kept.split(['.', ' ', '_', '-'])
+        .filter(|w| !w.is_empty())
+        .map(|word| {
+            if word.chars().any(|c| c.is_ascii_uppercase()) {
+                word.to_string()
+            } else {
+                let mut chars = word.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_uppercase().collect::<String>() + chars.as_str()
+                })
+            }
+        })
+        .collect()
+}
+
+/// `SchoolAttendanceRecord` → `school_attendance_record`.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// Pretty JSON with a final newline, as committed in `openapi/python-client.json`.
+pub fn python_client_config_text(standard: &Standard) -> String {
+    serde_json::to_string_pretty(&python_client_config(standard)).expect("JSON") + "\n"
 }
 
 /// Pretty JSON with a final newline, as committed in `openapi/openapi.json`.

@@ -56,8 +56,11 @@ fn signature(req: &HttpRequest) -> Result<String, Problem> {
         })
 }
 
-/// An offered transfer to a town of a peer hub, as a signed package (made once; the same
-/// bytes every time).
+/// 引継ぎパッケージの出力（他ハブ宛て） — Export a transfer package
+///
+/// 他のハブに属する自治体への引継ぎを、署名付きパッケージとして返します（XML または JSON）。パッケージは一度だけ作られ、以後は同じバイト列を返します。分離署名は `Kodomo-Signature` ヘッダーにあります。引継ぎ担当（`transfer_officer`）のみ。
+///
+/// An offered transfer to a town of a peer hub, as a signed package (XML or JSON). Made once: the same bytes every time. The detached signature is in the `Kodomo-Signature` header. Transfer officers only.
 #[utoipa::path(
     operation_id = "export_transfer_package", get, path = "/v1/transfers/{id}/package", tag = "transfers",
     params(
@@ -113,9 +116,11 @@ pub async fn export(
     })
 }
 
-/// Import a package from a peer hub (XML or its JSON form) into this town's inbox. Verifies the
-/// signature against the trust store, the manifest's digests, lengths and counts and every
-/// record against the schema; imports nothing unless all hold, and each package id only once.
+/// 引継ぎパッケージの取込み（他ハブから） — Import a transfer package
+///
+/// 他のハブから届いたパッケージ（XML またはその JSON 形式）を、この自治体の受信箱に取り込みます。信頼ストアによる署名、マニフェストのダイジェスト・長さ・件数、すべての記録のスキーマ適合を確かめ、すべて満たすときだけ取り込みます。同じパッケージIDは一度しか取り込みません。成功すると署名付きの受領書を返します（送り元のハブへ戻してください）。
+///
+/// Import a package from a peer hub (XML or its JSON form) into this town's inbox. Verifies the signature against the trust store, the manifest's digests, lengths and counts and every record against the schema; imports nothing unless all hold, and each package id only once. Answers the signed receipt to send back to the origin hub.
 #[utoipa::path(
     operation_id = "import_transfer_package", post, path = "/v1/transfer-packages", tag = "transfers",
     params(
@@ -190,8 +195,11 @@ pub async fn import(
         .body(imported.receipt))
 }
 
-/// Import the destination hub's signed receipt for a package this town sent: the transfer is
-/// delivered and its children are marked moved out. Repeating it is harmless.
+/// 受領書の取込み（引継ぎの完了） — Import a transfer receipt
+///
+/// 送り先のハブが発行した、この自治体が送ったパッケージの署名付き受領書を取り込みます。引継ぎは完了となり、子どもは転出済みになります。繰り返しても問題ありません。
+///
+/// Import the destination hub's signed receipt for a package this town sent: the transfer is delivered and its children are marked moved out. Repeating it is harmless.
 #[utoipa::path(
     operation_id = "import_transfer_receipt", post, path = "/v1/transfer-receipts", tag = "transfers",
     params(

@@ -343,9 +343,11 @@ async fn finish_push(
         .body(body))
 }
 
-/// Push records: a JSON batch, an NDJSON stream or a CSV file of one record type. Every
-/// record is validated against its schema (`components/schemas/Record`); the answer reports
-/// each record as created, updated, unchanged or rejected (with pointer, code and message).
+/// 記録の送信（JSON・NDJSON・CSV） — Push records
+///
+/// 連携元システムが記録を送ります。形式は JSON バッチ、NDJSON ストリーム、または1レコード種別の CSV ファイルです。各記録はそのレコード種別のスキーマ（`#/components/schemas/Record`）で検証され、応答は記録ごとに created・updated・unchanged・rejected（JSON ポインタ・コード・メッセージ付き）を返します。`Idempotency-Key` を付けた再送には最初の応答を返します。
+///
+/// A source system pushes records: a JSON batch, an NDJSON stream or a CSV file of one record type. Every record is validated against its schema (`#/components/schemas/Record`); the answer reports each record as created, updated, unchanged or rejected (with pointer, code and message). A retry with the same `Idempotency-Key` gets the first answer.
 #[utoipa::path(
     post, path = "/v1/municipalities/{code}/records", tag = "records",
     params(
@@ -387,6 +389,15 @@ pub async fn push(
     let format = body_format(&req)?;
     let key = idempotency_key(&req)?;
     let query = query.into_inner();
+    // `?record_type=` is one of the record types whatever the body (only CSV uses it).
+    if let Some(t) = query.record_type.as_deref()
+        && !state.standard.latest().csv.contains_key(t)
+    {
+        return Err(Problem::bad_request(
+            "record_type_unknown",
+            format!("unknown record_type {t:?} in the query"),
+        ));
+    }
     let submission = submission(&principal, &municipality);
     if let BodyFormat::Ndjson = format {
         let limit = state.limits.max_streams_per_client;
@@ -839,9 +850,11 @@ async fn push_ndjson(
     }
 }
 
-/// Retract (tombstone) one of the calling source's records; history is kept and the
-/// retraction appears in the change feed. With `If-Match`, only if no one changed the record
-/// since the caller read it.
+/// 記録の取消し — Retract a record
+///
+/// 呼び出し元の連携元が送った記録を取り消します（tombstone）。履歴は残り、取消しは変更フィードに現れます。`If-Match` があれば、呼び出し元が読んだ後に誰も変えていない場合だけ取り消します。
+///
+/// Retract (tombstone) one of the calling source's records; its history is kept and the retraction appears in the change feed. With `If-Match`, only if no one changed the record since the caller read it.
 #[utoipa::path(
     delete, path = "/v1/municipalities/{code}/records/{source_record_id}", tag = "records",
     params(
@@ -918,6 +931,11 @@ fn hide_support_measure(
     Ok(())
 }
 
+/// 記録の履歴 — History of a record
+///
+/// 1つの記録のすべての版を古い順に返します。ケースワーカーはすべての連携元の記録を、連携元は自分の記録を読めます。
+///
+/// Every version of a record, oldest first: caseworkers see any source's records, a source its own.
 #[utoipa::path(
     get, path = "/v1/municipalities/{code}/records/{source_record_id}/history", tag = "records",
     params(
@@ -936,7 +954,6 @@ fn hide_support_measure(
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
-/// Every version of a record: caseworkers see any source's records, a source its own.
 pub async fn history(
     state: State,
     read: PersonalRead<HistoryRead>,
@@ -1019,6 +1036,11 @@ pub struct ChangesQuery {
     pub limit: Option<i64>,
 }
 
+/// 変更フィード — Change feed
+///
+/// 新しい版と取消しを、コミット順にカーソルでページングして返します。`next_cursor` を次の `after` に渡して続きを読みます。
+///
+/// Every new version and retraction in commit order, paged by cursor: pass `next_cursor` as the next `after`.
 #[utoipa::path(
     get, path = "/v1/municipalities/{code}/changes", tag = "records",
     params(
@@ -1036,7 +1058,6 @@ pub struct ChangesQuery {
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
-/// The change feed: every new version and retraction in commit order, paged by cursor.
 pub async fn changes(
     state: State,
     read: PersonalRead<ChangesRead>,
@@ -1089,6 +1110,11 @@ pub async fn changes(
     ))
 }
 
+/// 記録の検証のみ（保存しない） — Validate only (dry run)
+///
+/// JSON バッチを送信時と同じ規則で検証し、何も保存せずに結果を返します。
+///
+/// Dry run: validate a JSON batch as a push would, storing nothing.
 #[utoipa::path(
     post, path = "/v1/validate", tag = "records",
     request_body(content = PushBatch, content_type = "application/json"),
@@ -1101,7 +1127,6 @@ pub async fn changes(
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
-/// Dry run: validate a JSON batch as a push would, storing nothing.
 pub async fn validate(
     state: State,
     Caller(principal): Caller,

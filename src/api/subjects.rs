@@ -15,8 +15,11 @@ use crate::schema::applicability::EvaluatedRecord;
 use crate::schema::rules;
 use crate::store::records as store_records;
 
-/// A child's profile: the subject, household, current records and the basic items that
-/// apply with their reasons. Children the caller may not see answer exactly like missing ones.
+/// 子どものプロファイル — A child's profile
+///
+/// 子ども（対象者）、世帯、現在の記録と、該当する基本連携データ項目とその理由を返します。呼び出し元が見てはならない子どもは、存在しない子どもと同じ応答になります。
+///
+/// A child's profile: the subject, household, current records and the basic items that apply, with their reasons. Children the caller may not see answer exactly like missing ones.
 #[utoipa::path(
     get, path = "/v1/municipalities/{code}/subjects/{resident_no}", tag = "subjects",
     params(
@@ -122,6 +125,10 @@ pub struct OptOutRequest {
     pub legal_note: Option<String>,
 }
 
+/// 保護者の不同意の登録 — Record an objection
+///
+/// 保護者の不同意（オプトアウト）を登録します。子どもはスクリーニングの表示と成果指標から外れます。
+///
 /// Record a guardian's objection (不同意): the child leaves screening views and indicators.
 #[utoipa::path(
     put, path = "/v1/municipalities/{code}/subjects/{resident_no}/opt-out", tag = "subjects",
@@ -209,7 +216,11 @@ pub async fn put_opt_out(
     ))
 }
 
-/// Withdraw a guardian's objection.
+/// 保護者の不同意の撤回 — Withdraw an objection
+///
+/// 登録されている保護者の不同意を撤回します。
+///
+/// Withdraw a guardian's recorded objection.
 #[utoipa::path(
     delete, path = "/v1/municipalities/{code}/subjects/{resident_no}/opt-out", tag = "subjects",
     params(

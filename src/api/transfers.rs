@@ -183,8 +183,11 @@ pub struct TransferList {
     pub transfers: Vec<Transfer>,
 }
 
-/// Offer a household's children to a destination town (or hold it until the destination is
-/// known). Their current records are frozen as of now.
+/// 引継ぎの申出（転出時） — Offer a transfer
+///
+/// 世帯の子どもを転出先の自治体へ引き継ぐよう申し出ます（転出先が未定なら保留にできます）。子どもの現在の記録はこの時点の内容で固定されます。引継ぎ担当（`transfer_officer`）のみ。
+///
+/// Offer a household's children to a destination town (or hold the offer until the destination is known). Their current records are frozen as of now. Transfer officers only.
 #[utoipa::path(
     operation_id = "offer_transfer", post, path = "/v1/transfers", tag = "transfers",
     params(("X-Actor" = String, Header, description = "Officer offering", example = "officer-1")),
@@ -246,7 +249,11 @@ pub async fn offer(
     Ok(json(StatusCode::CREATED, &view))
 }
 
-/// Transfers of the caller's town.
+/// 引継ぎの一覧 — Transfers of my town
+///
+/// 呼び出し元の自治体の引継ぎを `box`（受信箱・送信箱・保留・到着候補・期限超過）ごとに返します。
+///
+/// Transfers of the caller's town, by `box` (inbox, outbox, held, arrivals, escalated).
 #[utoipa::path(
     operation_id = "list_transfers", get, path = "/v1/transfers", tag = "transfers",
     params(ListQuery),
@@ -278,9 +285,11 @@ pub async fn list(
     ))
 }
 
-/// A transfer with its children, frozen record counts and (for the destination) suggested
-/// local resident numbers. Visible to origin and destination officers, and to every officer
-/// while held (to find the family among their arrivals).
+/// 引継ぎの詳細 — One transfer
+///
+/// 引継ぎと、その子ども、固定された記録の件数、（転入先には）推定される宛名番号を返します。転出元と転入先の引継ぎ担当が読めます。保留中は、到着した家族を探せるよう、すべての引継ぎ担当が読めます。
+///
+/// A transfer with its children, frozen record counts and (for the destination) suggested local resident numbers. Visible to origin and destination officers, and to every officer while held (to find the family among their arrivals).
 #[utoipa::path(
     operation_id = "show_transfer", get, path = "/v1/transfers/{id}", tag = "transfers",
     params(
@@ -332,8 +341,11 @@ pub async fn show(
     Ok(json(StatusCode::OK, &view))
 }
 
-/// Accept at the destination: every accepted record is copied with provenance in one
-/// transaction; repeating it is harmless.
+/// 引継ぎの受入れ（転入先） — Accept a transfer
+///
+/// 転入先が引継ぎを受け入れます。受け入れた記録はすべて、出所の情報付きで1つのトランザクションで複写されます。繰り返しても問題ありません。
+///
+/// Accept at the destination: every accepted record is copied with its provenance in one transaction; repeating it is harmless.
 #[utoipa::path(
     operation_id = "accept_transfer", post, path = "/v1/transfers/{id}/accept", tag = "transfers",
     params(
@@ -412,6 +424,10 @@ async fn simple_step(
     Ok(json(StatusCode::OK, &transfer))
 }
 
+/// 引継ぎの辞退（転入先） — Decline a transfer
+///
+/// 転入先が、コード化された理由を付けて引継ぎを辞退します。
+///
 /// Decline at the destination, with a coded reason.
 #[utoipa::path(
     operation_id = "decline_transfer", post, path = "/v1/transfers/{id}/decline", tag = "transfers",
@@ -446,6 +462,10 @@ pub async fn decline(
     .await
 }
 
+/// 引継ぎの取消し（転出元） — Cancel a transfer
+///
+/// 受入れ前に、転出元が引継ぎを取り消します。
+///
 /// Cancel at the origin before acceptance.
 #[utoipa::path(
     operation_id = "cancel_transfer", post, path = "/v1/transfers/{id}/cancel", tag = "transfers",
@@ -469,8 +489,11 @@ pub async fn cancel(
     simple_step(state, principal, by, path.into_inner(), Step::Cancel, None).await
 }
 
-/// A destination that found a held transfer's family among its arrivals claims it; the
-/// transfer is then offered to it.
+/// 保留中の引継ぎの引受け — Claim a held transfer
+///
+/// 保留中の引継ぎの家族が自分の自治体に転入していたとき、転入先として引き受けます。引継ぎは呼び出し元の自治体への申出になります。
+///
+/// A destination that found a held transfer's family among its arrivals claims it; the transfer is then offered to it.
 #[utoipa::path(
     operation_id = "claim_transfer", post, path = "/v1/transfers/{id}/claim", tag = "transfers",
     params(("id" = i64, Path, description = "Transfer id"), ("X-Actor" = String, Header, description = "Officer", example = "officer-2")),

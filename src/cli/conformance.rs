@@ -43,6 +43,9 @@ pub enum ConformanceCommand {
         /// The municipality (6-digit code) the tokens belong to.
         #[arg(long)]
         municipality: String,
+        /// The municipality's name, printed in report.html (e.g. 〇〇市).
+        #[arg(long)]
+        municipality_name: Option<String>,
         /// Record type the scenarios push (the token must be allowed to push it).
         #[arg(long, default_value = "school-attendance")]
         record_type: String,
@@ -97,6 +100,23 @@ fn finish(run: &Run, out: &std::path::Path) -> ExitCode {
             test.issues.len()
         );
     }
+    // Why tests were left unverified or failed to run, each reason once with its tests.
+    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+    for test in run.tests.iter().filter(|t| {
+        matches!(
+            t.status,
+            conformance::Status::Incomplete | conformance::Status::Error
+        )
+    }) {
+        let reason = test.reason.as_deref().unwrap_or("no reason given");
+        match reasons.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, ids)) => ids.push(&test.id),
+            None => reasons.push((reason, vec![&test.id])),
+        }
+    }
+    for (reason, ids) in reasons {
+        println!("{}: {reason}", ids.join(", "));
+    }
     println!(
         "verdict: {} — reports in {}",
         serde_json::to_value(run.verdict)
@@ -135,6 +155,7 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
             token_env,
             reader_token_env,
             municipality,
+            municipality_name,
             record_type,
             capabilities,
             schema_version,
@@ -168,6 +189,7 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
                 token,
                 reader_token,
                 municipality,
+                municipality_name,
                 record_type,
             };
             let run = server::run(&target, &capabilities, inputs, version);

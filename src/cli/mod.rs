@@ -206,7 +206,12 @@ enum Command {
         db: DbArgs,
     },
     /// Print the OpenAPI document (the committed openapi/openapi.json is this output).
-    Openapi,
+    Openapi {
+        /// Print instead the openapi-python-client configuration that gives generated classes
+        /// ASCII names (the committed openapi/python-client.json).
+        #[arg(long)]
+        python_client_config: bool,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -260,6 +265,9 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,actix_server=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: a log written to a file or a journal
+        // keeps no escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -405,8 +413,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Screening { command, db } => screening::run(command, &db.open()?),
         Command::Transfer { command, db } => transfer::transfer(command, &db.open()?),
         Command::Conformance { .. } => unreachable!("handled in main for its exit codes"),
-        Command::Openapi => {
-            print!("{}", api::openapi::document_text(&Standard::load()));
+        Command::Openapi {
+            python_client_config,
+        } => {
+            let standard = Standard::load();
+            if python_client_config {
+                print!("{}", api::openapi::python_client_config_text(&standard));
+            } else {
+                print!("{}", api::openapi::document_text(&standard));
+            }
             Ok(())
         }
         Command::Audit { command, db } => audit::audit(command, &db.open()?),

@@ -13,7 +13,8 @@ pub mod vectors;
 use serde::{Deserialize, Serialize};
 
 /// Version of the suite (requirements, vectors and scenarios); bumped when any of them changes.
-/// 1.1.0: a batch over its record limit is 422 (KDL-API-014); packages carry objections.
+/// 1.1.0: a batch over its record limit is 422 (KDL-API-014); packages carry objections;
+/// body and line limits (KDL-API-020, 021); conditional updates (KDL-API-022).
 pub const SUITE_VERSION: &str = "1.1.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -173,6 +174,9 @@ pub struct Run {
     /// The server a server run checked (base URL, municipality, record type).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The same, item by item (server runs), for the printed report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerTarget>,
     /// Every input file (files checked; a server run's capabilities file), with its SHA-256.
     pub inputs: Vec<Input>,
     /// Features the supplier declared (capabilities file).
@@ -191,6 +195,7 @@ impl Run {
             schema_version: schema_version.into(),
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             target: None,
+            server: None,
             inputs: Vec::new(),
             declared_features,
             verdict: Verdict::Incomplete,
@@ -217,6 +222,18 @@ impl Run {
     }
 }
 
+/// The server a server run checked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerTarget {
+    pub base_url: String,
+    /// 全国地方公共団体コード (6 digits) the tokens belong to.
+    pub municipality: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub municipality_name: Option<String>,
+    /// Record type the scenarios push.
+    pub record_type: String,
+}
+
 /// Capabilities a supplier declares for optional (SHOULD/MAY) features; tests of undeclared
 /// features are not applicable.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -227,6 +244,14 @@ pub struct Capabilities {
     /// Most records the server accepts in one JSON batch (for the limit scenario).
     #[serde(default)]
     pub max_batch_records: Option<usize>,
+    /// Largest request body in bytes the server accepts (for the body-size scenario; 32 MiB
+    /// if absent).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Longest NDJSON line in bytes the server accepts (for the line-length scenario; 1 MiB
+    /// if absent).
+    #[serde(default)]
+    pub max_line_bytes: Option<usize>,
 }
 
 impl Capabilities {

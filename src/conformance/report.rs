@@ -158,6 +158,21 @@ td.id code { white-space: nowrap; word-break: normal; }
   tr { page-break-inside: avoid; } h2 { page-break-after: avoid; } }
 ";
 
+/// The run's start as a Japanese date in Japan time, with the UTC instant it was recorded as.
+fn run_date(started_at: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(started_at) {
+        Ok(at) => {
+            let jst = at.with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("JST"));
+            format!(
+                "{}（日本時間） <span class=\"en\">{}</span>",
+                jst.format("%Y年%-m月%-d日 %H:%M"),
+                escape(started_at)
+            )
+        }
+        Err(_) => escape(started_at),
+    }
+}
+
 pub fn html(run: &Run) -> String {
     let (banner_ja, banner_en) = match run.verdict {
         Verdict::Conformant => ("適合", "Conformant"),
@@ -181,21 +196,44 @@ pub fn html(run: &Run) -> String {
         banner_ja, banner_en
     );
     let count = |s: Status| run.tests.iter().filter(|t| t.status == s).count();
+    page.push_str("<h2>概要 <span class=\"en\">Summary</span></h2>\n<table id=\"summary\">\n");
+    if let Some(server) = &run.server {
+        let name = server
+            .municipality_name
+            .as_deref()
+            .map(|n| format!("{} ", escape(n)))
+            .unwrap_or_default();
+        let _ = write!(
+            page,
+            "<tr><th>試験対象サーバー Server under test</th><td id=\"target-server\"><code>{}</code></td></tr>\n\
+             <tr><th>自治体 Municipality</th><td id=\"target-municipality\">{name}（全国地方公共団体コード <code>{}</code>）</td></tr>\n\
+             <tr><th>送信したレコード種別 Record type pushed</th><td><code>{}</code></td></tr>\n",
+            escape(&server.base_url),
+            escape(&server.municipality),
+            escape(&server.record_type),
+        );
+    } else if let Some(target) = &run.target {
+        let _ = writeln!(
+            page,
+            "<tr><th>試験対象 Target</th><td id=\"target-server\">{}</td></tr>",
+            escape(target)
+        );
+    }
     let _ = write!(
         page,
-        "<h2>概要 <span class=\"en\">Summary</span></h2>\n<table>\n\
+        "<tr><th>実施日 Date</th><td id=\"run-date\">{}</td></tr>\n\
          <tr><th>試験群 Suite</th><td>{}</td></tr>\n\
+         <tr><th>試験スイートのバージョン Suite version</th><td id=\"suite-version\">{}</td></tr>\n\
+         <tr><th>ツール Tool</th><td id=\"tool-version\">{} {}</td></tr>\n\
          <tr><th>スキーマバージョン Schema version</th><td>{}</td></tr>\n\
-         <tr><th>ツール Tool</th><td>{} {} (suite {})</td></tr>\n\
-         <tr><th>実施日時 Run at</th><td>{}</td></tr>\n\
          <tr><th>申告機能 Declared features</th><td>{}</td></tr>\n\
          <tr><th>結果 Results</th><td>合格 pass {} ・ 不合格 fail {} ・ 未検証 incomplete {} ・ 対象外 not applicable {} ・ エラー error {}</td></tr>\n</table>\n",
+        run_date(&run.started_at),
         escape(&run.suite),
-        escape(&run.schema_version),
+        escape(&run.suite_version),
         escape(&run.tool),
         escape(&run.tool_version),
-        escape(&run.suite_version),
-        escape(&run.started_at),
+        escape(&run.schema_version),
         escape(&run.declared_features.join(", ")),
         count(Status::Pass),
         count(Status::Fail),

@@ -99,6 +99,8 @@ const ANNOTATIONS: &[&str] = &[
     "$comment",
     "title",
     "description",
+    "x-description-en",
+    "x-format-ja",
     "x-basic-item",
     "x-enum-labels",
     "x-current",

@@ -403,3 +403,18 @@ both_backends!(
     idempotency_key_concurrent_retries,
     concurrent_pushes_of_one_batch_create_each_record_once,
 );
+
+/// `?record_type=` is typed (the OpenAPI enum of record types): an unknown one is refused
+/// whatever the body, not only for CSV.
+#[test]
+fn an_unknown_record_type_in_the_query_is_refused_for_any_body() {
+    let hub = Hub::start(Backend::Sqlite);
+    let town = hub.town(TOWN);
+    let records = [record("school-attendance", "rt-1", "C001")];
+    for query in ["?record_type=bogus", "?record_type=", "?record_type=null"] {
+        hub.push_json_query(&town, query, &records)
+            .problem(400, "record_type_unknown");
+    }
+    let stored = hub.push_json_query(&town, "?record_type=school-attendance", &records);
+    assert_eq!(stored.status, 200, "{}", stored.text());
+}

@@ -183,3 +183,17 @@ fn server_log_holds_no_personal_data_or_tokens(backend: Backend) {
 }
 
 both_backends!(server_log_holds_no_personal_data_or_tokens);
+
+/// A log written to a file (not a terminal) holds no ANSI colour codes.
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let hub = Hub::start(Backend::Sqlite);
+    let town = hub.town(common::TOWN);
+    hub.get(
+        &format!("/v1/municipalities/{}/changes", town.code),
+        Some(&town.token),
+    );
+    let log = hub.server_log();
+    assert!(!log.is_empty());
+    assert!(!log.contains('\u{1b}'), "escape codes in the log: {log:?}");
+}

@@ -32,3 +32,16 @@ mod tls;
 mod transfer_props;
 mod transfers;
 mod validation;
+
+/// CI runs the PostgreSQL half of the suite: `.ci/run` sets `KODOMO_REQUIRE_PG=1` with the
+/// database, so a CI that lost its database fails here, loudly, instead of passing with the
+/// PostgreSQL tests ignored.
+#[test]
+fn postgresql_tests_run_where_they_are_required() {
+    if std::env::var("KODOMO_REQUIRE_PG").is_ok_and(|v| v == "1") {
+        assert!(
+            common::pg_url().is_some() && !cfg!(kodomo_no_pg),
+            "KODOMO_REQUIRE_PG=1 but KODOMO_TEST_PG_URL is not set (or was not when the tests were built): the PostgreSQL tests would not run"
+        );
+    }
+}
