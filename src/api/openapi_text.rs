@@ -37,6 +37,7 @@ pub fn tag_name(name: &str) -> Option<&'static str> {
         "indicators" => "成果指標 Indicators",
         "schemas" => "スキーマ Schemas",
         "operations" => "運用 Operations",
+        "screening" => "判定・抽出 Screening",
         _ => return None,
     })
 }
@@ -60,6 +61,9 @@ pub fn tag(name: &str) -> Option<&'static str> {
         }
         "schemas" => "標準のスキーマ — The standard itself",
         "operations" => "死活・稼働準備・メトリクス — Health, readiness and metrics",
+        "screening" => {
+            "判定・抽出：町が定めるルールで判定会議の一覧を作り、判断は人が行う — Screening worklists: town-defined rules, decided by people"
+        }
         _ => return None,
     })
 }
@@ -67,6 +71,105 @@ pub fn tag(name: &str) -> Option<&'static str> {
 /// Japanese for the English descriptions of parameters and answers.
 pub fn ja(en: &str) -> Option<&'static str> {
     Some(match en {
+        // Screening worklists and conditional updates.
+        "The default rule-set document" => "既定のルールセット文書",
+        "min_items outside 1–19" => "min_items が 1〜19 の範囲外です",
+        "Staff member defining the rule set" => "ルールセットを定める職員",
+        "Stored as the next version" => "次の版として保存しました",
+        "Not JSON, or no X-Actor" => "JSON ではない、または `X-Actor` がありません",
+        "Not a caseworker of the town" => "その自治体のケースワーカーではありません",
+        "Invalid rule set: every problem with its pointer (unknown item, negative cap …)" => {
+            "ルールセットが正しくありません：問題ごとにポインタ付き（未知の項目、負の上限 …）"
+        }
+        "Versions and adoptions" => "版と採用の履歴",
+        "Version number" => "版の番号",
+        "The version" => "その版",
+        "No such version, or not a caseworker of the town" => {
+            "そのような版がない、またはその自治体のケースワーカーではありません"
+        }
+        "Staff member adopting the version" => "版を採用する職員",
+        "Adopted" => "採用しました",
+        "No X-Actor" => "`X-Actor` がありません",
+        "Counts" => "件数",
+        "Bad date" => "日付が正しくありません",
+        "The run (counts over what the caller may see)" => {
+            "判定の実行（呼び出し元に見える範囲の件数）"
+        }
+        "Missing purpose or actor, bad date" => {
+            "`X-Purpose` または `X-Actor` がない、または日付が正しくありません"
+        }
+        "No rule set adopted" => "ルールセットが採用されていません",
+        "Runs, newest first" => "実行の一覧（新しい順）",
+        "Run id" => "実行の番号",
+        "The worklist" => "判定会議用の一覧",
+        "No such run, or not a caseworker of the town" => {
+            "そのような実行がない、またはその自治体のケースワーカーではありません"
+        }
+        "The entry" => "一覧の項目",
+        "No such entry, or not visible to the caller" => {
+            "そのような項目がない、または呼び出し元からは見えません"
+        }
+        "Staff member recording the decision" => "判定を記録する職員",
+        "The run is closed" => "その実行は締め切られています",
+        "Invalid decision, with pointers" => "判定が正しくありません（ポインタ付き）",
+        "Staff member closing the run" => "実行を締め切る職員",
+        "Closed" => "締め切りました",
+        "Bad body, or no X-Actor" => "本文が正しくない、または `X-Actor` がありません",
+        "Already closed, or undecided entries and no reason" => {
+            "すでに締め切られている、または未判定の項目があり理由がありません"
+        }
+        "Staff member at the school" => "学校の職員",
+        "Shared decisions" => "共有された判定",
+        "Not a school of the town" => "その自治体の学校ではありません",
+        "The source's own record id; must equal the record's `source_record_id`" => {
+            "連携元の記録ID。記録の `source_record_id` と同じであること"
+        }
+        "Store only if the record's current entity tag is one of these (or, for `*`, if it exists and is not retracted)" => {
+            "記録の現在のエンティティタグがこのいずれかのときだけ保存します（`*` は、記録があり取り消されていないとき）"
+        }
+        "`*`: store only if there is no live record under this id (create only)" => {
+            "`*`：このIDの有効な記録がないときだけ保存します（新規作成のみ）"
+        }
+        "One record (`#/components/schemas/Record`)." => {
+            "記録1件（`#/components/schemas/Record`）。"
+        }
+        "Updated or unchanged; `ETag` names the stored version" => {
+            "更新または変更なし。`ETag` は保存された版"
+        }
+        "Created; `ETag` names the stored version" => "作成しました。`ETag` は保存された版",
+        "A malformed If-Match or If-None-Match (`precondition_invalid`)" => {
+            "If-Match または If-None-Match の形式が正しくありません（`precondition_invalid`）"
+        }
+        "The record is not as the condition expects (`precondition_failed`, with `current` (`version`, `etag`)); nothing was written" => {
+            "記録が条件と一致しません（`precondition_failed`、現在の版を `current`（`version`・`etag`）で示します）。何も書き込んでいません"
+        }
+        "Unsupported Content-Type (only application/json)" => {
+            "Content-Type に対応していません（application/json のみ）"
+        }
+        "The record is invalid, or its `source_record_id` is not the one in the URL (`record_rejected`, with pointers); nothing was written" => {
+            "記録が正しくない、または `source_record_id` が URL のものと異なります（`record_rejected`、ポインタ付き）。何も書き込んでいません"
+        }
+        "Retract only if the record's current entity tag is one of these (or, for `*`, if it is not retracted)" => {
+            "記録の現在のエンティティタグがこのいずれかのときだけ取り消します（`*` は、取り消されていないとき）"
+        }
+        "Retracted (again, harmlessly, if it already was); `ETag` names the tombstone" => {
+            "取り消しました（取消し済みでも害はありません）。`ETag` は取消しの版"
+        }
+        "A malformed If-Match, or an If-None-Match (`precondition_invalid`)" => {
+            "If-Match の形式が正しくない、または If-None-Match が付いています（`precondition_invalid`）"
+        }
+        "The record is not as If-Match expects (`precondition_failed`, with `current` (`version`, `etag`)); nothing was written" => {
+            "記録が If-Match と一致しません（`precondition_failed`、現在の版を `current`（`version`・`etag`）で示します）。何も書き込んでいません"
+        }
+        "Every version, oldest first; when they are all one source's, `ETag` names the current one" => {
+            "すべての版（古い順）。すべて一つの連携元のものなら、`ETag` が現在の版を示します"
+        }
+        "Minimum count of applicable basic items (default 2)." => {
+            "該当する基本項目の最小数（既定 2）。"
+        }
+        "The date the worklist is computed as of (YYYY-MM-DD; default today in Japan)." => {
+            "一覧を計算する基準日（YYYY-MM-DD。既定は日本の今日）。"
+        }
         // Answers every operation shares.
         "The hub could not complete the request (`internal`)" => {
             "ハブ内部の障害で要求を完了できませんでした（`internal`）"

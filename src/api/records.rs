@@ -560,6 +560,10 @@ fn with_etag(mut response: HttpResponse, version: i32) -> HttpResponse {
     response
 }
 
+/// 記録1件の作成・置換 — Put one record
+///
+/// 自分のIDで指定した記録1件を作成または置き換えます（送信の1件版で、条件付きにできます）。`If-Match` に読み取り（または直前の書込み）の `ETag` を付けると、その後だれも変えていないときだけ保存し、そうでなければ現在の版を示す 412 `precondition_failed` を返して何も書き込みません。`If-None-Match: *` は新規作成のみです。
+///
 /// Create or replace one record, addressed by its own id: the single-record form of a push,
 /// which can be made conditional. `If-Match` with the `ETag` of a read (or of the last write)
 /// stores the record only if no one changed it since — otherwise 412 `precondition_failed`

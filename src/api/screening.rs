@@ -127,6 +127,10 @@ pub struct DefaultQuery {
     pub min_items: Option<u32>,
 }
 
+/// 既定のルールセット — Default rule set
+///
+/// 該当ルールから導いた既定のルールセット：該当する基本項目1つにつき1点で、`min_items` 個以上の子どもを抽出します。個人データは含みません。
+///
 /// The default rule set, derived from the applicability rules: one point per applicable basic
 /// item, extracting children with at least `min_items` of them. No personal data.
 #[utoipa::path(
@@ -169,6 +173,10 @@ pub struct RuleSetList {
     pub adoptions: Vec<Adoption>,
 }
 
+/// ルールセットの新しい版の保存 — Store a rule-set version
+///
+/// 自治体のルールセットの新しい版を保存します（schema/v1/screening-rules.json と該当ルールで検証）。採用は別の手順です。
+///
 /// Store a new version of the town's rule set (validated against
 /// schema/v1/screening-rules.json and the applicability rules). Adopting is a separate step.
 #[utoipa::path(
@@ -214,6 +222,10 @@ pub async fn add_rules(
     Ok(json(StatusCode::CREATED, &stored))
 }
 
+/// ルールセットの版の一覧 — List rule-set versions
+///
+/// 自治体のルールセットのすべての版と採用の履歴。
+///
 /// Every version of the town's rule set and the adoption history.
 #[utoipa::path(
     get, path = "/v1/municipalities/{code}/screening-rules", tag = "screening",
@@ -245,6 +257,10 @@ pub async fn list_rules(
     ))
 }
 
+/// ルールセットの版 — Get a rule-set version
+///
+/// 自治体のルールセットの一つの版。
+///
 /// One version of the town's rule set.
 #[utoipa::path(
     get, path = "/v1/municipalities/{code}/screening-rules/{version}", tag = "screening",
@@ -273,6 +289,10 @@ pub async fn show_rules(
     Ok(json(StatusCode::OK, &stored))
 }
 
+/// 版の採用 — Adopt a rule-set version
+///
+/// 版を採用します。以後の実行はこの版を使います。監査され、以前の採用は履歴に残ります。
+///
 /// Adopt a version: runs use it from now on. Audited; earlier adoptions stay in the history.
 #[utoipa::path(
     post, path = "/v1/municipalities/{code}/screening-rules/{version}/adopt", tag = "screening",
@@ -322,6 +342,10 @@ pub struct AsOfQuery {
     pub as_of: Option<String>,
 }
 
+/// 抽出の試算 — Preview a rule-set version
+///
+/// その版で抽出される件数を、年齢区分・基本項目・数値項目ごとに、既に把握済みの件数とともに示します。個人データは含みません。採用前の調整用です。
+///
 /// What a version would extract, as counts per age band, basic item and field, with how many
 /// are already known — no personal data. For tuning before adopting.
 #[utoipa::path(
@@ -380,6 +404,10 @@ pub struct RunList {
     pub runs: Vec<RunSummary>,
 }
 
+/// 判定一覧の作成 — Run a screening worklist
+///
+/// 採用中のルールセットで基準日時点の一覧を計算し、スナップショット（実行者・日時・ルールの版・読み取った変更フィードの位置）として保存します。個人データの読取りです。抽出した子どもごとに監査し、不同意の子どもは判定しません。
+///
 /// Compute the worklist as of a date with the adopted rule set and store it as a snapshot
 /// (who, when, rule version, the change-feed position read). A personal read: every child
 /// extracted is audited; opted-out children are never screened.
@@ -451,6 +479,10 @@ pub async fn create_run(
     Ok(json(StatusCode::CREATED, &summary))
 }
 
+/// 判定の実行一覧 — List screening runs
+///
+/// 自治体の判定の実行（要約。個人データなし）。
+///
 /// The town's runs (summaries; no personal data).
 #[utoipa::path(
     get, path = "/v1/municipalities/{code}/screening-runs", tag = "screening",
@@ -482,6 +514,10 @@ pub async fn list_runs(
     ))
 }
 
+/// 判定会議用の一覧 — Read a worklist
+///
+/// 実行のうち呼び出し元に今見える子どもを点数の高い順に、点数を加えた項目と数値（記録・値・点）と既に把握済みかどうかとともに返します。表示した子どもごとに監査し、不同意の子どもは表示せず、DV等支援措置の子どもは `support-measure-reader` にだけ表示します。
+///
 /// A worklist: the children of a run the caller may see now, highest score first, each with
 /// the items and fields that added points (records, values, points) and whether it is already
 /// known. Every child shown is audited; opted-out children never appear, DV children only for
@@ -528,6 +564,10 @@ pub async fn worklist(
     Ok(json(StatusCode::OK, &view))
 }
 
+/// 一覧の子ども1人 — Read a worklist entry
+///
+/// 一覧の子ども1人と、あれば判定の記録。呼び出し元に見えない子どもは、一覧にない子どもと同じ答えになります。
+///
 /// One child of a worklist with the decision record, if any. A child the caller may not see
 /// answers like one that is not on the list.
 #[utoipa::path(
@@ -612,6 +652,10 @@ pub struct DecisionRecorded {
     pub review_outcome: screening::DecisionClass,
 }
 
+/// 判定会議の判定の記録 — Record a case meeting's decision
+///
+/// 一覧の項目について判定会議の判定を記録（または訂正）します。判定は取込みの経路を通る支援結果（support-outcome）の記録（連携元 `screening:case-meeting`）になり、履歴・変更フィード・監査証跡・成果指標のファネルに反映されます。
+///
 /// Record (or correct) the case meeting's decision on an entry: it becomes a support-outcome
 /// record (source `screening:case-meeting`) through the ingest path, so history, the change
 /// feed, the audit trail and the indicators' funnel follow.
@@ -685,6 +729,10 @@ pub struct CloseRequest {
     pub reason: Option<String>,
 }
 
+/// 実行の締切り — Close a run
+///
+/// 会議が終わった実行を締め切ります。未判定の項目が残るときは理由の記録が必要です。
+///
 /// Close a run once its meeting is over. Entries still undecided need a recorded reason.
 #[utoipa::path(
     post, path = "/v1/municipalities/{code}/screening-runs/{run}/close", tag = "screening",
@@ -745,6 +793,10 @@ pub async fn close(
     Ok(json(StatusCode::OK, &summary))
 }
 
+/// 抽出の偏りの確認 — Fairness counts of a run
+///
+/// 実行について、年齢区分と性別ごとの抽出数と判定対象数（件数のみ、呼び出し元に見える子どもの範囲）。ルールが特定の集団に偏っていないかを自治体や協議会が確認できます。
+///
 /// Extracted against screened children per age band and sex for a run — counts only, over
 /// the children the caller may see — so a town or council can see whether a rule singles
 /// out a group.
@@ -782,6 +834,10 @@ pub async fn fairness(
     Ok(json(StatusCode::OK, &view))
 }
 
+/// 学校への共有 — Decisions shared with a school
+///
+/// 学校のクライアント向け：判定会議がその学校と共有した判定を、その学校の児童生徒についてだけ返します。区分と共有された支援方針のみで、点数・項目・他校の児童生徒は含みません。表示した児童生徒ごとに監査します。
+///
 /// For a school's client: the decisions case meetings shared with its school, for its own
 /// pupils only — the class and the shared plan, never a score, an item or another school's
 /// pupil. Every pupil shown is audited.
