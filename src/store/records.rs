@@ -454,7 +454,7 @@ pub fn retract(
     audit: &AuditEntry,
 ) -> StoreResult<i32> {
     let now = now_rfc3339();
-    write_tx!(conn, |c| {
+    write_tx!(conn, town = municipality, |c| {
         let old = records::table
             .filter(records::municipality_code.eq(municipality))
             .filter(records::source.eq(source))
