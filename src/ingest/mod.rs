@@ -16,7 +16,7 @@ use crate::audit::AuditEntry;
 use crate::schema::{FieldError, Standard};
 use crate::store::records::Expected;
 use crate::store::{DbConn, PreparedRecord, RecordOutcome, StoreError};
-use crate::store::{WriteTx, in_write_transaction};
+use crate::store::{WriteTx, in_town_write_transaction};
 
 /// Where ingest takes its database connection for each transaction.
 pub trait Connections {
@@ -343,7 +343,7 @@ impl Ingestor {
                 Box::new(chunks)
             };
             let outcome = connections.with(|conn| {
-                in_write_transaction(conn, |tx| {
+                in_town_write_transaction(conn, &submission.municipality, |tx| {
                     if let Some((key, expected)) = condition {
                         tx.expect_record(
                             &submission.municipality,
@@ -378,7 +378,7 @@ impl Ingestor {
         }
         for chunk in chunks {
             connections.with(|conn| {
-                in_write_transaction(conn, |tx| {
+                in_town_write_transaction(conn, &submission.municipality, |tx| {
                     apply_chunk(tx, submission, chunk, &mut report, detail, false)
                 })
             })?;

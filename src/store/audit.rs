@@ -148,9 +148,11 @@ macro_rules! impl_audit_writes {
 }
 
 /// Append one entry in its own transaction (for events with no other write: reads, failed
-/// authentication).
+/// authentication), beside the writes of other towns.
 pub fn append(conn: &mut DbConn, entry: &AuditEntry) -> StoreResult<()> {
-    super::tx::in_write_transaction(conn, |tx| tx.append_audit(entry))
+    super::tx::in_town_write_transaction(conn, &entry.municipality_code, |tx| {
+        tx.append_audit(entry)
+    })
 }
 
 /// The hash of the first entry: it names this database (every hub writes one on setup).

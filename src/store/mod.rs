@@ -21,7 +21,10 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use records::{Change, Profile, StoredVersion};
-pub use tx::{Applied, PreparedRecord, RecordOutcome, WriteTx, in_write_transaction};
+pub use tx::{
+    Applied, PreparedRecord, RecordOutcome, WriteTx, in_town_write_transaction,
+    in_write_transaction,
+};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -126,12 +129,18 @@ macro_rules! on_conn {
 }
 
 /// Run `$body` in one write transaction. SQLite takes the write lock up front (`BEGIN
-/// IMMEDIATE`) so concurrent writers wait instead of failing; PostgreSQL takes a transaction
-/// advisory lock so change-feed sequence numbers commit in order (a consumer reading after a
-/// cursor never misses a change that commits later with a smaller number).
+/// IMMEDIATE`) so concurrent writers wait instead of failing; PostgreSQL takes the locks of
+/// [`pg_write_locks`] first. `write_tx!(conn, town = code, |c| …)` is a transaction that writes
+/// to that town only: on PostgreSQL it runs beside the transactions of other towns.
 #[macro_export]
 macro_rules! write_tx {
     ($conn:expr, |$c:ident| $body:expr) => {
+        $crate::write_tx!(@locked $conn, None, |$c| $body)
+    };
+    ($conn:expr, town = $town:expr, |$c:ident| $body:expr) => {
+        $crate::write_tx!(@locked $conn, Some($town), |$c| $body)
+    };
+    (@locked $conn:expr, $town:expr, |$c:ident| $body:expr) => {
         match $conn {
             $crate::store::DbConn::Sqlite(pooled) => {
                 let _keys = $crate::keys::KeysInScope::enter($crate::store::attached_keys(pooled));
@@ -142,12 +151,29 @@ macro_rules! write_tx {
                 let _keys = $crate::keys::KeysInScope::enter($crate::store::attached_keys(pooled));
                 let conn: &mut diesel::PgConnection = &mut *pooled;
                 conn.transaction(|$c| {
-                    diesel::sql_query("SELECT pg_advisory_xact_lock(7401)").execute($c)?;
+                    $crate::store::pg_write_locks($c, $town)?;
                     $body
                 })
             }
         }
     };
+}
+
+/// The locks a PostgreSQL write transaction takes before anything else (held until it ends).
+/// A transaction that writes to one town only takes the hub's write lock shared, then the
+/// town's own lock (the lock of its audit chain): transactions of different towns run side by
+/// side, while those of one town follow each other — so the change-feed numbers a town's
+/// transactions draw (`record_versions.seq`) commit in order, and a consumer reading the
+/// town's feed after a cursor never misses a change that commits later with a smaller number.
+/// Every other write transaction takes the write lock exclusively and runs alone.
+pub fn pg_write_locks(conn: &mut PgConnection, town: Option<&str>) -> QueryResult<()> {
+    let Some(town) = town else {
+        return diesel::sql_query("SELECT pg_advisory_xact_lock(7401)")
+            .execute(conn)
+            .map(|_| ());
+    };
+    diesel::sql_query("SELECT pg_advisory_xact_lock_shared(7401)").execute(conn)?;
+    audit::ChainLock::lock_chain(conn, town)
 }
 
 #[derive(Debug)]

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,7 +20,6 @@ use crate::{on_conn, write_tx};
 
 #[derive(Queryable)]
 struct Existing {
-    id: i64,
     source_record_id: String,
     content_hash: String,
     version: i32,
@@ -96,6 +96,14 @@ impl Expected {
     }
 }
 
+diesel::define_sql_function! {
+    /// The first of its arguments that is not NULL.
+    fn coalesce<T: diesel::sql_types::SqlType + diesel::sql_types::SingleValue>(
+        first: diesel::sql_types::Nullable<T>,
+        second: diesel::sql_types::Nullable<T>,
+    ) -> diesel::sql_types::Nullable<T>;
+}
+
 /// SQLite allows 32,766 bound parameters per statement; stay well below with 13 columns.
 const INSERT_CHUNK: usize = 1000;
 
@@ -115,7 +123,6 @@ macro_rules! upsert_run_body {
                     .filter(records::source.eq(source))
                     .filter(records::source_record_id.eq_any($keys))
                     .select((
-                        records::id,
                         records::source_record_id,
                         records::content_hash,
                         records::version,
@@ -134,29 +141,35 @@ macro_rules! upsert_run_body {
             .iter()
             .filter(|r| !existing.contains_key(&r.source_record_id))
             .collect();
+        // Each statement below writes a chunk of rows; the column values of a row are the same
+        // whether it is inserted or replaces the row held.
+        macro_rules! record_rows {
+            ($chunk:expr) => {
+                $chunk
+                    .iter()
+                    .map(|r| {
+                        (
+                            records::municipality_code.eq(municipality),
+                            records::source.eq(source),
+                            records::source_record_id.eq(&r.source_record_id),
+                            records::record_type.eq(&r.record_type),
+                            records::schema_version.eq(&r.schema_version),
+                            records::subject_resident_no.eq(r.subject_resident_no.as_deref()),
+                            records::effective_date.eq(&r.effective_date),
+                            records::data.eq(&r.data),
+                            records::content_hash.eq(&r.content_hash),
+                            records::version.eq(1),
+                            records::retracted.eq(false),
+                            records::updated_at.eq(now),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+        }
         let mut created: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
         for chunk in fresh.chunks(INSERT_CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|r| {
-                    (
-                        records::municipality_code.eq(municipality),
-                        records::source.eq(source),
-                        records::source_record_id.eq(&r.source_record_id),
-                        records::record_type.eq(&r.record_type),
-                        records::schema_version.eq(&r.schema_version),
-                        records::subject_resident_no.eq(r.subject_resident_no.as_deref()),
-                        records::effective_date.eq(&r.effective_date),
-                        records::data.eq(&r.data),
-                        records::content_hash.eq(&r.content_hash),
-                        records::version.eq(1),
-                        records::retracted.eq(false),
-                        records::updated_at.eq(now),
-                    )
-                })
-                .collect();
             let inserted: Vec<(i64, String)> = diesel::insert_into(records::table)
-                .values(rows)
+                .values(record_rows!(chunk))
                 .on_conflict((
                     records::municipality_code,
                     records::source,
@@ -177,43 +190,65 @@ macro_rules! upsert_run_body {
         if !raced.is_empty() {
             load_existing!(&raced);
         }
+        // Rows held whose content differs or that were retracted become their next version:
+        // one statement per chunk (an upsert of rows known to exist, so each one updates).
+        let changed: Vec<&PreparedRecord> = run
+            .iter()
+            .filter(|r| {
+                !created.contains_key(&r.source_record_id)
+                    && existing
+                        .get(&r.source_record_id)
+                        .is_some_and(|old| old.content_hash != r.content_hash || old.retracted)
+            })
+            .collect();
+        let mut updated: HashMap<String, (i64, i32)> = HashMap::with_capacity(changed.len());
+        for chunk in changed.chunks(INSERT_CHUNK) {
+            let rows: Vec<(i64, String, i32)> = diesel::insert_into(records::table)
+                .values(record_rows!(chunk))
+                .on_conflict((
+                    records::municipality_code,
+                    records::source,
+                    records::source_record_id,
+                ))
+                .do_update()
+                .set((
+                    records::record_type.eq(excluded(records::record_type)),
+                    records::schema_version.eq(excluded(records::schema_version)),
+                    records::subject_resident_no.eq(excluded(records::subject_resident_no)),
+                    records::effective_date.eq(excluded(records::effective_date)),
+                    records::data.eq(excluded(records::data)),
+                    records::content_hash.eq(excluded(records::content_hash)),
+                    records::version.eq(records::version + 1),
+                    records::retracted.eq(false),
+                    records::updated_at.eq(excluded(records::updated_at)),
+                ))
+                .returning((records::id, records::source_record_id, records::version))
+                .get_results($c)?;
+            updated.extend(
+                rows.into_iter()
+                    .map(|(id, key, version)| (key, (id, version))),
+            );
+        }
         let mut applied = Vec::with_capacity(run.len());
         let mut versions = Vec::new();
         let mut subject_changes = Vec::new();
         let mut to_resolve: Vec<(i64, String, Value)> = Vec::new();
         for record in run {
-            let (id, outcome, version) = if let Some(&id) = created.get(&record.source_record_id) {
+            let key = &record.source_record_id;
+            let (id, outcome, version) = if let Some(&id) = created.get(key) {
                 (id, RecordOutcome::Created, 1)
+            } else if let Some(&(id, version)) = updated.get(key) {
+                (id, RecordOutcome::Updated, version)
             } else {
-                let old = existing
-                    .get(&record.source_record_id)
-                    .ok_or(StoreError::Conflict(format!(
-                        "record {} vanished during upsert",
-                        record.source_record_id
-                    )))?;
-                if old.content_hash == record.content_hash && !old.retracted {
-                    applied.push(Applied {
-                        index: record.index,
-                        outcome: RecordOutcome::Unchanged,
-                        version: old.version,
-                    });
-                    continue;
-                }
-                let version = old.version + 1;
-                diesel::update(records::table.find(old.id))
-                    .set((
-                        records::record_type.eq(&record.record_type),
-                        records::schema_version.eq(&record.schema_version),
-                        records::subject_resident_no.eq(record.subject_resident_no.as_deref()),
-                        records::effective_date.eq(&record.effective_date),
-                        records::data.eq(&record.data),
-                        records::content_hash.eq(&record.content_hash),
-                        records::version.eq(version),
-                        records::retracted.eq(false),
-                        records::updated_at.eq(now),
-                    ))
-                    .execute($c)?;
-                (old.id, RecordOutcome::Updated, version)
+                let old = existing.get(key).ok_or(StoreError::Conflict(format!(
+                    "record {key} vanished during upsert"
+                )))?;
+                applied.push(Applied {
+                    index: record.index,
+                    outcome: RecordOutcome::Unchanged,
+                    version: old.version,
+                });
+                continue;
             };
             versions.push((
                 record_versions::municipality_code.eq(municipality),
@@ -246,15 +281,47 @@ macro_rules! upsert_run_body {
                 .execute($c)?;
         }
         let mut new_birth_dates = std::collections::BTreeSet::new();
+        // One row per person, upserted per chunk; a person's later record in the run is applied
+        // over the earlier one, as if sent later.
+        let mut subject_rows: Vec<SubjectRow> = Vec::with_capacity(subject_changes.len());
+        let mut position: HashMap<String, usize> = HashMap::with_capacity(subject_changes.len());
         for record in subject_changes {
             let row = subject_row(municipality, record, now)?;
+            new_birth_dates.extend(row.birth_date.clone());
+            match position.get(&row.resident_no) {
+                Some(&at) => subject_rows[at].overlay(row),
+                None => {
+                    position.insert(row.resident_no.clone(), subject_rows.len());
+                    subject_rows.push(row);
+                }
+            }
+        }
+        for chunk in subject_rows.chunks(INSERT_CHUNK) {
+            // A field the new record leaves out keeps the value held (as a per-row
+            // `AsChangeset` update skips `None`).
             diesel::insert_into(subjects::table)
-                .values(&row)
+                .values(chunk)
                 .on_conflict((subjects::municipality_code, subjects::resident_no))
                 .do_update()
-                .set(&row)
+                .set((
+                    subjects::household_no.eq(coalesce(
+                        excluded(subjects::household_no),
+                        subjects::household_no,
+                    )),
+                    subjects::name.eq(coalesce(excluded(subjects::name), subjects::name)),
+                    subjects::name_kana
+                        .eq(coalesce(excluded(subjects::name_kana), subjects::name_kana)),
+                    subjects::birth_date.eq(coalesce(
+                        excluded(subjects::birth_date),
+                        subjects::birth_date,
+                    )),
+                    subjects::sex.eq(coalesce(excluded(subjects::sex), subjects::sex)),
+                    subjects::role.eq(coalesce(excluded(subjects::role), subjects::role)),
+                    subjects::support_measure.eq(excluded(subjects::support_measure)),
+                    subjects::data.eq(excluded(subjects::data)),
+                    subjects::updated_at.eq(excluded(subjects::updated_at)),
+                ))
                 .execute($c)?;
-            new_birth_dates.extend(row.birth_date.clone());
         }
         IdentityTx::resolve_records($c, municipality, &to_resolve)?;
         IdentityTx::retry_pending($c, municipality, &new_birth_dates)?;
@@ -320,8 +387,8 @@ macro_rules! impl_record_writes {
 impl_record_writes!(diesel::SqliteConnection);
 impl_record_writes!(diesel::PgConnection);
 
-#[derive(Insertable, AsChangeset)]
-#[diesel(table_name = subjects)]
+#[derive(Insertable)]
+#[diesel(table_name = subjects, treat_none_as_default_value = false)]
 struct SubjectRow {
     municipality_code: String,
     resident_no: String,
@@ -334,6 +401,21 @@ struct SubjectRow {
     support_measure: bool,
     data: String,
     updated_at: String,
+}
+
+impl SubjectRow {
+    /// Apply a later row of the same person: its fields win, those it leaves out stay.
+    fn overlay(&mut self, later: SubjectRow) {
+        self.household_no = later.household_no.or(self.household_no.take());
+        self.name = later.name.or(self.name.take());
+        self.name_kana = later.name_kana.or(self.name_kana.take());
+        self.birth_date = later.birth_date.or(self.birth_date.take());
+        self.sex = later.sex.or(self.sex);
+        self.role = later.role.or(self.role.take());
+        self.support_measure = later.support_measure;
+        self.data = later.data;
+        self.updated_at = later.updated_at;
+    }
 }
 
 fn subject_row(municipality: &str, record: &PreparedRecord, now: &str) -> StoreResult<SubjectRow> {
@@ -372,7 +454,7 @@ pub fn retract(
     audit: &AuditEntry,
 ) -> StoreResult<i32> {
     let now = now_rfc3339();
-    write_tx!(conn, |c| {
+    write_tx!(conn, town = municipality, |c| {
         let old = records::table
             .filter(records::municipality_code.eq(municipality))
             .filter(records::source.eq(source))

@@ -7,7 +7,7 @@ use sha2::Digest;
 
 use super::audit::AuditWrites;
 use super::records::{Expected, RecordWrites};
-use super::{DbConn, StoreResult};
+use super::{DbConn, StoreError, StoreResult};
 use crate::audit::AuditEntry;
 use crate::write_tx;
 
@@ -125,4 +125,69 @@ pub fn in_write_transaction<T>(
     work: impl FnOnce(&mut dyn WriteTx) -> StoreResult<T>,
 ) -> StoreResult<T> {
     write_tx!(conn, |c| work(c))
+}
+
+/// `in_write_transaction` for work that writes to `town` only (its records, change feed and
+/// audit chain): on PostgreSQL it runs beside the transactions of other towns (see
+/// `store::pg_write_locks`). A write to another town inside it is refused.
+pub fn in_town_write_transaction<T>(
+    conn: &mut DbConn,
+    town: &str,
+    work: impl FnOnce(&mut dyn WriteTx) -> StoreResult<T>,
+) -> StoreResult<T> {
+    write_tx!(conn, town = town, |c| work(&mut TownTx { tx: c, town }))
+}
+
+/// The write transaction of one town: writes to other towns, whose change feed and audit chain
+/// it holds no lock on, are refused.
+struct TownTx<'a> {
+    tx: &'a mut dyn WriteTx,
+    town: &'a str,
+}
+
+impl TownTx<'_> {
+    fn writes_to(&self, municipality: &str) -> StoreResult<()> {
+        if municipality == self.town {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(format!(
+                "a write transaction of {} cannot write to {municipality}",
+                self.town
+            )))
+        }
+    }
+}
+
+impl WriteTx for TownTx<'_> {
+    fn upsert_in_tx(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        batch: &[PreparedRecord],
+    ) -> StoreResult<Vec<Applied>> {
+        self.writes_to(municipality)?;
+        self.tx.upsert_in_tx(municipality, source, batch)
+    }
+
+    fn expect_record(
+        &mut self,
+        municipality: &str,
+        source: &str,
+        source_record_id: &str,
+        expected: &Expected,
+    ) -> StoreResult<()> {
+        self.tx
+            .expect_record(municipality, source, source_record_id, expected)
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        self.writes_to(&entry.municipality_code)?;
+        self.tx.append_audit(entry)
+    }
+
+    fn key_legacy_audit(&mut self, _key: &crate::keys::AuditKey) -> StoreResult<u64> {
+        Err(StoreError::Invalid(
+            "keying legacy audit entries writes every chain, not one town's".into(),
+        ))
+    }
 }

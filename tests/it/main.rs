@@ -6,6 +6,7 @@ mod common;
 mod access;
 mod audit_chain;
 mod batches;
+mod change_feed;
 mod conditional_updates;
 mod conformance_cli;
 mod conformance_server;
