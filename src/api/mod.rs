@@ -5,6 +5,7 @@ pub mod audit_api;
 pub mod docs;
 pub mod extract;
 pub mod guard;
+mod idempotency;
 pub mod identity;
 pub mod indicators;
 pub mod meta;
