@@ -60,7 +60,9 @@ pub enum Contribution {
         item: u32,
         title: String,
         /// Why it applies, one reason per record or sum (from the applicability rules).
+        #[schema(max_items = 100)]
         reasons: Vec<String>,
+        #[schema(max_items = 10000)]
         records: Vec<RecordRef>,
         points: f64,
     },
@@ -70,6 +72,7 @@ pub enum Contribution {
         field: String,
         /// The largest value (or sum, with `sum_per`) over the records.
         value: f64,
+        #[schema(max_items = 10000)]
         records: Vec<RecordRef>,
         points: f64,
     },

@@ -160,13 +160,17 @@ pub struct RuleSetDocument {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub items: Vec<ItemWeight>,
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub fields: Vec<FieldWeight>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_cap: Option<f64>,
+    #[schema(max_items = 18)]
     pub age_bands: Vec<AgeBand>,
     #[serde(default)]
+    #[schema(max_items = 4)]
     pub exclude_known: Vec<KnownReason>,
 }
 

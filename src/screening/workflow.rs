@@ -74,8 +74,11 @@ pub struct PreviewView {
     pub as_of: String,
     /// Every screened child, and those extracted.
     pub total: BandCounts,
+    #[schema(max_items = 18)]
     pub bands: Vec<BandCounts>,
+    #[schema(max_items = 64)]
     pub items: Vec<ItemCounts>,
+    #[schema(max_items = 64)]
     pub fields: Vec<FieldCounts>,
 }
 
@@ -345,8 +348,10 @@ pub struct EntryView {
     /// Orders the list for the meeting; never a judgement and never shown outside it.
     pub score: f64,
     pub already_known: bool,
+    #[schema(max_items = 4)]
     pub known: Vec<KnownReason>,
     /// The items and fields that added points, with their records, values and points.
+    #[schema(max_items = 128)]
     pub contributions: Vec<Contribution>,
     pub school_code: Option<String>,
     pub decision: Option<DecisionView>,
@@ -358,6 +363,7 @@ pub struct WorklistView {
     pub run: RunSummary,
     /// The legal caution shown with every list.
     pub caution: String,
+    #[schema(max_items = 1000000)]
     pub entries: Vec<EntryView>,
 }
 
@@ -750,8 +756,11 @@ pub struct FairnessView {
     pub run: i64,
     pub municipality_code: String,
     pub as_of: String,
+    #[schema(max_items = 18)]
     pub by_age_band: Vec<GroupCounts>,
+    #[schema(max_items = 8)]
     pub by_sex: Vec<GroupCounts>,
+    #[schema(max_items = 144)]
     pub by_age_band_and_sex: Vec<GroupCounts>,
 }
 
@@ -861,6 +870,7 @@ pub struct SharedDecision {
 pub struct SharedList {
     pub municipality_code: String,
     pub school_code: Option<String>,
+    #[schema(max_items = 1000000)]
     pub decisions: Vec<SharedDecision>,
 }
 
