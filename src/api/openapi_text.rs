@@ -256,8 +256,8 @@ pub fn ja(en: &str) -> Option<&'static str> {
             "本文または1行が大きすぎます（`body_too_large`・`line_too_long`。atomic の NDJSON は JSON 本文と同じ上限）"
         }
         "Unsupported Content-Type" => "対応していない Content-Type、または Content-Encoding です",
-        "Atomic batch with an invalid record (nothing stored), more records than one batch may hold (`batch_too_large`, pointer `/records`), an Idempotency-Key reused with another body, or a CSV header naming a column twice" => {
-            "atomic のバッチに無効な記録がある（何も保存しない）、1バッチの上限件数を超える（`batch_too_large`、ポインタ `/records`）、Idempotency-Key を別の本文で再利用した、または CSV の見出しに同じ列が2回ある"
+        "Atomic batch with an invalid record (nothing stored), more records than one batch may hold (`batch_too_large`, pointer `/records`), an Idempotency-Key reused with another body, a CSV header naming a column twice, or a CSV that names no record type (`record_type_required`)" => {
+            "atomic のバッチに無効な記録がある（何も保存しない）、1バッチの上限件数を超える（`batch_too_large`、ポインタ `/records`）、Idempotency-Key を別の本文で再利用した、CSV の見出しに同じ列が2回ある、または CSV がレコード種別を示していない（`record_type_required`）"
         }
         "Rate limited, or this client already pushes as many NDJSON streams as it may (`too_many_streams`); see Retry-After" => {
             "要求が多すぎる、またはこのクライアントが同時に送れる NDJSON ストリームの上限に達しています（`too_many_streams`）。`Retry-After` を参照"

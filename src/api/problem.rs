@@ -243,10 +243,13 @@ impl From<ExchangeError> for Problem {
 impl From<FormatError> for Problem {
     fn from(e: FormatError) -> Problem {
         // A batch over its record limit breaks the documented schema (maxItems), like a
-        // duplicate header: the document is readable but not acceptable. 413 stays for bodies
+        // duplicate header or a CSV that names no record type: the document is readable but
+        // not acceptable. 413 stays for bodies
         // over the byte limit.
         let status = match e.code {
-            "batch_too_large" | "csv_header_duplicate" => StatusCode::UNPROCESSABLE_ENTITY,
+            "batch_too_large" | "csv_header_duplicate" | "record_type_required" => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         Problem::new(status, e.code, e.message).with_errors(e.errors)

@@ -152,7 +152,7 @@ pub(super) async fn read_body(
         (status = 408, description = "The body stopped arriving for longer than the hub waits (`body_timeout`); the report carries the complete records before the pause (none if atomic)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or line too large (an atomic NDJSON stream is bounded like a JSON body)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported Content-Type", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Atomic batch with an invalid record (nothing stored), more records than one batch may hold (`batch_too_large`, pointer `/records`), an Idempotency-Key reused with another body, or a CSV header naming a column twice", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Atomic batch with an invalid record (nothing stored), more records than one batch may hold (`batch_too_large`, pointer `/records`), an Idempotency-Key reused with another body, a CSV header naming a column twice, or a CSV that names no record type (`record_type_required`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited, or this client already pushes as many NDJSON streams as it may (`too_many_streams`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -94,11 +94,15 @@ fn screening_staff(principal: Principal, municipality: &str) -> Result<Principal
     }
 }
 
-/// A positive integer path segment; anything else names nothing.
-fn number<T: std::str::FromStr + PartialOrd + Default>(text: &str) -> Result<T, Problem> {
+/// A positive integer path segment a JSON number can hold exactly (ids and versions are
+/// sequential, so none is larger); anything else names nothing.
+fn number<T: std::str::FromStr + PartialOrd + Default + Into<i64> + Copy>(
+    text: &str,
+) -> Result<T, Problem> {
+    const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
     text.parse::<T>()
         .ok()
-        .filter(|n| *n > T::default())
+        .filter(|n| *n > T::default() && (*n).into() <= MAX_SAFE_INTEGER)
         .ok_or_else(Problem::not_found)
 }
 
@@ -419,7 +423,7 @@ pub struct RunList {
         ("X-Actor" = String, Header, description = "Staff member in the calling system", example = "staff-001"),
         ("X-Legal-Basis" = Option<String>, Header, description = "Overrides the purpose's default legal basis"),
     ),
-    request_body(content = RunRequest, content_type = "application/json"),
+    request_body(content = Option<RunRequest>, content_type = "application/json", example = json!({"as_of": "2025-06-01"})),
     responses(
         (status = 201, description = "The run (counts over what the caller may see)", body = RunSummary),
         (status = 400, description = "Missing purpose or actor, bad date", body = Problem, content_type = PROBLEM),
@@ -444,11 +448,13 @@ pub async fn create_run(
     if !access::runs_screening(&principal, &municipality) {
         return super::refuse_quietly(&state, entry).await;
     }
-    let request: RunRequest = if body.is_empty() {
-        RunRequest { as_of: None }
+    // The body is optional: none, or JSON null, runs as of today.
+    let request: Option<RunRequest> = if body.is_empty() {
+        None
     } else {
         super::parse_json(&body)?
     };
+    let request = request.unwrap_or(RunRequest { as_of: None });
     let as_of = date_param("/as_of", request.as_of.as_deref())?;
     if as_of > rules::today_in_japan() {
         return Err(
@@ -526,7 +532,7 @@ pub async fn list_runs(
     get, path = "/v1/municipalities/{code}/screening-runs/{run}", tag = "screening",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
-        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1),
+        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1, maximum = 9007199254740991.0),
         ("X-Purpose" = String, Header, description = "Declared purpose", example = "screening_review"),
         ("X-Actor" = String, Header, description = "Staff member in the calling system", example = "staff-001"),
         ("X-Legal-Basis" = Option<String>, Header, description = "Overrides the purpose's default legal basis"),
@@ -574,7 +580,7 @@ pub async fn worklist(
     get, path = "/v1/municipalities/{code}/screening-runs/{run}/entries/{resident_no}", tag = "screening",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
-        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1),
+        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1, maximum = 9007199254740991.0),
         ("resident_no" = String, Path, description = "宛名番号", example = "1190160000110"),
         ("X-Purpose" = String, Header, description = "Declared purpose", example = "screening_review"),
         ("X-Actor" = String, Header, description = "Staff member in the calling system", example = "staff-001"),
@@ -634,9 +640,11 @@ pub struct DecisionRequest {
     /// Types of difficulty (support-outcome's code list; at least one — `other` when none fits).
     #[schema(min_items = 1, max_items = 8, max_length = 40)]
     pub difficulty_types: Vec<String>,
-    #[schema(min_length = 1, max_length = 2000)]
+    /// Omit it when there is no plan (null is not a plan).
+    #[schema(min_length = 1, max_length = 2000, nullable = false)]
     pub support_plan: Option<String>,
-    /// Share the class and the plan with the child's school (default false).
+    /// Share the class and the plan with the child's school (default false when omitted).
+    #[schema(nullable = false)]
     pub plan_shared_with_school: Option<bool>,
 }
 
@@ -663,7 +671,7 @@ pub struct DecisionRecorded {
     put, path = "/v1/municipalities/{code}/screening-runs/{run}/entries/{resident_no}/decision", tag = "screening",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
-        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1),
+        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1, maximum = 9007199254740991.0),
         ("resident_no" = String, Path, description = "宛名番号", example = "1190160000110"),
         ("X-Actor" = String, Header, description = "Staff member recording the decision"),
     ),
@@ -738,7 +746,7 @@ pub struct CloseRequest {
     post, path = "/v1/municipalities/{code}/screening-runs/{run}/close", tag = "screening",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
-        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1),
+        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1, maximum = 9007199254740991.0),
         ("X-Actor" = String, Header, description = "Staff member closing the run"),
     ),
     request_body(content = CloseRequest, content_type = "application/json"),
@@ -804,7 +812,7 @@ pub async fn close(
     get, path = "/v1/municipalities/{code}/screening-runs/{run}/fairness", tag = "screening",
     params(
         ("code" = String, Path, description = "Municipality code", example = "119016"),
-        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1),
+        ("run" = i64, Path, description = "Run id", example = 1, minimum = 1, maximum = 9007199254740991.0),
     ),
     responses(
         (status = 200, description = "Counts", body = FairnessView),

@@ -157,7 +157,7 @@ fn csv_batch_problems(backend: Backend) {
                 name,birth_date,sex,role\n\
                 s1,1.0,2024-05-01,C1,H1,山田 花子,2021-04-02,2,child\n";
     hub.post(&path, Some(&town.token), Some("text/csv"), &[], good)
-        .problem(400, "record_type_required");
+        .problem(422, "record_type_required");
     hub.post(
         &format!("{path}?record_type=school-lunch"),
         Some(&town.token),
