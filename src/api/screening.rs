@@ -635,11 +635,22 @@ pub struct DecisionRequest {
     pub review_outcome: screening::DecisionClass,
     #[schema(format = "past-date")]
     pub decided_on: String,
-    #[schema(min_items = 1, max_items = 30, max_length = 100)]
-    pub meeting_participants: Vec<String>,
+    /// Staff ids as in `X-Actor` (the support-outcome schema's rule, repeated for clients).
+    #[schema(
+        min_items = 1,
+        max_items = 30,
+        max_length = 100,
+        pattern = "^[!-~]([ -~]{0,98}[!-~])?$"
+    )]
+    pub meeting_participants: std::collections::BTreeSet<String>,
     /// Types of difficulty (support-outcome's code list; at least one — `other` when none fits).
-    #[schema(min_items = 1, max_items = 8, max_length = 40)]
-    pub difficulty_types: Vec<String>,
+    #[schema(
+        min_items = 1,
+        max_items = 8,
+        max_length = 40,
+        pattern = "^(abuse|poverty|school_refusal|bullying|young_carer|postpartum_depression|developmental_disability|other)$"
+    )]
+    pub difficulty_types: std::collections::BTreeSet<String>,
     /// Omit it when there is no plan (null is not a plan).
     #[schema(min_length = 1, max_length = 2000, nullable = false)]
     pub support_plan: Option<String>,
