@@ -624,6 +624,7 @@ pub async fn entry(
 /// A case meeting's decision on one entry (the four classes of support-outcome's
 /// `review_outcome`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "review_outcome": "preventive_support", "decided_on": "2025-06-10",
     "meeting_participants": ["staff-001", "school-nurse-2"], "difficulty_types": ["poverty"],
