@@ -372,9 +372,9 @@ ol.toc { padding-left: 1.5rem; } ol.toc li { margin: .15rem 0; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; margin: .5rem 0 1rem; }
 th, td { border: 1px solid #ccd3de; padding: .3rem .45rem; vertical-align: top; text-align: left; }
 th { background: #eef2f7; }
-td.name, th.name, td.required, th.required, td.kind, th.kind, td.length, th.length { white-space: nowrap; }
+td.required, th.required, td.kind, th.kind, td.length, th.length { white-space: nowrap; }
 td.characters { min-width: 9rem; } td.codes { min-width: 8rem; } td.description { min-width: 16rem; }
-td.column code { overflow-wrap: normal; }
+td.column code { overflow-wrap: anywhere; }
 .req { font-weight: bold; color: #b3261e; }
 .back { font-size: .85rem; }
 @media (max-width: 760px) {
