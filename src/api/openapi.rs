@@ -70,7 +70,7 @@ impl utoipa::Modify for BearerAuth {
         crate::identity::resolve::Candidate,
         transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,
         transfers::DeclineRequest, crate::transfer::TransferBox, transfers::TransferList,
-        packages::PackageForm, crate::store::packages::Imported,
+        packages::PackageForm, crate::transfer::exchange::Imported,
         crate::store::transfers::Transfer, crate::store::transfers::TransferView,
         crate::store::transfers::TransferChild, crate::transfer::TransferReason,
         crate::transfer::DeclineReason,

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::extract::{Actor, Officer};
 use super::{Problem, State, audit_entry, blocking, json, with_conn};
 use crate::access::TransferUse;
-use crate::store::packages::{self, Importer};
 use crate::store::transfers::Transfer;
+use crate::transfer::exchange::{self as packages, Importer};
 use crate::transfer::package;
 use crate::transfer::workflow;
 
@@ -108,7 +108,7 @@ pub async fn export(
             .body(signed.xml),
         PackageForm::Json => {
             let parsed = package::parse(signed.xml.as_bytes())
-                .map_err(crate::store::packages::ExchangeError::Package)?;
+                .map_err(crate::transfer::exchange::ExchangeError::Package)?;
             response
                 .content_type("application/json")
                 .body(package::to_json(&parsed))

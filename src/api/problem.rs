@@ -8,7 +8,7 @@ use crate::ingest::{FormatError, IngestError, IngestReport};
 use crate::schema::FieldError;
 use crate::schema::validate::MAX_ERRORS_PER_RECORD;
 use crate::store::StoreError;
-use crate::store::packages::{ExchangeError, Imported};
+use crate::transfer::exchange::{ExchangeError, Imported};
 
 pub const PROBLEM_BASE: &str = "https://kodomo-hub.jp/problems/";
 

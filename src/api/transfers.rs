@@ -8,15 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Actor, Officer, PersonalRead, TransferRead};
 use super::{Problem, State, audit_entry, json, with_conn};
-use crate::access::{self, ChildUse, TransferUse};
+use crate::access::TransferUse;
 use crate::auth::Principal;
 use crate::schema::rules;
-use crate::store::StoreError;
-use crate::store::records as store_records;
-use crate::store::transfers::{
-    self as store_transfers, NewTransfer, Placement, Transfer, TransferView,
-};
-use crate::transfer::{DeclineReason, Step, TransferBox, TransferReason, workflow};
+use crate::store::transfers::{self as store_transfers, Transfer, TransferView};
+use crate::transfer::workflow::{self, Acceptance, NewTransfer, Placement};
+use crate::transfer::{DeclineReason, Step, TransferBox, TransferReason};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -213,23 +210,9 @@ pub async fn offer(
     entry.actor = Some(by.clone());
     entry.legal_basis = Some(body.legal_basis.clone());
     let view = with_conn(&state, move |conn, _| {
-        // A child the officer may not see (DV without the role) is refused exactly like a
-        // child that does not exist, before anything is written.
-        let facts = store_records::children_facts(conn, &principal.municipality, &body.children)?;
-        let hidden = body.children.iter().any(|child| {
-            !access::decide(
-                &principal,
-                &principal.municipality,
-                ChildUse::OfferInTransfer,
-                facts.get(child),
-            )
-            .is_allowed()
-        });
-        if hidden {
-            return Err(StoreError::Unprocessable(store_transfers::UNKNOWN_CHILD.into()).into());
-        }
-        let id = store_transfers::create(
+        let id = workflow::offer_as(
             conn,
+            &principal,
             &NewTransfer {
                 origin: &principal.municipality,
                 destination: body.destination.as_deref(),
@@ -331,7 +314,7 @@ pub async fn show(
             .map(|(origin_resident_no, _)| origin_resident_no)
             .collect();
         crate::store::in_write_transaction(conn, |tx| {
-            store_transfers::audit_per_child(tx, &entry, &transfer.municipality_code, &children)
+            workflow::audit_per_child(tx, &entry, &transfer.municipality_code, &children)
         })?;
         let suggest_in = (transfer.municipality_code != principal.municipality)
             .then_some(principal.municipality.as_str());
@@ -386,13 +369,15 @@ pub async fn accept(
                 destination_resident_no: &p.destination_resident_no,
             })
             .collect();
-        store_transfers::accept(
+        workflow::accept(
             conn,
             id,
-            &principal.municipality,
-            &placements,
-            &body.declined_records,
-            &by,
+            &Acceptance {
+                destination: &principal.municipality,
+                placements: &placements,
+                declined_records: &body.declined_records,
+                decided_by: &by,
+            },
             &entry,
         )?;
         store_transfers::view(conn, id, None)?.ok_or_else(Problem::not_found)

@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::audit::AuditEntry;
 use crate::ingest::{Candidate, Ingestor, ResultDetail, Submission, chunked};
 use crate::schema::Standard;
-use crate::store::transfers::{self, NewTransfer, Placement};
 use crate::store::{Store, clients};
 use crate::transfer::TransferReason;
+use crate::transfer::workflow::{self, Acceptance, NewTransfer, Placement};
 
 #[derive(Serialize)]
 pub struct TransferBench {
@@ -101,7 +101,7 @@ pub fn transfer(
         ..AuditEntry::default()
     };
     let started = Instant::now();
-    let id = transfers::create(
+    let id = workflow::offer(
         &mut conn,
         &NewTransfer {
             origin: &origin,
@@ -127,13 +127,15 @@ pub fn transfer(
         })
         .collect();
     let started = Instant::now();
-    transfers::accept(
+    workflow::accept(
         &mut conn,
         id,
-        &destination,
-        &placements,
-        &[],
-        "bench",
+        &Acceptance {
+            destination: &destination,
+            placements: &placements,
+            declined_records: &[],
+            decided_by: "bench",
+        },
         &entry("transfer.accept", &destination),
     )?;
     let accept_ms = started.elapsed().as_secs_f64() * 1000.0;

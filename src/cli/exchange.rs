@@ -8,7 +8,8 @@ use clap::Subcommand;
 use crate::audit::AuditEntry;
 use crate::schema::{Standard, rules};
 use crate::store::Store;
-use crate::store::packages::{self, ExchangeError, Importer};
+use crate::store::packages;
+use crate::transfer::exchange::{self, ExchangeError, Importer};
 use crate::transfer::package;
 
 #[derive(Subcommand)]
@@ -314,7 +315,7 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
             actor,
         } => {
             let audit = entry(&municipality, &actor, "transfer.package.export");
-            let signed = packages::export(&mut conn, id, &municipality, &audit).map_err(explain)?;
+            let signed = exchange::export(&mut conn, id, &municipality, &audit).map_err(explain)?;
             let (name, body) = match format {
                 PackageFormat::Xml => (
                     package::file_name(&signed.package_id, ".xml")?,
@@ -350,7 +351,7 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
             };
             let standard = Standard::load();
             let (imported, replay) =
-                match packages::import(&mut conn, &standard, &bytes, &signature, &importer, &audit)
+                match exchange::import(&mut conn, &standard, &bytes, &signature, &importer, &audit)
                 {
                     Ok(imported) => (imported, false),
                     Err(ExchangeError::AlreadyImported(original)) => (*original, true),
@@ -394,7 +395,7 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
             let signature = read_signature(&signature_path(&receipt, signature))?;
             let audit = entry(&municipality, &actor, "transfer.receipt.import");
             let transfer =
-                packages::import_receipt(&mut conn, &bytes, &signature, &municipality, &audit)
+                exchange::import_receipt(&mut conn, &bytes, &signature, &municipality, &audit)
                     .map_err(explain)?;
             println!("transfer {} {}", transfer.id, transfer.status);
         }

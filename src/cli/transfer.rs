@@ -55,7 +55,7 @@ pub enum TransferCommand {
 }
 
 pub fn transfer(command: TransferCommand, store: &Store) -> anyhow::Result<()> {
-    use crate::store::transfers;
+    use crate::transfer::workflow;
     let mut conn = store.conn()?;
     match command {
         TransferCommand::BetweenHubs(command) => return exchange::exchange(command, store),
@@ -101,9 +101,9 @@ pub fn transfer(command: TransferCommand, store: &Store) -> anyhow::Result<()> {
                 result: "ok".into(),
                 ..Default::default()
             };
-            let id = transfers::create(
+            let id = workflow::offer(
                 &mut conn,
-                &transfers::NewTransfer {
+                &workflow::NewTransfer {
                     origin: &municipality,
                     destination: destination.as_deref(),
                     children: &children,

@@ -22,8 +22,8 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use records::{Change, Profile, StoredVersion};
 pub use tx::{
-    Applied, PreparedRecord, RecordOutcome, WriteTx, in_town_write_transaction,
-    in_write_transaction,
+    Applied, PreparedRecord, RecordOutcome, TransferTx, WriteTx, in_town_write_transaction,
+    in_transfer_transaction, in_write_transaction,
 };
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -1,58 +1,21 @@
 //! Transfers between hubs in the database: this hub's signing key, the trust store of peer
-//! hubs, and signed packages and receipts. A package is imported exactly once (its id is the
-//! primary key); each step is one transaction with its audit entry.
+//! hubs, and the signed packages and receipts `transfer::exchange` records (`PackageWrites`).
+//! A package id is stored once (it is the primary key).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use super::WriteTx;
 use super::tables::{
-    hub_key_history, hub_peers, hub_signing_key, municipalities, opt_outs, peer_keys, peer_towns,
-    subjects, transfer_children, transfer_packages, transfer_records, transfers,
+    hub_key_history, hub_peers, hub_signing_key, municipalities, peer_keys, peer_towns,
+    transfer_children, transfer_packages, transfer_records,
 };
-use super::transfers::Transfer;
-use super::transfers::audit_per_child;
-use super::{DbConn, StoreError, now_rfc3339};
+use super::{DbConn, StoreError, StoreResult, WriteTx, now_rfc3339};
 use crate::audit::AuditEntry;
-use crate::schema::{SUBJECT_TYPE, Standard};
-use crate::transfer::package::{
-    self, Child, DetachedSignature, Header, Objection, Package, PackageError, PackageRecord,
-    Receipt,
-};
 use crate::transfer::trust::PeerKey;
-use crate::transfer::{Step, TransferStatus};
 use crate::{on_conn, write_tx};
-
-/// A package step refused: either the package itself (with code and pointer) or the store.
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    #[error("{0}")]
-    Package(PackageError),
-    /// The package was imported before; nothing was imported again. Carries the original
-    /// receipt.
-    #[error("package {} was already imported", .0.package_id)]
-    AlreadyImported(Box<Imported>),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<PackageError> for ExchangeError {
-    fn from(e: PackageError) -> Self {
-        ExchangeError::Package(e)
-    }
-}
-
-impl From<diesel::result::Error> for ExchangeError {
-    fn from(e: diesel::result::Error) -> Self {
-        ExchangeError::Store(e.into())
-    }
-}
-
-type Result<T> = std::result::Result<T, ExchangeError>;
 
 /// This hub's signing key (kept in its key file; see `keys`).
 pub fn hub_key(conn: &DbConn) -> std::result::Result<SigningKey, StoreError> {
@@ -417,216 +380,11 @@ pub fn own_public_keys(conn: &mut DbConn) -> std::result::Result<Vec<String>, St
     Ok(current.into_iter().chain(retired).collect())
 }
 
-/// A package as it travels: canonical XML and its detached signature.
-#[derive(Debug, Clone)]
-pub struct SignedPackage {
-    pub package_id: String,
-    pub xml: String,
-    pub signature: String,
-}
-
-/// Export an offered transfer to a town of a peer hub as a signed package. The package is
-/// made once and stored; exporting again returns the same bytes.
-pub fn export(
-    conn: &mut DbConn,
-    transfer_id: i64,
-    origin: &str,
-    audit: &AuditEntry,
-) -> Result<SignedPackage> {
-    let key = hub_key(conn)?;
-    let created = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("JST"))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
-    write_tx!(conn, |c| {
-        let transfer = transfers::table
-            .find(transfer_id)
-            .first::<Transfer>(c)
-            .optional()?
-            .filter(|t| t.municipality_code == origin)
-            .ok_or(StoreError::NotFound)?;
-        let existing = transfer_packages::table
-            .filter(transfer_packages::transfer_id.eq(transfer_id))
-            .filter(transfer_packages::direction.eq("outbound"))
-            .select((
-                transfer_packages::package_id,
-                transfer_packages::package_xml,
-                transfer_packages::signature,
-            ))
-            .first::<(String, String, String)>(c)
-            .optional()?;
-        if let Some((package_id, xml, signature)) = existing {
-            return Ok(SignedPackage {
-                package_id,
-                xml,
-                signature,
-            });
-        }
-        let destination = transfer.destination_code.clone().ok_or_else(|| {
-            StoreError::Unprocessable("a held transfer has no destination to send to".into())
-        })?;
-        let peer = peer_towns::table
-            .find(&destination)
-            .select(peer_towns::peer)
-            .first::<String>(c)
-            .optional()?
-            .ok_or_else(|| {
-                StoreError::Unprocessable(format!(
-                    "{destination} is a town of this hub: its officers accept the transfer in their inbox"
-                ))
-            })?;
-        if transfer.status != TransferStatus::Offered {
-            return Err(StoreError::Conflict(format!(
-                "a transfer that is {} cannot be sent",
-                transfer.status
-            ))
-            .into());
-        }
-        let children = transfer_children::table
-            .filter(transfer_children::transfer_id.eq(transfer_id))
-            .order(transfer_children::origin_resident_no)
-            .select(transfer_children::origin_resident_no)
-            .load::<String>(c)?;
-        let frozen = transfer_records::table
-            .filter(transfer_records::transfer_id.eq(transfer_id))
-            .order(transfer_records::record_id)
-            .select((
-                transfer_records::origin_resident_no,
-                transfer_records::source,
-                transfer_records::source_record_id,
-                transfer_records::record_type,
-                transfer_records::data,
-            ))
-            .load::<(String, String, String, String, String)>(c)?;
-        let mut records = Vec::with_capacity(frozen.len());
-        for (origin_resident_no, source, source_record_id, record_type, data) in frozen {
-            let data: Value = serde_json::from_str(&data)
-                .map_err(|e| StoreError::Invalid(format!("frozen record is not JSON: {e}")))?;
-            records.push(PackageRecord {
-                origin_resident_no,
-                source,
-                source_record_id,
-                record_type,
-                data,
-            });
-        }
-        // Objections standing now travel with the package: the destination cannot see this
-        // hub's opt-outs.
-        let mut objections: std::collections::HashMap<String, Objection> = opt_outs::table
-            .filter(opt_outs::municipality_code.eq(origin))
-            .filter(opt_outs::resident_no.eq_any(&children))
-            .select((
-                opt_outs::resident_no,
-                opt_outs::objected_on,
-                opt_outs::legal_note,
-            ))
-            .load::<(String, String, Option<String>)>(c)?
-            .into_iter()
-            .map(|(child, objected_on, legal_note)| {
-                (
-                    child,
-                    Objection {
-                        objected_on,
-                        legal_note,
-                    },
-                )
-            })
-            .collect();
-        let children = children
-            .into_iter()
-            .map(|origin_resident_no| Child {
-                support_measure: records.iter().any(|r| {
-                    r.origin_resident_no == origin_resident_no
-                        && r.record_type == SUBJECT_TYPE
-                        && r.data["support_measure"] == Value::Bool(true)
-                }),
-                objection: objections.remove(&origin_resident_no),
-                origin_resident_no,
-            })
-            .collect();
-        let mut package = Package {
-            header: Header {
-                schema_version: "1".into(),
-                package_id: package::random_id(),
-                conversation_id: package::random_id(),
-                origin: origin.to_string(),
-                destination,
-                created: created.clone(),
-                legal_basis: transfer.legal_basis.clone(),
-                reason: transfer.reason_code.clone(),
-            },
-            manifest: Vec::new(),
-            children: Some(children),
-            records: Some(records),
-        };
-        package.manifest = package::manifest_of(&package);
-        let xml = String::from_utf8(package::to_xml(&package)).expect("the writer emits UTF-8");
-        let signature = package::sign_package(&key, &package).to_string();
-        diesel::insert_into(transfer_packages::table)
-            .values((
-                transfer_packages::package_id.eq(&package.header.package_id),
-                transfer_packages::municipality_code.eq(origin),
-                transfer_packages::direction.eq("outbound"),
-                transfer_packages::transfer_id.eq(transfer_id),
-                transfer_packages::peer.eq(&peer),
-                transfer_packages::package_sha256.eq(hex::encode(Sha256::digest(xml.as_bytes()))),
-                transfer_packages::package_xml.eq(&xml),
-                transfer_packages::signature.eq(&signature),
-                transfer_packages::created_at.eq(now_rfc3339()),
-            ))
-            .execute(c)?;
-        let mut entry = audit.clone();
-        entry.detail = Some(
-            serde_json::json!({"transfer": transfer_id, "package": package.header.package_id, "peer": peer, "destination": transfer.destination_code})
-                .to_string(),
-        );
-        entry.legal_basis = Some(transfer.legal_basis.clone());
-        let children = transfer_children::table
-            .filter(transfer_children::transfer_id.eq(transfer_id))
-            .select(transfer_children::origin_resident_no)
-            .load::<String>(c)?;
-        audit_per_child(c, &entry, origin, &children)?;
-        Ok(SignedPackage {
-            package_id: package.header.package_id,
-            xml,
-            signature,
-        })
-    })
-}
-
-/// The result of importing a package: the inbound transfer and the signed receipt.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Imported {
-    pub package_id: String,
-    /// The transfer in the destination's inbox.
-    pub transfer_id: i64,
-    /// The receipt's canonical XML.
-    pub receipt: String,
-    /// Its detached signature (`ed25519;key=…;sig=…`).
-    pub receipt_signature: String,
-}
-
-/// Who imports a package, and who it escalates to if nobody answers.
-pub struct Importer<'a> {
-    pub municipality: &'a str,
-    pub escalate_to: &'a str,
-    pub deadline_days: i64,
-}
-
-fn refuse(code: &'static str, pointer: &str, message: impl Into<String>) -> ExchangeError {
-    ExchangeError::Package(PackageError::new(code, pointer, message))
-}
-
-/// The trusted peer hub whose key made `signature`, if that key may verify a message created
-/// at `created` (the field `pointer` names).
-fn trusted_peer(
-    conn: &mut DbConn,
-    signature: &DetachedSignature,
-    created: &str,
-    pointer: &str,
-) -> Result<String> {
+/// The trust store's entry for the peer key `public_key`: whose it is and when it may verify.
+pub fn peer_key(conn: &mut DbConn, public_key: &str) -> StoreResult<Option<PeerKey>> {
     let found = on_conn!(conn, |c| peer_keys::table
         .inner_join(hub_peers::table)
-        .filter(peer_keys::public_key.eq(&signature.public_key))
+        .filter(peer_keys::public_key.eq(public_key))
         .select((
             peer_keys::peer,
             peer_keys::valid_from,
@@ -642,317 +400,213 @@ fn trusted_peer(
             Option<String>
         )>(c)
         .optional())?;
-    let Some((peer, valid_from, valid_until, verify_until, removed)) = found else {
-        return Err(refuse(
-            "signer_unknown",
-            "/signature",
-            "signed by a hub that is not in this hub's trust store (admin peer add)",
-        ));
-    };
-    let key = PeerKey {
-        peer,
-        valid_from: read_time(valid_from),
-        valid_until: read_time(valid_until),
-        verify_until: read_time(verify_until),
-        peer_removed: read_time(removed),
-    };
-    key.verifies(created, pointer, Utc::now())?;
-    Ok(key.peer)
+    Ok(found.map(
+        |(peer, valid_from, valid_until, verify_until, removed)| PeerKey {
+            peer,
+            valid_from: read_time(valid_from),
+            valid_until: read_time(valid_until),
+            verify_until: read_time(verify_until),
+            peer_removed: read_time(removed),
+        },
+    ))
 }
 
-/// Verify a package from a peer hub (signature by a trusted peer that serves the origin town,
-/// digests, counts, schema) and import it into the destination's inbox as an offered transfer,
-/// exactly once per package id. Answers the signed receipt.
-pub fn import(
-    conn: &mut DbConn,
-    standard: &Standard,
-    bytes: &[u8],
-    signature: &str,
-    importer: &Importer,
-    audit: &AuditEntry,
-) -> Result<Imported> {
-    let (package, xml) = package::parse_canonical(bytes)?;
-    let signature = DetachedSignature::parse(signature)?;
-    let peer = trusted_peer(conn, &signature, &package.header.created, "/created")?;
-    package::verify_package_signature(&package, &signature)?;
-    package::check_contents(&package, standard)?;
-    let xml = String::from_utf8(xml.into_owned()).expect("checked to be UTF-8 or rendered");
-    let package_sha256 = hex::encode(Sha256::digest(xml.as_bytes()));
-    let key = hub_key(conn)?;
-    let header = &package.header;
-    let now = now_rfc3339();
-    let deadline = (chrono::Utc::now() + chrono::Duration::days(importer.deadline_days))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    write_tx!(conn, |c| {
-        let origin_peer = peer_towns::table
-            .find(&header.origin)
-            .select(peer_towns::peer)
-            .first::<String>(c)
-            .optional()?;
-        if origin_peer.as_deref() != Some(peer.as_str()) {
-            return Err(refuse(
-                "origin_not_served_by_signer",
-                "/origin",
-                format!(
-                    "the signing hub {peer} does not speak for town {}",
-                    header.origin
-                ),
-            ));
+/// A package as it travels: canonical XML and its detached signature.
+#[derive(Debug, Clone)]
+pub struct SignedPackage {
+    pub package_id: String,
+    pub xml: String,
+    pub signature: String,
+}
+
+/// Which way a stored package went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
         }
-        if header.destination != importer.municipality {
-            return Err(refuse(
-                "destination_mismatch",
-                "/destination",
-                format!(
-                    "the package is addressed to {}, not to {}",
-                    header.destination, importer.municipality
-                ),
-            ));
-        }
-        let earlier = transfer_packages::table
-            .find(&header.package_id)
-            .select((
-                transfer_packages::direction,
-                transfer_packages::transfer_id,
-                transfer_packages::package_sha256,
-                transfer_packages::receipt_xml,
-                transfer_packages::receipt_signature,
-            ))
-            .first::<(String, i64, String, Option<String>, Option<String>)>(c)
-            .optional()?;
-        if let Some((direction, transfer_id, sha, receipt, receipt_signature)) = earlier {
-            return Err(
-                match (
-                    direction == "inbound" && sha == package_sha256,
-                    receipt,
-                    receipt_signature,
-                ) {
-                    (true, Some(receipt), Some(receipt_signature)) => {
-                        ExchangeError::AlreadyImported(Box::new(Imported {
-                            package_id: header.package_id.clone(),
+    }
+}
+
+/// A package as this hub keeps it (sent or received), with the receipt once there is one.
+pub struct StoredPackage<'a> {
+    pub package_id: &'a str,
+    pub municipality: &'a str,
+    pub direction: Direction,
+    pub transfer_id: i64,
+    pub peer: &'a str,
+    pub package_sha256: &'a str,
+    pub xml: &'a str,
+    pub signature: &'a str,
+    pub receipt: Option<(&'a str, &'a str)>,
+    pub created_at: &'a str,
+}
+
+/// A package id seen before.
+pub struct KnownPackage {
+    pub direction: Direction,
+    pub municipality: String,
+    pub transfer_id: i64,
+    pub peer: String,
+    pub package_sha256: String,
+    /// The receipt's XML and signature.
+    pub receipt: Option<(String, String)>,
+}
+
+/// The facts of packages that `transfer::exchange` reads and records inside its write
+/// transaction.
+pub trait PackageWrites {
+    /// The package already made of this transfer for another hub.
+    fn outbound_package(&mut self, transfer_id: i64) -> StoreResult<Option<SignedPackage>>;
+    /// The peer hub that serves `town`, if another hub does.
+    fn peer_serving(&mut self, town: &str) -> StoreResult<Option<String>>;
+    fn package(&mut self, package_id: &str) -> StoreResult<Option<KnownPackage>>;
+    fn store_package(&mut self, package: &StoredPackage) -> StoreResult<()>;
+    fn store_receipt(&mut self, package_id: &str, xml: &str, signature: &str) -> StoreResult<()>;
+    /// How many children and records a transfer holds.
+    fn transfer_size(&mut self, transfer_id: i64) -> StoreResult<(u64, u64)>;
+}
+
+fn direction(text: &str) -> StoreResult<Direction> {
+    match text {
+        "outbound" => Ok(Direction::Outbound),
+        "inbound" => Ok(Direction::Inbound),
+        other => Err(StoreError::Invalid(format!(
+            "unknown package direction {other:?}"
+        ))),
+    }
+}
+
+macro_rules! impl_package_writes {
+    ($conn:ty) => {
+        impl PackageWrites for $conn {
+            fn outbound_package(&mut self, transfer_id: i64) -> StoreResult<Option<SignedPackage>> {
+                Ok(transfer_packages::table
+                    .filter(transfer_packages::transfer_id.eq(transfer_id))
+                    .filter(transfer_packages::direction.eq(Direction::Outbound.as_str()))
+                    .select((
+                        transfer_packages::package_id,
+                        transfer_packages::package_xml,
+                        transfer_packages::signature,
+                    ))
+                    .first::<(String, String, String)>(self)
+                    .optional()?
+                    .map(|(package_id, xml, signature)| SignedPackage {
+                        package_id,
+                        xml,
+                        signature,
+                    }))
+            }
+
+            fn peer_serving(&mut self, town: &str) -> StoreResult<Option<String>> {
+                Ok(peer_towns::table
+                    .find(town)
+                    .select(peer_towns::peer)
+                    .first::<String>(self)
+                    .optional()?)
+            }
+
+            fn package(&mut self, package_id: &str) -> StoreResult<Option<KnownPackage>> {
+                let found = transfer_packages::table
+                    .find(package_id)
+                    .select((
+                        transfer_packages::direction,
+                        transfer_packages::municipality_code,
+                        transfer_packages::transfer_id,
+                        transfer_packages::peer,
+                        transfer_packages::package_sha256,
+                        transfer_packages::receipt_xml,
+                        transfer_packages::receipt_signature,
+                    ))
+                    .first::<(
+                        String,
+                        String,
+                        i64,
+                        String,
+                        String,
+                        Option<String>,
+                        Option<String>,
+                    )>(self)
+                    .optional()?;
+                found
+                    .map(
+                        |(
+                            dir,
+                            municipality,
                             transfer_id,
+                            peer,
+                            package_sha256,
                             receipt,
-                            receipt_signature,
-                        }))
-                    }
-                    _ => refuse(
-                        "package_id_reused",
-                        "/package_id",
-                        "another package with this id was seen before; nothing was imported",
-                    ),
-                },
-            );
+                            signature,
+                        )| {
+                            Ok(KnownPackage {
+                                direction: direction(&dir)?,
+                                municipality,
+                                transfer_id,
+                                peer,
+                                package_sha256,
+                                receipt: receipt.zip(signature),
+                            })
+                        },
+                    )
+                    .transpose()
+            }
+
+            fn store_package(&mut self, p: &StoredPackage) -> StoreResult<()> {
+                diesel::insert_into(transfer_packages::table)
+                    .values((
+                        transfer_packages::package_id.eq(p.package_id),
+                        transfer_packages::municipality_code.eq(p.municipality),
+                        transfer_packages::direction.eq(p.direction.as_str()),
+                        transfer_packages::transfer_id.eq(p.transfer_id),
+                        transfer_packages::peer.eq(p.peer),
+                        transfer_packages::package_sha256.eq(p.package_sha256),
+                        transfer_packages::package_xml.eq(p.xml),
+                        transfer_packages::signature.eq(p.signature),
+                        transfer_packages::receipt_xml.eq(p.receipt.map(|r| r.0)),
+                        transfer_packages::receipt_signature.eq(p.receipt.map(|r| r.1)),
+                        transfer_packages::created_at.eq(p.created_at),
+                    ))
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn store_receipt(
+                &mut self,
+                package_id: &str,
+                xml: &str,
+                signature: &str,
+            ) -> StoreResult<()> {
+                diesel::update(transfer_packages::table.find(package_id))
+                    .set((
+                        transfer_packages::receipt_xml.eq(xml),
+                        transfer_packages::receipt_signature.eq(signature),
+                    ))
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn transfer_size(&mut self, transfer_id: i64) -> StoreResult<(u64, u64)> {
+                let children = transfer_children::table
+                    .filter(transfer_children::transfer_id.eq(transfer_id))
+                    .count()
+                    .get_result::<i64>(self)?;
+                let records = transfer_records::table
+                    .filter(transfer_records::transfer_id.eq(transfer_id))
+                    .count()
+                    .get_result::<i64>(self)?;
+                Ok((children as u64, records as u64))
+            }
         }
-        let offered_at = chrono::DateTime::parse_from_rfc3339(&header.created)
-            .map(|t| {
-                t.with_timezone(&chrono::Utc)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-            })
-            .unwrap_or_else(|_| now.clone());
-        let transfer_id = diesel::insert_into(transfers::table)
-            .values((
-                transfers::municipality_code.eq(&header.origin),
-                transfers::destination_code.eq(&header.destination),
-                transfers::status.eq(TransferStatus::Offered.as_str()),
-                transfers::legal_basis.eq(&header.legal_basis),
-                transfers::reason_code.eq(&header.reason),
-                transfers::offered_by.eq(format!("hub:{peer}")),
-                transfers::offered_at.eq(&offered_at),
-                transfers::deadline.eq(&deadline),
-                transfers::escalate_to.eq(importer.escalate_to),
-            ))
-            .returning(transfers::id)
-            .get_result::<i64>(c)?;
-        let children = package.children.as_deref().unwrap_or_default();
-        let records = package.records.as_deref().unwrap_or_default();
-        for child in children {
-            diesel::insert_into(transfer_children::table)
-                .values((
-                    transfer_children::transfer_id.eq(transfer_id),
-                    transfer_children::municipality_code.eq(&header.origin),
-                    transfer_children::origin_resident_no.eq(&child.origin_resident_no),
-                    transfer_children::objected_on
-                        .eq(child.objection.as_ref().map(|o| &o.objected_on)),
-                    transfer_children::objection_note
-                        .eq(child.objection.as_ref().and_then(|o| o.legal_note.as_ref())),
-                ))
-                .execute(c)?;
-        }
-        let rows: Vec<_> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let data = r.data.to_string();
-                (
-                    transfer_records::transfer_id.eq(transfer_id),
-                    transfer_records::municipality_code.eq(&header.origin),
-                    transfer_records::record_id.eq(i as i64 + 1),
-                    transfer_records::origin_resident_no.eq(&r.origin_resident_no),
-                    transfer_records::source.eq(&r.source),
-                    transfer_records::source_record_id.eq(&r.source_record_id),
-                    transfer_records::record_type.eq(&r.record_type),
-                    transfer_records::content_hash.eq(hex::encode(Sha256::digest(data.as_bytes()))),
-                    transfer_records::data.eq(data),
-                )
-            })
-            .collect();
-        for chunk in rows.chunks(1000) {
-            diesel::insert_into(transfer_records::table)
-                .values(chunk)
-                .execute(c)?;
-        }
-        let receipt = Receipt {
-            package_id: header.package_id.clone(),
-            conversation_id: header.conversation_id.clone(),
-            origin: header.origin.clone(),
-            destination: header.destination.clone(),
-            package_sha256: package_sha256.clone(),
-            received: now.clone(),
-            children: children.len() as u64,
-            records: records.len() as u64,
-        };
-        let receipt_xml =
-            String::from_utf8(package::receipt_to_xml(&receipt)).expect("the writer emits UTF-8");
-        let receipt_signature = DetachedSignature::sign(&key, receipt_xml.as_bytes()).to_string();
-        diesel::insert_into(transfer_packages::table)
-            .values((
-                transfer_packages::package_id.eq(&header.package_id),
-                transfer_packages::municipality_code.eq(&header.destination),
-                transfer_packages::direction.eq("inbound"),
-                transfer_packages::transfer_id.eq(transfer_id),
-                transfer_packages::peer.eq(&peer),
-                transfer_packages::package_sha256.eq(&package_sha256),
-                transfer_packages::package_xml.eq(&xml),
-                transfer_packages::signature.eq(signature.to_string()),
-                transfer_packages::receipt_xml.eq(&receipt_xml),
-                transfer_packages::receipt_signature.eq(&receipt_signature),
-                transfer_packages::created_at.eq(&now),
-            ))
-            .execute(c)?;
-        let mut entry = audit.clone();
-        entry.detail = Some(
-            serde_json::json!({
-                "transfer": transfer_id, "package": header.package_id, "peer": peer,
-                "children": children.len(), "records": records.len(),
-            })
-            .to_string(),
-        );
-        c.append_audit(&entry)?;
-        Ok(Imported {
-            package_id: header.package_id.clone(),
-            transfer_id,
-            receipt: receipt_xml,
-            receipt_signature,
-        })
-    })
+    };
 }
 
-/// Import the destination hub's signed receipt for a package this hub sent: the transfer is
-/// delivered (closed here) and its children are marked moved out. Importing it again is
-/// harmless.
-pub fn import_receipt(
-    conn: &mut DbConn,
-    bytes: &[u8],
-    signature: &str,
-    origin: &str,
-    audit: &AuditEntry,
-) -> Result<Transfer> {
-    let receipt = package::parse_receipt(bytes)?;
-    let signature = DetachedSignature::parse(signature)?;
-    signature.verify(bytes)?;
-    let signer = trusted_peer(conn, &signature, &receipt.received, "/received")?;
-    write_tx!(conn, |c| {
-        let (transfer_id, peer, sha) = transfer_packages::table
-            .find(&receipt.package_id)
-            .filter(transfer_packages::direction.eq("outbound"))
-            .filter(transfer_packages::municipality_code.eq(origin))
-            .select((
-                transfer_packages::transfer_id,
-                transfer_packages::peer,
-                transfer_packages::package_sha256,
-            ))
-            .first::<(i64, String, String)>(c)
-            .optional()?
-            .ok_or_else(|| {
-                refuse(
-                    "package_unknown",
-                    "/package_id",
-                    format!("{origin} sent no package with this id"),
-                )
-            })?;
-        if signer != peer {
-            return Err(refuse(
-                "signer_unknown",
-                "/signature",
-                format!("the receipt is not signed by {peer}, the hub the package was sent to"),
-            ));
-        }
-        if receipt.package_sha256 != sha {
-            return Err(refuse(
-                "package_digest_mismatch",
-                "/package_sha256",
-                "the receipt acknowledges other bytes than the package sent",
-            ));
-        }
-        let transfer = transfers::table.find(transfer_id).first::<Transfer>(c)?;
-        let counts = (
-            transfer_children::table
-                .filter(transfer_children::transfer_id.eq(transfer_id))
-                .count()
-                .get_result::<i64>(c)? as u64,
-            transfer_records::table
-                .filter(transfer_records::transfer_id.eq(transfer_id))
-                .count()
-                .get_result::<i64>(c)? as u64,
-        );
-        if counts != (receipt.children, receipt.records) {
-            return Err(refuse(
-                "count_mismatch",
-                "/records",
-                format!(
-                    "the receipt counts {} children and {} records; the package held {} and {}",
-                    receipt.children, receipt.records, counts.0, counts.1
-                ),
-            ));
-        }
-        if transfer.status == TransferStatus::Delivered {
-            return Ok(transfer);
-        }
-        transfer
-            .status
-            .after(Step::Deliver)
-            .map_err(StoreError::Conflict)?;
-        let destination = transfer.destination_code.clone().unwrap_or_default();
-        let children = transfer_children::table
-            .filter(transfer_children::transfer_id.eq(transfer_id))
-            .select(transfer_children::origin_resident_no)
-            .load::<String>(c)?;
-        diesel::update(
-            subjects::table
-                .filter(subjects::municipality_code.eq(origin))
-                .filter(subjects::resident_no.eq_any(&children)),
-        )
-        .set(subjects::moved_out_to.eq(&destination))
-        .execute(c)?;
-        diesel::update(transfers::table.find(transfer_id))
-            .set((
-                transfers::status.eq(TransferStatus::Delivered.as_str()),
-                transfers::decided_at.eq(&receipt.received),
-                transfers::decided_by.eq(format!("hub:{peer}")),
-            ))
-            .execute(c)?;
-        diesel::update(transfer_packages::table.find(&receipt.package_id))
-            .set((
-                transfer_packages::receipt_xml.eq(std::str::from_utf8(bytes).unwrap_or_default()),
-                transfer_packages::receipt_signature.eq(signature.to_string()),
-            ))
-            .execute(c)?;
-        let mut entry = audit.clone();
-        entry.detail = Some(
-            serde_json::json!({"transfer": transfer_id, "package": receipt.package_id, "peer": peer, "destination": destination})
-                .to_string(),
-        );
-        audit_per_child(c, &entry, origin, &children)?;
-        Ok(transfers::table.find(transfer_id).first::<Transfer>(c)?)
-    })
-}
+impl_package_writes!(diesel::SqliteConnection);
+impl_package_writes!(diesel::PgConnection);

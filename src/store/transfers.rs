@@ -1,6 +1,6 @@
-//! Transfers in the database. Every step is one transaction with its audit entry; acceptance
-//! copies the frozen records into the destination through the normal upsert path (history,
-//! change feed, subject projection) so it happens fully or not at all.
+//! Transfers in the database: the views and boxes officers read, and the facts a transfer
+//! workflow (`transfer::workflow`, `transfer::exchange`) records inside its write transaction
+//! (`TransferWrites`). What a step may do is the workflow's to decide.
 
 use std::collections::BTreeMap;
 
@@ -8,19 +8,16 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::WriteTx;
+use sha2::{Digest, Sha256};
+
 use super::tables::{
     opt_outs, record_provenance, records, subjects, transfer_children, transfer_records, transfers,
 };
-use super::{DbConn, PreparedRecord, StoreError, StoreResult, now_rfc3339};
-use crate::audit::AuditEntry;
+use super::{DbConn, StoreResult, now_rfc3339};
 use crate::identity::normalize::GaijiTable;
 use crate::identity::resolve::{self, Candidate};
 use crate::schema::SUBJECT_TYPE;
-use crate::transfer::{
-    DeclineReason, Disposition, Step, TransferBox, TransferReason, TransferStatus,
-    transferred_source,
-};
+use crate::transfer::{Disposition, TransferBox, TransferStatus};
 use crate::{on_conn, write_tx};
 
 #[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
@@ -71,140 +68,6 @@ pub struct TransferView {
     pub declined_records: usize,
     /// Records the origin retracted after the offer (erroneous): never copied.
     pub withdrawn_records: usize,
-}
-
-pub struct NewTransfer<'a> {
-    pub origin: &'a str,
-    pub destination: Option<&'a str>,
-    pub children: &'a [String],
-    pub legal_basis: &'a str,
-    pub reason: TransferReason,
-    pub note: Option<&'a str>,
-    pub offered_by: &'a str,
-    pub deadline_days: i64,
-    pub escalate_to: &'a str,
-}
-
-fn code<T: Serialize>(value: T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// The answer to an offer naming a child the origin does not have (or the officer may not see).
-pub const UNKNOWN_CHILD: &str = "every child must be a subject of the origin municipality";
-
-/// Offer (or hold) a transfer: the children's current records are frozen as of now.
-pub fn create(conn: &mut DbConn, new: &NewTransfer, audit: &AuditEntry) -> StoreResult<i64> {
-    if new.children.is_empty() {
-        return Err(StoreError::Unprocessable(
-            "a transfer needs at least one child".into(),
-        ));
-    }
-    if new.destination == Some(new.origin) {
-        return Err(StoreError::Unprocessable(
-            "the destination is the origin".into(),
-        ));
-    }
-    let now = now_rfc3339();
-    let deadline = (chrono::Utc::now() + chrono::Duration::days(new.deadline_days))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let status = if new.destination.is_some() {
-        TransferStatus::Offered
-    } else {
-        TransferStatus::Held
-    };
-    write_tx!(conn, |c| {
-        if let Some(destination) = new.destination {
-            let registered = super::tables::municipalities::table
-                .find(destination)
-                .count()
-                .get_result::<i64>(c)?;
-            if registered == 0 {
-                return Err(StoreError::Unprocessable(format!(
-                    "destination {destination} is not a town of this hub; hold the transfer (no destination) or send a package to the other hub"
-                )));
-            }
-        }
-        let known = subjects::table
-            .filter(subjects::municipality_code.eq(new.origin))
-            .filter(subjects::resident_no.eq_any(new.children))
-            .count()
-            .get_result::<i64>(c)?;
-        if known as usize != new.children.len() {
-            return Err(StoreError::Unprocessable(UNKNOWN_CHILD.into()));
-        }
-        let id = diesel::insert_into(transfers::table)
-            .values((
-                transfers::municipality_code.eq(new.origin),
-                transfers::destination_code.eq(new.destination),
-                transfers::status.eq(status.as_str()),
-                transfers::legal_basis.eq(new.legal_basis),
-                transfers::reason_code.eq(code(new.reason)),
-                transfers::note.eq(new.note),
-                transfers::offered_by.eq(new.offered_by),
-                transfers::offered_at.eq(&now),
-                transfers::deadline.eq(&deadline),
-                transfers::escalate_to.eq(new.escalate_to),
-            ))
-            .returning(transfers::id)
-            .get_result::<i64>(c)?;
-        for child in new.children {
-            diesel::insert_into(transfer_children::table)
-                .values((
-                    transfer_children::transfer_id.eq(id),
-                    transfer_children::municipality_code.eq(new.origin),
-                    transfer_children::origin_resident_no.eq(child),
-                ))
-                .execute(c)?;
-        }
-        let frozen = records::table
-            .filter(records::municipality_code.eq(new.origin))
-            .filter(records::subject_resident_no.eq_any(new.children))
-            .filter(records::retracted.eq(false))
-            .select((
-                records::id,
-                records::subject_resident_no,
-                records::source,
-                records::source_record_id,
-                records::record_type,
-                records::data,
-                records::content_hash,
-            ))
-            .load::<(i64, Option<String>, String, String, String, String, String)>(c)?;
-        let rows: Vec<_> = frozen
-            .iter()
-            .map(
-                |(record_id, about, source, source_record_id, record_type, data, hash)| {
-                    (
-                        transfer_records::transfer_id.eq(id),
-                        transfer_records::municipality_code.eq(new.origin),
-                        transfer_records::record_id.eq(*record_id),
-                        transfer_records::origin_resident_no
-                            .eq(about.as_deref().unwrap_or_default()),
-                        transfer_records::source.eq(source),
-                        transfer_records::source_record_id.eq(source_record_id),
-                        transfer_records::record_type.eq(record_type),
-                        transfer_records::data.eq(data),
-                        transfer_records::content_hash.eq(hash),
-                    )
-                },
-            )
-            .collect();
-        for chunk in rows.chunks(1000) {
-            diesel::insert_into(transfer_records::table)
-                .values(chunk)
-                .execute(c)?;
-        }
-        let mut entry = audit.clone();
-        entry.detail = Some(
-            serde_json::json!({"transfer": id, "destination": new.destination, "children": new.children.len()})
-                .to_string(),
-        );
-        audit_per_child(c, &entry, new.origin, new.children)?;
-        Ok(id)
-    })
 }
 
 pub fn get(conn: &mut DbConn, id: i64) -> StoreResult<Option<Transfer>> {
@@ -420,369 +283,589 @@ pub fn children(conn: &mut DbConn, id: i64) -> StoreResult<Vec<(String, Option<S
         .load::<(String, Option<String>)>(c))?)
 }
 
-/// Append `entry` once per child concerned, each under `municipality` with the child as its
-/// subject, so a disclosure request (開示請求) finds every transfer step.
-pub fn audit_per_child<'a>(
-    c: &mut (impl WriteTx + ?Sized),
-    entry: &AuditEntry,
-    municipality: &str,
-    children: impl IntoIterator<Item = &'a String>,
-) -> StoreResult<()> {
-    for child in children {
-        let mut about = entry.clone();
-        about.municipality_code = municipality.to_string();
-        about.subject = Some(child.clone());
-        c.append_audit(&about)?;
-    }
-    Ok(())
+/// A record frozen into a transfer when it was offered (or carried by a package).
+#[derive(Debug, Clone)]
+pub struct FrozenRecord {
+    pub record_id: i64,
+    pub origin_resident_no: String,
+    pub source: String,
+    pub source_record_id: String,
+    pub record_type: String,
+    /// Canonical JSON of the record.
+    pub data: String,
 }
 
-/// One child's placement at the destination.
-pub struct Placement<'a> {
-    pub origin_resident_no: &'a str,
-    pub destination_resident_no: &'a str,
+/// A guardian's objection (不同意) as the hub keeps it: an opt-out of a town, or one a
+/// package carried for a child of a transfer.
+#[derive(Debug, Clone)]
+pub struct StandingObjection {
+    pub resident_no: String,
+    pub objected_on: String,
+    pub legal_note: Option<String>,
 }
 
-/// Accept at the destination: copy the accepted frozen records (rewritten to the destination's
-/// resident numbers) through the normal upsert path, record provenance, mark the origin's
-/// children moved out — all in one transaction. Accepting again answers the same result.
-pub fn accept(
-    conn: &mut DbConn,
-    id: i64,
-    destination: &str,
-    placements: &[Placement],
-    declined_records: &[String],
-    decided_by: &str,
-    audit: &AuditEntry,
-) -> StoreResult<()> {
-    let now = now_rfc3339();
-    write_tx!(conn, |c| {
-        let transfer = transfers::table
-            .find(id)
-            .first::<Transfer>(c)
-            .optional()?
-            .filter(|t| t.destination_code.as_deref() == Some(destination))
-            .ok_or(StoreError::NotFound)?;
-        if transfer.status == TransferStatus::Accepted {
-            return Ok(());
-        }
-        transfer
-            .status
-            .after(Step::Accept)
-            .map_err(StoreError::Conflict)?;
-        let children = transfer_children::table
-            .filter(transfer_children::transfer_id.eq(id))
-            .select(transfer_children::origin_resident_no)
-            .load::<String>(c)?;
-        // Refuse inconsistent answers rather than guess: every child placed once, at a
-        // distinct number, and only records of this transfer declined.
-        if let Some(stray) = placements
-            .iter()
-            .find(|p| !children.iter().any(|c| c == p.origin_resident_no))
-        {
-            return Err(StoreError::Unprocessable(format!(
-                "{} is not a child of this transfer",
-                stray.origin_resident_no
-            )));
-        }
-        let mut mapping = BTreeMap::new();
-        for child in &children {
-            let placed = placements
-                .iter()
-                .find(|p| p.origin_resident_no == child)
-                .ok_or_else(|| {
-                    StoreError::Unprocessable(format!(
-                        "no destination resident number for child {child}"
+/// Where a record copied into the destination came from.
+pub struct Provenance<'a> {
+    pub source: &'a str,
+    pub source_record_id: &'a str,
+    pub origin_municipality: &'a str,
+    pub origin_source: &'a str,
+    pub transfer_id: i64,
+    pub transferred_at: &'a str,
+}
+
+/// A transfer as it is first written (offered, held, or imported from a package).
+pub struct TransferRow<'a> {
+    pub origin: &'a str,
+    pub destination: Option<&'a str>,
+    pub status: TransferStatus,
+    pub legal_basis: &'a str,
+    pub reason_code: &'a str,
+    pub note: Option<&'a str>,
+    pub offered_by: &'a str,
+    pub offered_at: &'a str,
+    pub deadline: &'a str,
+    pub escalate_to: &'a str,
+}
+
+/// The facts of transfers that a transfer workflow (`transfer::workflow`,
+/// `transfer::exchange`) reads and records inside its write transaction. The store answers
+/// and records; the rules (who may, in which state, what is copied) are the workflow's.
+pub trait TransferWrites {
+    fn transfer(&mut self, id: i64) -> StoreResult<Option<Transfer>>;
+    fn is_town_of_hub(&mut self, code: &str) -> StoreResult<bool>;
+    /// How many of `resident_nos` are subjects of `municipality`.
+    fn known_subject_count(
+        &mut self,
+        municipality: &str,
+        resident_nos: &[String],
+    ) -> StoreResult<usize>;
+    fn insert_transfer(&mut self, row: &TransferRow) -> StoreResult<i64>;
+    /// The children of a transfer; objections a package carried go with them.
+    fn insert_children(
+        &mut self,
+        id: i64,
+        origin: &str,
+        children: &[(String, Option<StandingObjection>)],
+    ) -> StoreResult<()>;
+    /// Freeze the current (not retracted) records of `children` at `origin` into the transfer.
+    fn freeze_current_records(
+        &mut self,
+        id: i64,
+        origin: &str,
+        children: &[String],
+    ) -> StoreResult<()>;
+    /// Store records a package carried, numbered in package order.
+    fn insert_frozen_records(
+        &mut self,
+        id: i64,
+        origin: &str,
+        records: &[FrozenRecord],
+    ) -> StoreResult<()>;
+    /// The children of a transfer, by origin resident number.
+    fn children_of(&mut self, id: i64) -> StoreResult<Vec<String>>;
+    /// The frozen records of a transfer, in their order.
+    fn frozen_records(&mut self, id: i64) -> StoreResult<Vec<FrozenRecord>>;
+    /// `(source, source_record_id)` of the retracted records of these subjects.
+    fn retracted_records(
+        &mut self,
+        municipality: &str,
+        subjects: &[String],
+    ) -> StoreResult<Vec<(String, String)>>;
+    /// `(resident_no, support_measure)` of those of `resident_nos` that are subjects here.
+    fn known_subjects(
+        &mut self,
+        municipality: &str,
+        resident_nos: &[String],
+    ) -> StoreResult<Vec<(String, bool)>>;
+    /// Every frozen record of the transfer gets `all`, except the ones listed apart.
+    fn set_dispositions(
+        &mut self,
+        id: i64,
+        all: Disposition,
+        apart: &[(Disposition, &[String])],
+    ) -> StoreResult<()>;
+    fn record_provenance(&mut self, destination: &str, rows: &[Provenance]) -> StoreResult<()>;
+    fn flag_support_measure(
+        &mut self,
+        municipality: &str,
+        resident_nos: &[String],
+    ) -> StoreResult<()>;
+    /// The opt-outs of `municipality` standing for these subjects.
+    fn opt_outs_of(
+        &mut self,
+        municipality: &str,
+        resident_nos: &[String],
+    ) -> StoreResult<Vec<StandingObjection>>;
+    /// The objections a package carried for the children of a transfer.
+    fn carried_objections(&mut self, id: i64) -> StoreResult<Vec<StandingObjection>>;
+    /// Record an opt-out unless one stands already.
+    fn record_opt_out(
+        &mut self,
+        municipality: &str,
+        objection: &StandingObjection,
+        recorded_at: &str,
+    ) -> StoreResult<()>;
+    fn place_child(
+        &mut self,
+        id: i64,
+        origin_resident_no: &str,
+        destination_resident_no: &str,
+    ) -> StoreResult<()>;
+    fn mark_moved_out(
+        &mut self,
+        municipality: &str,
+        resident_nos: &[String],
+        destination: &str,
+    ) -> StoreResult<()>;
+    /// A decision (accepted, declined, cancelled, delivered) and who took it when.
+    fn record_decision(
+        &mut self,
+        id: i64,
+        status: TransferStatus,
+        decided_at: &str,
+        decided_by: &str,
+        decline_reason: Option<&str>,
+    ) -> StoreResult<()>;
+    /// A held transfer claimed by `destination`, which now has until `deadline`.
+    fn record_claim(
+        &mut self,
+        id: i64,
+        status: TransferStatus,
+        destination: &str,
+        deadline: &str,
+    ) -> StoreResult<()>;
+    /// Packages made of this transfer for another hub.
+    fn packages_sent(&mut self, id: i64) -> StoreResult<i64>;
+}
+
+macro_rules! impl_transfer_writes {
+    ($conn:ty) => {
+        impl TransferWrites for $conn {
+            fn transfer(&mut self, id: i64) -> StoreResult<Option<Transfer>> {
+                Ok(transfers::table
+                    .find(id)
+                    .first::<Transfer>(self)
+                    .optional()?)
+            }
+
+            fn is_town_of_hub(&mut self, code: &str) -> StoreResult<bool> {
+                let found = super::tables::municipalities::table
+                    .find(code)
+                    .count()
+                    .get_result::<i64>(self)?;
+                Ok(found > 0)
+            }
+
+            fn known_subject_count(
+                &mut self,
+                municipality: &str,
+                resident_nos: &[String],
+            ) -> StoreResult<usize> {
+                let known = subjects::table
+                    .filter(subjects::municipality_code.eq(municipality))
+                    .filter(subjects::resident_no.eq_any(resident_nos))
+                    .count()
+                    .get_result::<i64>(self)?;
+                Ok(known as usize)
+            }
+
+            fn insert_transfer(&mut self, row: &TransferRow) -> StoreResult<i64> {
+                Ok(diesel::insert_into(transfers::table)
+                    .values((
+                        transfers::municipality_code.eq(row.origin),
+                        transfers::destination_code.eq(row.destination),
+                        transfers::status.eq(row.status.as_str()),
+                        transfers::legal_basis.eq(row.legal_basis),
+                        transfers::reason_code.eq(row.reason_code),
+                        transfers::note.eq(row.note),
+                        transfers::offered_by.eq(row.offered_by),
+                        transfers::offered_at.eq(row.offered_at),
+                        transfers::deadline.eq(row.deadline),
+                        transfers::escalate_to.eq(row.escalate_to),
                     ))
-                })?;
-            if mapping
-                .values()
-                .any(|r: &String| r == placed.destination_resident_no)
-            {
-                return Err(StoreError::Unprocessable(format!(
-                    "destination resident number {} is given to two children",
-                    placed.destination_resident_no
-                )));
+                    .returning(transfers::id)
+                    .get_result::<i64>(self)?)
             }
-            mapping.insert(child.clone(), placed.destination_resident_no.to_string());
-        }
-        let frozen = transfer_records::table
-            .filter(transfer_records::transfer_id.eq(id))
-            .select((
-                transfer_records::record_id,
-                transfer_records::origin_resident_no,
-                transfer_records::source,
-                transfer_records::source_record_id,
-                transfer_records::record_type,
-                transfer_records::data,
-            ))
-            .load::<(i64, String, String, String, String, String)>(c)?;
-        if let Some(unknown) = declined_records
-            .iter()
-            .find(|d| !frozen.iter().any(|(_, _, _, srid, _, _)| srid == *d))
-        {
-            return Err(StoreError::Unprocessable(format!(
-                "record {unknown} is not part of this transfer"
-            )));
-        }
-        // A record the origin retracted after the offer was an error there: it must not
-        // travel on. (Between hubs the origin's retractions are not visible; none are found.)
-        let withdrawn: Vec<String> = records::table
-            .filter(records::municipality_code.eq(&transfer.municipality_code))
-            .filter(records::retracted.eq(true))
-            .filter(records::subject_resident_no.eq_any(&children))
-            .select((records::source, records::source_record_id))
-            .load::<(String, String)>(c)?
-            .into_iter()
-            .filter(|(source, id)| {
-                frozen
-                    .iter()
-                    .any(|(_, _, s, i, _, _)| s == source && i == id)
-            })
-            .map(|(_, id)| id)
-            .collect();
-        // Children the destination already knows keep their own subject record (address,
-        // household); only a DV support measure is carried over, never lost.
-        let known_here: Vec<(String, bool)> = subjects::table
-            .filter(subjects::municipality_code.eq(destination))
-            .filter(subjects::resident_no.eq_any(mapping.values()))
-            .select((subjects::resident_no, subjects::support_measure))
-            .load(c)?;
-        let mut by_source: BTreeMap<String, Vec<PreparedRecord>> = BTreeMap::new();
-        let mut provenance = Vec::new();
-        let mut carry_support_measure = Vec::new();
-        for (_, about, source, source_record_id, record_type, data) in &frozen {
-            if declined_records.contains(source_record_id) || withdrawn.contains(source_record_id) {
-                continue;
-            }
-            let Some(resident_no) = mapping.get(about) else {
-                continue;
-            };
-            let mut record: Value = serde_json::from_str(data)
-                .map_err(|e| StoreError::Invalid(format!("frozen record is not JSON: {e}")))?;
-            if record_type == SUBJECT_TYPE {
-                let flagged = record["support_measure"].as_bool().unwrap_or(false);
-                if let Some((_, already)) = known_here.iter().find(|(r, _)| r == resident_no) {
-                    if flagged && !already {
-                        carry_support_measure.push(resident_no.clone());
-                    }
-                    continue;
-                }
-                // Household and guardian numbers are the origin's own: meaningless here.
-                // The transferred children of this household share one new household.
-                record["household_no"] = serde_json::json!(format!("transfer-{id}"));
-                if let Some(fields) = record.as_object_mut() {
-                    fields.remove("guardians");
-                }
-            }
-            record["subject"] = serde_json::json!({"resident_no": resident_no});
-            let target = transferred_source(&transfer.municipality_code, source);
-            let batch = by_source.entry(target.clone()).or_default();
-            batch.push(PreparedRecord::from_record(batch.len(), &record));
-            provenance.push((
-                record_provenance::municipality_code.eq(destination),
-                record_provenance::source.eq(target),
-                record_provenance::source_record_id.eq(source_record_id),
-                record_provenance::origin_municipality_code.eq(&transfer.municipality_code),
-                record_provenance::origin_source.eq(source),
-                record_provenance::transfer_id.eq(id),
-                record_provenance::transferred_at.eq(&now),
-            ));
-        }
-        // Dispositions: everything accepted except the records the destination declined.
-        diesel::update(transfer_records::table.filter(transfer_records::transfer_id.eq(id)))
-            .set(transfer_records::disposition.eq(Disposition::Accept.as_str()))
-            .execute(c)?;
-        diesel::update(
-            transfer_records::table
-                .filter(transfer_records::transfer_id.eq(id))
-                .filter(transfer_records::source_record_id.eq_any(declined_records)),
-        )
-        .set(transfer_records::disposition.eq(Disposition::Decline.as_str()))
-        .execute(c)?;
-        diesel::update(
-            transfer_records::table
-                .filter(transfer_records::transfer_id.eq(id))
-                .filter(transfer_records::source_record_id.eq_any(&withdrawn)),
-        )
-        .set(transfer_records::disposition.eq(Disposition::Withdrawn.as_str()))
-        .execute(c)?;
-        for chunk in provenance.chunks(1000) {
-            diesel::insert_into(record_provenance::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .execute(c)?;
-        }
-        for (source, batch) in &by_source {
-            c.upsert_in_tx(destination, source, batch)?;
-        }
-        diesel::update(
-            subjects::table
-                .filter(subjects::municipality_code.eq(destination))
-                .filter(subjects::resident_no.eq_any(&carry_support_measure)),
-        )
-        .set(subjects::support_measure.eq(true))
-        .execute(c)?;
-        // A guardian's objection travels with the child and holds from acceptance on: the
-        // origin's opt-outs when it is a town of this hub, the objections its package carried
-        // when it is on another.
-        let mut objections = opt_outs::table
-            .filter(opt_outs::municipality_code.eq(&transfer.municipality_code))
-            .filter(opt_outs::resident_no.eq_any(&children))
-            .select((
-                opt_outs::resident_no,
-                opt_outs::objected_on,
-                opt_outs::legal_note,
-            ))
-            .load::<(String, String, Option<String>)>(c)?;
-        objections.extend(
-            transfer_children::table
-                .filter(transfer_children::transfer_id.eq(id))
-                .filter(transfer_children::objected_on.is_not_null())
-                .select((
-                    transfer_children::origin_resident_no,
-                    transfer_children::objected_on.assume_not_null(),
-                    transfer_children::objection_note,
-                ))
-                .load::<(String, String, Option<String>)>(c)?,
-        );
-        for (child, objected_on, legal_note) in objections {
-            let Some(resident_no) = mapping.get(&child) else {
-                continue;
-            };
-            let note = format!(
-                "transfer {id} from {}: {}",
-                transfer.municipality_code,
-                legal_note.unwrap_or_default()
-            );
-            diesel::insert_into(opt_outs::table)
-                .values((
-                    opt_outs::municipality_code.eq(destination),
-                    opt_outs::resident_no.eq(resident_no),
-                    opt_outs::objected_on.eq(&objected_on),
-                    opt_outs::legal_note.eq(note.trim_end_matches(": ")),
-                    opt_outs::recorded_at.eq(&now),
-                ))
-                .on_conflict_do_nothing()
-                .execute(c)?;
-        }
-        for (child, resident_no) in &mapping {
-            diesel::update(transfer_children::table.find((id, child)))
-                .set(transfer_children::destination_resident_no.eq(resident_no))
-                .execute(c)?;
-        }
-        diesel::update(
-            subjects::table
-                .filter(subjects::municipality_code.eq(&transfer.municipality_code))
-                .filter(subjects::resident_no.eq_any(&children)),
-        )
-        .set(subjects::moved_out_to.eq(destination))
-        .execute(c)?;
-        diesel::update(transfers::table.find(id))
-            .set((
-                transfers::status.eq(TransferStatus::Accepted.as_str()),
-                transfers::decided_at.eq(&now),
-                transfers::decided_by.eq(decided_by),
-            ))
-            .execute(c)?;
-        let mut entry = audit.clone();
-        entry.detail = Some(
-            serde_json::json!({
-                "transfer": id,
-                "origin": transfer.municipality_code,
-                "copied": by_source.values().map(Vec::len).sum::<usize>(),
-                "declined": frozen.iter().filter(|f| declined_records.contains(&f.3)).count(),
-                "withdrawn": withdrawn.len(),
-            })
-            .to_string(),
-        );
-        audit_per_child(c, &entry, destination, mapping.values())?;
-        // The origin's trail says its children's records were provided to another town.
-        let mut provided = audit.clone();
-        provided.action = "transfer.provided".into();
-        provided.legal_basis = Some(transfer.legal_basis.clone());
-        provided.purpose = Some("transfer".into());
-        provided.detail =
-            Some(serde_json::json!({"transfer": id, "destination": destination}).to_string());
-        audit_per_child(c, &provided, &transfer.municipality_code, mapping.keys())?;
-        Ok(())
-    })
-}
 
-/// Decline (destination), cancel (origin) or claim a held transfer (a destination that found
-/// the family among its arrivals), for a town the access policy already let take the step.
-/// Repeating the same step is harmless.
-pub fn step(
-    conn: &mut DbConn,
-    id: i64,
-    municipality: &str,
-    step: Step,
-    decline_reason: Option<DeclineReason>,
-    decided_by: &str,
-    audit: &AuditEntry,
-) -> StoreResult<Transfer> {
-    let now = now_rfc3339();
-    write_tx!(conn, |c| {
-        let transfer = transfers::table
-            .find(id)
-            .first::<Transfer>(c)
-            .optional()?
-            .ok_or(StoreError::NotFound)?;
-        let state = transfer.status;
-        let claimed_by_me = transfer.destination_code.as_deref() == Some(municipality);
-        let repeated = match step {
-            Step::Claim => state == TransferStatus::Offered && claimed_by_me,
-            _ => TransferStatus::Offered.after(step).ok() == Some(state),
-        };
-        if repeated {
-            return Ok(transfer);
-        }
-        let done = state.after(step).map_err(StoreError::Conflict)?;
-        if step == Step::Cancel {
-            let sent = super::tables::transfer_packages::table
-                .filter(super::tables::transfer_packages::transfer_id.eq(id))
-                .count()
-                .get_result::<i64>(c)?;
-            if sent > 0 {
-                return Err(StoreError::Conflict(
-                    "the package was already sent to the destination hub and cannot be recalled; ask that hub to decline it".into(),
-                ));
+            fn insert_children(
+                &mut self,
+                id: i64,
+                origin: &str,
+                children: &[(String, Option<StandingObjection>)],
+            ) -> StoreResult<()> {
+                let rows: Vec<_> = children
+                    .iter()
+                    .map(|(child, objection)| {
+                        (
+                            transfer_children::transfer_id.eq(id),
+                            transfer_children::municipality_code.eq(origin),
+                            transfer_children::origin_resident_no.eq(child),
+                            transfer_children::objected_on
+                                .eq(objection.as_ref().map(|o| &o.objected_on)),
+                            transfer_children::objection_note
+                                .eq(objection.as_ref().and_then(|o| o.legal_note.as_ref())),
+                        )
+                    })
+                    .collect();
+                for chunk in rows.chunks(1000) {
+                    diesel::insert_into(transfer_children::table)
+                        .values(chunk)
+                        .execute(self)?;
+                }
+                Ok(())
             }
-        }
-        match step {
-            Step::Claim => {
-                // The destination gets the same time to answer that the origin gave.
-                let given = chrono::DateTime::parse_from_rfc3339(&transfer.deadline)
-                    .ok()
-                    .zip(chrono::DateTime::parse_from_rfc3339(&transfer.offered_at).ok())
-                    .map_or(chrono::Duration::days(14), |(d, o)| d - o);
-                let deadline = (chrono::Utc::now() + given)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+
+            fn freeze_current_records(
+                &mut self,
+                id: i64,
+                origin: &str,
+                children: &[String],
+            ) -> StoreResult<()> {
+                let current = records::table
+                    .filter(records::municipality_code.eq(origin))
+                    .filter(records::subject_resident_no.eq_any(children))
+                    .filter(records::retracted.eq(false))
+                    .select((
+                        records::id,
+                        records::subject_resident_no,
+                        records::source,
+                        records::source_record_id,
+                        records::record_type,
+                        records::data,
+                        records::content_hash,
+                    ))
+                    .load::<(i64, Option<String>, String, String, String, String, String)>(self)?;
+                let rows: Vec<_> = current
+                    .iter()
+                    .map(
+                        |(record_id, about, source, source_record_id, record_type, data, hash)| {
+                            (
+                                transfer_records::transfer_id.eq(id),
+                                transfer_records::municipality_code.eq(origin),
+                                transfer_records::record_id.eq(*record_id),
+                                transfer_records::origin_resident_no
+                                    .eq(about.as_deref().unwrap_or_default()),
+                                transfer_records::source.eq(source),
+                                transfer_records::source_record_id.eq(source_record_id),
+                                transfer_records::record_type.eq(record_type),
+                                transfer_records::data.eq(data),
+                                transfer_records::content_hash.eq(hash),
+                            )
+                        },
+                    )
+                    .collect();
+                for chunk in rows.chunks(1000) {
+                    diesel::insert_into(transfer_records::table)
+                        .values(chunk)
+                        .execute(self)?;
+                }
+                Ok(())
+            }
+
+            fn insert_frozen_records(
+                &mut self,
+                id: i64,
+                origin: &str,
+                records: &[FrozenRecord],
+            ) -> StoreResult<()> {
+                let rows: Vec<_> = records
+                    .iter()
+                    .map(|r| {
+                        (
+                            transfer_records::transfer_id.eq(id),
+                            transfer_records::municipality_code.eq(origin),
+                            transfer_records::record_id.eq(r.record_id),
+                            transfer_records::origin_resident_no.eq(&r.origin_resident_no),
+                            transfer_records::source.eq(&r.source),
+                            transfer_records::source_record_id.eq(&r.source_record_id),
+                            transfer_records::record_type.eq(&r.record_type),
+                            transfer_records::content_hash
+                                .eq(hex::encode(Sha256::digest(r.data.as_bytes()))),
+                            transfer_records::data.eq(&r.data),
+                        )
+                    })
+                    .collect();
+                for chunk in rows.chunks(1000) {
+                    diesel::insert_into(transfer_records::table)
+                        .values(chunk)
+                        .execute(self)?;
+                }
+                Ok(())
+            }
+
+            fn children_of(&mut self, id: i64) -> StoreResult<Vec<String>> {
+                Ok(transfer_children::table
+                    .filter(transfer_children::transfer_id.eq(id))
+                    .order(transfer_children::origin_resident_no)
+                    .select(transfer_children::origin_resident_no)
+                    .load::<String>(self)?)
+            }
+
+            fn frozen_records(&mut self, id: i64) -> StoreResult<Vec<FrozenRecord>> {
+                Ok(transfer_records::table
+                    .filter(transfer_records::transfer_id.eq(id))
+                    .order(transfer_records::record_id)
+                    .select((
+                        transfer_records::record_id,
+                        transfer_records::origin_resident_no,
+                        transfer_records::source,
+                        transfer_records::source_record_id,
+                        transfer_records::record_type,
+                        transfer_records::data,
+                    ))
+                    .load::<(i64, String, String, String, String, String)>(self)?
+                    .into_iter()
+                    .map(
+                        |(
+                            record_id,
+                            origin_resident_no,
+                            source,
+                            source_record_id,
+                            record_type,
+                            data,
+                        )| {
+                            FrozenRecord {
+                                record_id,
+                                origin_resident_no,
+                                source,
+                                source_record_id,
+                                record_type,
+                                data,
+                            }
+                        },
+                    )
+                    .collect())
+            }
+
+            fn retracted_records(
+                &mut self,
+                municipality: &str,
+                subjects: &[String],
+            ) -> StoreResult<Vec<(String, String)>> {
+                Ok(records::table
+                    .filter(records::municipality_code.eq(municipality))
+                    .filter(records::retracted.eq(true))
+                    .filter(records::subject_resident_no.eq_any(subjects))
+                    .select((records::source, records::source_record_id))
+                    .load::<(String, String)>(self)?)
+            }
+
+            fn known_subjects(
+                &mut self,
+                municipality: &str,
+                resident_nos: &[String],
+            ) -> StoreResult<Vec<(String, bool)>> {
+                Ok(subjects::table
+                    .filter(subjects::municipality_code.eq(municipality))
+                    .filter(subjects::resident_no.eq_any(resident_nos))
+                    .select((subjects::resident_no, subjects::support_measure))
+                    .load(self)?)
+            }
+
+            fn set_dispositions(
+                &mut self,
+                id: i64,
+                all: Disposition,
+                apart: &[(Disposition, &[String])],
+            ) -> StoreResult<()> {
+                diesel::update(
+                    transfer_records::table.filter(transfer_records::transfer_id.eq(id)),
+                )
+                .set(transfer_records::disposition.eq(all.as_str()))
+                .execute(self)?;
+                for (disposition, ids) in apart {
+                    diesel::update(
+                        transfer_records::table
+                            .filter(transfer_records::transfer_id.eq(id))
+                            .filter(transfer_records::source_record_id.eq_any(*ids)),
+                    )
+                    .set(transfer_records::disposition.eq(disposition.as_str()))
+                    .execute(self)?;
+                }
+                Ok(())
+            }
+
+            fn record_provenance(
+                &mut self,
+                destination: &str,
+                rows: &[Provenance],
+            ) -> StoreResult<()> {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|p| {
+                        (
+                            record_provenance::municipality_code.eq(destination),
+                            record_provenance::source.eq(p.source),
+                            record_provenance::source_record_id.eq(p.source_record_id),
+                            record_provenance::origin_municipality_code.eq(p.origin_municipality),
+                            record_provenance::origin_source.eq(p.origin_source),
+                            record_provenance::transfer_id.eq(p.transfer_id),
+                            record_provenance::transferred_at.eq(p.transferred_at),
+                        )
+                    })
+                    .collect();
+                for chunk in rows.chunks(1000) {
+                    diesel::insert_into(record_provenance::table)
+                        .values(chunk)
+                        .on_conflict_do_nothing()
+                        .execute(self)?;
+                }
+                Ok(())
+            }
+
+            fn flag_support_measure(
+                &mut self,
+                municipality: &str,
+                resident_nos: &[String],
+            ) -> StoreResult<()> {
+                diesel::update(
+                    subjects::table
+                        .filter(subjects::municipality_code.eq(municipality))
+                        .filter(subjects::resident_no.eq_any(resident_nos)),
+                )
+                .set(subjects::support_measure.eq(true))
+                .execute(self)?;
+                Ok(())
+            }
+
+            fn opt_outs_of(
+                &mut self,
+                municipality: &str,
+                resident_nos: &[String],
+            ) -> StoreResult<Vec<StandingObjection>> {
+                Ok(opt_outs::table
+                    .filter(opt_outs::municipality_code.eq(municipality))
+                    .filter(opt_outs::resident_no.eq_any(resident_nos))
+                    .select((
+                        opt_outs::resident_no,
+                        opt_outs::objected_on,
+                        opt_outs::legal_note,
+                    ))
+                    .load::<(String, String, Option<String>)>(self)?
+                    .into_iter()
+                    .map(standing_objection)
+                    .collect())
+            }
+
+            fn carried_objections(&mut self, id: i64) -> StoreResult<Vec<StandingObjection>> {
+                Ok(transfer_children::table
+                    .filter(transfer_children::transfer_id.eq(id))
+                    .filter(transfer_children::objected_on.is_not_null())
+                    .select((
+                        transfer_children::origin_resident_no,
+                        transfer_children::objected_on.assume_not_null(),
+                        transfer_children::objection_note,
+                    ))
+                    .load::<(String, String, Option<String>)>(self)?
+                    .into_iter()
+                    .map(standing_objection)
+                    .collect())
+            }
+
+            fn record_opt_out(
+                &mut self,
+                municipality: &str,
+                objection: &StandingObjection,
+                recorded_at: &str,
+            ) -> StoreResult<()> {
+                diesel::insert_into(opt_outs::table)
+                    .values((
+                        opt_outs::municipality_code.eq(municipality),
+                        opt_outs::resident_no.eq(&objection.resident_no),
+                        opt_outs::objected_on.eq(&objection.objected_on),
+                        opt_outs::legal_note.eq(&objection.legal_note),
+                        opt_outs::recorded_at.eq(recorded_at),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn place_child(
+                &mut self,
+                id: i64,
+                origin_resident_no: &str,
+                destination_resident_no: &str,
+            ) -> StoreResult<()> {
+                diesel::update(transfer_children::table.find((id, origin_resident_no)))
+                    .set(transfer_children::destination_resident_no.eq(destination_resident_no))
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn mark_moved_out(
+                &mut self,
+                municipality: &str,
+                resident_nos: &[String],
+                destination: &str,
+            ) -> StoreResult<()> {
+                diesel::update(
+                    subjects::table
+                        .filter(subjects::municipality_code.eq(municipality))
+                        .filter(subjects::resident_no.eq_any(resident_nos)),
+                )
+                .set(subjects::moved_out_to.eq(destination))
+                .execute(self)?;
+                Ok(())
+            }
+
+            fn record_decision(
+                &mut self,
+                id: i64,
+                status: TransferStatus,
+                decided_at: &str,
+                decided_by: &str,
+                decline_reason: Option<&str>,
+            ) -> StoreResult<()> {
                 diesel::update(transfers::table.find(id))
                     .set((
-                        transfers::status.eq(done.as_str()),
-                        transfers::destination_code.eq(municipality),
+                        transfers::status.eq(status.as_str()),
+                        transfers::decided_at.eq(decided_at),
+                        transfers::decided_by.eq(decided_by),
+                        transfers::decline_reason.eq(decline_reason),
+                    ))
+                    .execute(self)?;
+                Ok(())
+            }
+
+            fn record_claim(
+                &mut self,
+                id: i64,
+                status: TransferStatus,
+                destination: &str,
+                deadline: &str,
+            ) -> StoreResult<()> {
+                diesel::update(transfers::table.find(id))
+                    .set((
+                        transfers::status.eq(status.as_str()),
+                        transfers::destination_code.eq(destination),
                         transfers::deadline.eq(deadline),
                         transfers::escalated_at.eq(None::<String>),
                     ))
-                    .execute(c)?
+                    .execute(self)?;
+                Ok(())
             }
-            _ => diesel::update(transfers::table.find(id))
-                .set((
-                    transfers::status.eq(done.as_str()),
-                    transfers::decided_at.eq(&now),
-                    transfers::decided_by.eq(decided_by),
-                    transfers::decline_reason.eq(decline_reason.map(code)),
-                ))
-                .execute(c)?,
-        };
-        let mut entry = audit.clone();
-        entry.detail = Some(serde_json::json!({"transfer": id, "step": step.as_str()}).to_string());
-        let children = transfer_children::table
-            .filter(transfer_children::transfer_id.eq(id))
-            .select(transfer_children::origin_resident_no)
-            .load::<String>(c)?;
-        audit_per_child(c, &entry, &transfer.municipality_code, &children)?;
-        Ok(transfers::table.find(id).first::<Transfer>(c)?)
-    })
+
+            fn packages_sent(&mut self, id: i64) -> StoreResult<i64> {
+                Ok(super::tables::transfer_packages::table
+                    .filter(super::tables::transfer_packages::transfer_id.eq(id))
+                    .count()
+                    .get_result::<i64>(self)?)
+            }
+        }
+    };
+}
+
+impl_transfer_writes!(diesel::SqliteConnection);
+impl_transfer_writes!(diesel::PgConnection);
+
+fn standing_objection(
+    (resident_no, objected_on, legal_note): (String, String, Option<String>),
+) -> StandingObjection {
+    StandingObjection {
+        resident_no,
+        objected_on,
+        legal_note,
+    }
 }

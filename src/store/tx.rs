@@ -6,7 +6,9 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::audit::AuditWrites;
+use super::packages::PackageWrites;
 use super::records::{Expected, RecordWrites};
+use super::transfers::TransferWrites;
 use super::{DbConn, StoreError, StoreResult};
 use crate::audit::AuditEntry;
 use crate::write_tx;
@@ -124,6 +126,24 @@ pub fn in_write_transaction<T>(
     conn: &mut DbConn,
     work: impl FnOnce(&mut dyn WriteTx) -> StoreResult<T>,
 ) -> StoreResult<T> {
+    write_tx!(conn, |c| work(c))
+}
+
+/// The write transaction of a transfer workflow: records and audit entries, plus the facts of
+/// transfers and packages.
+pub trait TransferTx: WriteTx + TransferWrites + PackageWrites {}
+
+impl<C: WriteTx + TransferWrites + PackageWrites> TransferTx for C {}
+
+/// Run a transfer workflow's `work` inside one write transaction: every fact of the step, its
+/// records and its audit entries commit together or not at all.
+pub fn in_transfer_transaction<T, E>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut dyn TransferTx) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
     write_tx!(conn, |c| work(c))
 }
 

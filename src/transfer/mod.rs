@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod exchange;
 pub mod package;
 pub mod trust;
 pub mod workflow;
@@ -103,6 +104,18 @@ pub enum TransferReason {
     Other,
 }
 
+impl TransferReason {
+    /// The stored and transmitted code (as serialised).
+    pub fn code(self) -> &'static str {
+        match self {
+            TransferReason::Moved => "moved",
+            TransferReason::Refuge => "refuge",
+            TransferReason::Facility => "facility",
+            TransferReason::Other => "other",
+        }
+    }
+}
+
 /// Why the destination declines (code list).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
@@ -116,6 +129,18 @@ pub enum DeclineReason {
     /// The legal basis stated does not allow this town to receive the records.
     InsufficientLegalBasis,
     Other,
+}
+
+impl DeclineReason {
+    /// The stored code (as serialised).
+    pub fn code(self) -> &'static str {
+        match self {
+            DeclineReason::NotResident => "not_resident",
+            DeclineReason::WrongDestination => "wrong_destination",
+            DeclineReason::InsufficientLegalBasis => "insufficient_legal_basis",
+            DeclineReason::Other => "other",
+        }
+    }
 }
 
 /// What the destination does with one frozen record.
@@ -211,6 +236,22 @@ impl TransferStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_codes_are_the_serialised_names() {
+        use TransferReason::*;
+        for reason in [Moved, Refuge, Facility, Other] {
+            assert_eq!(serde_json::json!(reason), reason.code());
+        }
+        for reason in [
+            DeclineReason::NotResident,
+            DeclineReason::WrongDestination,
+            DeclineReason::InsufficientLegalBasis,
+            DeclineReason::Other,
+        ] {
+            assert_eq!(serde_json::json!(reason), reason.code());
+        }
+    }
 
     #[test]
     fn steps_follow_the_state_machine() {

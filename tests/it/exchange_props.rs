@@ -20,12 +20,13 @@ use kodomo_hub::audit::AuditEntry;
 use kodomo_hub::auth::Principal;
 use kodomo_hub::keys::KeyPaths;
 use kodomo_hub::schema::Standard;
-use kodomo_hub::store::packages::{self, ExchangeError, Importer};
-use kodomo_hub::store::transfers::{self, NewTransfer, Placement};
+use kodomo_hub::store::packages;
 use kodomo_hub::store::{DbConn, Location, PreparedRecord, Store, StoreError, clients};
 use kodomo_hub::store::{WriteTx, in_write_transaction};
+use kodomo_hub::transfer::exchange::{self, ExchangeError, Importer};
 use kodomo_hub::transfer::package;
-use kodomo_hub::transfer::{Step, TransferReason, TransferStatus, workflow};
+use kodomo_hub::transfer::workflow::{self, Acceptance, NewTransfer, Placement};
+use kodomo_hub::transfer::{Step, TransferReason, TransferStatus};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -228,7 +229,7 @@ impl Run {
             .filter(|(i, _)| mask & (1 << i) != 0)
             .map(|(_, c)| c.to_string())
             .collect();
-        let id = transfers::create(
+        let id = workflow::offer(
             &mut self.origin.conn(),
             &NewTransfer {
                 origin: ORIGIN,
@@ -255,7 +256,7 @@ impl Run {
         let Some(sent) = self.sent.get(t).cloned() else {
             return;
         };
-        let result = packages::export(
+        let result = exchange::export(
             &mut self.origin.conn(),
             sent.id,
             ORIGIN,
@@ -332,7 +333,7 @@ impl Run {
             escalate_to: "chief",
             deadline_days: 14,
         };
-        let result = packages::import(
+        let result = exchange::import(
             &mut self.dest.conn(),
             &self.standard,
             &body,
@@ -400,13 +401,15 @@ impl Run {
                 destination_resident_no: d,
             })
             .collect();
-        transfers::accept(
+        workflow::accept(
             &mut self.dest.conn(),
             id,
-            DEST,
-            &placements,
-            &[],
-            "officer",
+            &Acceptance {
+                destination: DEST,
+                placements: &placements,
+                declined_records: &[],
+                decided_by: "officer",
+            },
             &entry(DEST, "accept"),
         )
         .unwrap();
@@ -417,7 +420,7 @@ impl Run {
         let Some((index, receipt, signature)) = self.receipts.get(r).cloned() else {
             return;
         };
-        let transfer = packages::import_receipt(
+        let transfer = exchange::import_receipt(
             &mut self.origin.conn(),
             &receipt,
             &signature,

@@ -18,10 +18,11 @@ use diesel::RunQueryDsl;
 use kodomo_hub::audit::AuditEntry;
 use kodomo_hub::auth::{Principal, Role};
 use kodomo_hub::keys::KeyPaths;
-use kodomo_hub::store::transfers::{self, NewTransfer, Placement};
+use kodomo_hub::store::transfers;
 use kodomo_hub::store::{DbConn, Location, PreparedRecord, Store, StoreError, clients};
 use kodomo_hub::store::{WriteTx, in_write_transaction};
-use kodomo_hub::transfer::{DeclineReason, Step, TransferReason, workflow};
+use kodomo_hub::transfer::workflow::{self, Acceptance, NewTransfer, Placement};
+use kodomo_hub::transfer::{DeclineReason, Step, TransferReason};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -416,7 +417,7 @@ impl Run {
             .collect();
         let owned: Vec<String> = children.iter().map(|c| c.to_string()).collect();
         let mut conn = self.hub.conn();
-        let result = transfers::create(
+        let result = workflow::offer(
             &mut conn,
             &NewTransfer {
                 origin: TOWNS[ORIGIN],
@@ -497,13 +498,15 @@ impl Run {
         let was_accepted = slot.is_some_and(|i| self.transfers[i].state == State::Accepted);
         let versions_before = self.hub.versions();
         let mut conn = self.hub.conn();
-        let result = transfers::accept(
+        let result = workflow::accept(
             &mut conn,
             id,
-            TOWNS[by],
-            &placements,
-            &declined,
-            "officer",
+            &Acceptance {
+                destination: TOWNS[by],
+                placements: &placements,
+                declined_records: &declined,
+                decided_by: "officer",
+            },
             &audit(TOWNS[by], "accept"),
         );
         drop(conn);
