@@ -320,7 +320,7 @@ pub fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 /// A JSON body, read only after the caller is authenticated (so strangers learn nothing from
 /// its errors). A key twice in one object is refused (`duplicate_key`), never last-wins.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    let value = crate::ingest::strict_json::parse(body).map_err(|e| {
+    let value = crate::schema::strict_json::parse(body).map_err(|e| {
         let error = crate::ingest::formats::json_body_error(&e);
         match error.code.as_str() {
             "duplicate_key" => Problem::bad_request("duplicate_key", format!("invalid body: {e}"))

@@ -171,7 +171,7 @@ pub fn run(command: ScreeningCommand, store_: &Store) -> anyhow::Result<()> {
             actor: who,
         } => {
             let text = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-            let document = crate::ingest::strict_json::parse(&text)
+            let document = crate::schema::strict_json::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let version =
                 store_and_adopt(store_, &standard, &municipality, &document, &actor(&who)?)?;

@@ -11,8 +11,9 @@ use super::progress::Progress;
 use super::table::{self, CellKey, TownCounts, TrueTable};
 use super::{Catalogue, FiscalYear, SUPPORT_OUTCOME, compute};
 use crate::audit::AuditEntry;
+use crate::indicators::publication::StoredRelease;
 use crate::schema::SchemaVersion;
-use crate::store::indicators::{self as ledger, NewRelease, StoredRelease};
+use crate::store::indicators::{self as ledger, NewRelease};
 use crate::store::{DbConn, Store, StoreResult};
 
 /// Rounds of extra suppression tried before a release is refused. Each round hides the

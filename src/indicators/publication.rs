@@ -10,7 +10,20 @@ use super::Catalogue;
 use super::audit::AuditSummary;
 use super::disclosure::{Cell, DisclosureConfig, Suppression, Unit};
 use super::table::{Level, Town};
-use crate::store::indicators::StoredRelease;
+
+/// A stored release: what it published (and, for the audit, the true counts behind it).
+#[derive(Debug, Clone)]
+pub struct StoredRelease {
+    pub id: i64,
+    pub fiscal_year: i32,
+    pub published_at: String,
+    pub published_by: String,
+    pub rule_set_version: String,
+    pub disclosure: DisclosureConfig,
+    pub towns: Vec<Town>,
+    pub audit: AuditSummary,
+    pub cells: Vec<Cell>,
+}
 
 /// Statistical symbols used instead of a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -121,7 +121,7 @@ pub fn read_candidates(
             .enumerate()
             .map(|(index, (line_no, line))| ndjson_candidate(index, line_no as u64 + 1, line))
             .collect(),
-        _ => match super::strict_json::parse(bytes) {
+        _ => match crate::schema::strict_json::parse(bytes) {
             Ok(Value::Array(items)) => items
                 .into_iter()
                 .enumerate()

@@ -5,8 +5,8 @@
 use serde_json::Value;
 
 use super::Candidate;
-use super::strict_json::{self, StrictJsonError};
 use crate::schema::csv_layout::check_headers;
+use crate::schema::strict_json::{self, StrictJsonError};
 use crate::schema::{CsvLayout, FieldError, SchemaVersion};
 
 /// The input as a whole cannot be read.

@@ -4,7 +4,6 @@
 
 pub mod files;
 pub mod formats;
-pub mod strict_json;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -6,6 +6,7 @@ pub mod csv_layout;
 pub mod dictionary;
 pub mod purposes;
 pub mod rules;
+pub mod strict_json;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -18,6 +18,7 @@ use crate::audit::AuditEntry;
 use crate::indicators::audit::AuditSummary;
 use crate::indicators::compute::{Fact, MovedChild, Person, TownData, TransferFact};
 use crate::indicators::disclosure::{Cell, DisclosureConfig, Suppression, Unit};
+use crate::indicators::publication::StoredRelease;
 use crate::indicators::table::{CellKey, Level, Measure, Town};
 use crate::schema::SUBJECT_TYPE;
 use crate::transfer::TransferStatus;
@@ -213,20 +214,6 @@ pub fn town_data(conn: &mut DbConn, code: &str, record_types: &[&str]) -> StoreR
         opted_out: opted_out.into_iter().collect(),
         facts,
     })
-}
-
-/// A stored release: what it published (and, for the audit, the true counts behind it).
-#[derive(Debug, Clone)]
-pub struct StoredRelease {
-    pub id: i64,
-    pub fiscal_year: i32,
-    pub published_at: String,
-    pub published_by: String,
-    pub rule_set_version: String,
-    pub disclosure: DisclosureConfig,
-    pub towns: Vec<Town>,
-    pub audit: AuditSummary,
-    pub cells: Vec<Cell>,
 }
 
 /// A release about to be stored.

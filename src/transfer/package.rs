@@ -818,7 +818,7 @@ fn require_canonical(bytes: &[u8], canonical: &[u8], what: &str) -> Result<()> {
 fn parse_form(bytes: &[u8]) -> Result<(Package, bool)> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
-        use crate::ingest::strict_json::{self, StrictJsonError};
+        use crate::schema::strict_json::{self, StrictJsonError};
         let value = strict_json::parse(bytes).map_err(|e| match e {
             StrictJsonError::DuplicateKey(pointer) => PackageError::new(
                 "duplicate_key",
