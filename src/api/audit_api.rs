@@ -30,9 +30,7 @@ pub struct AuditQuery {
     responses(
         (status = 200, description = "Entries about the child, oldest first", body = AuditTrail),
         (status = 400, description = "Missing subject", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn audit_trail(
@@ -93,9 +91,7 @@ fn shown(
     get, path = "/v1/audit/external-reads", tag = "access",
     responses(
         (status = 200, description = "Entries, oldest first", body = ExternalReads),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn external_reads(

@@ -64,9 +64,7 @@ pub struct ConfirmRequest {
     responses(
         (status = 200, description = "Queue items", body = ReviewQueue),
         (status = 400, description = "Missing purpose or actor, bad status", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -196,10 +194,8 @@ async fn apply(
     responses(
         (status = 200, description = "Linked", body = QueueItem),
         (status = 400, description = "Missing actor, or not a subject of this municipality", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such item, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already decided otherwise", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn confirm(
@@ -236,10 +232,8 @@ pub async fn confirm(
     responses(
         (status = 200, description = "Rejected", body = QueueItem),
         (status = 400, description = "Missing actor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such item, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already decided otherwise", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn reject(

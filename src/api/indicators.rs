@@ -89,8 +89,6 @@ fn respond(
     operation_id = "list_indicator_releases", get, path = "/v1/indicators/releases", tag = "indicators",
     responses(
         (status = 200, description = "Releases", body = ReleaseList),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn list(state: State, _caller: Caller) -> Result<HttpResponse, Problem> {
@@ -120,9 +118,7 @@ pub async fn list(state: State, _caller: Caller) -> Result<HttpResponse, Problem
             (String = "text/csv"),
         )),
         (status = 400, description = "Bad id or format", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such release", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn show(
@@ -175,9 +171,7 @@ pub async fn show(
             (String = "text/csv"),
         )),
         (status = 400, description = "Bad fiscal year or format", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a council administrator", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn preview(

@@ -1073,9 +1073,17 @@ pub const MY_NUMBER_HEADER: &str = "A free-text header (`X-Actor`, `X-Purpose`, 
 pub const CONTENT_CODING: &str =
     "A body in a content coding other than identity (`content_encoding_unsupported`)";
 
-/// Answers every operation may give: every answer carries the client's quota
-/// (`X-RateLimit-Limit`), every operation that needs a token may answer 429 with
-/// `Retry-After`, and any may answer 500.
+/// An answer whose body is a problem (RFC 9457).
+fn problem_answer(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    })
+}
+
+/// Answers every operation may give, written once here rather than on every operation: every
+/// answer carries the client's quota (`X-RateLimit-Limit`), every operation that needs a token
+/// may answer 401 and 429 (with `Retry-After`), and any may answer 500.
 fn document_common_answers(doc: &mut Value) {
     let quota = json!({
         "description": "Requests a second each client may make (bursts of up to twice that); beyond it the hub answers 429",
@@ -1093,34 +1101,24 @@ fn document_common_answers(doc: &mut Value) {
             continue;
         };
         // The guard in front of every route refuses these before any handler runs.
-        responses.entry("400").or_insert_with(|| {
-            json!({
-                "description": MY_NUMBER_HEADER,
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            })
-        });
-        responses.entry("415").or_insert_with(|| {
-            json!({
-                "description": CONTENT_CODING,
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            })
-        });
-        if needs_token && !responses.contains_key("429") {
-            responses.insert(
-                "429".into(),
-                json!({
-                    "description": "Rate limited",
-                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                }),
-            );
+        responses
+            .entry("400")
+            .or_insert_with(|| problem_answer(MY_NUMBER_HEADER));
+        responses
+            .entry("415")
+            .or_insert_with(|| problem_answer(CONTENT_CODING));
+        if needs_token {
+            responses
+                .entry("401")
+                .or_insert_with(|| problem_answer("Missing or unknown token"));
+            responses
+                .entry("429")
+                .or_insert_with(|| problem_answer("Rate limited"));
         }
         // Any operation can fail inside the hub (a lost database, a bug); it then answers 500
         // with a problem that quotes nothing of the request.
         responses.entry("500").or_insert_with(|| {
-            json!({
-                "description": "The hub could not complete the request (`internal`)",
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            })
+            problem_answer("The hub could not complete the request (`internal`)")
         });
         if let Some(limited) = responses.get_mut("429") {
             limited["headers"]["Retry-After"] = json!({

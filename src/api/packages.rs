@@ -73,12 +73,10 @@ fn signature(req: &HttpRequest) -> Result<String, Problem> {
             headers(("Kodomo-Signature" = String, description = "ed25519;key=<hex>;sig=<hex>")),
             content((String = "application/xml"), (Object = "application/json"))),
         (status = 400, description = "Bad request", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such transfer from this town", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The transfer is no longer offered", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Held, or addressed to a town of this hub (no package needed)", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn export(
@@ -135,12 +133,10 @@ pub async fn export(
                     ("Location" = String, description = "The transfer in this town's inbox")),
             content((String = "application/xml"))),
         (status = 400, description = "Missing signature or actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 409, description = "Imported before: nothing imported again; the original receipt is in the problem", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Too large", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Refused: malformed, not canonical, signature, digest, length, count, schema, unknown signer, wrong destination", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn import(
@@ -210,12 +206,10 @@ pub async fn import(
     responses(
         (status = 200, description = "Delivered", body = Transfer),
         (status = 400, description = "Missing signature or actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The transfer was cancelled or otherwise closed", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Too large", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Refused: malformed, signature, unknown package, other bytes acknowledged, counts", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn receipt(

@@ -146,7 +146,6 @@ pub(super) async fn read_body(
     responses(
         (status = 200, description = "Per-record outcome", body = IngestReport),
         (status = 400, description = "The body cannot be read (bad JSON, encoding, CSV header…)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client may not push to this municipality", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body stopped arriving for longer than the hub waits (`body_timeout`); the report carries the complete records before the pause (none if atomic)", body = Problem, content_type = "application/problem+json"),
@@ -366,13 +365,11 @@ fn with_etag(mut response: HttpResponse, version: i32) -> HttpResponse {
         (status = 200, description = "Updated or unchanged; `ETag` names the stored version", body = IngestReport),
         (status = 201, description = "Created; `ETag` names the stored version", body = IngestReport),
         (status = 400, description = "A malformed If-Match or If-None-Match (`precondition_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client may not push to this municipality", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The record is not as the condition expects (`precondition_failed`, with `current` (`version`, `etag`)); nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported Content-Type (only application/json)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The record is invalid, or its `source_record_id` is not the one in the URL (`record_rejected`, with pointers); nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn put_record(
@@ -649,11 +646,9 @@ async fn push_ndjson(
     responses(
         (status = 200, description = "Retracted (again, harmlessly, if it already was); `ETag` names the tombstone", body = Retraction),
         (status = 400, description = "A malformed If-Match, or an If-None-Match (`precondition_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The client may not write in this municipality", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record of this source", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The record is not as If-Match expects (`precondition_failed`, with `current` (`version`, `etag`)); nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retract(
@@ -733,9 +728,7 @@ fn hide_support_measure(
     responses(
         (status = 200, description = "Every version, oldest first; when they are all one source's, `ETag` names the current one", body = History),
         (status = 400, description = "Missing purpose or actor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn history(
@@ -837,9 +830,7 @@ pub struct ChangesQuery {
     responses(
         (status = 200, description = "Changes after the cursor, oldest first", body = ChangesPage),
         (status = 400, description = "Bad cursor or limit, or missing purpose or actor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn changes(
@@ -905,10 +896,8 @@ pub async fn changes(
     responses(
         (status = 200, description = "Validity of each record; nothing stored", body = ValidationReport),
         (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "More records than one batch may hold (`batch_too_large`, pointer `/records`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn validate(

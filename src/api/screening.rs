@@ -143,7 +143,6 @@ pub struct DefaultQuery {
     responses(
         (status = 200, description = "The default rule-set document", body = RuleSetDocument),
         (status = 400, description = "min_items outside 1–19", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn default_rules(
@@ -193,7 +192,6 @@ pub struct RuleSetList {
     responses(
         (status = 201, description = "Stored as the next version", body = RuleSetVersion),
         (status = 400, description = "Not JSON, or no X-Actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "Not a caseworker of the town", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid rule set: every problem with its pointer (unknown item, negative cap …)", body = Problem, content_type = PROBLEM),
     )
@@ -236,7 +234,6 @@ pub async fn add_rules(
     params(("code" = String, Path, description = "Municipality code", example = "119016")),
     responses(
         (status = 200, description = "Versions and adoptions", body = RuleSetList),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "Not a caseworker of the town", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -274,7 +271,6 @@ pub async fn list_rules(
     ),
     responses(
         (status = 200, description = "The version", body = RuleSetVersion),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such version, or not a caseworker of the town", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -308,7 +304,6 @@ pub async fn show_rules(
     responses(
         (status = 200, description = "Adopted", body = RuleSetVersion),
         (status = 400, description = "No X-Actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such version, or not a caseworker of the town", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -362,7 +357,6 @@ pub struct AsOfQuery {
     responses(
         (status = 200, description = "Counts", body = PreviewView),
         (status = 400, description = "Bad date", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such version, or not a caseworker of the town", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -427,7 +421,6 @@ pub struct RunList {
     responses(
         (status = 201, description = "The run (counts over what the caller may see)", body = RunSummary),
         (status = 400, description = "Missing purpose or actor, bad date", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "Not a caseworker of the town", body = Problem, content_type = PROBLEM),
         (status = 409, description = "No rule set adopted", body = Problem, content_type = PROBLEM),
     )
@@ -495,7 +488,6 @@ pub async fn create_run(
     params(("code" = String, Path, description = "Municipality code", example = "119016")),
     responses(
         (status = 200, description = "Runs, newest first", body = RunList),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "Not a caseworker of the town", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -540,7 +532,6 @@ pub async fn list_runs(
     responses(
         (status = 200, description = "The worklist", body = WorklistView),
         (status = 400, description = "Missing purpose or actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such run, or not a caseworker of the town", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -589,7 +580,6 @@ pub async fn worklist(
     responses(
         (status = 200, description = "The entry", body = EntryDetail),
         (status = 400, description = "Missing purpose or actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such entry, or not visible to the caller", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -691,7 +681,6 @@ pub struct DecisionRecorded {
     responses(
         (status = 200, description = "Recorded", body = DecisionRecorded),
         (status = 400, description = "Not JSON, or no X-Actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such entry, or not visible to the caller", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The run is closed", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid decision, with pointers", body = Problem, content_type = PROBLEM),
@@ -765,7 +754,6 @@ pub struct CloseRequest {
     responses(
         (status = 200, description = "Closed", body = RunSummary),
         (status = 400, description = "Bad body, or no X-Actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such run, or not a caseworker of the town", body = Problem, content_type = PROBLEM),
         (status = 409, description = "Already closed, or undecided entries and no reason", body = Problem, content_type = PROBLEM),
     )
@@ -828,7 +816,6 @@ pub async fn close(
     ),
     responses(
         (status = 200, description = "Counts", body = FairnessView),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such run, or not a caseworker of the town", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -872,7 +859,6 @@ pub async fn fairness(
     responses(
         (status = 200, description = "Shared decisions", body = SharedList),
         (status = 400, description = "Missing purpose or actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "Not a school of the town", body = Problem, content_type = PROBLEM),
     )
 )]

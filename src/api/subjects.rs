@@ -32,9 +32,7 @@ use crate::store::records as store_records;
     responses(
         (status = 200, description = "The profile", body = ProfileView),
         (status = 400, description = "Missing purpose or actor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such child, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn profile(
@@ -141,9 +139,7 @@ pub struct OptOutRequest {
     responses(
         (status = 200, description = "Recorded", body = OptOutView),
         (status = 400, description = "Bad body or date", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such child, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn put_opt_out(
@@ -229,9 +225,7 @@ pub async fn put_opt_out(
     ),
     responses(
         (status = 204, description = "Withdrawn"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No objection recorded, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_opt_out(

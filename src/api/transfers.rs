@@ -193,9 +193,7 @@ pub struct TransferList {
         (status = 201, description = "Offered (or held)", body = TransferView),
         (status = 400, description = "Bad request", body = Problem, content_type = PROBLEM),
         (status = 422, description = "A child is not a subject of this town, or the destination is not a town of this hub", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn offer(
@@ -243,9 +241,7 @@ pub async fn offer(
     responses(
         (status = 200, description = "Transfers", body = TransferList),
         (status = 400, description = "Bad query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn list(
@@ -283,9 +279,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The transfer", body = TransferView),
         (status = 400, description = "Missing purpose or actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such transfer, or not visible to the caller", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn show(
@@ -340,11 +334,9 @@ pub async fn show(
         (status = 200, description = "Accepted", body = TransferView),
         (status = 400, description = "Bad request", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The answer contradicts the transfer: a child without (or sharing) a destination number, an unknown child or record", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such transfer for this town", body = Problem, content_type = PROBLEM),
         (status = 409, description = "Not in a state that can be accepted", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn accept(
@@ -421,11 +413,9 @@ async fn simple_step(
     responses(
         (status = 200, description = "Declined", body = Transfer),
         (status = 400, description = "Bad request", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such transfer for this town", body = Problem, content_type = PROBLEM),
         (status = 409, description = "Not in a state that can be declined", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn decline(
@@ -458,11 +448,9 @@ pub async fn decline(
     responses(
         (status = 200, description = "Cancelled", body = Transfer),
         (status = 400, description = "Missing actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such transfer from this town", body = Problem, content_type = PROBLEM),
         (status = 409, description = "Already decided", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn cancel(
@@ -485,11 +473,9 @@ pub async fn cancel(
     responses(
         (status = 200, description = "Now offered to the caller's town", body = Transfer),
         (status = 400, description = "Missing actor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such held transfer", body = Problem, content_type = PROBLEM),
         (status = 409, description = "Not held any more", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "Rate limited", body = Problem, content_type = PROBLEM),
     )
 )]
 pub async fn claim(
