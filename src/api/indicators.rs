@@ -51,13 +51,7 @@ pub struct PreviewQuery {
 /// CSV when asked for by `?format=csv` or by an `Accept` header naming `text/csv` (unless
 /// `?format=json` says otherwise).
 fn wants_csv(req: &HttpRequest, format: Option<Format>) -> bool {
-    format.map_or_else(
-        || {
-            super::header(req, "Accept")
-                .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/csv"))
-        },
-        |f| f == Format::Csv,
-    )
+    format.map_or_else(|| super::accepts(req, "text/csv"), |f| f == Format::Csv)
 }
 
 fn respond(

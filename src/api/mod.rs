@@ -309,6 +309,11 @@ pub async fn refuse_quietly(state: &State, mut entry: AuditEntry) -> Result<Http
     Err(Problem::not_found())
 }
 
+/// Whether the `Accept` header names `media` (the client asks for that form of the answer).
+pub fn accepts(req: &HttpRequest, media: &str) -> bool {
+    header(req, "Accept").is_some_and(|accept| accept.to_ascii_lowercase().contains(media))
+}
+
 /// A header as text. Declared purposes' legal bases are often Japanese, so UTF-8 is accepted
 /// (HTTP's `to_str` would drop them as absent).
 pub fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {

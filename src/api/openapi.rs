@@ -70,7 +70,7 @@ impl utoipa::Modify for BearerAuth {
         crate::identity::resolve::Candidate,
         transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,
         transfers::DeclineRequest, crate::transfer::TransferBox, transfers::TransferList,
-        packages::PackageForm, crate::transfer::exchange::Imported,
+        packages::PackageForm, crate::transfer::exchange::Imported, crate::transfer::package::Receipt,
         crate::store::transfers::Transfer, crate::store::transfers::TransferView,
         crate::store::transfers::TransferChild, crate::transfer::TransferReason,
         crate::transfer::DeclineReason,
@@ -558,11 +558,11 @@ fn examples(doc: &mut Value, standard: &Standard) {
         .map(|p| crate::transfer::package::to_json(&p))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
-    let receipt = crate::transfer::package::parse(package_xml.as_bytes())
+    let receipt_fields = crate::transfer::package::parse(package_xml.as_bytes())
         .ok()
         .map(|package| {
             use sha2::Digest;
-            let receipt = crate::transfer::package::Receipt {
+            crate::transfer::package::Receipt {
                 package_id: package.header.package_id.clone(),
                 conversation_id: package.header.conversation_id.clone(),
                 origin: package.header.origin.clone(),
@@ -571,10 +571,11 @@ fn examples(doc: &mut Value, standard: &Standard) {
                 received: "2021-04-02T10:00:00+09:00".into(),
                 children: 1,
                 records: 1,
-            };
-            String::from_utf8_lossy(&crate::transfer::package::receipt_to_xml(&receipt))
-                .into_owned()
+            }
         });
+    let receipt = receipt_fields.as_ref().map(|receipt| {
+        String::from_utf8_lossy(&crate::transfer::package::receipt_to_xml(receipt)).into_owned()
+    });
     let schema_example = |doc: &Value, content: &Value| {
         content
             .pointer("/schema/$ref")
@@ -599,6 +600,9 @@ fn examples(doc: &mut Value, standard: &Standard) {
                 ("import_transfer_package", "application/xml") => Some(json!(package_xml)),
                 ("import_transfer_package", "application/json") => package_json.clone(),
                 ("import_transfer_receipt", "application/xml") => receipt.clone().map(Value::from),
+                ("import_transfer_receipt", "application/json") => {
+                    receipt_fields.as_ref().map(|r| json!(r))
+                }
                 _ => schema_example(&snapshot, body),
             };
             if let Some(example) = example

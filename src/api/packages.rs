@@ -11,8 +11,9 @@ use super::extract::{Actor, Officer};
 use super::{Problem, State, audit_entry, blocking, json, with_conn};
 use crate::access::TransferUse;
 use crate::store::transfers::Transfer;
+use crate::transfer::exchange::Imported;
 use crate::transfer::exchange::{self as packages, Importer};
-use crate::transfer::package;
+use crate::transfer::package::{self, Receipt};
 use crate::transfer::workflow;
 
 const PROBLEM: &str = "application/problem+json";
@@ -131,7 +132,7 @@ pub async fn export(
         (status = 201, description = "Imported; the signed receipt (signature in Kodomo-Signature) goes back to the origin hub",
             headers(("Kodomo-Signature" = String, description = "ed25519;key=<hex>;sig=<hex>"),
                     ("Location" = String, description = "The transfer in this town's inbox")),
-            content((String = "application/xml"))),
+            content((String = "application/xml"), (Imported = "application/json"))),
         (status = 400, description = "Missing signature or actor", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 409, description = "Imported before: nothing imported again; the original receipt is in the problem", body = Problem, content_type = PROBLEM),
@@ -181,14 +182,21 @@ pub async fn import(
         )?)
     })
     .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((SIGNATURE_HEADER, imported.receipt_signature))
+    let mut response = HttpResponse::Created();
+    response
+        .insert_header((SIGNATURE_HEADER, imported.receipt_signature.clone()))
         .insert_header((
             "Location",
             format!("/v1/transfers/{}", imported.transfer_id),
-        ))
-        .content_type("application/xml; charset=utf-8")
-        .body(imported.receipt))
+        ));
+    // A client that asks for JSON gets the receipt and its signature in the body as well.
+    Ok(if super::accepts(&req, "application/json") {
+        response.json(&imported)
+    } else {
+        response
+            .content_type("application/xml; charset=utf-8")
+            .body(imported.receipt)
+    })
 }
 
 /// 受領書の取込み（引継ぎの完了） — Import a transfer receipt
@@ -202,7 +210,7 @@ pub async fn import(
         ("X-Actor" = String, Header, description = "Officer importing", example = "officer-1"),
         ("Kodomo-Signature" = String, Header, description = "Detached signature: ed25519;key=<hex>;sig=<hex>"),
     ),
-    request_body(content((String = "application/xml"))),
+    request_body(content((String = "application/xml"), (Receipt = "application/json"))),
     responses(
         (status = 200, description = "Delivered", body = Transfer),
         (status = 400, description = "Missing signature or actor", body = Problem, content_type = PROBLEM),

@@ -184,6 +184,9 @@ pub struct Imported {
     pub receipt: String,
     /// Its detached signature (`ed25519;key=…;sig=…`).
     pub receipt_signature: String,
+    /// The receipt's JSON form: the same fields, covered by the same signature (send it to the
+    /// origin as `application/json` with that signature).
+    pub receipt_fields: Receipt,
 }
 
 /// Who imports a package, and who it escalates to if nobody answers.
@@ -220,12 +223,18 @@ fn replayed(known: KnownPackage, package_id: &str, package_sha256: &str) -> Exch
         known.receipt,
     ) {
         (true, Some((receipt, receipt_signature))) => {
-            ExchangeError::AlreadyImported(Box::new(Imported {
-                package_id: package_id.to_string(),
-                transfer_id: known.transfer_id,
-                receipt,
-                receipt_signature,
-            }))
+            match package::parse_receipt(receipt.as_bytes()) {
+                Ok(receipt_fields) => ExchangeError::AlreadyImported(Box::new(Imported {
+                    package_id: package_id.to_string(),
+                    transfer_id: known.transfer_id,
+                    receipt,
+                    receipt_signature,
+                    receipt_fields,
+                })),
+                Err(e) => ExchangeError::Store(StoreError::Invalid(format!(
+                    "the stored receipt of {package_id} does not read back: {e}"
+                ))),
+            }
         }
         _ => refuse(
             "package_id_reused",
@@ -367,6 +376,7 @@ pub fn import(
             transfer_id,
             receipt: receipt_xml,
             receipt_signature,
+            receipt_fields: receipt,
         })
     })
 }
@@ -381,9 +391,9 @@ pub fn import_receipt(
     origin: &str,
     audit: &AuditEntry,
 ) -> Result<Transfer> {
-    let receipt = package::parse_receipt(bytes)?;
+    let (receipt, xml) = package::parse_receipt_canonical(bytes)?;
     let signature = DetachedSignature::parse(signature)?;
-    signature.verify(bytes)?;
+    signature.verify(&xml)?;
     let signer = trusted_peer(conn, &signature, &receipt.received, "/received")?;
     in_transfer_transaction(conn, |c| {
         let sent = c
@@ -445,7 +455,7 @@ pub fn import_receipt(
         )?;
         c.store_receipt(
             &receipt.package_id,
-            std::str::from_utf8(bytes).unwrap_or_default(),
+            std::str::from_utf8(&xml).unwrap_or_default(),
             &signature.to_string(),
         )?;
         let mut entry = audit.clone();

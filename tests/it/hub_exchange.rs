@@ -357,6 +357,68 @@ fn objections_travel_between_hubs(backend: Backend) {
 }
 both_backends!(objections_travel_between_hubs);
 
+/// A client that speaks only JSON (a generated client) imports a package and gets the receipt
+/// in the body; the origin takes the receipt's JSON form under the same signature, and a
+/// changed field fails the signature.
+fn receipts_travel_in_json_form(backend: Backend) {
+    let p = pair(backend);
+    let id = offer(&p);
+    let (package_json, signature) = package(&p, id, "json");
+    let imported = p.dest_hub.post(
+        "/v1/transfer-packages",
+        Some(&p.dest_officer),
+        Some("application/json"),
+        &[
+            ("X-Actor", "officer-d1"),
+            ("Kodomo-Signature", signature.as_str()),
+            ("Accept", "application/json"),
+        ],
+        package_json,
+    );
+    assert_eq!(imported.status, 201, "import: {}", imported.text());
+    let receipt_signature = imported.header("kodomo-signature").unwrap().to_string();
+    let body = imported.json();
+    assert_eq!(body["receipt_signature"], receipt_signature);
+    assert!(body["receipt"].as_str().unwrap().starts_with("<?xml"));
+    let fields = body["receipt_fields"].clone();
+    assert_eq!(fields["origin"], ORIGIN);
+    assert_eq!(fields["children"], 2);
+    assert_eq!(fields["records"], 5);
+    let post_receipt = |receipt: &Value| {
+        p.origin_hub.post(
+            "/v1/transfer-receipts",
+            Some(&p.origin_officer),
+            Some("application/json"),
+            &[
+                ("X-Actor", "officer-o1"),
+                ("Kodomo-Signature", receipt_signature.as_str()),
+            ],
+            receipt.to_string(),
+        )
+    };
+    let mut changed = fields.clone();
+    changed["records"] = json!(4);
+    let refused_receipt = post_receipt(&changed);
+    assert_eq!(refused_receipt.status, 422, "{}", refused_receipt.text());
+    assert_eq!(
+        show(&p.origin_hub, &p.origin_officer, id)["status"],
+        "offered",
+        "a receipt whose signature fails changes nothing"
+    );
+    let mut unknown_field = fields.clone();
+    unknown_field["note"] = json!("extra");
+    assert_eq!(post_receipt(&unknown_field).status, 422);
+    let delivered = post_receipt(&fields);
+    assert_eq!(delivered.ok()["status"], "delivered");
+    // The origin keeps the canonical XML the signature covers, whatever form arrived.
+    let mut db = p.origin_hub.raw_db();
+    assert_eq!(
+        db.strings("SELECT receipt_xml AS v FROM transfer_packages WHERE direction = 'outbound'"),
+        [body["receipt"].as_str().unwrap()]
+    );
+}
+both_backends!(receipts_travel_in_json_form);
+
 fn run_ok(hub: &Hub, args: &[&str]) -> String {
     let out = hub.cli(args);
     assert!(out.status.success(), "{args:?}: {}", describe(&out));

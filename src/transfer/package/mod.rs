@@ -17,7 +17,7 @@ mod sign;
 mod write;
 
 pub use check::{check_contents, check_manifest, file_name, is_valid_id};
-pub use read::{parse, parse_canonical, parse_receipt, signature_path};
+pub use read::{parse, parse_canonical, parse_receipt, parse_receipt_canonical, signature_path};
 pub use sign::{
     DetachedSignature, new_signing_key, random_id, sign_package, verify_package_signature,
 };
@@ -107,18 +107,34 @@ pub struct Package {
     pub records: Option<Vec<PackageRecord>>,
 }
 
-/// The destination hub's signed answer: it verified and imported the package.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The destination hub's signed answer: it verified and imported the package. Its JSON form
+/// has these fields; the signature covers its canonical XML either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
+    #[schema(
+        max_length = 36,
+        pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     pub package_id: String,
+    #[schema(
+        max_length = 36,
+        pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     pub conversation_id: String,
+    #[schema(max_length = 6, pattern = "^[0-9]{6}$")]
     pub origin: String,
+    #[schema(max_length = 6, pattern = "^[0-9]{6}$")]
     pub destination: String,
     /// SHA-256 of the package's canonical XML as received.
+    #[schema(max_length = 64, pattern = "^[0-9a-f]{64}$")]
     pub package_sha256: String,
+    /// When the destination hub imported the package (RFC 3339).
+    #[schema(max_length = 40, format = DateTime)]
     pub received: String,
+    #[schema(maximum = 10000)]
     pub children: u64,
+    #[schema(maximum = 10000)]
     pub records: u64,
 }
 

@@ -409,21 +409,31 @@ fn require_canonical(bytes: &[u8], canonical: &[u8], what: &str) -> Result<()> {
     ))
 }
 
+/// Whether `bytes` are the JSON form (an object) rather than XML.
+fn is_json_form(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// Read the JSON form of a package or receipt: one object with unique keys and exactly the
+/// model's fields.
+fn from_json_form<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    use crate::schema::strict_json::{self, StrictJsonError};
+    let value = strict_json::parse(bytes).map_err(|e| match e {
+        StrictJsonError::DuplicateKey(pointer) => PackageError::new(
+            "duplicate_key",
+            pointer,
+            "a key appears twice in its object",
+        ),
+        StrictJsonError::Syntax(e) => PackageError::new("json_malformed", "", e.to_string()),
+    })?;
+    serde_json::from_value(value)
+        .map_err(|e| PackageError::new("json_malformed", "", e.to_string()))
+}
+
 /// Read a package from its XML form (must be canonical) or its JSON form; `true` when XML.
 fn parse_form(bytes: &[u8]) -> Result<(Package, bool)> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'{') {
-        use crate::schema::strict_json::{self, StrictJsonError};
-        let value = strict_json::parse(bytes).map_err(|e| match e {
-            StrictJsonError::DuplicateKey(pointer) => PackageError::new(
-                "duplicate_key",
-                pointer,
-                "a key appears twice in its object",
-            ),
-            StrictJsonError::Syntax(e) => PackageError::new("json_malformed", "", e.to_string()),
-        })?;
-        let package = serde_json::from_value(value)
-            .map_err(|e| PackageError::new("json_malformed", "", e.to_string()))?;
+    if is_json_form(bytes) {
+        let package = from_json_form(bytes)?;
         check_header_and_size(&package)?;
         return Ok((package, false));
     }
@@ -456,6 +466,27 @@ pub fn signature_path(file: &std::path::Path) -> std::path::PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(".sig");
     std::path::PathBuf::from(name)
+}
+
+/// Read a receipt from its XML form (must be canonical) or its JSON form, and give its
+/// canonical XML too — what the receipt's signature covers, whatever the form.
+pub fn parse_receipt_canonical(bytes: &[u8]) -> Result<(Receipt, Cow<'_, [u8]>)> {
+    if !is_json_form(bytes) {
+        return Ok((parse_receipt(bytes)?, Cow::Borrowed(bytes)));
+    }
+    let receipt: Receipt = from_json_form(bytes)?;
+    require_id(&receipt.package_id, "/package_id")?;
+    require_id(&receipt.conversation_id, "/conversation_id")?;
+    let xml = receipt_to_xml(&receipt);
+    // Fields the XML form cannot carry as given (a control character, say) are refused.
+    if parse_receipt(&xml).as_ref() != Ok(&receipt) {
+        return Err(PackageError::new(
+            "not_canonical",
+            "",
+            "the receipt has no canonical XML form",
+        ));
+    }
+    Ok((receipt, Cow::Owned(xml)))
 }
 
 /// Read a receipt (canonical XML).
