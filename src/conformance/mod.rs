@@ -4,6 +4,7 @@
 //! written as `result.json`, `junit.xml` and `report.html`.
 
 pub mod catalog;
+pub mod client;
 pub mod files;
 pub mod messages;
 pub mod report;
@@ -85,6 +86,9 @@ pub struct Issue {
     /// Byte offset in the file (XML syntax and canonical-form problems).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// The client's push (1-based, in arrival order) in a client run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<usize>,
     pub pointer: String,
     pub code: String,
     pub message_ja: String,
@@ -101,6 +105,7 @@ impl Issue {
             column: None,
             record: None,
             offset: None,
+            push: None,
             pointer: pointer.into(),
             code: code.to_string(),
             message_ja: ja.to_string(),
@@ -167,7 +172,7 @@ pub struct Run {
     pub tool: String,
     pub tool_version: String,
     pub suite_version: String,
-    /// `files` or `server`.
+    /// `files`, `server` or `client`.
     pub suite: String,
     pub schema_version: String,
     pub started_at: String,
