@@ -111,6 +111,8 @@ impl Attempt {
 #[derive(Default)]
 struct Log {
     attempts: Vec<Attempt>,
+    /// Pushes that have arrived (answered or not).
+    arrived: usize,
     /// Plan steps applied so far.
     step: usize,
     in_flight: usize,
@@ -139,8 +141,11 @@ impl Sandbox {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every answered push, in arrival order.
     pub fn attempts(&self) -> Vec<Attempt> {
-        self.log().attempts.clone()
+        let mut attempts = self.log().attempts.clone();
+        attempts.sort_by_key(|a| a.number);
+        attempts
     }
 
     /// Plan steps applied so far (of `PLAN.len()`).
@@ -170,20 +175,20 @@ impl Sandbox {
         }
     }
 
-    fn begin(&self) {
+    /// A push arrived; its number in arrival order.
+    fn begin(&self) -> usize {
         let mut log = self.log();
         log.in_flight += 1;
+        log.arrived += 1;
         log.last_activity = Some(Instant::now());
+        log.arrived
     }
 
     fn end(&self, attempt: Option<Attempt>) {
         let mut log = self.log();
         log.in_flight -= 1;
         log.last_activity = Some(Instant::now());
-        if let Some(mut attempt) = attempt {
-            attempt.number = log.attempts.len() + 1;
-            log.attempts.push(attempt);
-        }
+        log.attempts.extend(attempt);
     }
 
     /// Is this the hub's push route of the sandbox town?
@@ -201,8 +206,8 @@ pub fn interposer(sandbox: Arc<Sandbox>) -> Interposer {
             if !sandbox.is_push(&req) {
                 return next.call(req).await;
             }
-            sandbox.begin();
-            let answered = handle_push(&sandbox, req, next).await;
+            let number = sandbox.begin();
+            let answered = handle_push(&sandbox, number, req, next).await;
             match answered {
                 Ok((response, attempt)) => {
                     sandbox.end(Some(attempt));
@@ -330,6 +335,7 @@ fn with_refused_first(mut report: Value) -> Value {
 
 async fn handle_push(
     sandbox: &Sandbox,
+    number: usize,
     mut req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<(ServiceResponse<BoxBody>, Attempt), actix_web::Error> {
@@ -377,7 +383,7 @@ async fn handle_push(
         )
     };
     let mut attempt = Attempt {
-        number: 0,
+        number,
         arrived,
         idempotency_key: idempotency_key.clone(),
         content,
