@@ -647,11 +647,11 @@ pub fn server(
             .app_data(state.clone())
             .wrap(actix_web::middleware::from_fn(
                 move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
-                    let answer: futures_util::future::LocalBoxFuture<'static, _> =
-                        match &interposer {
-                            Some(interpose) => interpose(req, next),
-                            None => Box::pin(next.call(req)),
-                        };
+                    let answer: futures_util::future::LocalBoxFuture<'static, _> = match &interposer
+                    {
+                        Some(interpose) => interpose(req, next),
+                        None => Box::pin(next.call(req)),
+                    };
                     answer
                 },
             ))

@@ -35,7 +35,10 @@ fn certificates(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'st
         }
     }
     if certificates.is_empty() {
-        return Err(format!("{}: no PEM certificate in the file", path.display()));
+        return Err(format!(
+            "{}: no PEM certificate in the file",
+            path.display()
+        ));
     }
     Ok(certificates)
 }

@@ -43,7 +43,11 @@ impl Sandbox {
         };
         while !banner.contains("\nwaiting up to") {
             let mut line = String::new();
-            if stdout.read_line(&mut line).expect("read the sandbox's output") == 0 {
+            if stdout
+                .read_line(&mut line)
+                .expect("read the sandbox's output")
+                == 0
+            {
                 panic!("the sandbox ended before it was ready: {banner}");
             }
             banner.push_str(&line);
@@ -237,7 +241,10 @@ const QUICK: [&str; 6] = [
 fn a_well_behaved_client_is_judged_conformant() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let sandbox = Sandbox::start(&out, &[&QUICK[..], &["--client-name", "見本クライアント"]].concat());
+    let sandbox = Sandbox::start(
+        &out,
+        &[&QUICK[..], &["--client-name", "見本クライアント"]].concat(),
+    );
     assert!(sandbox.banner.contains("429"), "{}", sandbox.banner);
     let mut client = SampleClient::new(
         &sandbox,
@@ -259,13 +266,22 @@ fn a_well_behaved_client_is_judged_conformant() {
     assert_eq!(result["suite"], "client");
     assert_eq!(
         ids_with_status(&result, "pass"),
-        ["KDL-CLI-001", "KDL-CLI-002", "KDL-CLI-003", "KDL-CLI-004", "KDL-CLI-005"]
-            .map(String::from)
-            .into()
+        [
+            "KDL-CLI-001",
+            "KDL-CLI-002",
+            "KDL-CLI-003",
+            "KDL-CLI-004",
+            "KDL-CLI-005"
+        ]
+        .map(String::from)
+        .into()
     );
     assert!(output.contains("verdict: conformant"), "{output}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("適合") && html.contains("見本クライアント"), "{html}");
+    assert!(
+        html.contains("適合") && html.contains("見本クライアント"),
+        "{html}"
+    );
     assert!(out.join("junit.xml").exists());
 }
 
@@ -307,7 +323,12 @@ fn a_client_that_ignores_retry_after_changes_keys_and_resends_rejected_records_i
         .collect();
     assert_eq!(
         codes,
-        ["idempotency_key_changed", "rejected_record_resent", "retry_too_early"].into()
+        [
+            "idempotency_key_changed",
+            "rejected_record_resent",
+            "retry_too_early"
+        ]
+        .into()
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("不適合"), "{html}");
@@ -321,7 +342,11 @@ fn a_client_that_never_connects_leaves_the_run_incomplete() {
     let (code, output) = sandbox.finish();
     assert_eq!(code, 2, "{output}");
     let result = result(&out);
-    assert_eq!(ids_with_status(&result, "incomplete").len(), 5, "{result:#}");
+    assert_eq!(
+        ids_with_status(&result, "incomplete").len(),
+        5,
+        "{result:#}"
+    );
     assert!(output.contains("never pushed"), "{output}");
 }
 

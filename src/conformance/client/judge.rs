@@ -58,8 +58,14 @@ pub fn retries_only_transient(attempts: &[Attempt]) -> Result<Vec<Issue>, Unveri
         if owes_retry(attempt) && retry.is_none() {
             issues.push(issue(
                 "not_retried",
-                format!("送信{}は {} を受けましたが、再送されませんでした。", attempt.number, attempt.status),
-                format!("push {} was answered {} and never retried", attempt.number, attempt.status),
+                format!(
+                    "送信{}は {} を受けましたが、再送されませんでした。",
+                    attempt.number, attempt.status
+                ),
+                format!(
+                    "push {} was answered {} and never retried",
+                    attempt.number, attempt.status
+                ),
                 attempt,
             ));
         }

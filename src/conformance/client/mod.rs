@@ -49,10 +49,8 @@ impl ScratchDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "kodomo-hub-sandbox-{}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("kodomo-hub-sandbox-{}-{nanos}", std::process::id()));
         std::fs::create_dir(&path)?;
         crate::keys::ensure_private_dir(&path).map_err(std::io::Error::other)?;
         Ok(ScratchDir(path))
@@ -110,11 +108,18 @@ pub fn run(settings: &Settings, version: &SchemaVersion) -> anyhow::Result<Run> 
     let base_url = format!("http://{}", listener.local_addr()?);
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "kodomo-hub conformance client sandbox (synthetic data only)")?;
+        writeln!(
+            out,
+            "kodomo-hub conformance client sandbox (synthetic data only)"
+        )?;
         writeln!(out, "base_url: {base_url}")?;
         writeln!(out, "municipality: {TOWN} {TOWN_NAME}")?;
         writeln!(out, "token: {token}")?;
-        writeln!(out, "record types: every type of schema version {}", version.major)?;
+        writeln!(
+            out,
+            "record types: every type of schema version {}",
+            version.major
+        )?;
         writeln!(out, "plan: {}", plan_text(settings.slow))?;
         writeln!(
             out,

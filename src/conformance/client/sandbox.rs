@@ -233,7 +233,11 @@ fn canonical(value: &Value) -> String {
             Value::Object(map) => {
                 let mut keys: Vec<&String> = map.keys().collect();
                 keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
             other => other.clone(),
@@ -259,7 +263,12 @@ fn records_of(content_type: &str, body: &[u8]) -> Vec<Value> {
     }
 }
 
-fn problem_answer(status: StatusCode, code: &'static str, detail: &str, retry_after: u64) -> actix_web::HttpResponse {
+fn problem_answer(
+    status: StatusCode,
+    code: &'static str,
+    detail: &str,
+    retry_after: u64,
+) -> actix_web::HttpResponse {
     let mut problem = Problem::new(status, code, detail);
     problem.retry_after = Some(retry_after as u32);
     actix_web::ResponseError::error_response(&problem)
@@ -423,7 +432,8 @@ async fn handle_push(
     let forwarded = if injection == Injection::PartialRejection {
         let mut rest = values.clone();
         rest.remove(0);
-        serde_json::to_vec(&json!({"records": rest})).map_err(actix_web::error::ErrorInternalServerError)?
+        serde_json::to_vec(&json!({"records": rest}))
+            .map_err(actix_web::error::ErrorInternalServerError)?
     } else {
         body
     };
