@@ -1,7 +1,8 @@
 //! The conformance kit (SPEC §8): requirements with stable ids, test vectors derived from the
-//! schemas, and two runners a supplier uses without us — `files` (offline checks of export
-//! files) and `server` (scenarios against any server claiming the hub API) — whose results are
-//! written as `result.json`, `junit.xml` and `report.html`.
+//! schemas, and three runners a supplier uses without us — `files` (offline checks of export
+//! files), `server` (scenarios against any server claiming the hub API, over HTTP or HTTPS)
+//! and `client` (a sandbox hub that judges how a client pushes) — whose results are written
+//! as `result.json`, `junit.xml` and `report.html`.
 
 pub mod catalog;
 pub mod client;
@@ -16,7 +17,8 @@ use serde::{Deserialize, Serialize};
 /// Version of the suite (requirements, vectors and scenarios); bumped when any of them changes.
 /// 1.1.0: a batch over its record limit is 422 (KDL-API-014); packages carry objections;
 /// body and line limits (KDL-API-020, 021); conditional updates (KDL-API-022).
-pub const SUITE_VERSION: &str = "1.1.0";
+/// 1.2.0: the client suite (KDL-CLI-001…005) judged by the client sandbox.
+pub const SUITE_VERSION: &str = "1.2.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
