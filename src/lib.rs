@@ -70,6 +70,7 @@ mod layering {
         "transfer/exchange.rs",
         "indicators/pipeline.rs",
         "screening/workflow.rs",
+        "conformance",
     ];
 
     fn files(entries: &[&str]) -> Vec<PathBuf> {

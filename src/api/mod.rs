@@ -14,6 +14,7 @@ pub mod openapi_text;
 pub mod packages;
 pub mod problem;
 pub mod records;
+pub mod sandbox;
 pub mod screening;
 pub mod subjects;
 pub mod transfers;

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use crate::conformance::{
-    self, Capabilities, Run, catalog, client, files, report, server, vectors,
-};
+use crate::conformance::{self, Capabilities, Run, catalog, files, report, server, vectors};
 use crate::ingest::Ingestor;
 use crate::schema::Standard;
 
@@ -267,14 +265,14 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
                     "refusing to listen on {listen}: the sandbox answers on loopback only unless --insecure-listen"
                 ));
             }
-            let settings = client::Settings {
+            let settings = super::sandbox::Settings {
                 listen,
                 time_limit: Duration::from_secs(time_limit_secs),
                 quiet: Duration::from_secs(quiet_secs),
                 slow: Duration::from_secs(slow_secs),
                 client_name,
             };
-            match client::run(&settings, version) {
+            match super::sandbox::run(&settings, version) {
                 Ok(run) => finish(&run, &out),
                 Err(e) => tool_error(format!("the sandbox could not run: {e:#}")),
             }

@@ -7,6 +7,7 @@ mod exchange;
 mod files;
 mod indicators;
 mod review;
+mod sandbox;
 mod screening;
 #[cfg(feature = "tools")]
 mod tools;

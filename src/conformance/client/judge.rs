@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use super::sandbox::{Attempt, Fate, Injection, PLAN};
+use super::{Attempt, Fate, Injection, PLAN};
 use crate::conformance::Issue;
 
 /// A retry may arrive this much before `Retry-After` has passed without counting as early:

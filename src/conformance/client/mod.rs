@@ -1,66 +1,131 @@
-//! `conformance client`: a sandbox hub (the real server on its own temporary SQLite database)
-//! that a vendor's client pushes to. It answers the client's pushes as a scripted plan says —
-//! 429 and 503 with `Retry-After`, a slow answer, an answer lost after the batch was stored
-//! (a retry with the same key is answered from the stored reply), a partial rejection — and
-//! judges from what it recorded whether the client retried correctly (KDL-CLI-001…005).
+//! The client suite (KDL-CLI-001…005): the plan a sandbox hub follows when a vendor's client
+//! pushes to it — 429 and 503 with `Retry-After`, a slow answer, an answer lost after the
+//! batch was stored (a retry with the same key is answered from the stored reply), a partial
+//! rejection — what it records of each push, and the verdict on the client. The sandbox itself
+//! (an interposer in front of the hub's routes) is `api::sandbox`; `conformance client` in
+//! the CLI starts it.
 
 pub mod judge;
-pub mod sandbox;
 
-use std::io::Write as _;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+use sha2::Digest;
+
 use super::{Run, Status, TestResult, catalog};
-use crate::api::{self, AppState, Bind, Limits};
-use crate::auth::Role;
-use crate::schema::SchemaVersion;
-use crate::store::{Location, Store, clients};
 
-/// The sandbox's town (みどり町 of the demo council).
-pub const TOWN: &str = "119016";
-const TOWN_NAME: &str = "みどり町（適合性試験サンドボックス）";
-/// How the sandbox names itself in its own audit trail, and its client.
-const SANDBOX: &str = "conformance-sandbox";
-const CLIENT_NAME: &str = "vendor-client";
-
-/// How a client run is set up.
-pub struct Settings {
-    /// Address the sandbox listens on (port 0: any free port, printed).
-    pub listen: String,
-    /// Longest the sandbox waits for the client, from its start.
-    pub time_limit: Duration,
-    /// The run ends once the plan is applied and the client has been quiet this long.
-    pub quiet: Duration,
-    /// How long the plan's slow answer is held back.
-    pub slow: Duration,
-    /// The client's product name, printed in the reports.
-    pub client_name: Option<String>,
+/// What the sandbox does to one push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injection {
+    /// 429 with `Retry-After`, before the hub sees the request.
+    TooManyRequests,
+    /// 503 with `Retry-After`, before the hub sees the request.
+    Unavailable,
+    /// The hub stores the batch; its answer is held back for the slow delay.
+    Slow,
+    /// The hub stores the batch; the client gets 503 with `Retry-After` instead of its answer,
+    /// as if the answer were lost on the way. A retry with the same key gets the stored answer.
+    AnswerLost,
+    /// The batch's first record is refused by the sandbox (`sandbox_refused`); the hub stores
+    /// the others and the answer reports all of them.
+    PartialRejection,
+    /// Passed to the hub as it is.
+    Pass,
 }
 
-/// The sandbox's database and keys, removed when the run ends.
-struct ScratchDir(PathBuf);
+/// The scripted plan: the Nth push that is not a replay of a key the hub answered gets the
+/// Nth injection; later pushes pass.
+pub const PLAN: [Injection; 5] = [
+    Injection::TooManyRequests,
+    Injection::Unavailable,
+    Injection::Slow,
+    Injection::AnswerLost,
+    Injection::PartialRejection,
+];
 
-impl ScratchDir {
-    fn new() -> std::io::Result<ScratchDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path =
-            std::env::temp_dir().join(format!("kodomo-hub-sandbox-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&path)?;
-        crate::keys::ensure_private_dir(&path).map_err(std::io::Error::other)?;
-        Ok(ScratchDir(path))
+/// `Retry-After` of the injected 429.
+pub const THROTTLED_RETRY_AFTER: u64 = 2;
+/// `Retry-After` of the injected 503s.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
+/// Problem code of a record the sandbox refuses in the partial rejection.
+pub const REFUSED_CODE: &str = "sandbox_refused";
+
+/// What became of one record of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// The hub never processed it (an injected 429/503 before it, or a refused request).
+    NotProcessed,
+    /// The hub stored it (created, updated or unchanged).
+    Stored,
+    /// The hub rejected it with per-record problems.
+    Rejected,
+    /// The sandbox refused it (the plan's partial rejection).
+    Refused,
+}
+
+/// One record as the client sent it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub source_record_id: Option<String>,
+    /// Canonical JSON (keys sorted): equal text means an unchanged record.
+    pub canonical: String,
+}
+
+/// One push as it arrived and was answered.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// 1-based, in arrival order.
+    pub number: usize,
+    pub arrived: Instant,
+    pub idempotency_key: Option<String>,
+    /// SHA-256 of the canonical records (or of the raw body when it holds none the sandbox
+    /// can read): equal content means the same request sent again.
+    pub content: String,
+    pub records: Vec<Sent>,
+    pub injection: Injection,
+    /// The key was one the hub had answered before: the hub's stored answer was passed on.
+    pub replay: bool,
+    /// The status the client got.
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub answered: Instant,
+    /// Per record, in the order sent.
+    pub fates: Vec<Fate>,
+}
+
+impl Attempt {
+    /// Did the client get the hub's own answer (not an injected 429/503)?
+    pub fn answer_reached_client(&self) -> bool {
+        !matches!(
+            self.injection,
+            Injection::TooManyRequests | Injection::Unavailable | Injection::AnswerLost
+        )
     }
 }
 
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// SHA-256 in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// JSON with object keys sorted, so that equal records compare equal as text.
+pub fn canonical(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
     }
+    sorted(value).to_string()
 }
 
 /// The plan, as printed to the vendor (and in the README).
@@ -71,94 +136,31 @@ pub fn plan_text(slow: Duration) -> String {
          (a retry with the same Idempotency-Key gets the stored answer); push 5 (a non-atomic JSON batch) → its first \
          record refused with code {refused}, the others stored; later pushes → as the hub answers. \
          A push repeating an Idempotency-Key the hub has answered gets that answer and is not counted.",
-        throttled = sandbox::THROTTLED_RETRY_AFTER,
-        unavailable = sandbox::UNAVAILABLE_RETRY_AFTER,
+        throttled = THROTTLED_RETRY_AFTER,
+        unavailable = UNAVAILABLE_RETRY_AFTER,
         slow = slow.as_secs(),
-        refused = sandbox::REFUSED_CODE,
+        refused = REFUSED_CODE,
     )
 }
 
-/// Start the sandbox, wait for the client to go through the plan (or the time limit), stop,
-/// and judge. Errors are the tool's (it could not set the sandbox up).
-pub fn run(settings: &Settings, version: &SchemaVersion) -> anyhow::Result<Run> {
-    let scratch = ScratchDir::new()?;
-    let store = Store::open(
-        &Location::Sqlite(scratch.0.join("sandbox.db")),
-        &crate::keys::KeyPaths::in_dir(&scratch.0),
-    )?;
-    let token = {
-        let mut conn = store.conn()?;
-        clients::add_municipality(&mut conn, TOWN, TOWN_NAME, None, None, SANDBOX)?;
-        let (token, hash) = crate::auth::new_token();
-        clients::add_client(
-            &mut conn,
-            &clients::NewClient {
-                municipality_code: TOWN,
-                name: CLIENT_NAME,
-                roles: &[Role::Source.as_str().to_string()],
-                record_types: None,
-                token_hash: &hash,
-                cert_fingerprint: None,
-            },
-            SANDBOX,
-        )?;
-        token
-    };
-    let listener = TcpListener::bind(&settings.listen)?;
-    let base_url = format!("http://{}", listener.local_addr()?);
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "kodomo-hub conformance client sandbox (synthetic data only)"
-        )?;
-        writeln!(out, "base_url: {base_url}")?;
-        writeln!(out, "municipality: {TOWN} {TOWN_NAME}")?;
-        writeln!(out, "token: {token}")?;
-        writeln!(
-            out,
-            "record types: every type of schema version {}",
-            version.major
-        )?;
-        writeln!(out, "plan: {}", plan_text(settings.slow))?;
-        writeln!(
-            out,
-            "waiting up to {} s for the client; the run ends {} s after it falls quiet once the plan is applied",
-            settings.time_limit.as_secs(),
-            settings.quiet.as_secs()
-        )?;
-        out.flush()?;
-    }
-    let sandbox = Arc::new(sandbox::Sandbox::new(TOWN, settings.slow));
-    let state = AppState::new(store, Limits::default());
-    let started = Instant::now();
-    let (time_limit, quiet) = (settings.time_limit, settings.quiet);
-    let watched = sandbox.clone();
-    let interposer = sandbox::interposer(sandbox.clone());
-    actix_web::rt::System::new().block_on(async move {
-        let server = api::server(state, Bind::Listener(listener), None, Some(interposer))?;
-        let handle = server.handle();
-        actix_web::rt::spawn(async move {
-            while started.elapsed() < time_limit && !watched.done(quiet) {
-                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-            }
-            handle.stop(true).await;
-        });
-        server.await
-    })?;
-    let attempts = sandbox.attempts();
-    let mut run = Run::new("client", &version.major.to_string(), Vec::new());
-    run.target = Some(format!(
-        "{} pushing to the sandbox {base_url} (municipality {TOWN})",
-        settings.client_name.as_deref().unwrap_or("the client")
-    ));
+/// The run's result: every check of the client suite on what the sandbox recorded.
+/// `steps_applied` is how far the plan got; `time_limit` how long the sandbox waited.
+pub fn verdict(
+    attempts: &[Attempt],
+    steps_applied: usize,
+    time_limit: Duration,
+    schema_version: &str,
+    target: String,
+) -> Run {
+    let mut run = Run::new("client", schema_version, Vec::new());
+    run.target = Some(target);
     let unverified = if attempts.is_empty() {
         Some(format!(
             "the client never pushed to the sandbox within the time limit ({} s)",
             time_limit.as_secs()
         ))
     } else {
-        judge::plan_unfinished(sandbox.steps_applied(), attempts.len())
+        judge::plan_unfinished(steps_applied, attempts.len())
     };
     let requirements = catalog::of_suite("client");
     for (id, check) in judge::checks() {
@@ -166,7 +168,7 @@ pub fn run(settings: &Settings, version: &SchemaVersion) -> anyhow::Result<Run> 
             .iter()
             .find(|r| r.id == id)
             .unwrap_or_else(|| panic!("{id} is missing from conformance/requirements.csv"));
-        let (status, reason, issues) = match check(&attempts) {
+        let (status, reason, issues) = match check(attempts) {
             Ok(issues) if !issues.is_empty() => (Status::Fail, None, issues),
             _ if unverified.is_some() => (Status::Incomplete, unverified.clone(), Vec::new()),
             Ok(issues) => (Status::Pass, None, issues),
@@ -183,5 +185,5 @@ pub fn run(settings: &Settings, version: &SchemaVersion) -> anyhow::Result<Run> 
         });
     }
     run.decide();
-    Ok(run)
+    run
 }

@@ -1,5 +1,6 @@
-//! The sandbox's fault injection: an interposer in front of the hub's routes that answers the
-//! client's pushes as the scripted plan says and records every push and what the client got.
+//! The conformance kit's client sandbox in front of the hub's routes: it answers a client's
+//! pushes as the client suite's plan says (`conformance::client::PLAN`) and records every
+//! push and what the client got, for the verdict.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -13,100 +14,15 @@ use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::Next;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use sha2::Digest;
 
-use crate::api::{Interposer, Problem};
+use super::{Interposer, Problem};
+use crate::conformance::client::{
+    Attempt, Fate, Injection, PLAN, REFUSED_CODE, Sent, THROTTLED_RETRY_AFTER,
+    UNAVAILABLE_RETRY_AFTER, canonical, sha256_hex,
+};
 
-/// What the sandbox does to one push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Injection {
-    /// 429 with `Retry-After`, before the hub sees the request.
-    TooManyRequests,
-    /// 503 with `Retry-After`, before the hub sees the request.
-    Unavailable,
-    /// The hub stores the batch; its answer is held back for the slow delay.
-    Slow,
-    /// The hub stores the batch; the client gets 503 with `Retry-After` instead of its answer,
-    /// as if the answer were lost on the way. A retry with the same key gets the stored answer.
-    AnswerLost,
-    /// The batch's first record is refused by the sandbox (`sandbox_refused`); the hub stores
-    /// the others and the answer reports all of them.
-    PartialRejection,
-    /// Passed to the hub as it is.
-    Pass,
-}
-
-/// The scripted plan: the Nth push that is not a replay of a key the hub answered gets the
-/// Nth injection; later pushes pass.
-pub const PLAN: [Injection; 5] = [
-    Injection::TooManyRequests,
-    Injection::Unavailable,
-    Injection::Slow,
-    Injection::AnswerLost,
-    Injection::PartialRejection,
-];
-
-/// `Retry-After` of the injected 429.
-pub const THROTTLED_RETRY_AFTER: u64 = 2;
-/// `Retry-After` of the injected 503s.
-pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
-/// Problem code of a record the sandbox refuses in the partial rejection.
-pub const REFUSED_CODE: &str = "sandbox_refused";
 /// Largest push body the sandbox reads (the hub's own JSON limit).
 const MAX_BODY: usize = 32 * 1024 * 1024;
-
-/// What became of one record of a push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    /// The hub never processed it (an injected 429/503 before it, or a refused request).
-    NotProcessed,
-    /// The hub stored it (created, updated or unchanged).
-    Stored,
-    /// The hub rejected it with per-record problems.
-    Rejected,
-    /// The sandbox refused it (the plan's partial rejection).
-    Refused,
-}
-
-/// One record as the client sent it.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub source_record_id: Option<String>,
-    /// Canonical JSON (keys sorted): equal text means an unchanged record.
-    pub canonical: String,
-}
-
-/// One push as it arrived and was answered.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    /// 1-based, in arrival order.
-    pub number: usize,
-    pub arrived: Instant,
-    pub idempotency_key: Option<String>,
-    /// SHA-256 of the canonical records (or of the raw body when it holds none the sandbox
-    /// can read): equal content means the same request sent again.
-    pub content: String,
-    pub records: Vec<Sent>,
-    pub injection: Injection,
-    /// The key was one the hub had answered before: the hub's stored answer was passed on.
-    pub replay: bool,
-    /// The status the client got.
-    pub status: u16,
-    pub retry_after: Option<u64>,
-    pub answered: Instant,
-    /// Per record, in the order sent.
-    pub fates: Vec<Fate>,
-}
-
-impl Attempt {
-    /// Did the client get the hub's own answer (not an injected 429/503)?
-    pub fn answer_reached_client(&self) -> bool {
-        !matches!(
-            self.injection,
-            Injection::TooManyRequests | Injection::Unavailable | Injection::AnswerLost
-        )
-    }
-}
 
 #[derive(Default)]
 struct Log {
@@ -220,30 +136,6 @@ pub fn interposer(sandbox: Arc<Sandbox>) -> Interposer {
             }
         })
     })
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// JSON with object keys sorted, so that equal records compare equal as text.
-fn canonical(value: &Value) -> String {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), sorted(&map[k])))
-                        .collect(),
-                )
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    sorted(value).to_string()
 }
 
 /// The records of a JSON batch or an NDJSON stream (none for CSV or an unreadable body).
