@@ -10,7 +10,7 @@ use actix_web::HttpMessage as _;
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, TRANSFER_ENCODING};
 use actix_web::middleware::Next;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -329,6 +329,8 @@ async fn handle_push(
     } else {
         body
     };
+    // The hub reads the body the sandbox hands on, whole: its length, not the client's framing.
+    req.headers_mut().remove(TRANSFER_ENCODING);
     req.headers_mut()
         .insert(CONTENT_LENGTH, HeaderValue::from(forwarded.len()));
     req.set_payload(actix_web::dev::Payload::from(forwarded));
