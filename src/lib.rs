@@ -51,7 +51,7 @@ mod layering {
         "access",
         "audit",
         "transfer/mod.rs",
-        "transfer/package.rs",
+        "transfer/package",
         "transfer/trust.rs",
         "indicators/mod.rs",
         "indicators/audit.rs",
