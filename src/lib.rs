@@ -51,7 +51,7 @@ mod layering {
         "access",
         "audit",
         "transfer/mod.rs",
-        "transfer/package.rs",
+        "transfer/package",
         "transfer/trust.rs",
         "indicators/mod.rs",
         "indicators/audit.rs",
@@ -70,6 +70,7 @@ mod layering {
         "transfer/exchange.rs",
         "indicators/pipeline.rs",
         "screening/workflow.rs",
+        "conformance",
     ];
 
     fn files(entries: &[&str]) -> Vec<PathBuf> {

@@ -14,6 +14,7 @@ pub mod openapi_text;
 pub mod packages;
 pub mod problem;
 pub mod records;
+pub mod sandbox;
 pub mod screening;
 pub mod subjects;
 pub mod transfers;
@@ -612,12 +613,54 @@ pub async fn serve(
     listen: &str,
     tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<()> {
-    let state = web::Data::new(state);
     tracing::info!(%listen, "kodomo-hub listening");
+    server(state, Bind::Address(listen), tls, None)?.await
+}
+
+/// Where the server listens: an address it binds, or a listener bound already (whose port
+/// the caller knows before the server runs).
+pub enum Bind<'a> {
+    Address(&'a str),
+    Listener(std::net::TcpListener),
+}
+
+/// A layer a tool puts in front of every route — the conformance kit's client sandbox, which
+/// injects faults into the answers a vendor's client gets and records what the client did.
+pub type Interposer = Arc<
+    dyn Fn(
+            actix_web::dev::ServiceRequest,
+            actix_web::middleware::Next<actix_web::body::BoxBody>,
+        ) -> futures_util::future::LocalBoxFuture<
+            'static,
+            Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error>,
+        > + Send
+        + Sync,
+>;
+
+/// The hub's HTTP server (plain or TLS), with an optional interposer; the caller runs it
+/// (awaits it) and may stop it through its handle.
+pub fn server(
+    state: AppState,
+    bind: Bind,
+    tls: Option<rustls::ServerConfig>,
+    interposer: Option<Interposer>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::new(state);
     let server = actix_web::HttpServer::new(move || {
         let state = state.clone();
+        let interposer = interposer.clone();
         actix_web::App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(
+                move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
+                    let answer: futures_util::future::LocalBoxFuture<'static, _> = match &interposer
+                    {
+                        Some(interpose) => interpose(req, next),
+                        None => Box::pin(next.call(req)),
+                    };
+                    answer
+                },
+            ))
             .wrap(actix_web::middleware::from_fn(guard::refuse_early))
             .wrap_fn(move |req, srv| {
                 let metrics = req.app_data::<State>().cloned();
@@ -649,10 +692,14 @@ pub async fn serve(
             .configure(configure)
     })
     .on_connect(crate::auth::tls::remember_peer);
-    match tls {
-        Some(config) => server.bind_rustls_0_23(listen, config)?.run().await,
-        None => server.bind(listen)?.run().await,
-    }
+    Ok(match (bind, tls) {
+        (Bind::Address(listen), Some(config)) => server.bind_rustls_0_23(listen, config)?.run(),
+        (Bind::Address(listen), None) => server.bind(listen)?.run(),
+        (Bind::Listener(listener), Some(config)) => {
+            server.listen_rustls_0_23(listener, config)?.run()
+        }
+        (Bind::Listener(listener), None) => server.listen(listener)?.run(),
+    })
 }
 
 /// A JSON answer with the standard content type.

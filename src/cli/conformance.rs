@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Subcommand;
 
@@ -30,9 +31,19 @@ pub enum ConformanceCommand {
     },
     /// Run the API scenarios against a server that claims to implement the hub API.
     Server {
-        /// Base URL of the server under test (e.g. http://127.0.0.1:8080).
+        /// Base URL of the server under test (e.g. http://127.0.0.1:8080 or https://…).
         #[arg(long)]
         base_url: String,
+        /// CA certificates (PEM) that sign the server's certificate, for a private CA; the
+        /// public web roots are trusted otherwise.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Client certificate chain (PEM) to present for mutual TLS.
+        #[arg(long, requires = "client_key")]
+        client_cert: Option<PathBuf>,
+        /// Private key (PEM) of the client certificate.
+        #[arg(long, requires = "client_cert")]
+        client_key: Option<PathBuf>,
         /// Environment variable holding a `source` token of the municipality.
         #[arg(long)]
         token_env: String,
@@ -53,6 +64,38 @@ pub enum ConformanceCommand {
         #[arg(long)]
         capabilities: Option<PathBuf>,
         /// Major version of the standard to test against.
+        #[arg(long, default_value = "1")]
+        schema_version: u32,
+        /// Directory for result.json, junit.xml and report.html.
+        #[arg(long, default_value = "conformance-report")]
+        out: PathBuf,
+    },
+    /// Start a sandbox hub for a vendor's client to push to: it injects 429, 503, a slow
+    /// answer, a lost answer and a partial rejection, and judges how the client retried.
+    Client {
+        /// Address the sandbox listens on (loopback only unless --insecure-listen; port 0
+        /// takes any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: String,
+        /// Allow a non-loopback --listen address (plain HTTP; the sandbox holds only what
+        /// the client sends it).
+        #[arg(long)]
+        insecure_listen: bool,
+        /// Seconds to wait for the client to go through the plan; incomplete (exit 2) if it
+        /// has not.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        time_limit_secs: u64,
+        /// Seconds the client must stay quiet after the plan for the run to end (longer
+        /// than any Retry-After the sandbox sends).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(3..=3600))]
+        quiet_secs: u64,
+        /// Seconds the plan's slow answer is held back.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+        slow_secs: u64,
+        /// The client's product name, printed in the reports.
+        #[arg(long)]
+        client_name: Option<String>,
+        /// Major version of the standard the sandbox hub serves.
         #[arg(long, default_value = "1")]
         schema_version: u32,
         /// Directory for result.json, junit.xml and report.html.
@@ -152,6 +195,9 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
         }
         ConformanceCommand::Server {
             base_url,
+            ca_file,
+            client_cert,
+            client_key,
             token_env,
             reader_token_env,
             municipality,
@@ -184,6 +230,11 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
                 },
                 None => (Capabilities::default(), Vec::new()),
             };
+            let client = client_cert.as_deref().zip(client_key.as_deref());
+            let tls = match server::tls_config(ca_file.as_deref(), client) {
+                Ok(tls) => tls,
+                Err(e) => return usage(e),
+            };
             let target = server::Target {
                 base_url,
                 token,
@@ -191,9 +242,40 @@ pub fn run(command: ConformanceCommand) -> ExitCode {
                 municipality,
                 municipality_name,
                 record_type,
+                tls,
             };
             let run = server::run(&target, &capabilities, inputs, version);
             finish(&run, &out)
+        }
+        ConformanceCommand::Client {
+            listen,
+            insecure_listen,
+            time_limit_secs,
+            quiet_secs,
+            slow_secs,
+            client_name,
+            schema_version,
+            out,
+        } => {
+            let Some(version) = standard.major(schema_version) else {
+                return usage(format!("schema version {schema_version} is not supported"));
+            };
+            if !super::is_loopback(&listen) && !insecure_listen {
+                return usage(format!(
+                    "refusing to listen on {listen}: the sandbox answers on loopback only unless --insecure-listen"
+                ));
+            }
+            let settings = super::sandbox::Settings {
+                listen,
+                time_limit: Duration::from_secs(time_limit_secs),
+                quiet: Duration::from_secs(quiet_secs),
+                slow: Duration::from_secs(slow_secs),
+                client_name,
+            };
+            match super::sandbox::run(&settings, version) {
+                Ok(run) => finish(&run, &out),
+                Err(e) => tool_error(format!("the sandbox could not run: {e:#}")),
+            }
         }
         ConformanceCommand::List => {
             for r in catalog::requirements() {

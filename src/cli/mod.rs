@@ -7,6 +7,7 @@ mod exchange;
 mod files;
 mod indicators;
 mod review;
+mod sandbox;
 mod screening;
 #[cfg(feature = "tools")]
 mod tools;
@@ -255,6 +256,14 @@ pub(crate) fn free_text(text: &str) -> Result<String, String> {
     }
 }
 
+/// Is `listen` (address:port) a loopback address?
+pub(crate) fn is_loopback(listen: &str) -> bool {
+    listen
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().is_loopback())
+        .unwrap_or_else(|_| listen.starts_with("localhost:"))
+}
+
 /// How the admin CLI names itself in the audit trail.
 const ADMIN_CLI: &str = "admin-cli";
 
@@ -315,11 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )?),
                 _ => None,
             };
-            let loopback = listen
-                .parse::<std::net::SocketAddr>()
-                .map(|a| a.ip().is_loopback())
-                .unwrap_or_else(|_| listen.starts_with("localhost:"));
-            if tls.is_none() && !loopback && !insecure_listen {
+            if tls.is_none() && !is_loopback(&listen) && !insecure_listen {
                 anyhow::bail!(
                     "refusing plain HTTP on {listen}: configure --tls-cert/--tls-key, or pass --insecure-listen if a TLS proxy sits in front"
                 );

@@ -1,9 +1,11 @@
 //! The conformance kit (SPEC §8): requirements with stable ids, test vectors derived from the
-//! schemas, and two runners a supplier uses without us — `files` (offline checks of export
-//! files) and `server` (scenarios against any server claiming the hub API) — whose results are
-//! written as `result.json`, `junit.xml` and `report.html`.
+//! schemas, and three runners a supplier uses without us — `files` (offline checks of export
+//! files), `server` (scenarios against any server claiming the hub API, over HTTP or HTTPS)
+//! and `client` (a sandbox hub that judges how a client pushes) — whose results are written
+//! as `result.json`, `junit.xml` and `report.html`.
 
 pub mod catalog;
+pub mod client;
 pub mod files;
 pub mod messages;
 pub mod report;
@@ -15,7 +17,8 @@ use serde::{Deserialize, Serialize};
 /// Version of the suite (requirements, vectors and scenarios); bumped when any of them changes.
 /// 1.1.0: a batch over its record limit is 422 (KDL-API-014); packages carry objections;
 /// body and line limits (KDL-API-020, 021); conditional updates (KDL-API-022).
-pub const SUITE_VERSION: &str = "1.1.0";
+/// 1.2.0: the client suite (KDL-CLI-001…005) judged by the client sandbox.
+pub const SUITE_VERSION: &str = "1.2.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -85,6 +88,9 @@ pub struct Issue {
     /// Byte offset in the file (XML syntax and canonical-form problems).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// The client's push (1-based, in arrival order) in a client run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<usize>,
     pub pointer: String,
     pub code: String,
     pub message_ja: String,
@@ -101,6 +107,7 @@ impl Issue {
             column: None,
             record: None,
             offset: None,
+            push: None,
             pointer: pointer.into(),
             code: code.to_string(),
             message_ja: ja.to_string(),
@@ -167,7 +174,7 @@ pub struct Run {
     pub tool: String,
     pub tool_version: String,
     pub suite_version: String,
-    /// `files` or `server`.
+    /// `files`, `server` or `client`.
     pub suite: String,
     pub schema_version: String,
     pub started_at: String,

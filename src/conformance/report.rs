@@ -53,6 +53,9 @@ fn location(issue: &Issue) -> String {
     if let Some(offset) = issue.offset {
         parts.push(format!("byte {offset}"));
     }
+    if let Some(push) = issue.push {
+        parts.push(format!("push {push}"));
+    }
     if !issue.pointer.is_empty() {
         parts.push(issue.pointer.clone());
     }
@@ -304,6 +307,7 @@ pub fn html(run: &Run) -> String {
                     .map(|r| r.to_string())
                     .or(issue.record.map(|r| format!("record {r}")))
                     .or(issue.offset.map(|o| format!("byte {o}")))
+                    .or(issue.push.map(|p| format!("送信 push {p}")))
                     .unwrap_or_default(),
                 escape(issue.column.as_deref().unwrap_or("")),
                 escape(&issue.pointer),

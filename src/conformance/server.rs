@@ -20,6 +20,50 @@ pub struct Target {
     /// The municipality's name, for the printed report (optional).
     pub municipality_name: Option<String>,
     pub record_type: String,
+    /// Trusted roots and client certificate for `https://` base URLs.
+    pub tls: ureq::tls::TlsConfig,
+}
+
+/// Every certificate of a PEM file.
+fn certificates(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item.map_err(|e| format!("{}: {e}", path.display()))? {
+            ureq::tls::PemItem::Certificate(certificate) => certificates.push(certificate),
+            _ => continue,
+        }
+    }
+    if certificates.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate in the file",
+            path.display()
+        ));
+    }
+    Ok(certificates)
+}
+
+/// TLS for the runner: the server's certificate is checked against `ca_file` (a private CA)
+/// or else the public web roots; with `client` (certificate chain and key, PEM) the runner
+/// presents a client certificate for mutual TLS.
+pub fn tls_config(
+    ca_file: Option<&std::path::Path>,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<ureq::tls::TlsConfig, String> {
+    let mut config = ureq::tls::TlsConfig::builder();
+    if let Some(path) = ca_file {
+        config = config.root_certs(ureq::tls::RootCerts::new_with_certs(&certificates(path)?));
+    }
+    if let Some((cert, key)) = client {
+        let pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        let key = ureq::tls::PrivateKey::from_pem(&pem)
+            .map_err(|e| format!("{}: no usable PEM private key: {e}", key.display()))?;
+        config = config.client_cert(Some(ureq::tls::ClientCert::new_with_certs(
+            &certificates(cert)?,
+            key,
+        )));
+    }
+    Ok(config.build())
 }
 
 struct Answer {
@@ -1322,6 +1366,7 @@ pub fn run(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(120)))
+        .tls_config(target.tls.clone())
         .build()
         .into();
     let now = std::time::SystemTime::now()

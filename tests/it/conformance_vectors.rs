@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kodomo_hub::conformance::files::{FileKind, check_bytes};
 use kodomo_hub::conformance::vectors::{self, ExpectedError, RecordVectors};
-use kodomo_hub::conformance::{Level, catalog, server};
+use kodomo_hub::conformance::{Level, catalog, client, server};
 use kodomo_hub::ingest::{Ingestor, Submission};
 use kodomo_hub::schema::{RecordValidator, Standard};
 use serde_json::Value;
@@ -159,6 +159,8 @@ fn every_shall_requirement_has_a_test_or_a_stated_reason() {
     let vectored = tested.clone();
     let scenarios = server::scenario_ids();
     tested.extend(scenarios.iter().map(|id| id.to_string()));
+    let client_checks: Vec<&str> = client::judge::checks().iter().map(|(id, _)| *id).collect();
+    tested.extend(client_checks.iter().map(|id| id.to_string()));
     let requirements = catalog::requirements();
     let known: BTreeSet<&str> = requirements.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(known.len(), requirements.len(), "duplicate requirement ids");
@@ -204,6 +206,13 @@ fn every_shall_requirement_has_a_test_or_a_stated_reason() {
             assert!(
                 scenarios.contains(&requirement.id.as_str()),
                 "{} names the server suite but no scenario verifies it",
+                requirement.id
+            );
+        }
+        if requirement.suites.contains("client") {
+            assert!(
+                client_checks.contains(&requirement.id.as_str()),
+                "{} names the client suite but no check of the sandbox verifies it",
                 requirement.id
             );
         }

@@ -9,6 +9,7 @@ mod batches;
 mod change_feed;
 mod conditional_updates;
 mod conformance_cli;
+mod conformance_client;
 mod conformance_server;
 mod conformance_vectors;
 mod csv_files;

@@ -243,3 +243,166 @@ fn plain_http_beyond_loopback_needs_an_explicit_flag() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A hub serving HTTPS from `dir` (server certificate of the test PKI; with `mutual`, clients
+/// must present a certificate of its CA), with one town whose client may push and read.
+/// Returns the server, its port and the client's token once it answers.
+fn tls_hub(dir: &Path, pki: &Pki, mutual: bool) -> (Server, u16, String) {
+    for (name, text) in [
+        ("ca.pem", &pki.ca_pem),
+        ("server.pem", &pki.server_pem),
+        ("server.key", &pki.server_key_pem),
+        ("client.pem", &pki.clients[0].0),
+        ("client.key", &pki.clients[0].1),
+    ] {
+        std::fs::write(dir.join(name), text).expect("write pem");
+    }
+    token(dir, &["admin", "municipality", "add", TOWN, "千代田区"]);
+    let token = token(
+        dir,
+        &[
+            "admin",
+            "client",
+            "add",
+            "--municipality",
+            TOWN,
+            "--name",
+            "vendor",
+            "--role",
+            "source,caseworker",
+        ],
+    );
+    let port = free_port();
+    let path = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let mut serve = Command::new(BIN);
+    serve
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--tls-cert",
+            &path("server.pem"),
+            "--tls-key",
+            &path("server.key"),
+        ]);
+    if mutual {
+        serve.args(["--client-ca", &path("ca.pem")]);
+    }
+    let server = Server(
+        serve
+            .arg("--data-dir")
+            .arg(dir)
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server"),
+    );
+    let probe = agent(pki, Some(0));
+    let started = Instant::now();
+    while probe
+        .get(format!("https://localhost:{port}/healthz"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "HTTPS server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (server, port, token)
+}
+
+/// `conformance server` against the TLS hub; its exit code and result.json.
+fn run_kit(
+    dir: &Path,
+    port: u16,
+    token: &str,
+    out: &str,
+    tls: &[&str],
+) -> (Option<i32>, serde_json::Value) {
+    let path = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let run = Command::new(BIN)
+        .args([
+            "conformance",
+            "server",
+            "--base-url",
+            &format!("https://localhost:{port}"),
+        ])
+        .args(["--token-env", "KH_TLS_TOKEN", "--municipality", TOWN])
+        .args([
+            "--capabilities",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/conformance/capabilities.example.json"
+            ),
+            "--out",
+            &path(out),
+        ])
+        .args(
+            tls.iter()
+                .map(|a| a.replace("{dir}", &dir.to_string_lossy())),
+        )
+        .env("KH_TLS_TOKEN", token)
+        .output()
+        .expect("run the server suite");
+    let result = std::fs::read_to_string(dir.join(out).join("result.json"))
+        .map(|text| serde_json::from_str(&text).expect("result.json"))
+        .unwrap_or(serde_json::Value::Null);
+    (run.status.code(), result)
+}
+
+#[test]
+fn the_conformance_runner_checks_a_hub_over_https_signed_by_a_private_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = pki();
+    let (_server, port, token) = tls_hub(dir.path(), &pki, false);
+    let (code, result) = run_kit(
+        dir.path(),
+        port,
+        &token,
+        "trusted",
+        &["--ca-file", "{dir}/ca.pem"],
+    );
+    assert_eq!(code, Some(0), "{result:#}");
+    assert_eq!(result["verdict"], "conformant");
+    assert_eq!(
+        result["server"]["base_url"],
+        format!("https://localhost:{port}")
+    );
+    // Without the private CA the server's certificate is not trusted: nothing could be
+    // verified (incomplete), nothing is judged failed.
+    let (code, result) = run_kit(dir.path(), port, &token, "untrusted", &[]);
+    assert_eq!(code, Some(2), "{result:#}");
+    assert_eq!(result["verdict"], "incomplete");
+}
+
+#[test]
+fn the_conformance_runner_presents_a_client_certificate_for_mutual_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = pki();
+    let (_server, port, token) = tls_hub(dir.path(), &pki, true);
+    let with_certificate = [
+        "--ca-file",
+        "{dir}/ca.pem",
+        "--client-cert",
+        "{dir}/client.pem",
+        "--client-key",
+        "{dir}/client.key",
+    ];
+    let (code, result) = run_kit(dir.path(), port, &token, "mutual", &with_certificate);
+    assert_eq!(code, Some(0), "{result:#}");
+    assert_eq!(result["verdict"], "conformant");
+    // No client certificate: the hub refuses the handshake, so the run is incomplete.
+    let (code, result) = run_kit(
+        dir.path(),
+        port,
+        &token,
+        "anonymous",
+        &with_certificate[..2],
+    );
+    assert_eq!(code, Some(2), "{result:#}");
+    assert_eq!(result["verdict"], "incomplete");
+    // A certificate without its key is a usage error.
+    let (code, _) = run_kit(dir.path(), port, &token, "no-key", &with_certificate[..4]);
+    assert_eq!(code, Some(3));
+}
