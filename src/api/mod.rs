@@ -527,6 +527,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     vec![("POST", web::post().to(packages::receipt))],
                 ))
                 .service(resource(
+                    "/transfers/{id}/outcome",
+                    vec![("GET", web::get().to(packages::outcome))],
+                ))
+                .service(resource(
+                    "/transfer-outcomes",
+                    vec![("POST", web::post().to(packages::import_outcome))],
+                ))
+                .service(resource(
                     "/indicators/releases",
                     vec![("GET", web::get().to(indicators::list))],
                 ))

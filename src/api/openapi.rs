@@ -49,6 +49,7 @@ impl utoipa::Modify for BearerAuth {
         identity::list, identity::confirm, identity::reject,
         transfers::offer, transfers::list, transfers::show, transfers::accept, transfers::decline,
         transfers::cancel, transfers::claim, packages::export, packages::import, packages::receipt,
+        packages::outcome, packages::import_outcome,
         indicators::list, indicators::show, indicators::preview,
         meta::list_schemas, meta::get_schema, meta::access_purposes,
         meta::healthz, meta::readyz, meta::metrics,
@@ -71,6 +72,8 @@ impl utoipa::Modify for BearerAuth {
         transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,
         transfers::DeclineRequest, crate::transfer::TransferBox, transfers::TransferList,
         packages::PackageForm, crate::transfer::exchange::Imported, crate::transfer::package::Receipt,
+        crate::transfer::package::Outcome, crate::transfer::package::ChildOutcome,
+        crate::transfer::package::ChildDecision,
         crate::store::transfers::Transfer, crate::store::transfers::TransferView,
         crate::store::transfers::TransferChild, crate::transfer::TransferReason,
         crate::transfer::DeclineReason,
@@ -576,6 +579,26 @@ fn examples(doc: &mut Value, standard: &Standard) {
     let receipt = receipt_fields.as_ref().map(|receipt| {
         String::from_utf8_lossy(&crate::transfer::package::receipt_to_xml(receipt)).into_owned()
     });
+    let outcome_fields = receipt_fields
+        .as_ref()
+        .map(|receipt| crate::transfer::package::Outcome {
+            package_id: receipt.package_id.clone(),
+            conversation_id: receipt.conversation_id.clone(),
+            origin: receipt.origin.clone(),
+            destination: receipt.destination.clone(),
+            package_sha256: receipt.package_sha256.clone(),
+            decided: "2021-04-05T15:30:00+09:00".into(),
+            children: vec![crate::transfer::package::ChildOutcome {
+                position: 0,
+                decision: crate::transfer::package::ChildDecision::Accepted,
+                reason: None,
+                records_copied: 1,
+                records_declined: 0,
+            }],
+        });
+    let outcome = outcome_fields.as_ref().map(|outcome| {
+        String::from_utf8_lossy(&crate::transfer::package::outcome_to_xml(outcome)).into_owned()
+    });
     let schema_example = |doc: &Value, content: &Value| {
         content
             .pointer("/schema/$ref")
@@ -602,6 +625,10 @@ fn examples(doc: &mut Value, standard: &Standard) {
                 ("import_transfer_receipt", "application/xml") => receipt.clone().map(Value::from),
                 ("import_transfer_receipt", "application/json") => {
                     receipt_fields.as_ref().map(|r| json!(r))
+                }
+                ("import_transfer_outcome", "application/xml") => outcome.clone().map(Value::from),
+                ("import_transfer_outcome", "application/json") => {
+                    outcome_fields.as_ref().map(|o| json!(o))
                 }
                 _ => schema_example(&snapshot, body),
             };

@@ -293,6 +293,16 @@ pub fn ja(en: &str) -> Option<&'static str> {
             "拒否：形式の誤り、正規形でない、署名・ダイジェスト・長さ・件数・スキーマの不一致、未知の署名者、宛先の誤り"
         }
         "Delivered" => "引継ぎが完了しました",
+        "The transfer with the destination's decision" => "送り先の判定を含む引継ぎ",
+        "Refused: malformed, signature, unknown package, other bytes, counts, another outcome imported before" => {
+            "拒否：形式の誤り、署名の不一致、未知のパッケージ、別のバイト列についての判定、件数の不一致、別の判定結果を取込み済み"
+        }
+        "The outcome; its detached signature is in the Kodomo-Signature header" => {
+            "判定結果（分離署名は `Kodomo-Signature` ヘッダー）"
+        }
+        "No such transfer, or no outcome yet (not decided, or not exchanged between hubs)" => {
+            "そのような引継ぎがない、または判定結果がまだありません（未判定、またはハブ間の引継ぎではありません）"
+        }
         "The transfer was cancelled or otherwise closed" => {
             "引継ぎは取り消された、またはすでに終了しています"
         }

@@ -10,10 +10,10 @@ use serde::Deserialize;
 use super::extract::{Actor, Officer};
 use super::{Problem, State, audit_entry, blocking, json, with_conn};
 use crate::access::TransferUse;
-use crate::store::transfers::Transfer;
+use crate::store::transfers::{self as store_transfers, Transfer, TransferView};
 use crate::transfer::exchange::Imported;
 use crate::transfer::exchange::{self as packages, Importer};
-use crate::transfer::package::{self, Receipt};
+use crate::transfer::package::{self, Outcome, Receipt};
 use crate::transfer::workflow;
 
 const PROBLEM: &str = "application/problem+json";
@@ -248,4 +248,91 @@ pub async fn receipt(
     })
     .await?;
     Ok(json(StatusCode::OK, &transfer))
+}
+
+/// 判定結果の出力（他ハブ宛て） — Export a transfer outcome
+///
+/// 他のハブから届いた引継ぎについて、この自治体が受入れまたは辞退を決めたときにハブが書いた署名付きの判定結果を返します（XML または JSON）。児童はパッケージ内の順番だけで示され、個人情報は含みません。送り元のハブへ `POST /v1/transfer-outcomes` で届けてください。分離署名は `Kodomo-Signature` ヘッダーにあります。送り元のハブが取り込んだ判定結果も同じように読めます。
+///
+/// The signed outcome this hub wrote when the town accepted or declined a transfer that came from another hub (XML or JSON): per child, by position in the package (no personal data), accepted or declined with a coded reason and record counts. Send it to the origin hub (`POST /v1/transfer-outcomes`). The detached signature is in the `Kodomo-Signature` header. On the origin hub, the outcome it imported reads the same way.
+#[utoipa::path(
+    operation_id = "export_transfer_outcome", get, path = "/v1/transfers/{id}/outcome", tag = "transfers",
+    params(
+        ("id" = i64, Path, description = "Transfer id"),
+        PackageQuery,
+    ),
+    responses(
+        (status = 200, description = "The outcome; its detached signature is in the Kodomo-Signature header",
+            headers(("Kodomo-Signature" = String, description = "ed25519;key=<hex>;sig=<hex>")),
+            content((String = "application/xml"), (Outcome = "application/json"))),
+        (status = 400, description = "Bad request", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such transfer, or no outcome yet (not decided, or not exchanged between hubs)", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn outcome(
+    state: State,
+    Officer(principal): Officer,
+    path: web::Path<i64>,
+    query: web::Query<PackageQuery>,
+) -> Result<HttpResponse, Problem> {
+    let id = path.into_inner();
+    let signed = with_conn(&state, move |conn, _| {
+        workflow::visible(conn, &principal, TransferUse::View, id)?;
+        packages::outcome(conn, id)?.ok_or_else(Problem::not_found)
+    })
+    .await?;
+    let mut response = HttpResponse::Ok();
+    response.insert_header((SIGNATURE_HEADER, signed.signature.clone()));
+    Ok(match query.format.unwrap_or(PackageForm::Xml) {
+        PackageForm::Xml => response
+            .content_type("application/xml; charset=utf-8")
+            .body(signed.xml),
+        PackageForm::Json => response.json(&signed.fields),
+    })
+}
+
+/// 判定結果の取込み（送り先の受入れ・辞退） — Import a transfer outcome
+///
+/// この自治体が送ったパッケージについて、送り先のハブが署名した判定結果（XML またはその JSON 形式）を取り込みます。引継ぎには送り先の判定が表示され、辞退された児童は転出済みの印が外れます（送り元が引き続き見守ります）。受領書より先に届いた場合は引継ぎの完了も兼ねます。同じ判定結果を繰り返しても何も変わらず、同じパッケージについて異なる判定結果は拒否します（`outcome_conflict`）。
+///
+/// Import the destination hub's signed outcome for a package this town sent (XML or its JSON form): the transfer shows the destination's decision, and children it declined are no longer marked moved out (the origin keeps following them). An outcome arriving before the receipt also delivers the transfer. The same outcome again changes nothing; a different outcome for the same package is refused (`outcome_conflict`).
+#[utoipa::path(
+    operation_id = "import_transfer_outcome", post, path = "/v1/transfer-outcomes", tag = "transfers",
+    params(
+        ("X-Actor" = String, Header, description = "Officer importing", example = "officer-1"),
+        ("Kodomo-Signature" = String, Header, description = "Detached signature: ed25519;key=<hex>;sig=<hex>"),
+    ),
+    request_body(content((String = "application/xml"), (Outcome = "application/json"))),
+    responses(
+        (status = 200, description = "The transfer with the destination's decision", body = TransferView),
+        (status = 400, description = "Missing signature or actor", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The transfer was cancelled or otherwise closed", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Too large", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Refused: malformed, signature, unknown package, other bytes, counts, another outcome imported before", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn import_outcome(
+    state: State,
+    Officer(principal): Officer,
+    Actor(by): Actor,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let mut entry = audit_entry(
+        &principal,
+        &principal.municipality,
+        "transfer.outcome.import",
+    );
+    entry.actor = Some(by);
+    let signature = signature(&req)?;
+    let body = super::records::read_body(&mut payload, &state.limits).await?;
+    let view = with_conn(&state, move |conn, _| {
+        let transfer =
+            packages::import_outcome(conn, &body, &signature, &principal.municipality, &entry)?;
+        store_transfers::view(conn, transfer.id, None)?.ok_or_else(Problem::not_found)
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &view))
 }

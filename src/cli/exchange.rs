@@ -160,6 +160,35 @@ pub enum ExchangeCommand {
         #[arg(long, value_parser = super::free_text)]
         actor: String,
     },
+    /// Write the signed outcome of a transfer that came from another hub, once this town
+    /// accepted or declined it (PACKAGE-ID.outcome.xml and .sig), to return to the origin hub.
+    OutcomeExport {
+        /// The destination town (6-digit code) that decided.
+        #[arg(long)]
+        municipality: String,
+        /// The transfer's id (`transfer list --box inbox`).
+        #[arg(long)]
+        id: i64,
+        /// Directory the outcome and its signature are written to.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Import the destination hub's signed outcome (accepted or declined, per child): the
+    /// transfer shows the decision; declined children are no longer marked moved out.
+    Outcome {
+        /// The origin town (6-digit code) whose transfer the outcome answers.
+        #[arg(long)]
+        municipality: String,
+        /// The outcome (.outcome.xml or its JSON form); its signature is read from the same
+        /// path + .sig.
+        outcome: PathBuf,
+        /// The detached signature file, when it is not beside the outcome as OUTCOME.sig.
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// Officer importing the outcome (recorded in the audit trail).
+        #[arg(long, value_parser = super::free_text)]
+        actor: String,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -398,6 +427,58 @@ pub fn exchange(command: ExchangeCommand, store: &Store) -> anyhow::Result<()> {
                 exchange::import_receipt(&mut conn, &bytes, &signature, &municipality, &audit)
                     .map_err(explain)?;
             println!("transfer {} {}", transfer.id, transfer.status);
+        }
+        ExchangeCommand::OutcomeExport {
+            municipality,
+            id,
+            out,
+        } => {
+            let signed = exchange::outcome(&mut conn, id)
+                .map_err(explain)?
+                .filter(|s| s.fields.destination == municipality)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "transfer {id} to {municipality} has no outcome: it was not decided yet, or it did not come from another hub"
+                    )
+                })?;
+            let path = write_pair(
+                &out,
+                &package::file_name(&signed.fields.package_id, ".outcome.xml")?,
+                signed.xml.as_bytes(),
+                &signed.signature,
+            )?;
+            println!("{}", path.display());
+        }
+        ExchangeCommand::Outcome {
+            municipality,
+            outcome,
+            signature,
+            actor,
+        } => {
+            let bytes = std::fs::read(&outcome)?;
+            let signature = read_signature(&signature_path(&outcome, signature))?;
+            let audit = entry(&municipality, &actor, "transfer.outcome.import");
+            let transfer =
+                exchange::import_outcome(&mut conn, &bytes, &signature, &municipality, &audit)
+                    .map_err(explain)?;
+            let decided = exchange::outcome(&mut conn, transfer.id)
+                .map_err(explain)?
+                .map(|o| {
+                    o.fields
+                        .children
+                        .iter()
+                        .map(|c| match c.reason {
+                            Some(reason) => format!("{} ({})", c.decision.as_str(), reason.code()),
+                            None => c.decision.as_str().to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            println!(
+                "transfer {} {}; destination decided: {decided}",
+                transfer.id, transfer.status
+            );
         }
     }
     Ok(())

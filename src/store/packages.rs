@@ -460,6 +460,16 @@ pub struct KnownPackage {
     pub receipt: Option<(String, String)>,
 }
 
+/// The package a transfer travelled in, with the outcome message once there is one.
+pub struct ExchangedPackage {
+    pub package_id: String,
+    pub peer: String,
+    pub package_sha256: String,
+    pub xml: String,
+    /// The outcome's canonical XML and signature.
+    pub outcome: Option<(String, String)>,
+}
+
 /// The facts of packages that `transfer::exchange` reads and records inside its write
 /// transaction.
 pub trait PackageWrites {
@@ -470,6 +480,13 @@ pub trait PackageWrites {
     fn package(&mut self, package_id: &str) -> StoreResult<Option<KnownPackage>>;
     fn store_package(&mut self, package: &StoredPackage) -> StoreResult<()>;
     fn store_receipt(&mut self, package_id: &str, xml: &str, signature: &str) -> StoreResult<()>;
+    /// The package `transfer_id` was sent (outbound) or received (inbound) in.
+    fn package_of(
+        &mut self,
+        transfer_id: i64,
+        direction: Direction,
+    ) -> StoreResult<Option<ExchangedPackage>>;
+    fn store_outcome(&mut self, package_id: &str, xml: &str, signature: &str) -> StoreResult<()>;
     /// How many children and records a transfer holds.
     fn transfer_size(&mut self, transfer_id: i64) -> StoreResult<(u64, u64)>;
 }
@@ -593,6 +610,59 @@ macro_rules! impl_package_writes {
                 Ok(())
             }
 
+            fn package_of(
+                &mut self,
+                transfer_id: i64,
+                direction: Direction,
+            ) -> StoreResult<Option<ExchangedPackage>> {
+                Ok(transfer_packages::table
+                    .filter(transfer_packages::transfer_id.eq(transfer_id))
+                    .filter(transfer_packages::direction.eq(direction.as_str()))
+                    .select((
+                        transfer_packages::package_id,
+                        transfer_packages::peer,
+                        transfer_packages::package_sha256,
+                        transfer_packages::package_xml,
+                        transfer_packages::outcome_xml,
+                        transfer_packages::outcome_signature,
+                    ))
+                    .first::<(
+                        String,
+                        String,
+                        String,
+                        String,
+                        Option<String>,
+                        Option<String>,
+                    )>(self)
+                    .optional()?
+                    .map(
+                        |(package_id, peer, package_sha256, xml, outcome, signature)| {
+                            ExchangedPackage {
+                                package_id,
+                                peer,
+                                package_sha256,
+                                xml,
+                                outcome: outcome.zip(signature),
+                            }
+                        },
+                    ))
+            }
+
+            fn store_outcome(
+                &mut self,
+                package_id: &str,
+                xml: &str,
+                signature: &str,
+            ) -> StoreResult<()> {
+                diesel::update(transfer_packages::table.find(package_id))
+                    .set((
+                        transfer_packages::outcome_xml.eq(xml),
+                        transfer_packages::outcome_signature.eq(signature),
+                    ))
+                    .execute(self)?;
+                Ok(())
+            }
+
             fn transfer_size(&mut self, transfer_id: i64) -> StoreResult<(u64, u64)> {
                 let children = transfer_children::table
                     .filter(transfer_children::transfer_id.eq(transfer_id))
@@ -610,3 +680,18 @@ macro_rules! impl_package_writes {
 
 impl_package_writes!(diesel::SqliteConnection);
 impl_package_writes!(diesel::PgConnection);
+
+/// The outcome message (canonical XML and signature) of the package `transfer_id` travelled
+/// in, either way.
+pub fn outcome_of(conn: &mut DbConn, transfer_id: i64) -> StoreResult<Option<(String, String)>> {
+    let found = on_conn!(conn, |c| transfer_packages::table
+        .filter(transfer_packages::transfer_id.eq(transfer_id))
+        .filter(transfer_packages::outcome_xml.is_not_null())
+        .select((
+            transfer_packages::outcome_xml,
+            transfer_packages::outcome_signature,
+        ))
+        .first::<(Option<String>, Option<String>)>(c)
+        .optional())?;
+    Ok(found.and_then(|(xml, signature)| xml.zip(signature)))
+}

@@ -277,6 +277,8 @@ diesel::table! {
         receipt_xml -> Nullable<Text>,
         receipt_signature -> Nullable<Text>,
         created_at -> Text,
+        outcome_xml -> Nullable<Text>,
+        outcome_signature -> Nullable<Text>,
     }
 }
 

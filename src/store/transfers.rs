@@ -68,6 +68,10 @@ pub struct TransferView {
     pub declined_records: usize,
     /// Records the origin retracted after the offer (erroneous): never copied.
     pub withdrawn_records: usize,
+    /// Between hubs, once the destination town decided: its signed outcome message (written
+    /// by this hub for a package it received, imported for a package it sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_outcome: Option<crate::transfer::package::Outcome>,
 }
 
 pub fn get(conn: &mut DbConn, id: i64) -> StoreResult<Option<Transfer>> {
@@ -155,7 +159,17 @@ pub fn view(
             .filter(|(.., x)| x.as_deref() == Some(d))
             .count()
     };
+    let destination_outcome = super::packages::outcome_of(conn, id)?
+        .map(|(xml, _)| {
+            crate::transfer::package::parse_outcome(xml.as_bytes()).map_err(|e| {
+                super::StoreError::Invalid(format!(
+                    "the stored outcome of transfer {id} does not read back: {e}"
+                ))
+            })
+        })
+        .transpose()?;
     Ok(Some(TransferView {
+        destination_outcome,
         record_count: frozen.len(),
         accepted_records: count("accept"),
         declined_records: count("decline"),
@@ -413,6 +427,13 @@ pub trait TransferWrites {
         destination_resident_no: &str,
     ) -> StoreResult<()>;
     fn mark_moved_out(
+        &mut self,
+        municipality: &str,
+        resident_nos: &[String],
+        destination: &str,
+    ) -> StoreResult<()>;
+    /// Undo `mark_moved_out` for children `destination` did not take.
+    fn clear_moved_out(
         &mut self,
         municipality: &str,
         resident_nos: &[String],
@@ -806,6 +827,23 @@ macro_rules! impl_transfer_writes {
                         .filter(subjects::resident_no.eq_any(resident_nos)),
                 )
                 .set(subjects::moved_out_to.eq(destination))
+                .execute(self)?;
+                Ok(())
+            }
+
+            fn clear_moved_out(
+                &mut self,
+                municipality: &str,
+                resident_nos: &[String],
+                destination: &str,
+            ) -> StoreResult<()> {
+                diesel::update(
+                    subjects::table
+                        .filter(subjects::municipality_code.eq(municipality))
+                        .filter(subjects::resident_no.eq_any(resident_nos))
+                        .filter(subjects::moved_out_to.eq(destination)),
+                )
+                .set(subjects::moved_out_to.eq(None::<String>))
                 .execute(self)?;
                 Ok(())
             }

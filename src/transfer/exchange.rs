@@ -10,18 +10,20 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::package::{
-    self, Child, DetachedSignature, Header, Objection, Package, PackageError, PackageRecord,
-    Receipt,
+    self, Child, ChildDecision, ChildOutcome, DetachedSignature, Header, Objection, Outcome,
+    Package, PackageError, PackageRecord, Receipt,
 };
 use super::workflow::audit_per_child;
-use super::{Step, TransferStatus};
+use super::{DeclineReason, Step, TransferStatus};
 use crate::audit::AuditEntry;
 use crate::schema::{SUBJECT_TYPE, Standard};
 use crate::store::packages::{
     self as store_packages, Direction, KnownPackage, SignedPackage, StoredPackage,
 };
 use crate::store::transfers::{FrozenRecord, StandingObjection, Transfer, TransferRow};
-use crate::store::{DbConn, StoreError, in_transfer_transaction, now_rfc3339};
+use crate::store::{
+    DbConn, StoreError, StoreResult, TransferTx, in_transfer_transaction, now_rfc3339,
+};
 
 /// A package step refused: either the package itself (with code and pointer) or the store.
 #[derive(Debug, thiserror::Error)]
@@ -436,28 +438,24 @@ pub fn import_receipt(
                 ),
             ));
         }
+        let receipt_xml = std::str::from_utf8(&xml).unwrap_or_default();
         if transfer.status == TransferStatus::Delivered {
+            // Delivered already (by this receipt before, or by the outcome that proved it):
+            // keep the receipt, change nothing else.
+            c.store_receipt(&receipt.package_id, receipt_xml, &signature.to_string())?;
             return Ok(transfer);
         }
-        let delivered = transfer
-            .status
-            .after(Step::Deliver)
-            .map_err(StoreError::Conflict)?;
         let destination = transfer.destination_code.clone().unwrap_or_default();
         let children = c.children_of(transfer_id)?;
-        c.mark_moved_out(origin, &children, &destination)?;
-        c.record_decision(
-            transfer_id,
-            delivered,
+        deliver(
+            c,
+            &transfer,
+            origin,
+            &sent.peer,
             &receipt.received,
-            &format!("hub:{}", sent.peer),
-            None,
+            &children,
         )?;
-        c.store_receipt(
-            &receipt.package_id,
-            std::str::from_utf8(&xml).unwrap_or_default(),
-            &signature.to_string(),
-        )?;
+        c.store_receipt(&receipt.package_id, receipt_xml, &signature.to_string())?;
         let mut entry = audit.clone();
         entry.detail = Some(
             serde_json::json!({"transfer": transfer_id, "package": receipt.package_id, "peer": sent.peer, "destination": destination})
@@ -466,4 +464,233 @@ pub fn import_receipt(
         audit_per_child(c, &entry, origin, &children)?;
         Ok(c.transfer(transfer_id)?.ok_or(StoreError::NotFound)?)
     })
+}
+
+/// What the destination did with one child of an imported package.
+pub struct ChildResult {
+    pub decision: ChildDecision,
+    pub reason: Option<DeclineReason>,
+    pub records_copied: u64,
+    pub records_declined: u64,
+}
+
+/// When the destination town decides on a transfer that came in a package, sign the outcome
+/// message for the origin hub and keep it with the package (inside the decision's transaction,
+/// so a decision never exists without its outcome). `result_of` answers for each child by
+/// origin resident number; the message names children only by their position in the package.
+/// A transfer made in this hub has no package and no outcome.
+pub fn write_outcome(
+    c: &mut dyn TransferTx,
+    key: &ed25519_dalek::SigningKey,
+    transfer_id: i64,
+    decided: &str,
+    result_of: &dyn Fn(&str) -> ChildResult,
+) -> StoreResult<()> {
+    let Some(received) = c.package_of(transfer_id, Direction::Inbound)? else {
+        return Ok(());
+    };
+    let package = package::parse(received.xml.as_bytes()).map_err(|e| {
+        StoreError::Invalid(format!(
+            "the stored package {} does not read back: {e}",
+            received.package_id
+        ))
+    })?;
+    let children = package.children.as_deref().unwrap_or_default();
+    let outcome = Outcome {
+        package_id: package.header.package_id.clone(),
+        conversation_id: package.header.conversation_id.clone(),
+        origin: package.header.origin.clone(),
+        destination: package.header.destination.clone(),
+        package_sha256: received.package_sha256,
+        decided: decided.to_string(),
+        children: children
+            .iter()
+            .enumerate()
+            .map(|(position, child)| {
+                let result = result_of(&child.origin_resident_no);
+                ChildOutcome {
+                    position: position as u64,
+                    decision: result.decision,
+                    reason: result.reason,
+                    records_copied: result.records_copied,
+                    records_declined: result.records_declined,
+                }
+            })
+            .collect(),
+    };
+    let xml = String::from_utf8(package::outcome_to_xml(&outcome)).expect("the writer emits UTF-8");
+    let signature = DetachedSignature::sign(key, xml.as_bytes()).to_string();
+    c.store_outcome(&received.package_id, &xml, &signature)
+}
+
+/// The signed outcome message of a transfer (this hub's own for an imported package, or the
+/// one the destination hub sent for a package this hub sent), if its town decided.
+pub fn outcome(conn: &mut DbConn, transfer_id: i64) -> Result<Option<SignedOutcome>> {
+    let Some((xml, signature)) = store_packages::outcome_of(conn, transfer_id)? else {
+        return Ok(None);
+    };
+    let fields = package::parse_outcome(xml.as_bytes())?;
+    Ok(Some(SignedOutcome {
+        xml,
+        signature,
+        fields,
+    }))
+}
+
+/// An outcome message as it travels: canonical XML, its detached signature, and its fields.
+#[derive(Debug, Clone)]
+pub struct SignedOutcome {
+    /// The outcome's canonical XML.
+    pub xml: String,
+    /// Its detached signature (`ed25519;key=…;sig=…`).
+    pub signature: String,
+    /// The outcome's JSON form: the same fields, covered by the same signature.
+    pub fields: Outcome,
+}
+
+/// Import the destination hub's signed outcome for a package this hub sent: the transfer shows
+/// the destination's decision; children the destination declined are no longer marked moved
+/// out (the origin keeps following them). An outcome also proves delivery, so it closes a
+/// transfer whose receipt has not been imported yet. The same outcome again changes nothing;
+/// a different outcome for the same package is refused.
+pub fn import_outcome(
+    conn: &mut DbConn,
+    bytes: &[u8],
+    signature: &str,
+    origin: &str,
+    audit: &AuditEntry,
+) -> Result<Transfer> {
+    let (outcome, xml) = package::parse_outcome_canonical(bytes)?;
+    let signature = DetachedSignature::parse(signature)?;
+    signature.verify(&xml)?;
+    let signer = trusted_peer(conn, &signature, &outcome.decided, "/decided")?;
+    let xml = String::from_utf8(xml.into_owned()).expect("checked to be UTF-8 or rendered");
+    in_transfer_transaction(conn, |c| {
+        let sent = c
+            .package(&outcome.package_id)?
+            .filter(|p| p.direction == Direction::Outbound && p.municipality == origin)
+            .ok_or_else(|| {
+                refuse(
+                    "package_unknown",
+                    "/package_id",
+                    format!("{origin} sent no package with this id"),
+                )
+            })?;
+        if signer != sent.peer {
+            return Err(refuse(
+                "signer_unknown",
+                "/signature",
+                format!(
+                    "the outcome is not signed by {}, the hub the package was sent to",
+                    sent.peer
+                ),
+            ));
+        }
+        if outcome.package_sha256 != sent.package_sha256 {
+            return Err(refuse(
+                "package_digest_mismatch",
+                "/package_sha256",
+                "the outcome is about other bytes than the package sent",
+            ));
+        }
+        let transfer_id = sent.transfer_id;
+        let exchanged = c
+            .package_of(transfer_id, Direction::Outbound)?
+            .ok_or(StoreError::NotFound)?;
+        if let Some((known, _)) = &exchanged.outcome {
+            return if *known == xml {
+                Ok(c.transfer(transfer_id)?.ok_or(StoreError::NotFound)?)
+            } else {
+                Err(refuse(
+                    "outcome_conflict",
+                    "/package_id",
+                    "another outcome for this package was imported before; a decision is final",
+                ))
+            };
+        }
+        let package = package::parse(exchanged.xml.as_bytes()).map_err(|e| {
+            StoreError::Invalid(format!("the sent package does not read back: {e}"))
+        })?;
+        let children = package.children.as_deref().unwrap_or_default();
+        let records = package.records.as_deref().unwrap_or_default();
+        if outcome.children.len() != children.len() {
+            return Err(refuse(
+                "count_mismatch",
+                "/children",
+                format!(
+                    "the outcome names {} children; the package held {}",
+                    outcome.children.len(),
+                    children.len()
+                ),
+            ));
+        }
+        for (at, (decided, child)) in outcome.children.iter().zip(children).enumerate() {
+            let held = records
+                .iter()
+                .filter(|r| r.origin_resident_no == child.origin_resident_no)
+                .count() as u64;
+            if decided.records_copied + decided.records_declined > held {
+                return Err(refuse(
+                    "count_mismatch",
+                    &format!("/children/{at}/records_copied"),
+                    format!("the package held {held} records of this child"),
+                ));
+            }
+        }
+        let transfer = c.transfer(transfer_id)?.ok_or(StoreError::NotFound)?;
+        let destination = transfer.destination_code.clone().unwrap_or_default();
+        let all_children = c.children_of(transfer_id)?;
+        if transfer.status != TransferStatus::Delivered {
+            deliver(
+                c,
+                &transfer,
+                origin,
+                &sent.peer,
+                &outcome.decided,
+                &all_children,
+            )?;
+        }
+        let declined: Vec<String> = outcome
+            .children
+            .iter()
+            .zip(children)
+            .filter(|(decided, _)| decided.decision == ChildDecision::Declined)
+            .map(|(_, child)| child.origin_resident_no.clone())
+            .collect();
+        c.clear_moved_out(origin, &declined, &destination)?;
+        c.store_outcome(&outcome.package_id, &xml, &signature.to_string())?;
+        for (decided, child) in outcome.children.iter().zip(children) {
+            let mut entry = audit.clone();
+            entry.detail = Some(
+                serde_json::json!({
+                    "transfer": transfer_id, "package": outcome.package_id, "peer": sent.peer,
+                    "decision": decided.decision.as_str(), "reason": decided.reason.map(DeclineReason::code),
+                    "records_copied": decided.records_copied, "records_declined": decided.records_declined,
+                })
+                .to_string(),
+            );
+            audit_per_child(c, &entry, origin, [&child.origin_resident_no])?;
+        }
+        Ok(c.transfer(transfer_id)?.ok_or(StoreError::NotFound)?)
+    })
+}
+
+/// The package reached the destination hub: the transfer is delivered and its children are
+/// marked moved out there.
+fn deliver(
+    c: &mut dyn TransferTx,
+    transfer: &Transfer,
+    origin: &str,
+    peer: &str,
+    at: &str,
+    children: &[String],
+) -> Result<()> {
+    let delivered = transfer
+        .status
+        .after(Step::Deliver)
+        .map_err(StoreError::Conflict)?;
+    let destination = transfer.destination_code.clone().unwrap_or_default();
+    c.mark_moved_out(origin, children, &destination)?;
+    c.record_decision(transfer.id, delivered, at, &format!("hub:{peer}"), None)?;
+    Ok(())
 }

@@ -141,6 +141,17 @@ impl DeclineReason {
             DeclineReason::Other => "other",
         }
     }
+
+    pub fn parse(code: &str) -> Option<DeclineReason> {
+        [
+            DeclineReason::NotResident,
+            DeclineReason::WrongDestination,
+            DeclineReason::InsufficientLegalBasis,
+            DeclineReason::Other,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
 }
 
 /// What the destination does with one frozen record.

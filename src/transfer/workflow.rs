@@ -6,20 +6,24 @@
 
 use std::collections::BTreeMap;
 
+use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
 use crate::access::{self, ChildUse, TransferFacts, TransferUse, Verdict};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::schema::SUBJECT_TYPE;
+use crate::store::packages as store_packages;
 use crate::store::records as store_records;
 use crate::store::transfers::{
-    self as store_transfers, Provenance, StandingObjection, Transfer, TransferRow,
+    self as store_transfers, FrozenRecord, Provenance, StandingObjection, Transfer, TransferRow,
 };
 use crate::store::{
     DbConn, PreparedRecord, StoreError, StoreResult, TransferTx, WriteTx, in_transfer_transaction,
     now_rfc3339,
 };
+use crate::transfer::exchange::{self, ChildResult};
+use crate::transfer::package::ChildDecision;
 use crate::transfer::{
     DeclineReason, Disposition, Step, TransferBox, TransferReason, TransferStatus,
     transferred_source,
@@ -183,6 +187,7 @@ pub fn take_step(
     visible(conn, caller, TransferUse::from(step), id)?;
     let town = caller.municipality.as_str();
     let now = now_rfc3339();
+    let key = store_packages::hub_key(conn)?;
     in_transfer_transaction(conn, |c| {
         let transfer = c.transfer(id)?.ok_or(StoreError::NotFound)?;
         let state = transfer.status;
@@ -218,6 +223,16 @@ pub fn take_step(
                 decline_reason.map(DeclineReason::code),
             )?;
         }
+        if step == Step::Decline {
+            let held = records_per_child(&c.frozen_records(id)?);
+            let reason = decline_reason.unwrap_or(DeclineReason::Other);
+            exchange::write_outcome(c, &key, id, &now, &|child| ChildResult {
+                decision: ChildDecision::Declined,
+                reason: Some(reason),
+                records_copied: 0,
+                records_declined: held.get(child).copied().unwrap_or(0),
+            })?;
+        }
         let mut entry = audit.clone();
         entry.detail = Some(serde_json::json!({"transfer": id, "step": step.as_str()}).to_string());
         let children = c.children_of(id)?;
@@ -251,11 +266,13 @@ pub fn accept(
     answer: &Acceptance,
     audit: &AuditEntry,
 ) -> StoreResult<()> {
-    in_transfer_transaction(conn, |c| accept_in(c, id, answer, audit))
+    let key = store_packages::hub_key(conn)?;
+    in_transfer_transaction(conn, |c| accept_in(c, &key, id, answer, audit))
 }
 
 fn accept_in(
     c: &mut dyn TransferTx,
+    key: &SigningKey,
     id: i64,
     answer: &Acceptance,
     audit: &AuditEntry,
@@ -387,6 +404,17 @@ fn accept_in(
     }
     c.mark_moved_out(origin, &children, destination)?;
     c.record_decision(id, TransferStatus::Accepted, &now, answer.decided_by, None)?;
+    let copied = records_per_child(copied_from.iter().map(|(_, record)| *record));
+    let declined = records_per_child(frozen.iter().filter(|f| {
+        answer.declined_records.contains(&f.source_record_id)
+            || withdrawn.contains(&f.source_record_id)
+    }));
+    exchange::write_outcome(c, key, id, &now, &|child| ChildResult {
+        decision: ChildDecision::Accepted,
+        reason: None,
+        records_copied: copied.get(child).copied().unwrap_or(0),
+        records_declined: declined.get(child).copied().unwrap_or(0),
+    })?;
     let mut entry = audit.clone();
     entry.detail = Some(
         serde_json::json!({
@@ -408,6 +436,17 @@ fn accept_in(
         Some(serde_json::json!({"transfer": id, "destination": destination}).to_string());
     audit_per_child(c, &provided, origin, mapping.keys())?;
     Ok(())
+}
+
+/// How many of `records` each child (by origin resident number) has.
+fn records_per_child<'a>(
+    records: impl IntoIterator<Item = &'a FrozenRecord>,
+) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for record in records {
+        *counts.entry(record.origin_resident_no.clone()).or_default() += 1;
+    }
+    counts
 }
 
 /// Each child's destination resident number. Inconsistent answers are refused rather than

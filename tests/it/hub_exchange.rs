@@ -12,22 +12,22 @@ use ed25519_dalek::SigningKey;
 use kodomo_hub::transfer::package as transfer_package;
 use serde_json::{Value, json};
 
-const ORIGIN: &str = TOWN;
-const DEST: &str = OTHER_TOWN;
+pub(crate) const ORIGIN: &str = TOWN;
+pub(crate) const DEST: &str = OTHER_TOWN;
 const LEGAL_BASIS: &str = "児童福祉法第25条の3";
-const CHILD: &str = "C-201";
+pub(crate) const CHILD: &str = "C-201";
 /// Under a DV support measure (支援措置).
-const DV_CHILD: &str = "C-202";
-const DEST_CHILD: &str = "D-701";
-const DEST_DV_CHILD: &str = "D-702";
+pub(crate) const DV_CHILD: &str = "C-202";
+pub(crate) const DEST_CHILD: &str = "D-701";
+pub(crate) const DEST_DV_CHILD: &str = "D-702";
 
-struct Pair {
-    origin_hub: Hub,
-    dest_hub: Hub,
+pub(crate) struct Pair {
+    pub(crate) origin_hub: Hub,
+    pub(crate) dest_hub: Hub,
     origin: Town,
     dest: Town,
-    origin_officer: String,
-    dest_officer: String,
+    pub(crate) origin_officer: String,
+    pub(crate) dest_officer: String,
 }
 
 fn public_key(hub: &Hub) -> String {
@@ -53,7 +53,7 @@ fn trust(hub: &Hub, name: &str, key: &str, town: &str) {
 }
 
 /// Two hubs that trust each other; the origin holds a household of two children.
-fn pair(backend: Backend) -> Pair {
+pub(crate) fn pair(backend: Backend) -> Pair {
     let origin_hub = Hub::start(backend);
     let dest_hub = Hub::start(backend);
     let origin = origin_hub.town(ORIGIN);
@@ -88,7 +88,7 @@ fn pair(backend: Backend) -> Pair {
     }
 }
 
-fn offer(p: &Pair) -> i64 {
+pub(crate) fn offer(p: &Pair) -> i64 {
     let r = p.origin_hub.post(
         "/v1/transfers",
         Some(&p.origin_officer),
@@ -105,7 +105,7 @@ fn offer(p: &Pair) -> i64 {
 }
 
 /// The package of transfer `id` and its signature, in the given form.
-fn package(p: &Pair, id: i64, format: &str) -> (Vec<u8>, String) {
+pub(crate) fn package(p: &Pair, id: i64, format: &str) -> (Vec<u8>, String) {
     let r = p.origin_hub.get_with(
         &format!("/v1/transfers/{id}/package?format={format}"),
         Some(&p.origin_officer),
@@ -119,7 +119,7 @@ fn package(p: &Pair, id: i64, format: &str) -> (Vec<u8>, String) {
     (r.body, signature)
 }
 
-fn import(p: &Pair, body: &[u8], signature: &str, content_type: &str) -> Resp {
+pub(crate) fn import(p: &Pair, body: &[u8], signature: &str, content_type: &str) -> Resp {
     p.dest_hub.post(
         "/v1/transfer-packages",
         Some(&p.dest_officer),
@@ -129,7 +129,7 @@ fn import(p: &Pair, body: &[u8], signature: &str, content_type: &str) -> Resp {
     )
 }
 
-fn import_receipt(p: &Pair, body: &[u8], signature: &str) -> Resp {
+pub(crate) fn import_receipt(p: &Pair, body: &[u8], signature: &str) -> Resp {
     p.origin_hub.post(
         "/v1/transfer-receipts",
         Some(&p.origin_officer),
@@ -146,7 +146,7 @@ fn inbox(hub: &Hub, token: &str) -> Vec<Value> {
         .clone()
 }
 
-fn show(hub: &Hub, token: &str, id: i64) -> Value {
+pub(crate) fn show(hub: &Hub, token: &str, id: i64) -> Value {
     hub.get_with(
         &format!("/v1/transfers/{id}"),
         Some(token),
@@ -155,7 +155,7 @@ fn show(hub: &Hub, token: &str, id: i64) -> Value {
     .ok()
 }
 
-fn audit_actions(hub: &Hub) -> Vec<String> {
+pub(crate) fn audit_actions(hub: &Hub) -> Vec<String> {
     let mut db = hub.raw_db();
     db.strings("SELECT action AS v FROM audit_log ORDER BY seq")
 }
@@ -419,7 +419,7 @@ fn receipts_travel_in_json_form(backend: Backend) {
 }
 both_backends!(receipts_travel_in_json_form);
 
-fn run_ok(hub: &Hub, args: &[&str]) -> String {
+pub(crate) fn run_ok(hub: &Hub, args: &[&str]) -> String {
     let out = hub.cli(args);
     assert!(out.status.success(), "{args:?}: {}", describe(&out));
     String::from_utf8(out.stdout).unwrap()
@@ -924,7 +924,7 @@ fn hostile_package_ids_write_nothing(backend: Backend) {
 both_backends!(hostile_package_ids_write_nothing);
 
 /// The hub's current signing key, read from its key file.
-fn signing_key(hub: &Hub) -> SigningKey {
+pub(crate) fn signing_key(hub: &Hub) -> SigningKey {
     let text = std::fs::read_to_string(hub.data_dir().join("signing.key")).unwrap();
     let bytes: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
     SigningKey::from_bytes(&bytes)

@@ -16,6 +16,7 @@ mod csv_files;
 mod exchange_props;
 mod hostile_input;
 mod hub_exchange;
+mod hub_outcomes;
 mod idempotency_leases;
 mod identity;
 mod import_resume;

@@ -53,6 +53,66 @@ pub(super) fn check_header_and_size(package: &Package) -> Result<()> {
     }
 }
 
+/// What every outcome message must hold whatever its form: ids in the documented form, one
+/// entry per position 0‥n in order, a coded reason exactly with each decline, and counts a
+/// package can have.
+pub fn check_outcome(outcome: &Outcome) -> Result<()> {
+    require_id(&outcome.package_id, "/package_id")?;
+    require_id(&outcome.conversation_id, "/conversation_id")?;
+    if outcome.children.len() > MAX_ITEMS {
+        return Err(too_many_items("children", None));
+    }
+    if outcome.children.is_empty() {
+        return Err(PackageError::new(
+            "part_missing",
+            "/children",
+            "an outcome names at least one child",
+        ));
+    }
+    for (at, child) in outcome.children.iter().enumerate() {
+        let pointer = |field: &str| format!("/children/{at}/{field}");
+        if child.position != at as u64 {
+            return Err(PackageError::new(
+                "position_invalid",
+                pointer("position"),
+                format!("entry {at} must be the child at position {at} of the package"),
+            ));
+        }
+        match (child.decision, child.reason) {
+            (ChildDecision::Declined, None) => {
+                return Err(PackageError::new(
+                    "attribute_missing",
+                    pointer("reason"),
+                    "a declined child needs a coded reason",
+                ));
+            }
+            (ChildDecision::Accepted, Some(_)) => {
+                return Err(PackageError::new(
+                    "attribute_invalid",
+                    pointer("reason"),
+                    "an accepted child has no decline reason",
+                ));
+            }
+            _ => {}
+        }
+        if child.decision == ChildDecision::Declined && child.records_copied > 0 {
+            return Err(PackageError::new(
+                "count_mismatch",
+                pointer("records_copied"),
+                "nothing is copied for a declined child",
+            ));
+        }
+        if child.records_copied.saturating_add(child.records_declined) > MAX_ITEMS as u64 {
+            return Err(PackageError::new(
+                "count_mismatch",
+                pointer("records_copied"),
+                format!("a package holds at most {MAX_ITEMS} records"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The file name of a package, receipt or signature with id `id`: `<id><suffix>`. Only a
 /// valid id becomes a file name, so the file stays inside the directory it is joined to.
 pub fn file_name(id: &str, suffix: &str) -> Result<String> {

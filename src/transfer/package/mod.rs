@@ -16,16 +16,20 @@ mod read;
 mod sign;
 mod write;
 
-pub use check::{check_contents, check_manifest, file_name, is_valid_id};
-pub use read::{parse, parse_canonical, parse_receipt, parse_receipt_canonical, signature_path};
+pub use check::{check_contents, check_manifest, check_outcome, file_name, is_valid_id};
+pub use read::{
+    parse, parse_canonical, parse_outcome, parse_outcome_canonical, parse_receipt,
+    parse_receipt_canonical, signature_path,
+};
 pub use sign::{
     DetachedSignature, new_signing_key, random_id, sign_package, verify_package_signature,
 };
-pub use write::{manifest_of, receipt_to_xml, signed_info, to_json, to_xml};
+pub use write::{manifest_of, outcome_to_xml, receipt_to_xml, signed_info, to_json, to_xml};
 
 pub const NAMESPACE: &str = "urn:kodomo-hub:transfer-package:1";
 const PACKAGE_ROOT: &str = "transfer-package";
 const RECEIPT_ROOT: &str = "transfer-receipt";
+const OUTCOME_ROOT: &str = "transfer-outcome";
 /// The parts a package has, in document order.
 pub const PARTS: [&str; 2] = ["children", "records"];
 /// Attributes one element may carry. The richest element, the package root, has nine
@@ -136,6 +140,76 @@ pub struct Receipt {
     pub children: u64,
     #[schema(maximum = 10000)]
     pub records: u64,
+}
+
+/// The destination hub's signed answer once its town decided on an imported package: per
+/// child (by position in the package's `<children>`, so no personal data travels back) accepted
+/// or declined with a coded reason, and how many of the child's records were copied or declined.
+/// Its JSON form has these fields; the signature covers its canonical XML either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    #[schema(
+        max_length = 36,
+        pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
+    pub package_id: String,
+    #[schema(
+        max_length = 36,
+        pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
+    pub conversation_id: String,
+    #[schema(max_length = 6, pattern = "^[0-9]{6}$")]
+    pub origin: String,
+    #[schema(max_length = 6, pattern = "^[0-9]{6}$")]
+    pub destination: String,
+    /// SHA-256 of the package's canonical XML the decision is about.
+    #[schema(max_length = 64, pattern = "^[0-9a-f]{64}$")]
+    pub package_sha256: String,
+    /// When the destination town decided (RFC 3339).
+    #[schema(max_length = 40, format = DateTime)]
+    pub decided: String,
+    /// One entry per child of the package, in package order.
+    #[schema(max_items = 10000)]
+    pub children: Vec<ChildOutcome>,
+}
+
+/// What the destination decided for one child of the package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChildOutcome {
+    /// The child's position in the package's `<children>` (0-based).
+    #[schema(maximum = 9999)]
+    pub position: u64,
+    pub decision: ChildDecision,
+    /// Why the child was declined (only with `declined`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::transfer::DeclineReason>,
+    /// Records copied into the destination's files.
+    #[schema(maximum = 10000)]
+    pub records_copied: u64,
+    /// Records the destination declined (they stay only with the origin).
+    #[schema(maximum = 10000)]
+    pub records_declined: u64,
+}
+
+/// The destination's decision for one child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildDecision {
+    /// The destination took the child over.
+    Accepted,
+    /// The destination refused; the origin keeps following the child.
+    Declined,
+}
+
+impl ChildDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildDecision::Accepted => "accepted",
+            ChildDecision::Declined => "declined",
+        }
+    }
 }
 
 /// Why a package, receipt or signature is refused: a stable code, a JSON pointer into the

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::check::{check_header_and_size, require_id};
+use super::check::{check_header_and_size, check_outcome, require_id};
 use super::*;
 
 /// Attributes of one element, with the element name for messages.
@@ -507,4 +507,98 @@ pub fn parse_receipt(bytes: &[u8]) -> Result<Receipt> {
     require_id(&receipt.conversation_id, "/conversation_id")?;
     require_canonical(bytes, &receipt_to_xml(&receipt), "receipt")?;
     Ok(receipt)
+}
+
+/// Read an outcome message (canonical XML, or its JSON form) and give its canonical XML too —
+/// what the outcome's signature covers, whatever the form. Its structure is checked
+/// (`check_outcome`): ids, one entry per position, reasons only with declines.
+pub fn parse_outcome_canonical(bytes: &[u8]) -> Result<(Outcome, Cow<'_, [u8]>)> {
+    if !is_json_form(bytes) {
+        return Ok((parse_outcome(bytes)?, Cow::Borrowed(bytes)));
+    }
+    let outcome: Outcome = from_json_form(bytes)?;
+    check_outcome(&outcome)?;
+    let xml = outcome_to_xml(&outcome);
+    if parse_outcome(&xml).as_ref() != Ok(&outcome) {
+        return Err(PackageError::new(
+            "not_canonical",
+            "",
+            "the outcome has no canonical XML form",
+        ));
+    }
+    Ok((outcome, Cow::Owned(xml)))
+}
+
+/// Read an outcome message (canonical XML).
+pub fn parse_outcome(bytes: &[u8]) -> Result<Outcome> {
+    require_utf8(bytes, "outcome")?;
+    let mut xml = XmlIn::new(bytes);
+    let root = root(&mut xml, OUTCOME_ROOT, true)?;
+    let offset = xml.offset();
+    match xml.next()? {
+        Event::Start(e) if e.name().as_ref() == b"children" => {}
+        Event::Start(e) | Event::Empty(e) => return Err(unexpected(&name_of(&e), offset)),
+        _ => {
+            return Err(PackageError::at(
+                "xml_malformed",
+                offset,
+                "the outcome has no <children>",
+            ));
+        }
+    }
+    let children = items(&mut xml, "children", "child", false, |_, child| {
+        let decision = match child.get("decision")?.as_str() {
+            "accepted" => ChildDecision::Accepted,
+            "declined" => ChildDecision::Declined,
+            _ => {
+                return Err(PackageError::new(
+                    "attribute_invalid",
+                    format!("{}/decision", child.pointer),
+                    "decision is neither accepted nor declined",
+                ));
+            }
+        };
+        let reason = child
+            .optional("reason")
+            .map(|code| {
+                crate::transfer::DeclineReason::parse(&code).ok_or_else(|| {
+                    PackageError::new(
+                        "attribute_invalid",
+                        format!("{}/reason", child.pointer),
+                        format!("{code:?} is not a decline reason code"),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(ChildOutcome {
+            position: child.number("position")?,
+            decision,
+            reason,
+            records_copied: child.number("records-copied")?,
+            records_declined: child.number("records-declined")?,
+        })
+    })?;
+    let offset = xml.offset();
+    match xml.next()? {
+        Event::End(e) if e.name().as_ref() == OUTCOME_ROOT.as_bytes() => {}
+        _ => {
+            return Err(PackageError::at(
+                "xml_malformed",
+                offset,
+                "unexpected content after <children>",
+            ));
+        }
+    }
+    let outcome = Outcome {
+        package_id: root.get("package-id")?,
+        conversation_id: root.get("conversation-id")?,
+        origin: root.get("origin")?,
+        destination: root.get("destination")?,
+        package_sha256: root.get("package-sha256")?,
+        decided: root.get("decided")?,
+        children,
+    };
+    check_outcome(&outcome)?;
+    require_canonical(bytes, &outcome_to_xml(&outcome), "outcome")?;
+    Ok(outcome)
 }

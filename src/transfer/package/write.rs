@@ -198,6 +198,47 @@ pub fn receipt_to_xml(receipt: &Receipt) -> Vec<u8> {
     out.bytes()
 }
 
+/// The canonical XML of an outcome message.
+pub fn outcome_to_xml(outcome: &Outcome) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.declaration();
+    out.start(
+        OUTCOME_ROOT,
+        &[
+            ("xmlns", NAMESPACE),
+            ("package-id", &outcome.package_id),
+            ("conversation-id", &outcome.conversation_id),
+            ("origin", &outcome.origin),
+            ("destination", &outcome.destination),
+            ("package-sha256", &outcome.package_sha256),
+            ("decided", &outcome.decided),
+        ],
+    );
+    out.newline();
+    out.start("children", &[]);
+    out.newline();
+    for child in &outcome.children {
+        let position = child.position.to_string();
+        let copied = child.records_copied.to_string();
+        let declined = child.records_declined.to_string();
+        let mut attributes = vec![
+            ("position", position.as_str()),
+            ("decision", child.decision.as_str()),
+        ];
+        if let Some(reason) = child.reason {
+            attributes.push(("reason", reason.code()));
+        }
+        attributes.push(("records-copied", &copied));
+        attributes.push(("records-declined", &declined));
+        out.empty("child", &attributes);
+    }
+    out.end("children");
+    out.newline();
+    out.end(OUTCOME_ROOT);
+    out.newline();
+    out.bytes()
+}
+
 /// The JSON form of a package (same fields; records' data as JSON values).
 pub fn to_json(package: &Package) -> Vec<u8> {
     let mut text = serde_json::to_vec_pretty(package).expect("a package serialises");
