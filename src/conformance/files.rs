@@ -47,7 +47,7 @@ impl FileKind {
             "KDL-FILE-001" => self == FileKind::Json,
             "KDL-FILE-002" => self == FileKind::Ndjson,
             "KDL-FILE-003" | "KDL-FILE-004" | "KDL-FILE-005" => self == FileKind::Csv,
-            "KDL-XFER-001" | "KDL-XFER-002" => self == FileKind::TransferXml,
+            "KDL-XFER-001" | "KDL-XFER-002" | "KDL-XFER-003" => self == FileKind::TransferXml,
             _ => self != FileKind::TransferXml,
         }
     }
@@ -89,8 +89,8 @@ pub fn check_bytes(
     path: &Path,
     bytes: &[u8],
 ) -> FileCheck {
-    // A transfer package also exists in a JSON form (same fields); it is checked as one.
-    let kind = if kind == FileKind::Json && is_package_json(bytes) {
+    // Transfer packages and outcomes also exist in a JSON form (same fields); checked as such.
+    let kind = if kind == FileKind::Json && (is_package_json(bytes) || is_outcome(bytes)) {
         FileKind::TransferXml
     } else {
         kind
@@ -102,7 +102,11 @@ pub fn check_bytes(
         unverified: None,
     };
     if kind == FileKind::TransferXml {
-        check.issues = check_transfer_package(&ingestor.standard, path, bytes);
+        check.issues = if is_outcome(bytes) {
+            check_transfer_outcome(path, bytes)
+        } else {
+            check_transfer_package(&ingestor.standard, path, bytes)
+        };
         return check;
     }
     let candidates = match read_candidates(ingestor, path, bytes, None, None) {
@@ -173,6 +177,44 @@ fn is_package_json(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(bytes)
         .ok()
         .is_some_and(|v| v.get("package_id").is_some() && v.get("manifest").is_some())
+}
+
+/// Is this an outcome message (its XML root, or the JSON form's fields) rather than a package?
+fn is_outcome(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(256)];
+    head.windows(b"<transfer-outcome".len())
+        .any(|w| w == b"<transfer-outcome")
+        || serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .is_some_and(|v| v.get("decided").is_some() && v.get("package_sha256").is_some())
+}
+
+/// An outcome message read as an origin hub does (canonical XML or its JSON form, one entry
+/// per child position, reasons exactly with declines) and its detached signature verified over
+/// the canonical XML. Whether it answers a package the origin sent is the origin's decision.
+fn check_transfer_outcome(path: &Path, bytes: &[u8]) -> Vec<(&'static str, Issue)> {
+    let issue = |e: PackageError| {
+        vec![(
+            "KDL-XFER-003",
+            Issue {
+                offset: e.offset,
+                ..Issue::new(e.pointer, e.code)
+            },
+        )]
+    };
+    let xml = match package::parse_outcome_canonical(bytes) {
+        Ok((_, xml)) => xml,
+        Err(e) => return issue(e),
+    };
+    let verified = match std::fs::read_to_string(package::signature_path(path)) {
+        Err(_) => Err(PackageError::new(
+            "signature_missing",
+            "/signature",
+            "no detached signature beside the outcome",
+        )),
+        Ok(text) => package::DetachedSignature::parse(&text).and_then(|s| s.verify(&xml)),
+    };
+    verified.err().map(issue).unwrap_or_default()
 }
 
 /// A transfer package read and checked as a receiving hub does (canonical XML, manifest,

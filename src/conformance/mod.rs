@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 /// 1.1.0: a batch over its record limit is 422 (KDL-API-014); packages carry objections;
 /// body and line limits (KDL-API-020, 021); conditional updates (KDL-API-022).
 /// 1.2.0: the client suite (KDL-CLI-001…005) judged by the client sandbox.
-pub const SUITE_VERSION: &str = "1.2.0";
+/// 1.3.0: outcome messages between hubs (KDL-XFER-003) with file vectors.
+pub const SUITE_VERSION: &str = "1.3.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

@@ -261,7 +261,9 @@ mod tests {
             DeclineReason::Other,
         ] {
             assert_eq!(serde_json::json!(reason), reason.code());
+            assert_eq!(DeclineReason::parse(reason.code()), Some(reason));
         }
+        assert_eq!(DeclineReason::parse("moved"), None);
     }
 
     #[test]

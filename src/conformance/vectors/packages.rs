@@ -1,4 +1,5 @@
-//! Transfer package vectors: a valid signed package and receipt, and each way one is refused.
+//! Transfer package vectors: a valid signed package and the outcome message answering it, and
+//! each way one is refused.
 
 use serde_json::json;
 
@@ -74,7 +75,8 @@ pub(super) fn transfer_packages(version: &SchemaVersion) -> Result<Vec<PackageCa
     other.header.package_id = "00000000-0000-4000-8000-000000000003".into();
     let foreign_signature = sign_package(&key, &other).to_string().into_bytes();
     let error = |pointer: &str, code: &str| vec![file_error(None, None, None, pointer, code)];
-    Ok(vec![
+    let outcomes = transfer_outcomes(&key, &xml)?;
+    let mut cases = vec![
         (
             "transfer-valid.xml".into(),
             xml.clone(),
@@ -122,6 +124,81 @@ pub(super) fn transfer_packages(version: &SchemaVersion) -> Result<Vec<PackageCa
             "KDL-XFER-002",
             "a signature over another package",
             error("/signature", "signature_invalid"),
+        ),
+    ];
+    cases.extend(outcomes);
+    Ok(cases)
+}
+
+/// Outcome messages answering the valid package, good and tampered, signed with the same key.
+fn transfer_outcomes(
+    key: &ed25519_dalek::SigningKey,
+    package_xml: &[u8],
+) -> Result<Vec<PackageCase>, String> {
+    use crate::transfer::DeclineReason;
+    use crate::transfer::package::{
+        ChildDecision, ChildOutcome, DetachedSignature, Outcome, outcome_to_xml,
+    };
+    use sha2::Digest;
+    let declined = Outcome {
+        package_id: "00000000-0000-4000-8000-000000000001".into(),
+        conversation_id: "00000000-0000-4000-8000-000000000002".into(),
+        origin: "131016".into(),
+        destination: "011002".into(),
+        package_sha256: hex::encode(sha2::Sha256::digest(package_xml)),
+        decided: "2021-04-05T15:30:00+09:00".into(),
+        children: vec![ChildOutcome {
+            position: 0,
+            decision: ChildDecision::Declined,
+            reason: Some(DeclineReason::NotResident),
+            records_copied: 0,
+            records_declined: 1,
+        }],
+    };
+    let signed = |outcome: &Outcome| {
+        let xml = outcome_to_xml(outcome);
+        let signature = DetachedSignature::sign(key, &xml).to_string().into_bytes();
+        (xml, signature)
+    };
+    let (xml, signature) = signed(&declined);
+    let text = String::from_utf8(xml.clone()).map_err(|e| e.to_string())?;
+    let mut unexplained = declined.clone();
+    unexplained.children[0].reason = None;
+    let (unexplained_xml, unexplained_signature) = signed(&unexplained);
+    let error = |pointer: &str, code: &str| vec![file_error(None, None, None, pointer, code)];
+    Ok(vec![
+        (
+            "transfer-outcome-valid.outcome.xml".into(),
+            xml.clone(),
+            Some(signature.clone()),
+            "KDL-XFER-003",
+            "a signed outcome: the package's one child declined (not resident)",
+            vec![],
+        ),
+        (
+            "transfer-outcome-tampered.outcome.xml".into(),
+            text.replacen("records-declined=\"1\"", "records-declined=\"0\"", 1)
+                .into_bytes(),
+            Some(signature),
+            "KDL-XFER-003",
+            "a record count changed after signing",
+            error("/signature", "signature_invalid"),
+        ),
+        (
+            "transfer-outcome-reason-missing.outcome.xml".into(),
+            unexplained_xml,
+            Some(unexplained_signature),
+            "KDL-XFER-003",
+            "a declined child without a reason code",
+            error("/children/0/reason", "attribute_missing"),
+        ),
+        (
+            "transfer-outcome-unsigned.outcome.xml".into(),
+            xml,
+            None,
+            "KDL-XFER-003",
+            "an outcome without its .sig",
+            error("/signature", "signature_missing"),
         ),
     ])
 }

@@ -451,4 +451,93 @@ mod tests {
         let xml = receipt_to_xml(&receipt);
         assert_eq!(parse_receipt(&xml).unwrap(), receipt);
     }
+
+    fn outcome() -> Outcome {
+        Outcome {
+            package_id: random_id(),
+            conversation_id: random_id(),
+            origin: "119016".into(),
+            destination: "139998".into(),
+            package_sha256: "ab".repeat(32),
+            decided: "2026-11-21T00:00:00Z".into(),
+            children: vec![
+                ChildOutcome {
+                    position: 0,
+                    decision: ChildDecision::Accepted,
+                    reason: None,
+                    records_copied: 12,
+                    records_declined: 1,
+                },
+                ChildOutcome {
+                    position: 1,
+                    decision: ChildDecision::Declined,
+                    reason: Some(crate::transfer::DeclineReason::WrongDestination),
+                    records_copied: 0,
+                    records_declined: 4,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn outcomes_round_trip_in_both_forms() {
+        let outcome = outcome();
+        let xml = outcome_to_xml(&outcome);
+        assert_eq!(parse_outcome(&xml).unwrap(), outcome);
+        let json = serde_json::to_vec(&outcome).unwrap();
+        let (from_json, canonical) = parse_outcome_canonical(&json).unwrap();
+        assert_eq!(from_json, outcome);
+        assert_eq!(
+            canonical.as_ref(),
+            xml.as_slice(),
+            "the signature covers the same bytes"
+        );
+        let text = String::from_utf8(xml).unwrap();
+        assert_eq!(
+            parse_outcome(text.replacen("\"/>", "\" />", 1).as_bytes())
+                .unwrap_err()
+                .code,
+            "not_canonical"
+        );
+    }
+
+    #[test]
+    fn outcomes_name_each_child_once_and_explain_declines() {
+        let refused = |change: &dyn Fn(&mut Outcome)| {
+            let mut outcome = outcome();
+            change(&mut outcome);
+            let error = parse_outcome(&outcome_to_xml(&outcome)).unwrap_err();
+            let json = serde_json::to_vec(&outcome).unwrap();
+            assert_eq!(
+                parse_outcome_canonical(&json).unwrap_err(),
+                error,
+                "both forms"
+            );
+            (error.code, error.pointer)
+        };
+        assert_eq!(
+            refused(&|o| o.children.swap(0, 1)),
+            ("position_invalid", "/children/0/position".to_string())
+        );
+        assert_eq!(
+            refused(&|o| o.children[1].reason = None),
+            ("attribute_missing", "/children/1/reason".to_string())
+        );
+        assert_eq!(
+            refused(&|o| o.children[0].reason = Some(crate::transfer::DeclineReason::Other)),
+            ("attribute_invalid", "/children/0/reason".to_string())
+        );
+        assert_eq!(
+            refused(&|o| o.children[1].records_copied = 1),
+            ("count_mismatch", "/children/1/records_copied".to_string())
+        );
+        assert_eq!(
+            refused(&|o| o.children.clear()),
+            ("part_missing", "/children".to_string())
+        );
+        assert_eq!(
+            refused(&|o| o.package_id = "../x".into()),
+            ("id_invalid", "/package_id".to_string())
+        );
+    }
 }
