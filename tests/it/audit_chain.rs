@@ -527,8 +527,7 @@ fn batched_entries_verify_and_tampering_with_them_is_detected(backend: Backend) 
     let after_middle = batch[batch.len() / 2 + 1];
     let last = rows
         .iter()
-        .filter(|r| r.chain == middle.chain)
-        .next_back()
+        .rfind(|r| r.chain == middle.chain)
         .expect("the chain's newest entry");
     assert_eq!(last.action, "screening.worklist.read", "{last:?}");
 
