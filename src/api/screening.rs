@@ -79,6 +79,11 @@ impl From<ScreeningError> for Problem {
                 ),
             )
             .with_errors(errors),
+            ScreeningError::NotASchool(client) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_a_school",
+                format!("client {client} does not hold the school role"),
+            ),
             ScreeningError::Store(e) => e.into(),
         }
     }

@@ -13,7 +13,7 @@ use crate::auth::Principal;
 use crate::schema::{Standard, rules};
 use crate::screening::{self, workflow};
 use crate::store::Store;
-use crate::store::screening::{self as store, Acting};
+use crate::store::screening::Acting;
 
 #[derive(Subcommand)]
 pub enum ScreeningCommand {
@@ -242,7 +242,7 @@ pub fn run(command: ScreeningCommand, store_: &Store) -> anyhow::Result<()> {
             audit.purpose = None;
             audit.detail =
                 Some(serde_json::json!({"client": client, "school_code": school}).to_string());
-            store::link_school(&mut conn, &municipality, &client, &school, &audit)
+            workflow::link_school(&mut conn, &municipality, &client, &school, &audit)
                 .map_err(|e| anyhow::anyhow!("{client}: {e}"))?;
             println!("client {client} of {municipality} speaks for school {school}");
         }

@@ -2,15 +2,15 @@
 //! reasons it is already known, and who each age band extracts. Deterministic: the same
 //! children, records and rule set give the same list in the same order.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{FieldWeight, KnownReason, RuleSetDocument, Selection};
-use crate::schema::RuleSet;
 use crate::schema::applicability::EvaluatedRecord;
+use crate::schema::{RuleSet, SchemaVersion};
 
 /// A child the town may screen (the caller has already left out those who may not be).
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct Child {
     pub guardians: Vec<String>,
 }
 
-/// A current record effective by the run's date.
+/// A current record effective by the run's date, with the fields a run reads (`FactNeeds`).
 #[derive(Debug, Clone)]
 pub struct Fact {
     pub record_type: String,
@@ -32,15 +32,72 @@ pub struct Fact {
     pub data: Value,
 }
 
-/// What a town holds that a run reads.
+/// What a run reads of the records: their types and top-level fields. Nothing else is ever
+/// looked at, so the store loads only these.
 #[derive(Debug, Clone, Default)]
-pub struct Inputs {
-    pub children: Vec<Child>,
-    /// Current records by the person they are about, in a fixed order.
-    pub facts: HashMap<String, Vec<Fact>>,
-    /// Everyone of the town under a DV support measure (children and guardians).
-    pub support_measure: HashSet<String>,
+pub struct FactNeeds {
+    pub record_types: BTreeSet<String>,
+    pub fields: BTreeSet<String>,
 }
+
+impl FactNeeds {
+    /// What scoring with `rules` under the standard `version` reads: the applicability rules
+    /// of the weighted items, the scorable fields, the records that make a child known and
+    /// the records naming a school.
+    pub fn of(rules: &RuleSetDocument, version: &SchemaVersion) -> FactNeeds {
+        let mut needs = FactNeeds::default();
+        for rule in version
+            .applicability
+            .rules
+            .iter()
+            .filter(|rule| rules.items.iter().any(|w| w.item == rule.item))
+        {
+            let summed = rule
+                .sum
+                .iter()
+                .flat_map(|s| [s.field.as_str(), s.per.as_str()]);
+            needs.read(
+                &rule.record_type,
+                rule.when.iter().map(|c| c.field.as_str()).chain(summed),
+            );
+        }
+        for weight in &rules.fields {
+            needs.read(
+                &weight.record_type,
+                std::iter::once(weight.field.as_str()).chain(weight.sum_per.as_deref()),
+            );
+        }
+        for (record_type, fields) in KNOWN_FROM {
+            needs.read(record_type, fields.iter().copied());
+        }
+        for (record_type, schema) in &version.records {
+            if schema
+                .pointer(&format!("/properties/{SCHOOL_CODE}"))
+                .is_some()
+            {
+                needs.read(record_type, [SCHOOL_CODE]);
+            }
+        }
+        needs
+    }
+
+    fn read<'a>(&mut self, record_type: &str, fields: impl IntoIterator<Item = &'a str>) {
+        self.record_types.insert(record_type.to_string());
+        self.fields.extend(fields.into_iter().map(str::to_string));
+    }
+}
+
+/// The records that make a child already known, with the fields `known_reasons` reads.
+const KNOWN_FROM: [(&str, &[&str]); 3] = [
+    (OPEN_CASE_TYPE, &["closed_on"]),
+    (PROTECTION_TYPE, &[]),
+    (OUTCOME_TYPE, &["decided_on", "stage", "review_outcome"]),
+];
+const OPEN_CASE_TYPE: &str = "child-protection-case";
+const PROTECTION_TYPE: &str = "temporary-protection";
+const OUTCOME_TYPE: &str = "support-outcome";
+/// The field naming a pupil's school (education records).
+const SCHOOL_CODE: &str = "school_code";
 
 /// A record that made something count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -122,67 +179,69 @@ fn rounded(points: f64) -> f64 {
     (points * 1e6).round() / 1e6
 }
 
-/// Score every child in an age band, then extract per band; the extracted come first, highest
-/// score first, ties by resident number.
-pub fn screen(
+/// One child's score with what contributed to it, or `None` when its age is in no band.
+/// `facts` holds the current records of the child and of its guardians.
+pub fn score(
     rules: &RuleSetDocument,
     applicability: &RuleSet,
-    inputs: &Inputs,
+    child: &Child,
+    facts: &HashMap<String, Vec<Fact>>,
+    support_measure: &HashSet<String>,
     as_of: NaiveDate,
-) -> Vec<Scored> {
+) -> Option<Scored> {
     let no_facts = Vec::new();
-    let mut scored: Vec<Scored> =
-        inputs
-            .children
+    let age = age_on(child.birth_date, as_of)?;
+    let band = rules.age_bands.iter().position(|b| b.contains(age))?;
+    // A guardian under a DV measure adds nothing to a child that is not itself under it: the
+    // entry must not lead anyone without the role to that guardian.
+    let people: Vec<&str> = std::iter::once(child.resident_no.as_str())
+        .chain(
+            child
+                .guardians
+                .iter()
+                .map(String::as_str)
+                .filter(|g| child.support_measure || !support_measure.contains(*g)),
+        )
+        .collect();
+    let all_facts: Vec<(&str, &Fact)> = people
+        .iter()
+        .flat_map(|p| {
+            facts
+                .get(*p)
+                .unwrap_or(&no_facts)
+                .iter()
+                .map(move |f| (*p, f))
+        })
+        .collect();
+    let own = facts.get(&child.resident_no).unwrap_or(&no_facts);
+    let mut contributions = item_contributions(rules, applicability, &all_facts);
+    contributions.extend(
+        rules
+            .fields
             .iter()
-            .filter_map(|child| {
-                let age = age_on(child.birth_date, as_of)?;
-                let band = rules.age_bands.iter().position(|b| b.contains(age))?;
-                // A guardian under a DV measure adds nothing to a child that is not itself under
-                // it: the entry must not lead anyone without the role to that guardian.
-                let people: Vec<&str> =
-                    std::iter::once(child.resident_no.as_str())
-                        .chain(child.guardians.iter().map(String::as_str).filter(|g| {
-                            child.support_measure || !inputs.support_measure.contains(*g)
-                        }))
-                        .collect();
-                let facts: Vec<(&str, &Fact)> = people
-                    .iter()
-                    .flat_map(|p| {
-                        inputs
-                            .facts
-                            .get(*p)
-                            .unwrap_or(&no_facts)
-                            .iter()
-                            .map(move |f| (*p, f))
-                    })
-                    .collect();
-                let own = inputs.facts.get(&child.resident_no).unwrap_or(&no_facts);
-                let mut contributions = item_contributions(rules, applicability, &facts);
-                contributions.extend(
-                    rules
-                        .fields
-                        .iter()
-                        .filter_map(|weight| field_contribution(weight, &facts)),
-                );
-                let total: f64 = contributions.iter().map(Contribution::points).sum();
-                let score = rounded(rules.score_cap.map_or(total, |cap| total.min(cap)));
-                let known = known_reasons(own);
-                Some(Scored {
-                    resident_no: child.resident_no.clone(),
-                    band,
-                    age,
-                    sex: child.sex,
-                    support_measure: child.support_measure,
-                    score,
-                    excluded: known.iter().any(|k| rules.exclude_known.contains(k)),
-                    known,
-                    contributions,
-                    school_code: school_code(own),
-                    extracted: false,
-                })
-            })
-            .collect();
+            .filter_map(|weight| field_contribution(weight, &all_facts)),
+    );
+    let total: f64 = contributions.iter().map(Contribution::points).sum();
+    let score = rounded(rules.score_cap.map_or(total, |cap| total.min(cap)));
+    let known = known_reasons(own);
+    Some(Scored {
+        resident_no: child.resident_no.clone(),
+        band,
+        age,
+        sex: child.sex,
+        support_measure: child.support_measure,
+        score,
+        excluded: known.iter().any(|k| rules.exclude_known.contains(k)),
+        known,
+        contributions,
+        school_code: school_code(own),
+        extracted: false,
+    })
+}
+
+/// Extract per age band from every scored child of the town; the extracted come first,
+/// highest score first, ties by resident number.
+pub fn extract(rules: &RuleSetDocument, mut scored: Vec<Scored>) -> Vec<Scored> {
     let mut by_band: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, child) in scored.iter().enumerate() {
         by_band.entry(child.band).or_default().push(i);
@@ -337,10 +396,10 @@ fn field_contribution(weight: &FieldWeight, facts: &[(&str, &Fact)]) -> Option<C
 fn known_reasons(own: &[Fact]) -> Vec<KnownReason> {
     let mut known = Vec::new();
     let of = |t: &'static str| own.iter().filter(move |f| f.record_type == t);
-    if of("child-protection-case").any(|f| f.data.get("closed_on").is_none_or(Value::is_null)) {
+    if of(OPEN_CASE_TYPE).any(|f| f.data.get("closed_on").is_none_or(Value::is_null)) {
         known.push(KnownReason::OpenCase);
     }
-    if of("temporary-protection").next().is_some() {
+    if of(PROTECTION_TYPE).next().is_some() {
         known.push(KnownReason::TemporaryProtection);
     }
     let text = |f: &Fact, field: &str| {
@@ -350,14 +409,14 @@ fn known_reasons(own: &[Fact]) -> Vec<KnownReason> {
             .map(str::to_string)
     };
     let latest =
-        of("support-outcome").max_by_key(|f| (text(f, "decided_on"), f.source_record_id.clone()));
+        of(OUTCOME_TYPE).max_by_key(|f| (text(f, "decided_on"), f.source_record_id.clone()));
     if latest
         .and_then(|f| text(f, "stage"))
         .is_some_and(|s| s == "support_needed" || s == "support_started")
     {
         known.push(KnownReason::InSupport);
     }
-    if of("support-outcome").any(|f| f.data.get("review_outcome").is_some()) {
+    if of(OUTCOME_TYPE).any(|f| f.data.get("review_outcome").is_some()) {
         known.push(KnownReason::Reviewed);
     }
     known
@@ -367,7 +426,7 @@ fn known_reasons(own: &[Fact]) -> Vec<KnownReason> {
 fn school_code(own: &[Fact]) -> Option<String> {
     own.iter()
         .filter_map(|f| {
-            let code = f.data.get("school_code")?.as_str()?;
+            let code = f.data.get(SCHOOL_CODE)?.as_str()?;
             Some(((&f.effective_date, &f.source_record_id), code))
         })
         .max_by(|a, b| a.0.cmp(&b.0))
@@ -380,6 +439,41 @@ mod tests {
     use crate::schema::Standard;
     use crate::screening::{AgeBand, ItemWeight, default_rule_set};
     use serde_json::json;
+
+    /// A town as the tests give it.
+    #[derive(Debug, Clone, Default)]
+    struct Inputs {
+        children: Vec<Child>,
+        /// Current records by the person they are about, in a fixed order.
+        facts: HashMap<String, Vec<Fact>>,
+        /// Everyone of the town under a DV support measure (children and guardians).
+        support_measure: HashSet<String>,
+    }
+
+    /// Score every child in an age band, then extract per band; the extracted come first, highest
+    /// score first, ties by resident number.
+    fn screen(
+        rules: &RuleSetDocument,
+        applicability: &RuleSet,
+        inputs: &Inputs,
+        as_of: NaiveDate,
+    ) -> Vec<Scored> {
+        let scored = inputs
+            .children
+            .iter()
+            .filter_map(|child| {
+                score(
+                    rules,
+                    applicability,
+                    child,
+                    &inputs.facts,
+                    &inputs.support_measure,
+                    as_of,
+                )
+            })
+            .collect();
+        extract(rules, scored)
+    }
 
     fn date(text: &str) -> NaiveDate {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::engine::{self, Contribution, Scored};
+use super::engine::{self, Contribution, FactNeeds, Scored};
 use super::{DecisionClass, KnownReason, RuleSetDocument};
 use crate::access::{self, ChildUse};
 use crate::audit::AuditEntry;
@@ -27,6 +27,8 @@ pub const DECISION_SOURCE: &str = "screening:case-meeting";
 pub enum ScreeningError {
     #[error("no such run, entry or version, or not visible to the caller")]
     NotFound,
+    #[error("client {0} does not hold the school role")]
+    NotASchool(String),
     #[error("the town has not adopted a screening rule set")]
     NoAdoptedRuleSet,
     #[error("the run is closed")]
@@ -48,7 +50,13 @@ pub struct PopulationCell {
     pub children: u64,
 }
 
-/// Score and extract the town's screened children (opted-out children are not screened).
+/// Children whose records (and their guardians') are read together: a run holds one slice of
+/// the town's records at a time, never the whole town.
+const CHILDREN_PER_READ: usize = 2000;
+
+/// Score and extract the town's screened children (opted-out children are not screened),
+/// reading only the record types and fields the rule set scores, slice by slice in
+/// resident-number order.
 fn screen_town(
     conn: &mut DbConn,
     version: &SchemaVersion,
@@ -56,14 +64,33 @@ fn screen_town(
     rules: &RuleSetDocument,
     as_of: NaiveDate,
 ) -> Result<(Vec<Scored>, i64), ScreeningError> {
-    let mut snapshot = store::town_snapshot(conn, municipality, as_of)?;
-    let facts = &snapshot.facts;
-    snapshot
-        .inputs
-        .children
+    let mut town = store::town_children(conn, municipality, as_of)?;
+    let facts = &town.facts;
+    town.children
         .retain(|c| facts.get(&c.resident_no).is_some_and(access::screened));
-    let scored = engine::screen(rules, &version.applicability, &snapshot.inputs, as_of);
-    Ok((scored, snapshot.high_water_mark))
+    let needs = FactNeeds::of(rules, version);
+    let mut scored = Vec::with_capacity(town.children.len());
+    for slice in town.children.chunks(CHILDREN_PER_READ) {
+        let mut people: Vec<String> = slice
+            .iter()
+            .flat_map(|c| std::iter::once(&c.resident_no).chain(&c.guardians))
+            .cloned()
+            .collect();
+        people.sort();
+        people.dedup();
+        let records = store::facts_of(conn, municipality, as_of, &people, &needs)?;
+        scored.extend(slice.iter().filter_map(|child| {
+            engine::score(
+                rules,
+                &version.applicability,
+                child,
+                &records,
+                &town.support_measure,
+                as_of,
+            )
+        }));
+    }
+    Ok((engine::extract(rules, scored), town.high_water_mark))
 }
 
 /// Counts per age band, basic item and scorable field of what a rule set would extract.
@@ -480,7 +507,7 @@ pub fn worklist(
             })
             .collect()
     };
-    store::append_audits(conn, &audits)?;
+    crate::store::audit::append_all(conn, &audits)?;
     let run_view = summary(&run, &visible.iter().collect::<Vec<_>>());
     let entries = visible
         .into_iter()
@@ -854,6 +881,30 @@ enum Grouping {
     AgeBandAndSex,
 }
 
+/// Link a school's client (by name, in its town) to the school it speaks for; audited. Only a
+/// client the policy lets read school shares can be linked: linking any other would be moot.
+pub fn link_school(
+    conn: &mut DbConn,
+    municipality: &str,
+    client_name: &str,
+    school_code: &str,
+    audit: &AuditEntry,
+) -> Result<(), ScreeningError> {
+    let client = crate::store::clients::active_client(conn, municipality, client_name)?
+        .map(Principal::from_row)
+        .ok_or(ScreeningError::NotFound)?;
+    if !access::reads_school_shares(&client, municipality) {
+        return Err(ScreeningError::NotASchool(client_name.to_string()));
+    }
+    Ok(store::link_school(
+        conn,
+        municipality,
+        client.client_id,
+        school_code,
+        audit,
+    )?)
+}
+
 /// A decision shared with the caller's school: the pupil, the class and the shared plan.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SharedDecision {
@@ -933,7 +984,7 @@ pub fn school_shares(
             })
             .collect()
     };
-    store::append_audits(conn, &audits)?;
+    crate::store::audit::append_all(conn, &audits)?;
     Ok(SharedList {
         municipality_code: municipality.to_string(),
         school_code: school,

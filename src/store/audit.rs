@@ -76,51 +76,108 @@ impl ChainLock for diesel::PgConnection {
     }
 }
 
-/// Append `$entry` on connection `$c` inside the caller's write transaction: to the chain of
-/// its municipality if that is registered here, else to the hub chain.
+/// Audit rows written per statement (17 columns: well below SQLite's and PostgreSQL's
+/// parameter limits).
+const AUDIT_CHUNK: usize = 1000;
+
+/// An entry as inserted: its chain position and hashes computed, borrowing the entry's text.
+#[derive(Insertable)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
+struct NewAuditRow<'a> {
+    municipality_code: &'a str,
+    at: &'a str,
+    client_id: Option<i64>,
+    client_name: Option<&'a str>,
+    actor: Option<&'a str>,
+    roles: Option<&'a str>,
+    subject: Option<&'a str>,
+    action: &'a str,
+    purpose: Option<&'a str>,
+    legal_basis: Option<&'a str>,
+    result: &'a str,
+    detail: Option<&'a str>,
+    prev_hash: String,
+    hash: String,
+    chain: &'a str,
+    chain_seq: i64,
+}
+
+/// Append `$entries`, in order, on connection `$c` inside the caller's write transaction: each
+/// to the chain of its municipality if that is registered here, else to the hub chain. Each
+/// chain's tail is read once and the chained hashes are computed in order, then the rows go in
+/// with multi-row inserts — a list read or a screening run of tens of thousands of children is
+/// one batch, not one round of lookups per child.
 macro_rules! audit_append_body {
-    ($c:expr, $entry:expr) => {{
+    ($c:expr, $entries:expr) => {{
         use $crate::store::tables::{audit_log, municipalities};
-        let entry: &$crate::audit::AuditEntry = $entry;
+        let entries: &[$crate::audit::AuditEntry] = $entries;
         let keys = $crate::keys::in_transaction()?;
-        let registered = municipalities::table
-            .find(&entry.municipality_code)
-            .select(municipalities::municipality_code)
-            .first::<String>(&mut *$c)
-            .optional()?;
-        let chain = registered.unwrap_or_else(|| $crate::audit::HUB_CHAIN.to_string());
-        $crate::store::audit::ChainLock::lock_chain(&mut *$c, &chain)?;
-        let (prev_seq, prev) = audit_log::table
-            .filter(audit_log::chain.eq(&chain))
-            .select((audit_log::chain_seq, audit_log::hash))
-            .order(audit_log::chain_seq.desc())
-            .first::<(Option<i64>, String)>(&mut *$c)
-            .optional()?
-            .map(|(seq, hash)| (seq.unwrap_or(0), hash))
-            .unwrap_or_else(|| (0, $crate::audit::GENESIS.to_string()));
-        let chain_seq = prev_seq + 1;
+        let mut chain_of: std::collections::HashMap<&str, String> =
+            std::collections::HashMap::new();
+        for entry in entries {
+            if chain_of.contains_key(entry.municipality_code.as_str()) {
+                continue;
+            }
+            let registered = municipalities::table
+                .find(&entry.municipality_code)
+                .select(municipalities::municipality_code)
+                .first::<String>(&mut *$c)
+                .optional()?;
+            chain_of.insert(
+                &entry.municipality_code,
+                registered.unwrap_or_else(|| $crate::audit::HUB_CHAIN.to_string()),
+            );
+        }
+        // Each chain's newest position and hash; locked in a fixed order so two batches
+        // never wait on each other crosswise.
+        let mut tails: std::collections::BTreeMap<&str, (i64, String)> = chain_of
+            .values()
+            .map(|chain| (chain.as_str(), (0, String::new())))
+            .collect();
+        for (chain, tail) in tails.iter_mut() {
+            $crate::store::audit::ChainLock::lock_chain(&mut *$c, chain)?;
+            *tail = audit_log::table
+                .filter(audit_log::chain.eq(*chain))
+                .select((audit_log::chain_seq, audit_log::hash))
+                .order(audit_log::chain_seq.desc())
+                .first::<(Option<i64>, String)>(&mut *$c)
+                .optional()?
+                .map(|(seq, hash)| (seq.unwrap_or(0), hash))
+                .unwrap_or_else(|| (0, $crate::audit::GENESIS.to_string()));
+        }
         let at = $crate::store::now_rfc3339();
-        let hash = $crate::audit::keyed_hash(&keys.audit, &chain, chain_seq, &prev, &at, entry);
-        diesel::insert_into(audit_log::table)
-            .values((
-                audit_log::municipality_code.eq(&entry.municipality_code),
-                audit_log::at.eq(&at),
-                audit_log::client_id.eq(entry.client_id),
-                audit_log::client_name.eq(&entry.client_name),
-                audit_log::actor.eq(&entry.actor),
-                audit_log::roles.eq(&entry.roles),
-                audit_log::subject.eq(&entry.subject),
-                audit_log::action.eq(&entry.action),
-                audit_log::purpose.eq(&entry.purpose),
-                audit_log::legal_basis.eq(&entry.legal_basis),
-                audit_log::result.eq(&entry.result),
-                audit_log::detail.eq(&entry.detail),
-                audit_log::prev_hash.eq(&prev),
-                audit_log::hash.eq(&hash),
-                audit_log::chain.eq(&chain),
-                audit_log::chain_seq.eq(chain_seq),
-            ))
-            .execute(&mut *$c)?;
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let chain = chain_of[entry.municipality_code.as_str()].as_str();
+            let tail = tails.get_mut(chain).expect("every chain's tail was read");
+            let chain_seq = tail.0 + 1;
+            let hash =
+                $crate::audit::keyed_hash(&keys.audit, chain, chain_seq, &tail.1, &at, entry);
+            let prev_hash = std::mem::replace(tail, (chain_seq, hash.clone())).1;
+            rows.push($crate::store::audit::NewAuditRow {
+                municipality_code: &entry.municipality_code,
+                at: &at,
+                client_id: entry.client_id,
+                client_name: entry.client_name.as_deref(),
+                actor: entry.actor.as_deref(),
+                roles: entry.roles.as_deref(),
+                subject: entry.subject.as_deref(),
+                action: &entry.action,
+                purpose: entry.purpose.as_deref(),
+                legal_basis: entry.legal_basis.as_deref(),
+                result: &entry.result,
+                detail: entry.detail.as_deref(),
+                prev_hash,
+                hash,
+                chain,
+                chain_seq,
+            });
+        }
+        for chunk in rows.chunks($crate::store::audit::AUDIT_CHUNK) {
+            diesel::insert_into(audit_log::table)
+                .values(chunk)
+                .execute(&mut *$c)?;
+        }
         Ok(())
     }};
 }
@@ -128,7 +185,8 @@ macro_rules! audit_append_body {
 /// Appending to a chain, compiled once per backend; part of the write transaction
 /// (`super::WriteTx`).
 pub trait AuditWrites {
-    fn append_entry(&mut self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Append entries in order (see `audit_append_body`).
+    fn append_entries(&mut self, entries: &[AuditEntry]) -> StoreResult<()>;
     /// See [`key_legacy_entries`].
     fn key_legacy(&mut self, key: &AuditKey) -> StoreResult<u64>;
 }
@@ -136,8 +194,8 @@ pub trait AuditWrites {
 macro_rules! impl_audit_writes {
     ($conn:ty) => {
         impl AuditWrites for $conn {
-            fn append_entry(&mut self, entry: &AuditEntry) -> StoreResult<()> {
-                audit_append_body!(self, entry)
+            fn append_entries(&mut self, entries: &[AuditEntry]) -> StoreResult<()> {
+                audit_append_body!(self, entries)
             }
 
             fn key_legacy(&mut self, key: &AuditKey) -> StoreResult<u64> {
@@ -150,9 +208,19 @@ macro_rules! impl_audit_writes {
 /// Append one entry in its own transaction (for events with no other write: reads, failed
 /// authentication), beside the writes of other towns.
 pub fn append(conn: &mut DbConn, entry: &AuditEntry) -> StoreResult<()> {
-    super::tx::in_town_write_transaction(conn, &entry.municipality_code, |tx| {
-        tx.append_audit(entry)
-    })
+    append_all(conn, std::slice::from_ref(entry))
+}
+
+/// Append several entries, in order, in one transaction (a list read: one entry per child
+/// shown). Entries of one town run beside other towns' writes, like any write of that town.
+pub fn append_all(conn: &mut DbConn, entries: &[AuditEntry]) -> StoreResult<()> {
+    match entries.first().map(|e| e.municipality_code.as_str()) {
+        None => Ok(()),
+        Some(town) if entries.iter().all(|e| e.municipality_code == town) => {
+            super::tx::in_town_write_transaction(conn, town, |tx| tx.append_audits(entries))
+        }
+        Some(_) => super::tx::in_write_transaction(conn, |tx| tx.append_audits(entries)),
+    }
 }
 
 /// The hash of the first entry: it names this database (every hub writes one on setup).
@@ -397,7 +465,8 @@ macro_rules! audit_key_legacy_body {
                 ),
                 ..$crate::audit::AuditEntry::default()
             };
-            let appended: $crate::store::StoreResult<()> = audit_append_body!($c, &entry);
+            let appended: $crate::store::StoreResult<()> =
+                audit_append_body!($c, std::slice::from_ref(&entry));
             appended?;
         }
         Ok(converted)

@@ -168,6 +168,20 @@ pub fn client_by_token_hash(conn: &mut DbConn, hash: &str) -> StoreResult<Option
         .optional())?)
 }
 
+/// The active client of `municipality` named `name`.
+pub fn active_client(
+    conn: &mut DbConn,
+    municipality: &str,
+    name: &str,
+) -> StoreResult<Option<ClientRow>> {
+    Ok(on_conn!(conn, |c| clients::table
+        .filter(clients::municipality_code.eq(municipality))
+        .filter(clients::name.eq(name))
+        .filter(clients::revoked_at.is_null())
+        .first::<ClientRow>(c)
+        .optional())?)
+}
+
 pub fn list_clients(conn: &mut DbConn) -> StoreResult<Vec<ClientRow>> {
     Ok(on_conn!(conn, |c| clients::table
         .order(clients::id)

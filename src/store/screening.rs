@@ -3,20 +3,21 @@
 //! support-outcome records in the same transaction as the entry they settle, and the school
 //! each school client speaks for. Every change commits with its audit entries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::tables::{clients, record_versions, records, subjects};
+use super::tables::{record_versions, records, subjects};
 use super::tx::WriteTx;
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
 use crate::access::ChildFacts;
 use crate::audit::AuditEntry;
 use crate::schema::SUBJECT_TYPE;
-use crate::screening::engine::{Child, Fact, Inputs};
+use crate::screening::engine::{Child, Fact, FactNeeds};
 use crate::store::PreparedRecord;
 use crate::{on_conn, write_tx};
 
@@ -296,23 +297,25 @@ type SubjectRow = (
     Option<String>,
 );
 
-/// A town as a run reads it: the children living there on `as_of` with their policy facts,
-/// every current record effective by then, the DV-flagged, and the change-feed position read.
-pub struct TownSnapshot {
-    pub inputs: Inputs,
+/// A town's children as a run reads them: those living there on `as_of` with their policy
+/// facts, everyone under a DV measure, and the change-feed position read.
+pub struct TownChildren {
+    /// In resident-number order.
+    pub children: Vec<Child>,
     pub facts: HashMap<String, ChildFacts>,
+    /// Everyone of the town under a DV support measure (children and guardians).
+    pub support_measure: HashSet<String>,
     pub high_water_mark: i64,
 }
 
-pub fn town_snapshot(
+pub fn town_children(
     conn: &mut DbConn,
     municipality: &str,
     as_of: NaiveDate,
-) -> StoreResult<TownSnapshot> {
-    let as_of_text = as_of.format("%Y-%m-%d").to_string();
+) -> StoreResult<TownChildren> {
     let support_measure = super::records::support_measure_subjects(conn, municipality)?;
     let opted_out = super::records::opted_out_subjects(conn, municipality)?;
-    let (high_water_mark, people, rows) = on_conn!(conn, |c| {
+    let (high_water_mark, people) = on_conn!(conn, |c| {
         let high_water_mark = record_versions::table
             .filter(record_versions::municipality_code.eq(municipality))
             .select(diesel::dsl::max(record_versions::seq))
@@ -331,28 +334,7 @@ pub fn town_snapshot(
             ))
             .order(subjects::resident_no)
             .load::<SubjectRow>(c)?;
-        let rows = records::table
-            .filter(records::municipality_code.eq(municipality))
-            .filter(records::retracted.eq(false))
-            .filter(records::record_type.ne(SUBJECT_TYPE))
-            .filter(records::subject_resident_no.is_not_null())
-            .filter(records::effective_date.le(&as_of_text))
-            .select((
-                records::subject_resident_no.assume_not_null(),
-                records::record_type,
-                records::source_record_id,
-                records::effective_date,
-                records::data,
-            ))
-            .order((
-                records::subject_resident_no,
-                records::record_type,
-                records::effective_date,
-                records::source_record_id,
-                records::id,
-            ))
-            .load::<(String, String, String, String, String)>(c)?;
-        diesel::QueryResult::Ok((high_water_mark, people, rows))
+        diesel::QueryResult::Ok((high_water_mark, people))
     })?;
     let mut household_guardians: HashMap<String, Vec<String>> = HashMap::new();
     for (resident_no, _, _, household, role, _, _) in &people {
@@ -399,24 +381,126 @@ pub fn town_snapshot(
             guardians,
         });
     }
+    Ok(TownChildren {
+        children,
+        facts,
+        support_measure,
+        high_water_mark,
+    })
+}
+
+/// The current records about `people` effective by `as_of`, of the types `needs` names and
+/// with only the fields it names, by the person they are about; each person's in a fixed
+/// order (type, effective date, source record id).
+pub fn facts_of(
+    conn: &mut DbConn,
+    municipality: &str,
+    as_of: NaiveDate,
+    people: &[String],
+    needs: &FactNeeds,
+) -> StoreResult<HashMap<String, Vec<Fact>>> {
+    if people.is_empty() || needs.record_types.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let as_of_text = as_of.format("%Y-%m-%d").to_string();
+    let rows = on_conn!(conn, |c| records::table
+        .filter(records::municipality_code.eq(municipality))
+        .filter(records::subject_resident_no.eq_any(people))
+        .filter(records::retracted.eq(false))
+        .filter(records::record_type.ne(SUBJECT_TYPE))
+        .filter(records::record_type.eq_any(&needs.record_types))
+        .filter(records::effective_date.le(&as_of_text))
+        .select((
+            records::subject_resident_no.assume_not_null(),
+            records::record_type,
+            records::source_record_id,
+            records::effective_date,
+            records::data,
+        ))
+        .order((
+            records::subject_resident_no,
+            records::record_type,
+            records::effective_date,
+            records::source_record_id,
+            records::id,
+        ))
+        .load::<(String, String, String, String, String)>(c))?;
     let mut by_person: HashMap<String, Vec<Fact>> = HashMap::new();
     for (about, record_type, source_record_id, effective_date, data) in rows {
         by_person.entry(about).or_default().push(Fact {
             record_type,
             source_record_id,
             effective_date,
-            data: serde_json::from_str(&data).unwrap_or(Value::Null),
+            data: projected(&data, &needs.fields),
         });
     }
-    Ok(TownSnapshot {
-        inputs: Inputs {
-            children,
-            facts: by_person,
-            support_measure,
-        },
-        facts,
-        high_water_mark,
-    })
+    Ok(by_person)
+}
+
+/// The fields of a stored record (canonical JSON) named in `fields`, as an object; the rest
+/// is skipped while parsing, never built. An unreadable record reads as null (it matches no rule).
+fn projected(data: &str, fields: &BTreeSet<String>) -> Value {
+    let mut parser = serde_json::Deserializer::from_str(data);
+    Projection(fields)
+        .deserialize(&mut parser)
+        .map_or(Value::Null, Value::Object)
+}
+
+/// Parses a JSON object keeping only some of its top-level members.
+struct Projection<'a>(&'a BTreeSet<String>);
+
+impl<'de> DeserializeSeed<'de> for Projection<'_> {
+    type Value = serde_json::Map<String, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, parser: D) -> Result<Self::Value, D::Error> {
+        parser.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Projection<'_> {
+    type Value = serde_json::Map<String, Value>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a record (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Self::Value, A::Error> {
+        let mut kept = serde_json::Map::new();
+        while let Some(wanted) = members.next_key_seed(WantedKey(self.0))? {
+            match wanted {
+                Some(key) => {
+                    kept.insert(key, members.next_value()?);
+                }
+                None => {
+                    members.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// A member's name, kept (allocated) only when it is wanted.
+struct WantedKey<'a>(&'a BTreeSet<String>);
+
+impl<'de> DeserializeSeed<'de> for WantedKey<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, parser: D) -> Result<Self::Value, D::Error> {
+        parser.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for WantedKey<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.contains(key).then(|| key.to_string()))
+    }
 }
 
 /// A run as stored (without its entries).
@@ -452,7 +536,7 @@ pub struct NewRun<'a> {
 
 /// An entry as stored.
 #[derive(Debug, Clone, Queryable, Insertable)]
-#[diesel(table_name = screening_entries)]
+#[diesel(table_name = screening_entries, treat_none_as_default_value = false)]
 pub struct EntryRow {
     pub run_id: i64,
     pub municipality_code: String,
@@ -476,7 +560,8 @@ pub struct EntryRow {
 /// Entries written per statement (15 columns, well below SQLite's parameter limit).
 const ENTRY_CHUNK: usize = 1000;
 
-/// Store a run and its entries with one audit entry per child, in one transaction; returns
+/// Store a run and its entries with one audit entry per child (appended as one batch), in one
+/// transaction; returns
 /// the run's id. `entry_audit` is completed with each child and the run id.
 pub fn insert_run(
     conn: &mut DbConn,
@@ -509,17 +594,17 @@ pub fn insert_run(
                 .execute(c)?;
         }
         let detail = serde_json::json!({"run": id, "rule_version": run.rule_version}).to_string();
-        if entries.is_empty() {
-            let mut audit = entry_audit.clone();
-            audit.detail = Some(detail.clone());
-            c.append_audit(&audit)?;
-        }
-        for entry in &entries {
-            let mut audit = entry_audit.clone();
-            audit.subject = Some(entry.resident_no.clone());
-            audit.detail = Some(detail.clone());
-            c.append_audit(&audit)?;
-        }
+        let audit = |subject: Option<&EntryRow>| AuditEntry {
+            subject: subject.map(|e| e.resident_no.clone()),
+            detail: Some(detail.clone()),
+            ..entry_audit.clone()
+        };
+        let audits: Vec<AuditEntry> = if entries.is_empty() {
+            vec![audit(None)]
+        } else {
+            entries.iter().map(|e| audit(Some(e))).collect()
+        };
+        c.append_audits(&audits)?;
         Ok::<_, StoreError>(id)
     })
 }
@@ -630,34 +715,16 @@ pub fn close_run(
     })
 }
 
-/// Link a school client (by name, in its town) to the school it speaks for; audited.
+/// Link a school client to the school it speaks for; audited.
 pub fn link_school(
     conn: &mut DbConn,
     municipality: &str,
-    client_name: &str,
+    client_id: i64,
     school_code: &str,
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     let now = now_rfc3339();
     write_tx!(conn, |c| {
-        let client = clients::table
-            .filter(clients::municipality_code.eq(municipality))
-            .filter(clients::name.eq(client_name))
-            .filter(clients::revoked_at.is_null())
-            .select((clients::id, clients::roles))
-            .first::<(i64, String)>(c)
-            .optional()?;
-        let Some((client_id, roles)) = client else {
-            return Err(StoreError::NotFound);
-        };
-        if !roles
-            .split(',')
-            .any(|r| r == crate::auth::Role::School.as_str())
-        {
-            return Err(StoreError::Unprocessable(format!(
-                "client {client_name} does not hold the school role"
-            )));
-        }
         diesel::insert_into(school_clients::table)
             .values((
                 school_clients::client_id.eq(client_id),
@@ -673,7 +740,7 @@ pub fn link_school(
             ))
             .execute(c)?;
         c.append_audit(audit)?;
-        Ok(())
+        Ok::<_, StoreError>(())
     })
 }
 
@@ -799,14 +866,4 @@ pub fn subject_names(
         .select((subjects::resident_no, subjects::name.assume_not_null()))
         .load::<(String, String)>(c))?;
     Ok(rows.into_iter().collect())
-}
-
-/// Append several audit entries in one transaction (a list read, one entry per child shown).
-pub fn append_audits(conn: &mut DbConn, entries: &[AuditEntry]) -> StoreResult<()> {
-    write_tx!(conn, |c| {
-        for entry in entries {
-            c.append_audit(entry)?;
-        }
-        Ok::<_, StoreError>(())
-    })
 }

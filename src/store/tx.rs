@@ -82,7 +82,12 @@ pub trait WriteTx {
         expected: &Expected,
     ) -> StoreResult<()>;
 
-    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        self.append_audits(std::slice::from_ref(entry))
+    }
+
+    /// Append entries in order, as one batch (see `store::audit`).
+    fn append_audits(&mut self, entries: &[AuditEntry]) -> StoreResult<()>;
 
     /// See `store::audit::key_legacy_entries`.
     fn key_legacy_audit(&mut self, key: &crate::keys::AuditKey) -> StoreResult<u64>;
@@ -111,8 +116,8 @@ impl<C: RecordWrites + AuditWrites> WriteTx for C {
         expected.check(state)
     }
 
-    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
-        AuditWrites::append_entry(self, entry)
+    fn append_audits(&mut self, entries: &[AuditEntry]) -> StoreResult<()> {
+        AuditWrites::append_entries(self, entries)
     }
 
     fn key_legacy_audit(&mut self, key: &crate::keys::AuditKey) -> StoreResult<u64> {
@@ -200,9 +205,11 @@ impl WriteTx for TownTx<'_> {
             .expect_record(municipality, source, source_record_id, expected)
     }
 
-    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
-        self.writes_to(&entry.municipality_code)?;
-        self.tx.append_audit(entry)
+    fn append_audits(&mut self, entries: &[AuditEntry]) -> StoreResult<()> {
+        for entry in entries {
+            self.writes_to(&entry.municipality_code)?;
+        }
+        self.tx.append_audits(entries)
     }
 
     fn key_legacy_audit(&mut self, _key: &crate::keys::AuditKey) -> StoreResult<u64> {

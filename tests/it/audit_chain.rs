@@ -490,6 +490,82 @@ fn concurrent_writers_never_fork_a_chain(backend: Backend) {
     assert_intact(&hub, rows.len());
 }
 
+/// A screening run appends one entry per extracted child as one batch (one tail read, the
+/// chain computed in order, multi-row inserts), and so does reading the worklist back. The
+/// batch verifies like single appends, and a change to one of its entries or the removal of
+/// one — in the middle of a batch or at the end of the chain — is found like any other.
+fn batched_entries_verify_and_tampering_with_them_is_detected(backend: Backend) {
+    let hub = Hub::start(backend);
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let out = hub.cli(&[
+        "bench",
+        "screening",
+        "--households",
+        "30",
+        "--out",
+        &out_dir.path().to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut db = hub.raw_db();
+    let rows = db.audit_rows();
+    assert_intact(&hub, rows.len());
+    let batch: Vec<&AuditRow> = rows
+        .iter()
+        .filter(|r| r.action == "screening.run" && r.subject.is_some())
+        .collect();
+    assert!(batch.len() >= 3, "a batch of extracted children: {batch:?}");
+    // One batch: consecutive positions of one chain, one instant.
+    for pair in batch.windows(2) {
+        assert_eq!(pair[1].chain, pair[0].chain, "{:?}", pair[1]);
+        assert_eq!(pair[1].chain_seq, pair[0].chain_seq.map(|s| s + 1));
+        assert_eq!(pair[1].prev_hash, pair[0].hash, "{:?}", pair[1]);
+        assert_eq!(pair[1].at, pair[0].at, "{:?}", pair[1]);
+    }
+    let head = save_head(&hub, "head.json");
+    back_up_trail(&mut db);
+    let middle = batch[batch.len() / 2];
+    let after_middle = batch[batch.len() / 2 + 1];
+    let last = rows
+        .iter()
+        .rfind(|r| r.chain == middle.chain)
+        .expect("the chain's newest entry");
+    assert_eq!(last.action, "screening.worklist.read", "{last:?}");
+
+    db.execute(&format!(
+        "UPDATE audit_log SET subject = 'C999999' WHERE seq = {}",
+        middle.seq
+    ));
+    assert_broken_at(&hub, middle.seq, "a batched entry changed");
+    db.execute(&format!(
+        "UPDATE audit_log SET subject = {} WHERE seq = {}",
+        sql_text(middle.subject.as_deref().unwrap_or_default()),
+        middle.seq
+    ));
+    assert_intact(&hub, rows.len());
+
+    assert_eq!(
+        db.execute(&format!("DELETE FROM audit_log WHERE seq = {}", middle.seq)),
+        1
+    );
+    assert_broken_at(&hub, after_middle.seq, "a batched entry removed");
+    restore_trail(&mut db);
+    assert_intact(&hub, rows.len());
+
+    db.execute(&format!(
+        "UPDATE audit_log SET detail = NULL WHERE seq = {}",
+        last.seq
+    ));
+    assert_broken_at(&hub, last.seq, "the newest batched entry changed");
+    db.execute(&format!("DELETE FROM audit_log WHERE seq = {}", last.seq));
+    let error = failure(
+        &verify_against(&hub, &head),
+        "the newest batched entry removed",
+    );
+    assert!(error.contains("entries were removed"), "{error}");
+    restore_trail(&mut db);
+    assert_intact(&hub, rows.len());
+}
+
 both_backends!(
     changed_entry_is_detected,
     removed_entry_is_detected,
@@ -501,4 +577,5 @@ both_backends!(
     a_tampered_unkeyed_trail_is_not_converted,
     a_missing_audit_key_stops_the_hub,
     concurrent_writers_never_fork_a_chain,
+    batched_entries_verify_and_tampering_with_them_is_detected,
 );

@@ -535,6 +535,25 @@ fn decisions_become_support_outcome_records_and_schools_see_their_own(backend: B
         ]);
         assert!(out.status.success(), "{}", common::describe(&out));
     }
+    // Only a client holding the school role speaks for a school.
+    hub.add_client(TOWN, "desk", "caseworker", None);
+    let out = hub.cli(&[
+        "screening",
+        "school",
+        "link",
+        "--municipality",
+        TOWN,
+        "--client",
+        "desk",
+        "--school",
+        "SCH-A",
+    ]);
+    assert!(!out.status.success(), "{}", common::describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not hold the school role"),
+        "{}",
+        common::describe(&out)
+    );
     let read = [("X-Purpose", "case_handling"), ("X-Actor", "teacher-1")];
     let shares_url = format!("/v1/municipalities/{TOWN}/school-shares");
     let a = hub.get_with(&shares_url, Some(&school_a), &read).ok();
@@ -661,6 +680,88 @@ fn the_cli_runs_and_lists_a_worklist_over_the_demo_council(backend: Backend) {
 }
 
 both_backends!(the_cli_runs_and_lists_a_worklist_over_the_demo_council);
+
+/// The demo council's worklists are exactly those the hub computed before runs read only the
+/// record types and fields a rule set scores, slice by slice (stored under
+/// tests/it/screening_worklists, written by the earlier whole-town computation): the default
+/// rule set, and a weighted one with scorable fields, a score cap, a top share and an
+/// exclusion.
+fn the_demo_council_worklists_are_unchanged(backend: Backend) {
+    let hub = Hub::start_with(backend, &["--demo"]);
+    let code = hub
+        .raw_db()
+        .strings("SELECT municipality_code AS v FROM municipalities ORDER BY municipality_code")
+        .first()
+        .expect("a demo town")
+        .clone();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/screening_worklists");
+    let cli = |args: &[&str]| -> Value {
+        let out = hub.cli(args);
+        assert!(out.status.success(), "{}", common::describe(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let listed = |as_of: &str| -> Value {
+        let run = cli(&[
+            "screening",
+            "run",
+            "--municipality",
+            &code,
+            "--as-of",
+            as_of,
+            "--actor",
+            "staff-1",
+        ]);
+        let id = run["id"].as_i64().expect("run id").to_string();
+        cli(&[
+            "screening",
+            "list",
+            "--municipality",
+            &code,
+            "--run",
+            &id,
+            "--actor",
+            "staff-1",
+        ])["entries"]
+            .clone()
+    };
+    let expected = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(fixtures.join(name)).expect("fixture"))
+            .expect("fixture is JSON")
+    };
+    cli(&[
+        "screening",
+        "adopt-default",
+        "--municipality",
+        &code,
+        "--min-items",
+        "1",
+        "--actor",
+        "staff-1",
+    ]);
+    assert_eq!(
+        listed("2025-06-01"),
+        expected("demo-default-min1-2025-06-01.json")
+    );
+    let weighted = fixtures.join("weighted-rules.json");
+    cli(&[
+        "screening",
+        "adopt",
+        "--municipality",
+        &code,
+        "--actor",
+        "staff-1",
+        &weighted.to_string_lossy(),
+    ]);
+    let worklist = listed("2026-03-31");
+    assert!(
+        worklist.to_string().contains(r#""kind":"field""#),
+        "the weighted list scores fields: {worklist}"
+    );
+    assert_eq!(worklist, expected("demo-weighted-2026-03-31.json"));
+}
+
+both_backends!(the_demo_council_worklists_are_unchanged);
 
 /// `bench screening` through the CLI on a small town: every child is screened, the run's
 /// extraction and the worklist read back are timed, and the run is in the town's trail.
