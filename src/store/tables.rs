@@ -13,7 +13,9 @@ diesel::table! {
 diesel::table! {
     clients (id) {
         id -> BigInt,
-        municipality_code -> Text,
+        scope -> Text,
+        municipality_code -> Nullable<Text>,
+        council_code -> Nullable<Text>,
         name -> Text,
         roles -> Text,
         record_types -> Nullable<Text>,
@@ -21,6 +23,15 @@ diesel::table! {
         created_at -> Text,
         revoked_at -> Nullable<Text>,
         cert_fingerprint -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    councils (code) {
+        code -> Text,
+        name -> Text,
+        operator_contact -> Nullable<Text>,
+        created_at -> Text,
     }
 }
 
@@ -313,6 +324,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     municipalities,
+    councils,
     clients,
     subjects,
     records,
