@@ -1,11 +1,11 @@
 //! What a joint-use council's operator sees of its council: the clients registered under it
-//! and its towns. No personal data: who may see a council is decided by
-//! [`access::operates_council`]; a council the caller may not see answers like one that does
-//! not exist.
+//! and the operational figures of its towns. No personal data: who may see a council is
+//! decided by [`access::operates_council`]; a council the caller may not see answers like one
+//! that does not exist.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::Caller;
@@ -13,6 +13,7 @@ use super::{Problem, State, audit_entry, json, with_conn};
 use crate::access;
 use crate::auth::Principal;
 use crate::store::clients::{self, Council};
+use crate::store::operations::{self, TownOperations};
 
 /// A client as its council's operator sees it (never its token).
 #[derive(Serialize, ToSchema)]
@@ -97,6 +98,72 @@ pub async fn clients(
     .await?;
     match listed {
         Some(listed) => Ok(json(StatusCode::OK, &listed)),
+        None => Err(Problem::not_found()),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsQuery {
+    /// Days of pushes to show, today (UTC) included: 1–90, default 7.
+    #[param(minimum = 1, maximum = 90, example = 7)]
+    pub days: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CouncilOperations {
+    pub council: Council,
+    /// The first day (UTC) of the pushes shown.
+    pub since: String,
+    pub towns: Vec<TownOperations>,
+}
+
+/// 協議会の運用状況 — A council's operational figures
+///
+/// 構成自治体ごと・送信元ごとの運用状況です：最後の送信、日ごとの送信件数、エラーコード別の不受理率、名寄せの確認待ち（`pending`・`review`）、未決の引継ぎ（エスカレーション済みを含む）、変更フィードの利用者ごとの遅れ。件数と名前だけで、個人情報は含みません。その協議会の運営者のみ。他の協議会は存在しないものとして 404 を返します。
+///
+/// Per member town and per source: last push, records pushed per day, rejection rate by error code, identity queue sizes (`pending`, `review`), open and escalated transfers, and how far each change-feed consumer lags. Counts and names only, never personal data. For the council's own operator only; any other council answers 404 as if it did not exist.
+#[utoipa::path(
+    operation_id = "council_operations", get, path = "/v1/councils/{code}/operations", tag = "councils",
+    params(("code" = String, Path, description = "Council code"), OperationsQuery),
+    responses(
+        (status = 200, description = "The council's operational figures", body = CouncilOperations),
+        (status = 400, description = "Bad number of days", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such council for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn operations(
+    state: State,
+    Caller(principal): Caller,
+    path: web::Path<String>,
+    query: web::Query<OperationsQuery>,
+) -> Result<HttpResponse, Problem> {
+    let days = query.days.unwrap_or(7);
+    if !(1..=90).contains(&days) {
+        return Err(Problem::bad_request(
+            "invalid_query",
+            "days must be between 1 and 90",
+        ));
+    }
+    let since = (chrono::Utc::now() - chrono::Duration::days(days - 1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let code = path.into_inner();
+    let figures = with_conn(&state, move |conn, _| {
+        let Some(council) = operated_council(conn, &principal, &code, "council.operations")? else {
+            return Ok(None);
+        };
+        let towns = operations::town_operations(conn, Some(&council.towns), Some(&since))?;
+        Ok(Some(CouncilOperations {
+            council,
+            since,
+            towns,
+        }))
+    })
+    .await?;
+    match figures {
+        Some(figures) => Ok(json(StatusCode::OK, &figures)),
         None => Err(Problem::not_found()),
     }
 }

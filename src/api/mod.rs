@@ -543,6 +543,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/councils/{code}/clients",
                     vec![("GET", web::get().to(councils::clients))],
                 ))
+                .service(resource(
+                    "/councils/{code}/operations",
+                    vec![("GET", web::get().to(councils::operations))],
+                ))
                 .configure(screening_routes),
         )
         .default_service(web::to(route_not_found));

@@ -228,6 +228,11 @@ pub fn ja(en: &str) -> Option<&'static str> {
         "Not a council administrator" => "協議会管理者（`council_admin`）ではありません",
         "Council code" => "協議会コード",
         "The council and its clients" => "協議会とそのクライアント",
+        "The council's operational figures" => "協議会の運用状況",
+        "Bad number of days" => "日数が正しくありません",
+        "Days of pushes to show, today (UTC) included: 1–90, default 7." => {
+            "表示する送信の日数（今日〔UTC〕を含む）：1〜90、既定は 7"
+        }
         "No such council for the caller" => "呼び出し元から見える協議会がありません",
         "Releases" => "リリースの一覧",
         "The release" => "リリース",

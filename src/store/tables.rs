@@ -322,6 +322,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    push_days (municipality_code, source, day) {
+        municipality_code -> Text,
+        source -> Text,
+        day -> Text,
+        received -> BigInt,
+        rejected -> BigInt,
+        last_push_at -> Text,
+    }
+}
+
+diesel::table! {
+    push_rejections (municipality_code, source, day, code) {
+        municipality_code -> Text,
+        source -> Text,
+        day -> Text,
+        code -> Text,
+        records -> BigInt,
+    }
+}
+
+diesel::table! {
+    feed_cursors (municipality_code, client_id) {
+        municipality_code -> Text,
+        client_id -> BigInt,
+        client_name -> Text,
+        cursor_seq -> BigInt,
+        read_at -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     municipalities,
     councils,
@@ -347,4 +378,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     transfer_packages,
     indicator_releases,
     indicator_cells,
+    push_days,
+    push_rejections,
+    feed_cursors,
 );

@@ -461,3 +461,244 @@ fn clients_registered_under_towns_are_migrated(backend: Backend) {
 }
 
 both_backends!(clients_registered_under_towns_are_migrated);
+
+/// Rejected records of a push response per error code (each record once per code).
+fn codes_of(pushed: &Value) -> std::collections::BTreeMap<String, i64> {
+    let mut codes = std::collections::BTreeMap::new();
+    for result in pushed["results"].as_array().expect("results") {
+        if result["status"] != "rejected" {
+            continue;
+        }
+        let mut seen: Vec<String> = result["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| e["code"].as_str().expect("code").to_string())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        for code in seen {
+            *codes.entry(code).or_insert(0) += 1;
+        }
+    }
+    codes
+}
+
+fn town_of<'a>(figures: &'a Value, code: &str) -> &'a Value {
+    figures["towns"]
+        .as_array()
+        .expect("towns")
+        .iter()
+        .find(|t| t["municipality_code"] == code)
+        .unwrap_or_else(|| panic!("{code} in {figures}"))
+}
+
+fn source_of<'a>(town: &'a Value, source: &str) -> &'a Value {
+    town["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .find(|s| s["source"] == source)
+        .unwrap_or_else(|| panic!("{source} in {town}"))
+}
+
+/// The operator's 2 a.m. view: per town and per source, last push, records per day,
+/// rejections by code, identity queue, open transfers and feed lag — its own towns only, no
+/// personal data — and the same figures in /metrics with a `municipality` label.
+fn a_council_operator_reads_its_towns_operations(backend: Backend) {
+    let hub = Hub::start(backend);
+    councils(&hub);
+    let juki = hub.add_client(NORTH_A, "juki", "source,caseworker", None);
+    let school = hub.add_client(NORTH_A, "school-sys", "source", None);
+    let south_source = hub.add_client(SOUTH_C, "juki", "source", None);
+    let officer = hub.add_client(NORTH_A, "officer", "transfer-officer", None);
+    let town_a = common::Town {
+        code: NORTH_A.into(),
+        token: juki.clone(),
+    };
+    // Three children, and two records refused for different reasons.
+    let child = |id: &str, resident_no: &str| {
+        json!({
+            "record_type": "subject", "schema_version": "1.0", "source_record_id": id,
+            "subject": {"resident_no": resident_no}, "effective_date": "2019-04-01",
+            "household_no": "H-OPS", "name": "運用 花子", "birth_date": "2019-04-01", "sex": 2,
+            "role": "child",
+        })
+    };
+    let mut missing_date = child("bad-1", "R-BAD-1");
+    missing_date
+        .as_object_mut()
+        .unwrap()
+        .remove("effective_date");
+    let mut bad_sex = child("bad-2", "R-BAD-2");
+    bad_sex["sex"] = json!("girl");
+    let pushed = hub.push(
+        &town_a,
+        &[
+            child("ops-1", CHILD),
+            child("ops-2", "R-OPS-2"),
+            child("ops-3", "R-OPS-3"),
+            missing_date,
+            bad_sex,
+        ],
+    );
+    assert_eq!(pushed["rejected"], 2, "{pushed}");
+    let rejected_codes = codes_of(&pushed);
+    assert!(!rejected_codes.is_empty(), "{pushed}");
+    // A school record naming no resident number waits in the identity queue.
+    let unknown = hub.push(
+        &common::Town {
+            code: NORTH_A.into(),
+            token: school.clone(),
+        },
+        &[json!({
+            "record_type": "school-attendance", "schema_version": "1.0",
+            "source_record_id": "sa-unknown",
+            "subject": {"basic_info": {"name": "不明 次郎", "birth_date": "2018-01-01", "sex": 1}},
+            "effective_date": "2026-03-20", "school_year": 2025, "period": "year",
+            "absence_days": 40,
+        })],
+    );
+    assert_eq!(unknown["rejected"], 0, "{unknown}");
+    hub.push(
+        &common::Town {
+            code: SOUTH_C.into(),
+            token: south_source,
+        },
+        &[child("south-1", "R-SOUTH-1")],
+    );
+    // A transfer from A to B, open.
+    let offered = hub.post(
+        "/v1/transfers",
+        Some(&officer),
+        Some("application/json"),
+        &[("X-Actor", "officer-1")],
+        json!({"destination": NORTH_B, "children": [CHILD], "legal_basis": "test",
+               "reason": "moved", "escalate_to": "chief"})
+        .to_string(),
+    );
+    assert_eq!(offered.status, 201, "{}", offered.text());
+    // A consumer reads the first change of A's feed and stops.
+    let page = hub
+        .get_with(
+            &format!("/v1/municipalities/{NORTH_A}/changes?after=0&limit=1"),
+            Some(&juki),
+            &READ,
+        )
+        .ok();
+    let cursor = page["next_cursor"].as_i64().expect("cursor");
+
+    let north = hub.add_scoped_client(&["--council", "north"], "operator", "council-admin");
+    let response = hub.get("/v1/councils/north/operations", Some(&north));
+    let text = response.text();
+    let figures = response.ok();
+    for personal in [CHILD, "運用 花子", "不明 次郎", "H-OPS", "2019-04-01"] {
+        assert!(!text.contains(personal), "{personal} in {text}");
+    }
+    let towns: Vec<&str> = figures["towns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["municipality_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(towns, [NORTH_A, NORTH_B], "its own towns only");
+    let a = town_of(&figures, NORTH_A);
+    let juki_figures = source_of(a, "juki");
+    assert!(juki_figures["last_push_at"].as_str().is_some(), "{a}");
+    let days = juki_figures["days"].as_array().expect("days");
+    assert_eq!(days.len(), 1, "{a}");
+    assert_eq!(days[0]["received"], 5);
+    assert_eq!(days[0]["rejected"], 2);
+    assert_eq!(days[0]["rejection_rate"], 0.4);
+    assert_eq!(days[0]["rejections_by_code"], json!(rejected_codes));
+    assert_eq!(
+        days[0]["day"],
+        chrono::Utc::now().format("%Y-%m-%d").to_string()
+    );
+    let school_figures = source_of(a, "school-sys");
+    assert_eq!(
+        school_figures["identity_pending"].as_i64().unwrap()
+            + school_figures["identity_review"].as_i64().unwrap(),
+        1,
+        "{school_figures}"
+    );
+    assert_eq!(
+        a["transfers"],
+        json!({"outgoing": 1, "incoming": 0, "escalated": 0})
+    );
+    let b = town_of(&figures, NORTH_B);
+    assert_eq!(
+        b["transfers"],
+        json!({"outgoing": 0, "incoming": 1, "escalated": 0})
+    );
+    assert_eq!(b["sources"], json!([]));
+    // The consumer stopped after one change: the rest of A's versions are its lag.
+    let consumers = a["feed_consumers"].as_array().expect("consumers");
+    assert_eq!(consumers.len(), 1, "{a}");
+    assert_eq!(consumers[0]["client"], "juki");
+    assert_eq!(consumers[0]["cursor"], cursor);
+    let versions = hub.raw_db().strings(&format!(
+        "SELECT CAST(COUNT(*) AS TEXT) AS v FROM record_versions WHERE municipality_code = '{NORTH_A}'"
+    ));
+    let versions: i64 = versions[0].parse().unwrap();
+    assert!(versions >= 4, "{versions}");
+    assert_eq!(consumers[0]["lag"], versions - 1);
+
+    // Another council's operator, and the nation, see no such council; bad input is a problem.
+    let south = hub.add_scoped_client(&["--council", "south"], "operator", "council-admin");
+    let nation = hub.add_scoped_client(&["--nation"], "analyst", "national-analyst");
+    for (who, token) in [("south operator", &south), ("national analyst", &nation)] {
+        common::assert_same_answer(
+            &hub.get("/v1/councils/north/operations", Some(token)),
+            &hub.get("/v1/councils/nowhere/operations", Some(token)),
+            who,
+        );
+        hub.get("/v1/councils/north/operations", Some(token))
+            .problem(404, "not_found");
+    }
+    let bad = hub
+        .get("/v1/councils/north/operations?days=0", Some(&north))
+        .problem(400, "invalid_query");
+    assert!(bad["detail"].as_str().unwrap().contains("days"), "{bad}");
+    // A town's caseworker is no operator either.
+    hub.get("/v1/councils/north/operations", Some(&juki))
+        .problem(404, "not_found");
+
+    // The same figures in Prometheus, labelled by municipality.
+    let metrics = hub.get("/metrics", None).text();
+    for line in [
+        format!(
+            "kodomo_hub_source_records_received_total{{municipality=\"{NORTH_A}\",source=\"juki\"}} 5"
+        ),
+        format!(
+            "kodomo_hub_source_records_received_total{{municipality=\"{SOUTH_C}\",source=\"juki\"}} 1"
+        ),
+        format!("kodomo_hub_transfers_open{{municipality=\"{NORTH_A}\",direction=\"outgoing\"}} 1"),
+        format!("kodomo_hub_transfers_open{{municipality=\"{NORTH_B}\",direction=\"incoming\"}} 1"),
+        format!("kodomo_hub_transfers_escalated{{municipality=\"{NORTH_A}\"}} 0"),
+        format!(
+            "kodomo_hub_feed_lag_versions{{municipality=\"{NORTH_A}\",consumer=\"juki\"}} {}",
+            versions - 1
+        ),
+    ] {
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    for (code, n) in &rejected_codes {
+        let line = format!(
+            "kodomo_hub_source_records_rejected_total{{municipality=\"{NORTH_A}\",source=\"juki\",code=\"{code}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains(&format!(
+            "kodomo_hub_source_last_push_timestamp_seconds{{municipality=\"{NORTH_A}\",source=\"juki\"}} "
+        )),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(CHILD) && !metrics.contains("花子"),
+        "{metrics}"
+    );
+}
+
+both_backends!(a_council_operator_reads_its_towns_operations);
