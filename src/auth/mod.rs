@@ -69,8 +69,7 @@ pub enum Scope {
 }
 
 /// The kind of a scope, as stored and as given on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeKind {
     Municipality,
     Council,
@@ -144,25 +143,6 @@ impl Binding {
         match self {
             Binding::Municipality(town) => town.clone(),
             other => other.label(),
-        }
-    }
-}
-
-impl Scope {
-    pub fn binding(&self) -> Binding {
-        match self {
-            Scope::Municipality(town) => Binding::Municipality(town.clone()),
-            Scope::Council { code, .. } => Binding::Council(code.clone()),
-            Scope::Nation => Binding::Nation,
-        }
-    }
-
-    /// Does the scope cover `town` for aggregate and operational figures?
-    pub fn covers(&self, town: &str) -> bool {
-        match self {
-            Scope::Municipality(own) => own == town,
-            Scope::Council { towns, .. } => towns.iter().any(|t| t == town),
-            Scope::Nation => true,
         }
     }
 }

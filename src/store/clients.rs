@@ -37,7 +37,8 @@ pub struct ClientRow {
 }
 
 impl ClientRow {
-    /// What the client is registered under (the table's checks keep the columns consistent).
+    /// What the client is registered under. The table's checks keep the columns consistent;
+    /// were they not, the nation (which sees no child) is the safe reading.
     pub fn binding(&self) -> Binding {
         match (
             ScopeKind::parse(&self.scope),
