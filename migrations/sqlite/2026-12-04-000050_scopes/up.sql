@@ -12,6 +12,9 @@ CREATE TABLE councils (
 INSERT INTO councils (code, name, created_at)
     SELECT DISTINCT council, council, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
     FROM municipalities WHERE council IS NOT NULL;
+-- (PostgreSQL adds a foreign key from municipalities.council to councils; SQLite cannot add
+-- one without rebuilding the towns' table, which every table references, so there the store
+-- registers a council before any town names it.)
 
 -- SQLite cannot relax NOT NULL in place: the clients table is rebuilt with the same ids.
 -- screening_school_links references clients(id); its check waits for the commit, when the
