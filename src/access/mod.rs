@@ -7,7 +7,7 @@
 //! subject read with one cheap lookup *before* any expensive query, so a child the caller may
 //! not see takes the same path (and time) as a child that does not exist.
 
-use crate::auth::{Principal, Role};
+use crate::auth::{Principal, Role, Scope};
 use crate::transfer::Step;
 
 /// Facts about one child that decide its visibility.
@@ -78,6 +78,8 @@ pub enum Hidden {
     OptedOut,
     /// A transfer the caller's town is not a party to.
     NotParty,
+    /// The caller is bound to a council or the nation, which never see personal data.
+    Scope,
 }
 
 impl Hidden {
@@ -89,6 +91,7 @@ impl Hidden {
             Hidden::SupportMeasure => DENIED_SUPPORT_MEASURE,
             Hidden::OptedOut => "excluded:opt_out",
             Hidden::NotParty => "denied:not_party",
+            Hidden::Scope => "denied:scope",
         }
     }
 }
@@ -122,14 +125,25 @@ fn sees_support_measure(caller: &Principal) -> bool {
     caller.may(Role::SupportMeasureReader, &caller.municipality)
 }
 
+/// Does the caller work with children's personal data at all? Only a town's own staff do: a
+/// council's operator and national staff see aggregates and operational figures, whatever
+/// roles they hold, so every personal route answers them like a child that does not exist.
+pub fn handles_personal_data(caller: &Principal) -> bool {
+    matches!(caller.scope, Scope::Municipality(_))
+}
+
 /// May `caller` use a child of `municipality` this way? `child` is `None` when no such child
-/// exists. The role is checked first, so another town's callers learn nothing from the rest.
+/// exists. The scope and role are checked first, so callers from elsewhere learn nothing from
+/// the rest.
 pub fn decide(
     caller: &Principal,
     municipality: &str,
     using: ChildUse,
     child: Option<&ChildFacts>,
 ) -> Verdict {
+    if !handles_personal_data(caller) {
+        return Verdict::Hide(Hidden::Scope);
+    }
     if !caller.may(using.role(), municipality) {
         return Verdict::Hide(Hidden::Role);
     }
@@ -243,6 +257,9 @@ pub fn decide_transfer(
     using: TransferUse,
     transfer: &TransferFacts,
 ) -> Verdict {
+    if !handles_personal_data(caller) {
+        return Verdict::Hide(Hidden::Scope);
+    }
     if !caller.may(Role::TransferOfficer, &caller.municipality) {
         return Verdict::Hide(Hidden::Role);
     }
@@ -270,6 +287,44 @@ pub fn decide_transfer(
 /// The held transfers listed to officers of other towns (`box=held`): those they could claim.
 pub fn lists_held_transfer(caller: &Principal, transfer: &TransferFacts) -> bool {
     decide_transfer(caller, TransferUse::View, transfer).is_allowed()
+}
+
+/// What a council administrator previews of an unpublished indicator release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewScope {
+    pub towns: Vec<String>,
+    /// The council whose totals are shown (none for a town's own administrator).
+    pub council: Option<String>,
+}
+
+/// May the caller preview unpublished indicators, and of which towns? Council administrators
+/// only: a council's operator sees its member towns and the council's totals, a town's own
+/// `council-admin` (a town in no council) that town alone; no one else sees a figure before
+/// publication.
+pub fn previews_indicators(caller: &Principal) -> Option<PreviewScope> {
+    if !caller.roles.contains(&Role::CouncilAdmin) {
+        return None;
+    }
+    match &caller.scope {
+        Scope::Municipality(town) => Some(PreviewScope {
+            towns: vec![town.clone()],
+            council: None,
+        }),
+        Scope::Council { code, towns } => Some(PreviewScope {
+            towns: towns.clone(),
+            council: Some(code.clone()),
+        }),
+        Scope::Nation => None,
+    }
+}
+
+/// May the caller see `council`'s operational figures and client list? Its own operator
+/// (`council-admin` bound to that council) only. National staff do not run towns' systems,
+/// so they have no use for a town's queues and error rates; a council they may not see
+/// answers like one that does not exist.
+pub fn operates_council(caller: &Principal, council: &str) -> bool {
+    caller.roles.contains(&Role::CouncilAdmin)
+        && matches!(&caller.scope, Scope::Council { code, .. } if code == council)
 }
 
 /// An audit entry as shown to an auditor. The audit trail keeps every reason, but a result
@@ -308,6 +363,7 @@ mod tests {
         Principal {
             client_id: 1,
             name: "client".into(),
+            scope: Scope::Municipality(town.into()),
             municipality: town.into(),
             roles: roles.to_vec(),
             record_types: None,
@@ -430,6 +486,100 @@ mod tests {
         );
     }
 
+    fn scoped(scope: Scope, roles: &[Role]) -> Principal {
+        Principal {
+            municipality: "hub".into(),
+            scope,
+            ..caller(TOWN, roles)
+        }
+    }
+
+    #[test]
+    fn council_and_national_scopes_never_reach_a_child_or_a_transfer() {
+        let every_role = [
+            Role::Source,
+            Role::Caseworker,
+            Role::TransferOfficer,
+            Role::CouncilAdmin,
+            Role::NationalAnalyst,
+            Role::Auditor,
+            Role::SupportMeasureReader,
+            Role::School,
+        ];
+        let council = Scope::Council {
+            code: "north".into(),
+            towns: vec![TOWN.into()],
+        };
+        let plain = child(false, false);
+        let transfer = TransferFacts {
+            origin: TOWN,
+            destination: Some(OTHER),
+            held: false,
+            includes_support_measure: false,
+        };
+        for scope in [council, Scope::Nation] {
+            let who = scoped(scope, &every_role);
+            assert!(!handles_personal_data(&who));
+            for using in [
+                ChildUse::Read { screening: false },
+                ChildUse::RecordObjection,
+                ChildUse::ReviewIdentity,
+                ChildUse::OfferInTransfer,
+                ChildUse::ReadAuditTrail,
+                ChildUse::Worklist,
+                ChildUse::SchoolShare,
+            ] {
+                assert_eq!(
+                    decide(&who, TOWN, using, Some(&plain)),
+                    Verdict::Hide(Hidden::Scope),
+                    "{:?} {using:?}",
+                    who.scope
+                );
+            }
+            for using in [TransferUse::View, TransferUse::List, TransferUse::Accept] {
+                assert_eq!(
+                    decide_transfer(&who, using, &transfer),
+                    Verdict::Hide(Hidden::Scope)
+                );
+            }
+            assert_eq!(record_scope(&who, TOWN), None);
+            assert!(!runs_screening(&who, TOWN));
+            assert!(!lists_support_measure(&who, TOWN));
+        }
+        assert!(handles_personal_data(&caller(TOWN, &[Role::Caseworker])));
+    }
+
+    #[test]
+    fn previews_and_operator_views_follow_the_scope() {
+        let north = Scope::Council {
+            code: "north".into(),
+            towns: vec![TOWN.into(), OTHER.into()],
+        };
+        let operator = scoped(north.clone(), &[Role::CouncilAdmin]);
+        assert_eq!(
+            previews_indicators(&operator),
+            Some(PreviewScope {
+                towns: vec![TOWN.into(), OTHER.into()],
+                council: Some("north".into()),
+            })
+        );
+        assert!(operates_council(&operator, "north"));
+        assert!(!operates_council(&operator, "south"));
+        let town_admin = caller(TOWN, &[Role::CouncilAdmin]);
+        assert_eq!(
+            previews_indicators(&town_admin),
+            Some(PreviewScope {
+                towns: vec![TOWN.into()],
+                council: None,
+            })
+        );
+        assert!(!operates_council(&town_admin, "north"));
+        let analyst = scoped(Scope::Nation, &[Role::NationalAnalyst]);
+        assert_eq!(previews_indicators(&analyst), None);
+        assert!(!operates_council(&analyst, "north"));
+        assert_eq!(previews_indicators(&scoped(north, &[])), None);
+    }
+
     #[test]
     fn hidden_children_are_recorded_with_their_reason() {
         assert_eq!(Verdict::Allow.audit_result(), "ok");
@@ -447,6 +597,7 @@ mod tests {
             Verdict::Hide(Hidden::NotParty).audit_result(),
             "denied:not_party"
         );
+        assert_eq!(Verdict::Hide(Hidden::Scope).audit_result(), "denied:scope");
     }
 
     #[test]

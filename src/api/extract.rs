@@ -90,13 +90,13 @@ pub async fn authenticate(state: &State, req: &HttpRequest) -> Result<Principal,
     };
     let hash = auth::hash_token(token);
     let worker = state.clone();
-    let row = super::blocking(move || {
+    let principal = super::blocking(move || {
         let mut conn = worker.store.conn()?;
-        Ok(clients::client_by_token_hash(&mut conn, &hash)?)
+        Ok(clients::principal_by_token_hash(&mut conn, &hash)?)
     })
     .await?;
     let presented = req.conn_data::<PeerFingerprint>().map(|f| f.0.as_str());
-    match row.map(Principal::from_row) {
+    match principal {
         Some(principal)
             if principal
                 .cert_fingerprint

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::extract::Caller;
 use super::{Problem, State, audit_entry, blocking, json};
-use crate::auth::Role;
+use crate::access;
 use crate::indicators::Catalogue;
 use crate::indicators::progress::Progress;
 use crate::indicators::publication::CsvHeading;
@@ -153,9 +153,9 @@ pub async fn show(
 
 /// 公表前の成果指標のプレビュー — Preview the next release
 ///
-/// 指定した年度について、いま公表するとしたらどうなるかを、秘匿処理と監査を済ませた形で返します。範囲は呼び出し元の協議会（構成自治体と協議会の合計。協議会に属さない場合は自分の自治体のみ）です。協議会管理者（`council_admin`）のみ：公表前の数値は他の誰にも見せません。
+/// 指定した年度について、いま公表するとしたらどうなるかを、秘匿処理と監査を済ませた形で返します。範囲は呼び出し元のスコープです（協議会に紐づくクライアントは構成自治体と協議会の合計、自治体に紐づく協議会管理者はその自治体のみ）。協議会管理者（`council_admin`）のみ：公表前の数値は他の誰にも見せません。
 ///
-/// Preview the release the hub would publish now for a fiscal year, protected and audited, limited to the caller's council (its towns and the council's totals; the caller's own town alone when it belongs to no council). Council administrators only: before publication no one else sees any figure.
+/// Preview the release the hub would publish now for a fiscal year, protected and audited, limited to the caller's scope (a council-scope client sees the council's member towns and its totals; a town's own council administrator that town alone). Council administrators only: before publication no one else sees any figure.
 #[utoipa::path(
     operation_id = "preview_indicators", get, path = "/v1/indicators/preview", tag = "indicators",
     params(PreviewQuery),
@@ -174,11 +174,11 @@ pub async fn preview(
     req: HttpRequest,
     query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, Problem> {
-    if !principal.roles.contains(&Role::CouncilAdmin) {
+    let Some(scope) = access::previews_indicators(&principal) else {
         return Err(Problem::forbidden(
             "unpublished indicators are previewed by council administrators only",
         ));
-    }
+    };
     let fiscal_year = query.fiscal_year;
     if !(2000..=2100).contains(&fiscal_year) {
         return Err(Problem::bad_request(
@@ -198,22 +198,9 @@ pub async fn preview(
             &worker.disclosure,
             &Progress::quiet(),
         )?;
-        let council = candidate
-            .towns
-            .iter()
-            .find(|t| t.code == principal.municipality)
-            .and_then(|t| t.council.clone());
-        let members: Vec<&str> = candidate
-            .towns
-            .iter()
-            .filter(|t| {
-                t.code == principal.municipality || (council.is_some() && t.council == council)
-            })
-            .map(|t| t.code.as_str())
-            .collect();
         let visible = candidate.cells.iter().filter(|c| match c.key.level {
-            Level::Municipality => members.contains(&c.key.geography.as_str()),
-            Level::Council => council.as_deref() == Some(c.key.geography.as_str()),
+            Level::Municipality => scope.towns.contains(&c.key.geography),
+            Level::Council => scope.council.as_deref() == Some(c.key.geography.as_str()),
             Level::Prefecture | Level::Nation => false,
         });
         let catalogue = Catalogue::from_standard(version);

@@ -7,7 +7,8 @@ use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
 use super::views::{PurposeList, RecordTypeInfo, SchemaIndex, SchemaVersionInfo, Status};
-use super::{Problem, State, blocking, json};
+use super::{Problem, State, blocking, json, with_conn};
+use crate::store::operations::TownOperations;
 
 /// 対応するスキーマの一覧 — Supported schema versions
 ///
@@ -182,15 +183,22 @@ pub async fn readyz(state: State) -> Result<HttpResponse, Problem> {
 
 /// 運用メトリクス（Prometheus 形式） — Metrics
 ///
-/// Prometheus のテキスト形式で、要求数や記録の件数などを返します。個人情報は含みません。トークンは不要です。
+/// Prometheus のテキスト形式で、要求数や記録の件数などを返します。自治体ごと（`municipality` ラベル）・送信元ごとの運用状況（最後の送信時刻、送信件数、エラーコード別の不受理件数、名寄せの確認待ち、未決・エスカレーション済みの引継ぎ、変更フィードの遅れ）も含みます。個人情報は含みません。トークンは不要です。
 ///
-/// Prometheus text exposition: request and record counters, no personal data. No token needed.
+/// Prometheus text exposition: request and record counters, and per town (`municipality` label) and per source the operational figures (last push time, records pushed, rejections by error code, identity queue sizes, open and escalated transfers, change-feed lag). No personal data. No token needed.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain; version=0.0.4")),
     security(())
 )]
 pub async fn metrics(state: State) -> HttpResponse {
+    // The process's own counters are scraped even when the database cannot answer.
+    let towns = with_conn(&state, |conn, _| {
+        Ok(crate::store::operations::town_operations(conn, None, None)?)
+    })
+    .await
+    .inspect_err(|_| tracing::warn!("the towns' operational figures could not be read"))
+    .unwrap_or_default();
     let m = &state.metrics;
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let pool = state.store.pool_usage();
@@ -225,5 +233,141 @@ pub async fn metrics(state: State) -> HttpResponse {
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(body)
+        .body(body + &town_metrics(&towns))
+}
+
+/// A label value in the exposition format (backslash, quote and newline escaped).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The operational figures of every town, labelled by `municipality` (and `source`).
+fn town_metrics(towns: &[TownOperations]) -> String {
+    use std::fmt::Write;
+    let mut last_push = String::new();
+    let mut received = String::new();
+    let mut rejected = String::new();
+    let mut queue = String::new();
+    let mut transfers = String::new();
+    let mut escalated = String::new();
+    let mut lag = String::new();
+    for town in towns {
+        let m = label(&town.municipality_code);
+        for source in &town.sources {
+            let s = label(&source.source);
+            if let Some(at) = source
+                .last_push_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            {
+                let seconds = at.timestamp_micros() as f64 / 1e6;
+                let _ = writeln!(
+                    last_push,
+                    "kodomo_hub_source_last_push_timestamp_seconds{{municipality=\"{m}\",source=\"{s}\"}} {seconds}"
+                );
+            }
+            let total: i64 = source.days.iter().map(|d| d.received).sum();
+            let _ = writeln!(
+                received,
+                "kodomo_hub_source_records_received_total{{municipality=\"{m}\",source=\"{s}\"}} {total}"
+            );
+            let mut by_code = std::collections::BTreeMap::<&str, i64>::new();
+            for (code, n) in source.days.iter().flat_map(|d| &d.rejections_by_code) {
+                *by_code.entry(code).or_default() += n;
+            }
+            for (code, n) in by_code {
+                let _ = writeln!(
+                    rejected,
+                    "kodomo_hub_source_records_rejected_total{{municipality=\"{m}\",source=\"{s}\",code=\"{}\"}} {n}",
+                    label(code)
+                );
+            }
+            for (status, n) in [
+                ("pending", source.identity_pending),
+                ("review", source.identity_review),
+            ] {
+                let _ = writeln!(
+                    queue,
+                    "kodomo_hub_identity_queue{{municipality=\"{m}\",source=\"{s}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        for (direction, n) in [
+            ("outgoing", town.transfers.outgoing),
+            ("incoming", town.transfers.incoming),
+        ] {
+            let _ = writeln!(
+                transfers,
+                "kodomo_hub_transfers_open{{municipality=\"{m}\",direction=\"{direction}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            escalated,
+            "kodomo_hub_transfers_escalated{{municipality=\"{m}\"}} {}",
+            town.transfers.escalated
+        );
+        for consumer in &town.feed_consumers {
+            let _ = writeln!(
+                lag,
+                "kodomo_hub_feed_lag_versions{{municipality=\"{m}\",consumer=\"{}\"}} {}",
+                label(&consumer.client),
+                consumer.lag
+            );
+        }
+    }
+    let families = [
+        (
+            "kodomo_hub_source_last_push_timestamp_seconds",
+            "gauge",
+            "When each source of a town last pushed (Unix time).",
+            last_push,
+        ),
+        (
+            "kodomo_hub_source_records_received_total",
+            "counter",
+            "Records each source of a town pushed, accepted and rejected.",
+            received,
+        ),
+        (
+            "kodomo_hub_source_records_rejected_total",
+            "counter",
+            "Records refused, by source and error code (a record refused for two reasons counts under both).",
+            rejected,
+        ),
+        (
+            "kodomo_hub_identity_queue",
+            "gauge",
+            "Records waiting in the identity queue: no candidate yet (pending) or for a person (review).",
+            queue,
+        ),
+        (
+            "kodomo_hub_transfers_open",
+            "gauge",
+            "Transfers not yet decided, offered or held by the town (outgoing) or offered to it (incoming).",
+            transfers,
+        ),
+        (
+            "kodomo_hub_transfers_escalated",
+            "gauge",
+            "Open transfers of the town escalated past their deadline.",
+            escalated,
+        ),
+        (
+            "kodomo_hub_feed_lag_versions",
+            "gauge",
+            "Versions of the town recorded after each change-feed consumer's cursor.",
+            lag,
+        ),
+    ];
+    let mut text = String::new();
+    for (name, kind, help, samples) in families {
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{samples}"
+        );
+    }
+    text
 }

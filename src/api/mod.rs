@@ -2,6 +2,7 @@
 //! capability code (`ingest`, `store`, `schema`) on the blocking pool.
 
 pub mod audit_api;
+pub mod councils;
 pub mod docs;
 pub mod extract;
 pub mod guard;
@@ -545,6 +546,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource(
                     "/indicators/preview",
                     vec![("GET", web::get().to(indicators::preview))],
+                ))
+                .service(resource(
+                    "/councils/{code}/clients",
+                    vec![("GET", web::get().to(councils::clients))],
+                ))
+                .service(resource(
+                    "/councils/{code}/operations",
+                    vec![("GET", web::get().to(councils::operations))],
                 ))
                 .configure(screening_routes),
         )

@@ -7,7 +7,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    audit_api, identity, indicators, meta, packages, records, screening, subjects, transfers, views,
+    audit_api, councils, identity, indicators, meta, packages, records, screening, subjects,
+    transfers, views,
 };
 use crate::ingest::{IngestReport, RecordResult, RecordStatus, ResultDetail};
 use crate::schema::applicability::ApplicableItem;
@@ -51,6 +52,7 @@ impl utoipa::Modify for BearerAuth {
         transfers::cancel, transfers::claim, packages::export, packages::import, packages::receipt,
         packages::outcome, packages::import_outcome,
         indicators::list, indicators::show, indicators::preview,
+        councils::clients, councils::operations,
         meta::list_schemas, meta::get_schema, meta::access_purposes,
         meta::healthz, meta::readyz, meta::metrics,
         screening::default_rules, screening::add_rules, screening::list_rules, screening::show_rules,
@@ -83,6 +85,10 @@ impl utoipa::Modify for BearerAuth {
         crate::indicators::disclosure::DisclosureConfig, crate::indicators::disclosure::Suppression,
         crate::indicators::disclosure::Unit, crate::indicators::table::Level,
         crate::indicators::audit::AuditSummary,
+        councils::CouncilClients, councils::CouncilClient, crate::store::clients::Council,
+        councils::CouncilOperations, crate::store::operations::TownOperations,
+        crate::store::operations::SourceOperations, crate::store::operations::PushDay,
+        crate::store::operations::OpenTransfers, crate::store::operations::FeedConsumer,
         crate::screening::RuleSetDocument, crate::screening::ItemWeight,
         crate::screening::FieldWeight, crate::screening::AgeBand, crate::screening::KnownReason,
         crate::screening::DecisionClass, crate::store::screening::RuleSetVersion,
@@ -107,6 +113,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "transfers", description = "Handovers when a family moves between towns of this hub (転出入時の引継ぎ)"),
         (name = "indicators", description = "Anonymised outcome indicators (成果指標) behind provable disclosure control"),
         (name = "screening", description = "Screening worklists (判定・抽出) for a case meeting of people, which decides; the list decides nothing"),
+        (name = "councils", description = "A joint-use council's operator: its clients and operational figures, never personal data"),
         (name = "schemas", description = "The standard itself"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -38,6 +38,7 @@ pub fn tag_name(name: &str) -> Option<&'static str> {
         "schemas" => "スキーマ Schemas",
         "operations" => "運用 Operations",
         "screening" => "判定・抽出 Screening",
+        "councils" => "協議会 Councils",
         _ => return None,
     })
 }
@@ -58,6 +59,9 @@ pub fn tag(name: &str) -> Option<&'static str> {
         }
         "indicators" => {
             "成果指標（秘匿処理済み） — Anonymised outcome indicators (成果指標) behind provable disclosure control"
+        }
+        "councils" => {
+            "協議会の運営者：クライアントと運用状況（個人情報は含みません） — A joint-use council's operator: its clients and operational figures, never personal data"
         }
         "schemas" => "標準のスキーマ — The standard itself",
         "operations" => "死活・稼働準備・メトリクス — Health, readiness and metrics",
@@ -222,6 +226,14 @@ pub fn ja(en: &str) -> Option<&'static str> {
         "The candidate release for the caller's council" => "呼び出し元の協議会の公表候補",
         "Bad fiscal year or format" => "年度または形式が正しくありません",
         "Not a council administrator" => "協議会管理者（`council_admin`）ではありません",
+        "Council code" => "協議会コード",
+        "The council and its clients" => "協議会とそのクライアント",
+        "The council's operational figures" => "協議会の運用状況",
+        "Bad number of days" => "日数が正しくありません",
+        "Days of pushes to show, today (UTC) included: 1–90, default 7." => {
+            "表示する送信の日数（今日〔UTC〕を含む）：1〜90、既定は 7"
+        }
+        "No such council for the caller" => "呼び出し元から見える協議会がありません",
         "Releases" => "リリースの一覧",
         "The release" => "リリース",
         "Bad id or format" => "ID または形式が正しくありません",

@@ -871,6 +871,14 @@ pub async fn changes(
         entry.detail =
             Some(serde_json::json!({"after": after, "returned": changes.len()}).to_string());
         crate::store::audit::append(conn, &entry)?;
+        // How far this consumer has read, for the council operator's lag figures.
+        crate::store::operations::record_feed_read(
+            conn,
+            &m,
+            principal.client_id,
+            &principal.name,
+            next_cursor,
+        )?;
         Ok((changes, next_cursor))
     })
     .await?;

@@ -1,11 +1,9 @@
 //! Who is calling: bearer tokens (only their SHA-256 is stored) mapped to clients with roles,
-//! each bound to one municipality.
+//! each bound to a scope: one municipality, one joint-use council, or the nation.
 
 pub mod tls;
 
 use sha2::{Digest, Sha256};
-
-use crate::store::clients::ClientRow;
 
 /// Roles a client may hold (several at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -57,11 +55,106 @@ impl Role {
     }
 }
 
+/// What a client is bound to. Only a municipality's staff work with children's personal data;
+/// a council's operator and national staff see aggregates and operational figures only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Municipality(String),
+    /// A joint-use council (共同利用) and its member towns as they are now.
+    Council {
+        code: String,
+        towns: Vec<String>,
+    },
+    Nation,
+}
+
+/// The kind of a scope, as stored and as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKind {
+    Municipality,
+    Council,
+    Nation,
+}
+
+impl ScopeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Municipality => "municipality",
+            ScopeKind::Council => "council",
+            ScopeKind::Nation => "nation",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ScopeKind> {
+        [
+            ScopeKind::Municipality,
+            ScopeKind::Council,
+            ScopeKind::Nation,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+
+    /// May a client of this scope hold `role`? Town staff roles belong to a town; a council's
+    /// operator holds `council-admin` (a town's own `council-admin` previews that town alone);
+    /// national staff hold `national-analyst` only. `transfer-officer` stays with the towns: a
+    /// transfer carries children's personal data and is offered, accepted or declined by a
+    /// town, so a council operator follows transfers through the operational figures instead.
+    pub fn admits(self, role: Role) -> bool {
+        match self {
+            ScopeKind::Municipality => role != Role::NationalAnalyst,
+            ScopeKind::Council => role == Role::CouncilAdmin,
+            ScopeKind::Nation => role == Role::NationalAnalyst,
+        }
+    }
+}
+
+/// What a client is registered under, named by code (its scope before the council's member
+/// towns are looked up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    Municipality(String),
+    Council(String),
+    Nation,
+}
+
+impl Binding {
+    pub fn kind(&self) -> ScopeKind {
+        match self {
+            Binding::Municipality(_) => ScopeKind::Municipality,
+            Binding::Council(_) => ScopeKind::Council,
+            Binding::Nation => ScopeKind::Nation,
+        }
+    }
+
+    /// `municipality:131016`, `council:north`, `nation`: how lists and the audit trail show it.
+    pub fn label(&self) -> String {
+        match self {
+            Binding::Municipality(code) | Binding::Council(code) => {
+                format!("{}:{code}", self.kind().as_str())
+            }
+            Binding::Nation => ScopeKind::Nation.as_str().into(),
+        }
+    }
+
+    /// The audit chain of the client's administrative entries and actions: its town's, or for
+    /// a council or the nation its label, which names no town and so lands in the hub's chain.
+    pub fn audit_municipality(&self) -> String {
+        match self {
+            Binding::Municipality(town) => town.clone(),
+            other => other.label(),
+        }
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub client_id: i64,
     pub name: String,
+    pub scope: Scope,
+    /// The town the caller acts for; for a council or the nation, which act for no single
+    /// town, the scope's label (see [`Binding::audit_municipality`]).
     pub municipality: String,
     pub roles: Vec<Role>,
     pub record_types: Option<Vec<String>>,
@@ -70,25 +163,13 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn from_row(row: ClientRow) -> Principal {
-        Principal {
-            client_id: row.id,
-            roles: row.roles.split(',').filter_map(Role::parse).collect(),
-            record_types: row
-                .record_types
-                .map(|t| t.split(',').map(str::to_string).collect()),
-            name: row.name,
-            municipality: row.municipality_code,
-            cert_fingerprint: row.cert_fingerprint,
-        }
-    }
-
     /// The operator at the hub's own console (the CLI, which holds the database anyway): acts
     /// for `municipality` with every role a town's staff can hold.
     pub fn console_operator(municipality: &str) -> Principal {
         Principal {
             client_id: 0,
             name: "console".into(),
+            scope: Scope::Municipality(municipality.to_string()),
             municipality: municipality.to_string(),
             roles: vec![
                 Role::Caseworker,
@@ -109,9 +190,11 @@ impl Principal {
             .join(",")
     }
 
-    /// May this caller act with `role` in `municipality`?
+    /// May this caller act with `role` in `municipality` as one of its town's staff? Council
+    /// and national scopes are nobody's town staff.
     pub fn may(&self, role: Role, municipality: &str) -> bool {
-        self.municipality == municipality && self.roles.contains(&role)
+        matches!(&self.scope, Scope::Municipality(town) if town == municipality)
+            && self.roles.contains(&role)
     }
 }
 

@@ -39,7 +39,7 @@ fn add_client(conn: &mut DbConn, town: &str, name: &str, roles: &[Role]) -> anyh
     clients::add_client(
         conn,
         &clients::NewClient {
-            municipality_code: town,
+            binding: &auth::Binding::Municipality(town.into()),
             name,
             roles: &roles,
             record_types: None,

@@ -20,7 +20,7 @@ use crate::indicators::disclosure::{DisclosureConfig, InformationLoss};
 use crate::indicators::progress::{PhaseDuration, Progress};
 use crate::indicators::{Catalogue, FiscalYear, pipeline};
 use crate::schema::Standard;
-use crate::store::tables::{municipalities, records, subjects};
+use crate::store::tables::{councils, municipalities, records, subjects};
 use crate::store::{DbConn, Store, now_rfc3339};
 use crate::write_tx;
 
@@ -232,6 +232,15 @@ fn load(conn: &mut DbConn, towns: &[TownSpec], catalogue: &Catalogue) -> anyhow:
         }
         record_count += facts.len();
         write_tx!(conn, |c| {
+            // The town's council is an entity its `council` column names.
+            diesel::insert_into(councils::table)
+                .values((
+                    councils::code.eq(&town.council),
+                    councils::name.eq(&town.council),
+                    councils::created_at.eq(&now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
             diesel::insert_into(municipalities::table)
                 .values((
                     municipalities::municipality_code.eq(code),

@@ -919,7 +919,7 @@ fn register_town(conn: &mut DbConn, town: &str) -> anyhow::Result<()> {
         clients::add_client(
             conn,
             &clients::NewClient {
-                municipality_code: town,
+                binding: &auth::Binding::Municipality(town.to_string()),
                 name,
                 roles: &[Role::Source.as_str().to_string()],
                 record_types: Some(&[types.to_string()]),

@@ -210,7 +210,7 @@ fn bench_client(conn: &mut DbConn, tag: &str) -> anyhow::Result<(String, String)
     clients::add_client(
         conn,
         &clients::NewClient {
-            municipality_code: BENCH_TOWN,
+            binding: &auth::Binding::Municipality(BENCH_TOWN.into()),
             name: &name,
             roles: &[Role::Source.as_str().to_string()],
             record_types: None,

@@ -1,11 +1,11 @@
-//! `kodomo-hub admin`: towns, clients and their tokens, 外字 tables and peer hubs.
+//! `kodomo-hub admin`: towns, councils, clients and their tokens, 外字 tables and peer hubs.
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use super::{ADMIN_CLI, exchange};
-use crate::auth::{self, Role};
+use crate::auth::{self, Binding, Role};
 use crate::schema::{Standard, rules};
 use crate::store::{Store, clients};
 
@@ -15,6 +15,11 @@ pub enum AdminCommand {
     Municipality {
         #[command(subcommand)]
         command: MunicipalityCommand,
+    },
+    /// Joint-use councils (共同利用) and their member towns.
+    Council {
+        #[command(subcommand)]
+        command: CouncilCommand,
     },
     /// API clients and their tokens.
     Client {
@@ -58,13 +63,76 @@ pub enum MunicipalityCommand {
 }
 
 #[derive(Subcommand)]
+pub enum CouncilCommand {
+    /// Register a council by its code.
+    Add {
+        /// The council's code (how clients and towns name it).
+        code: String,
+        /// The council's name (e.g. 架空広域連携協議会).
+        name: String,
+        /// How the council's operator is reached (mail address or phone of the desk).
+        #[arg(long)]
+        operator_contact: Option<String>,
+    },
+    /// A council's member towns.
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// List the councils with their operator contact and member towns.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum MemberCommand {
+    /// Add a registered town to a council (a town belongs to one council at most).
+    Add {
+        /// The council's code.
+        council: String,
+        /// The town's code.
+        municipality: String,
+    },
+    /// Take a town out of a council.
+    Remove {
+        /// The council's code.
+        council: String,
+        /// The town's code.
+        municipality: String,
+    },
+}
+
+/// What a client is bound to: exactly one of a town, a council or the nation.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct ScopeArgs {
+    /// A town: its staff and sources.
+    #[arg(long)]
+    municipality: Option<String>,
+    /// A joint-use council: its operator (`council-admin`).
+    #[arg(long)]
+    council: Option<String>,
+    /// The nation: national staff (`national-analyst`).
+    #[arg(long)]
+    nation: bool,
+}
+
+impl ScopeArgs {
+    fn binding(self) -> Binding {
+        match (self.municipality, self.council) {
+            (Some(town), _) => Binding::Municipality(town),
+            (None, Some(council)) => Binding::Council(council),
+            (None, None) => Binding::Nation,
+        }
+    }
+}
+
+#[derive(Subcommand)]
 pub enum ClientCommand {
     /// Create a client; its bearer token is printed once and only its hash is stored.
     Add {
-        /// The town the client is bound to.
-        #[arg(long)]
-        municipality: String,
-        /// Client name (unique within the town; a source's records are keyed by it).
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Client name (unique within its scope; a source's records are keyed by it).
         #[arg(long)]
         name: String,
         /// Role(s); repeat or separate with commas.
@@ -78,13 +146,12 @@ pub enum ClientCommand {
         #[arg(long)]
         cert_fingerprint: Option<String>,
     },
-    /// List every client: id, town, name, roles, record types, active or revoked.
+    /// List every client: id, scope, name, roles, record types, active or revoked.
     List,
     /// Revoke a client; its token stops working at once.
     Revoke {
-        /// The client's town.
-        #[arg(long)]
-        municipality: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
         /// The client's name.
         #[arg(long)]
         name: String,
@@ -107,9 +174,8 @@ pub enum GaijiCommand {
 pub enum TokenCommand {
     /// Issue a new token for a client; the old one stops working at once.
     Rotate {
-        /// The client's town.
-        #[arg(long)]
-        municipality: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
         /// The client's name.
         #[arg(long)]
         name: String,
@@ -153,16 +219,32 @@ pub fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                 }
             }
         },
+        AdminCommand::Council { command } => council(command, &mut conn)?,
         AdminCommand::Client { command } => match command {
             ClientCommand::Add {
-                municipality,
+                scope,
                 name,
                 role,
                 record_types,
                 cert_fingerprint,
             } => {
-                if clients::municipality(&mut conn, &municipality)?.is_none() {
-                    anyhow::bail!("municipality {municipality} is not registered");
+                let binding = scope.binding();
+                let registered = match &binding {
+                    Binding::Municipality(town) => {
+                        clients::municipality(&mut conn, town)?.is_some()
+                    }
+                    Binding::Council(code) => clients::council(&mut conn, code)?.is_some(),
+                    Binding::Nation => true,
+                };
+                if !registered {
+                    anyhow::bail!("{} is not registered", binding.label());
+                }
+                if let Some(refused) = role.iter().find(|r| !binding.kind().admits(**r)) {
+                    anyhow::bail!(
+                        "a client bound to {} cannot hold {} (municipality: town staff roles and council-admin; council: council-admin; nation: national-analyst)",
+                        binding.label(),
+                        refused.as_str()
+                    );
                 }
                 let standard = Standard::load();
                 if let Some(types) = &record_types
@@ -176,7 +258,7 @@ pub fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                 clients::add_client(
                     &mut conn,
                     &clients::NewClient {
-                        municipality_code: &municipality,
+                        binding: &binding,
                         name: &name,
                         roles: &roles,
                         record_types: record_types.as_deref(),
@@ -187,21 +269,23 @@ pub fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
                 )?;
                 println!("{token}");
                 eprintln!(
-                    "client {name} added to {municipality}; the token above is shown only once"
+                    "client {name} added to {}; the token above is shown only once",
+                    binding.label()
                 );
             }
-            ClientCommand::Revoke { municipality, name } => {
-                if !clients::revoke_client(&mut conn, &municipality, &name, ADMIN_CLI)? {
-                    anyhow::bail!("no active client {name:?} in {municipality}");
+            ClientCommand::Revoke { scope, name } => {
+                let binding = scope.binding();
+                if !clients::revoke_client(&mut conn, &binding, &name, ADMIN_CLI)? {
+                    anyhow::bail!("no active client {name:?} in {}", binding.label());
                 }
-                println!("client {name} of {municipality} revoked");
+                println!("client {name} of {} revoked", binding.label());
             }
             ClientCommand::List => {
                 for c in clients::list_clients(&mut conn)? {
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}",
                         c.id,
-                        c.municipality_code,
+                        c.binding().label(),
                         c.name,
                         c.roles,
                         c.record_types.unwrap_or_else(|| "*".into()),
@@ -233,14 +317,69 @@ pub fn admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
             println!("{n} 外字 conversions imported for {scope}");
         }
         AdminCommand::Token {
-            command: TokenCommand::Rotate { municipality, name },
+            command: TokenCommand::Rotate { scope, name },
         } => {
+            let binding = scope.binding();
             let (token, hash) = auth::new_token();
-            if !clients::rotate_token(&mut conn, &municipality, &name, &hash, ADMIN_CLI)? {
-                anyhow::bail!("no active client {name:?} in {municipality}");
+            if !clients::rotate_token(&mut conn, &binding, &name, &hash, ADMIN_CLI)? {
+                anyhow::bail!("no active client {name:?} in {}", binding.label());
             }
             println!("{token}");
-            eprintln!("new token for {name} of {municipality}; the old token no longer works");
+            eprintln!(
+                "new token for {name} of {}; the old token no longer works",
+                binding.label()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn council(command: CouncilCommand, conn: &mut crate::store::DbConn) -> anyhow::Result<()> {
+    match command {
+        CouncilCommand::Add {
+            code,
+            name,
+            operator_contact,
+        } => {
+            clients::add_council(conn, &code, &name, operator_contact.as_deref(), ADMIN_CLI)?;
+            println!("council {code} {name} added");
+        }
+        CouncilCommand::Member { command } => {
+            let (council, town, change) = match command {
+                MemberCommand::Add {
+                    council,
+                    municipality,
+                } => (council, municipality, clients::Membership::Join),
+                MemberCommand::Remove {
+                    council,
+                    municipality,
+                } => (council, municipality, clients::Membership::Leave),
+            };
+            match clients::change_council_member(conn, &council, &town, change, ADMIN_CLI) {
+                Err(crate::store::StoreError::NotFound) => anyhow::bail!(match change {
+                    clients::Membership::Join =>
+                        format!("council {council} or municipality {town} is not registered"),
+                    clients::Membership::Leave =>
+                        format!("{town} is not a member of council {council}"),
+                }),
+                other => other?,
+            }
+            let done = match change {
+                clients::Membership::Join => "joined",
+                clients::Membership::Leave => "left",
+            };
+            println!("{town} {done} council {council}");
+        }
+        CouncilCommand::List => {
+            for c in clients::list_councils(conn)? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.code,
+                    c.name,
+                    c.operator_contact.unwrap_or_default(),
+                    c.towns.join(",")
+                );
+            }
         }
     }
     Ok(())

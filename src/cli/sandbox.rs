@@ -74,7 +74,7 @@ pub fn run(settings: &Settings, version: &SchemaVersion) -> anyhow::Result<Run> 
         clients::add_client(
             &mut conn,
             &clients::NewClient {
-                municipality_code: TOWN,
+                binding: &crate::auth::Binding::Municipality(TOWN.into()),
                 name: CLIENT_NAME,
                 roles: &[Role::Source.as_str().to_string()],
                 record_types: None,

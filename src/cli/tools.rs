@@ -169,20 +169,20 @@ pub fn load_demo_if_empty(store: &Store, db: &DbArgs, households: u64) -> anyhow
     crate::keys::make_private(&env_path)?;
     println!("Demo council loaded (synthetic data only). Tokens (shown once):");
     let first_town = tokens.lines[0].0.clone();
-    for (municipality, name, token) in &tokens.lines {
-        println!("  {municipality} {name:<14} {token}");
-        let var = format!(
-            "KH_{}_{}",
-            name.to_uppercase().replace('-', "_"),
-            municipality
-        );
-        writeln!(env, "{var}={token}")?;
-        if *municipality == first_town {
-            let short = format!("KH_{}", name.to_uppercase().replace('-', "_"));
+    for (binding, name, token) in &tokens.lines {
+        println!("  {:<22} {name:<16} {token}", binding.label());
+        let short = format!("KH_{}", name.to_uppercase().replace('-', "_"));
+        if let crate::auth::Binding::Municipality(town) = binding {
+            writeln!(env, "{short}_{town}={token}")?;
+        }
+        // The first town's staff, and the council's and the nation's clients, by role alone.
+        if *binding == first_town || !matches!(binding, crate::auth::Binding::Municipality(_)) {
             writeln!(env, "{short}={token}")?;
         }
     }
-    writeln!(env, "KH_TOWN={}", tokens.lines[0].0)?;
+    if let crate::auth::Binding::Municipality(town) = &first_town {
+        writeln!(env, "KH_TOWN={town}")?;
+    }
     println!("Tokens also written to {}", env_path.display());
     Ok(true)
 }

@@ -426,9 +426,13 @@ impl Generator {
     }
 }
 
-/// Tokens made for the demo, to print once.
+/// The demo council's code.
+pub const DEMO_COUNCIL: &str = "demo-council";
+
+/// Tokens made for the demo, to print once: what each client is registered under, its name
+/// and its token.
 pub struct DemoTokens {
-    pub lines: Vec<(String, String, String)>,
+    pub lines: Vec<(auth::Binding, String, String)>,
 }
 
 /// Create the council, its clients, and push every town's synthetic records through the
@@ -439,12 +443,19 @@ pub fn load(
     households_per_town: u64,
 ) -> Result<DemoTokens, crate::ingest::IngestError> {
     let mut tokens = DemoTokens { lines: Vec::new() };
+    clients::add_council(
+        conn,
+        DEMO_COUNCIL,
+        "デモ広域連携協議会",
+        Some("operator@demo-council.invalid"),
+        "demo",
+    )?;
     for (t, town) in towns().iter().enumerate() {
         clients::add_municipality(
             conn,
             &town.code,
             town.name,
-            Some("demo-council"),
+            Some(DEMO_COUNCIL),
             Some(town.population),
             "demo",
         )?;
@@ -468,7 +479,7 @@ pub fn load(
             &mut tokens,
         )?;
         // Every other role, so each section of the README can be tried.
-        let staff: [(&str, &[Role]); 5] = [
+        let staff: [(&str, &[Role]); 3] = [
             ("transfer-officer", &[Role::TransferOfficer]),
             // The desk that handles DV cases: sees children under a support measure.
             (
@@ -480,8 +491,6 @@ pub fn load(
                 ],
             ),
             ("auditor", &[Role::Auditor]),
-            ("council-admin", &[Role::CouncilAdmin]),
-            ("national-analyst", &[Role::NationalAnalyst]),
         ];
         for (name, roles) in staff {
             add_demo_client(conn, &town.code, name, roles, None, &mut tokens)?;
@@ -494,6 +503,23 @@ pub fn load(
             t as u64 + 1,
         )?;
     }
+    // The council's operator and national staff, bound to their own scopes.
+    add_scoped_demo_client(
+        conn,
+        auth::Binding::Council(DEMO_COUNCIL.into()),
+        "council-admin",
+        &[Role::CouncilAdmin],
+        None,
+        &mut tokens,
+    )?;
+    add_scoped_demo_client(
+        conn,
+        auth::Binding::Nation,
+        "national-analyst",
+        &[Role::NationalAnalyst],
+        None,
+        &mut tokens,
+    )?;
     Ok(tokens)
 }
 
@@ -553,12 +579,24 @@ fn add_demo_client(
     record_types: Option<&[String]>,
     tokens: &mut DemoTokens,
 ) -> StoreResult<()> {
+    let binding = auth::Binding::Municipality(municipality.to_string());
+    add_scoped_demo_client(conn, binding, name, roles, record_types, tokens)
+}
+
+fn add_scoped_demo_client(
+    conn: &mut DbConn,
+    binding: auth::Binding,
+    name: &str,
+    roles: &[Role],
+    record_types: Option<&[String]>,
+    tokens: &mut DemoTokens,
+) -> StoreResult<()> {
     let (token, hash) = auth::new_token();
     let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_string()).collect();
     clients::add_client(
         conn,
         &clients::NewClient {
-            municipality_code: municipality,
+            binding: &binding,
             name,
             roles: &roles,
             record_types,
@@ -567,8 +605,6 @@ fn add_demo_client(
         },
         "demo",
     )?;
-    tokens
-        .lines
-        .push((municipality.to_string(), name.to_string(), token));
+    tokens.lines.push((binding, name.to_string(), token));
     Ok(())
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::audit::AuditEntry;
 use crate::schema::{FieldError, Standard};
+use crate::store::operations;
 use crate::store::records::Expected;
 use crate::store::{DbConn, PreparedRecord, RecordOutcome, StoreError};
 use crate::store::{WriteTx, in_town_write_transaction};
@@ -315,11 +316,40 @@ impl Ingestor {
         )
     }
 
-    /// Write validated chunks; `condition` (atomic only) is a record that must be as
-    /// expected before anything is written.
+    /// Write validated chunks, then count the push (rejections by code included) for the
+    /// operational views; `condition` (atomic only) is a record that must be as expected
+    /// before anything is written.
     fn write_chunks(
         &self,
         mut connections: impl Connections,
+        submission: &Submission,
+        condition: Option<(&str, &Expected)>,
+        atomic: bool,
+        detail: ResultDetail,
+        chunks: impl Iterator<Item = ValidatedChunk>,
+    ) -> Result<IngestReport, IngestError> {
+        let outcome = self.store_chunks(
+            &mut connections,
+            submission,
+            condition,
+            atomic,
+            detail,
+            chunks,
+        );
+        let counted = match &outcome {
+            Ok(report) => Some(report),
+            Err(IngestError::AtomicRejected(report)) => Some(&**report),
+            Err(_) => None,
+        };
+        if let Some(report) = counted {
+            connections.with(|conn| operations::record_push(conn, &push_tally(report)))?;
+        }
+        outcome
+    }
+
+    fn store_chunks(
+        &self,
+        connections: &mut impl Connections,
         submission: &Submission,
         condition: Option<(&str, &Expected)>,
         atomic: bool,
@@ -416,6 +446,30 @@ impl Ingestor {
             }
         }
         validated
+    }
+}
+
+/// A push as the operational views count it: each rejected record under each of its codes.
+fn push_tally(report: &IngestReport) -> operations::PushTally<'_> {
+    let mut codes = std::collections::BTreeMap::new();
+    for rejected in report
+        .results
+        .iter()
+        .filter(|r| r.status == RecordStatus::Rejected)
+    {
+        let mut seen: Vec<&str> = rejected.errors.iter().map(|e| e.code.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for code in seen {
+            *codes.entry(code).or_insert(0) += 1;
+        }
+    }
+    operations::PushTally {
+        municipality: &report.municipality_code,
+        source: &report.source,
+        received: report.received,
+        rejected: report.rejected,
+        codes,
     }
 }
 

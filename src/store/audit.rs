@@ -494,7 +494,12 @@ pub fn external_reads(conn: &mut DbConn, municipality: &str) -> StoreResult<Vec<
     Ok(on_conn!(conn, |c| audit_log::table
         .inner_join(clients::table.on(clients::id.nullable().eq(audit_log::client_id)))
         .filter(audit_log::municipality_code.eq(municipality))
-        .filter(clients::municipality_code.ne(municipality))
+        // Council and national clients belong to no town, so they are always from outside.
+        .filter(
+            clients::municipality_code
+                .is_null()
+                .or(clients::municipality_code.ne(municipality))
+        )
         .select(AuditRecord::as_select())
         .order(audit_log::seq)
         .load::<AuditRecord>(c))?)

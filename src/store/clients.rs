@@ -1,11 +1,12 @@
-//! Municipalities, API clients and idempotency keys.
+//! Municipalities, joint-use councils, API clients and idempotency keys.
 
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::tables::{clients, idempotency_keys, municipalities};
+use super::tables::{clients, councils, idempotency_keys, municipalities};
 use super::{DbConn, StoreError, StoreResult, now_rfc3339};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, HUB_CHAIN};
+use crate::auth::{Binding, Principal, Role, Scope, ScopeKind};
 use crate::store::WriteTx;
 use crate::{on_conn, write_tx};
 
@@ -21,7 +22,9 @@ pub struct Municipality {
 #[derive(Debug, Clone, Serialize, Queryable)]
 pub struct ClientRow {
     pub id: i64,
-    pub municipality_code: String,
+    pub scope: String,
+    pub municipality_code: Option<String>,
+    pub council_code: Option<String>,
     pub name: String,
     pub roles: String,
     pub record_types: Option<String>,
@@ -33,8 +36,34 @@ pub struct ClientRow {
     pub cert_fingerprint: Option<String>,
 }
 
+impl ClientRow {
+    /// What the client is registered under. The table's checks keep the columns consistent;
+    /// were they not, the nation (which sees no child) is the safe reading.
+    pub fn binding(&self) -> Binding {
+        match (
+            ScopeKind::parse(&self.scope),
+            &self.municipality_code,
+            &self.council_code,
+        ) {
+            (Some(ScopeKind::Municipality), Some(town), _) => Binding::Municipality(town.clone()),
+            (Some(ScopeKind::Council), _, Some(council)) => Binding::Council(council.clone()),
+            _ => Binding::Nation,
+        }
+    }
+}
+
+/// A joint-use council (共同利用) with its member towns.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Council {
+    pub code: String,
+    pub name: String,
+    /// How the council's operator is reached.
+    pub operator_contact: Option<String>,
+    pub towns: Vec<String>,
+}
+
 pub struct NewClient<'a> {
-    pub municipality_code: &'a str,
+    pub binding: &'a Binding,
     pub name: &'a str,
     pub roles: &'a [String],
     pub record_types: Option<&'a [String]>,
@@ -67,6 +96,8 @@ fn admin_entry(
     }
 }
 
+/// Register a town. A council named here that is not registered yet is registered with the
+/// label as its code and name, as the label-only councils of earlier versions were migrated.
 pub fn add_municipality(
     conn: &mut DbConn,
     code: &str,
@@ -79,7 +110,7 @@ pub fn add_municipality(
         by,
         code,
         "admin.municipality.add",
-        serde_json::json!({"name": name}),
+        serde_json::json!({"name": name, "council": council}),
     );
     let now = now_rfc3339();
     let row = (
@@ -90,6 +121,16 @@ pub fn add_municipality(
         municipalities::created_at.eq(&now),
     );
     let result = write_tx!(conn, |c| {
+        if let Some(council) = council {
+            diesel::insert_into(councils::table)
+                .values((
+                    councils::code.eq(council),
+                    councils::name.eq(council),
+                    councils::created_at.eq(&now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
         diesel::insert_into(municipalities::table)
             .values(row)
             .execute(c)?;
@@ -116,16 +157,151 @@ pub fn municipality(conn: &mut DbConn, code: &str) -> StoreResult<Option<Municip
         .optional())?)
 }
 
-pub fn add_client(conn: &mut DbConn, client: &NewClient, by: &str) -> StoreResult<i64> {
+pub fn add_council(
+    conn: &mut DbConn,
+    code: &str,
+    name: &str,
+    operator_contact: Option<&str>,
+    by: &str,
+) -> StoreResult<()> {
     let entry = admin_entry(
         by,
-        client.municipality_code,
-        "admin.client.add",
-        serde_json::json!({"client": client.name, "roles": client.roles}),
+        HUB_CHAIN,
+        "admin.council.add",
+        serde_json::json!({"council": code, "name": name}),
     );
     let now = now_rfc3339();
     let row = (
-        clients::municipality_code.eq(client.municipality_code),
+        councils::code.eq(code),
+        councils::name.eq(name),
+        councils::operator_contact.eq(operator_contact),
+        councils::created_at.eq(&now),
+    );
+    let result = write_tx!(conn, |c| {
+        diesel::insert_into(councils::table)
+            .values(row)
+            .execute(c)?;
+        c.append_audit(&entry)
+    });
+    match result {
+        Err(StoreError::Db(e)) if unique_violation(&e) => Err(StoreError::Conflict(format!(
+            "council {code} is already registered"
+        ))),
+        other => other,
+    }
+}
+
+/// A change to a council's member towns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    Join,
+    Leave,
+}
+
+/// Add a town to a council or take it out. A town belongs to one council at most: joining
+/// while it belongs to another is a conflict. Leaving a council the town is not in is
+/// `NotFound`, as are an unknown council or town.
+pub fn change_council_member(
+    conn: &mut DbConn,
+    council: &str,
+    town: &str,
+    change: Membership,
+    by: &str,
+) -> StoreResult<()> {
+    let action = match change {
+        Membership::Join => "admin.council.member.add",
+        Membership::Leave => "admin.council.member.remove",
+    };
+    let entry = admin_entry(by, town, action, serde_json::json!({"council": council}));
+    write_tx!(conn, |c| {
+        let known = councils::table.find(council).count().get_result::<i64>(c)?;
+        let current = municipalities::table
+            .find(town)
+            .select(municipalities::council)
+            .first::<Option<String>>(c)
+            .optional()?;
+        let (Some(current), true) = (current, known > 0) else {
+            return Err(StoreError::NotFound);
+        };
+        let new = match (change, current.as_deref()) {
+            (Membership::Join, None) => Some(council),
+            (Membership::Join, Some(same)) if same == council => return Ok(()),
+            (Membership::Join, Some(other)) => {
+                return Err(StoreError::Conflict(format!(
+                    "{town} already belongs to council {other}"
+                )));
+            }
+            (Membership::Leave, Some(same)) if same == council => None,
+            (Membership::Leave, _) => return Err(StoreError::NotFound),
+        };
+        diesel::update(municipalities::table.find(town))
+            .set(municipalities::council.eq(new))
+            .execute(c)?;
+        c.append_audit(&entry)
+    })
+}
+
+fn councils_with_towns(conn: &mut DbConn, only: Option<&str>) -> StoreResult<Vec<Council>> {
+    let (rows, members) = on_conn!(conn, |c| {
+        let mut query = councils::table
+            .select((councils::code, councils::name, councils::operator_contact))
+            .order(councils::code)
+            .into_boxed();
+        if let Some(code) = only {
+            query = query.filter(councils::code.eq(code));
+        }
+        let rows = query.load::<(String, String, Option<String>)>(c)?;
+        let members = municipalities::table
+            .filter(municipalities::council.is_not_null())
+            .select((
+                municipalities::council.assume_not_null(),
+                municipalities::municipality_code,
+            ))
+            .order(municipalities::municipality_code)
+            .load::<(String, String)>(c)?;
+        Ok::<_, diesel::result::Error>((rows, members))
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(code, name, operator_contact)| Council {
+            towns: members
+                .iter()
+                .filter(|(council, _)| *council == code)
+                .map(|(_, town)| town.clone())
+                .collect(),
+            code,
+            name,
+            operator_contact,
+        })
+        .collect())
+}
+
+pub fn list_councils(conn: &mut DbConn) -> StoreResult<Vec<Council>> {
+    councils_with_towns(conn, None)
+}
+
+pub fn council(conn: &mut DbConn, code: &str) -> StoreResult<Option<Council>> {
+    Ok(councils_with_towns(conn, Some(code))?.pop())
+}
+
+pub fn add_client(conn: &mut DbConn, client: &NewClient, by: &str) -> StoreResult<i64> {
+    let binding = client.binding;
+    let entry = admin_entry(
+        by,
+        &binding.audit_municipality(),
+        "admin.client.add",
+        serde_json::json!({"client": client.name, "scope": binding.label(), "roles": client.roles}),
+    );
+    let now = now_rfc3339();
+    let (town, council) = match binding {
+        Binding::Municipality(town) => (Some(town.as_str()), None),
+        Binding::Council(council) => (None, Some(council.as_str())),
+        Binding::Nation => (None, None),
+    };
+    let row = (
+        clients::scope.eq(binding.kind().as_str()),
+        clients::municipality_code.eq(town),
+        clients::council_code.eq(council),
         clients::name.eq(client.name),
         clients::roles.eq(client.roles.join(",")),
         clients::record_types.eq(client.record_types.map(|t| t.join(","))),
@@ -134,15 +310,16 @@ pub fn add_client(conn: &mut DbConn, client: &NewClient, by: &str) -> StoreResul
         clients::cert_fingerprint.eq(client.cert_fingerprint),
     );
     let result = write_tx!(conn, |c| {
-        let peer_town = super::tables::peer_towns::table
-            .find(client.municipality_code)
-            .count()
-            .get_result::<i64>(c)?;
-        if peer_town > 0 {
-            return Err(StoreError::Unprocessable(format!(
-                "{} is a town of a peer hub; its clients belong to that hub",
-                client.municipality_code
-            )));
+        if let Some(town) = town {
+            let peer_town = super::tables::peer_towns::table
+                .find(town)
+                .count()
+                .get_result::<i64>(c)?;
+            if peer_town > 0 {
+                return Err(StoreError::Unprocessable(format!(
+                    "{town} is a town of a peer hub; its clients belong to that hub"
+                )));
+            }
         }
         let id = diesel::insert_into(clients::table)
             .values(row)
@@ -154,18 +331,51 @@ pub fn add_client(conn: &mut DbConn, client: &NewClient, by: &str) -> StoreResul
     match result {
         Err(StoreError::Db(e)) if unique_violation(&e) => Err(StoreError::Conflict(format!(
             "a client named {:?} already exists in {}",
-            client.name, client.municipality_code
+            client.name,
+            binding.label()
         ))),
         other => other,
     }
 }
 
-pub fn client_by_token_hash(conn: &mut DbConn, hash: &str) -> StoreResult<Option<ClientRow>> {
-    Ok(on_conn!(conn, |c| clients::table
+/// The active client holding a token (by its hash), as a caller: its scope with a council's
+/// current member towns, and only the roles its scope admits.
+pub fn principal_by_token_hash(conn: &mut DbConn, hash: &str) -> StoreResult<Option<Principal>> {
+    let row = on_conn!(conn, |c| clients::table
         .filter(clients::token_hash.eq(hash))
         .filter(clients::revoked_at.is_null())
         .first::<ClientRow>(c)
-        .optional())?)
+        .optional())?;
+    row.map(|row| principal(conn, row)).transpose()
+}
+
+fn principal(conn: &mut DbConn, row: ClientRow) -> StoreResult<Principal> {
+    let binding = row.binding();
+    let scope = match &binding {
+        Binding::Municipality(town) => Scope::Municipality(town.clone()),
+        Binding::Council(code) => Scope::Council {
+            code: code.clone(),
+            towns: council(conn, code)?.map(|c| c.towns).unwrap_or_default(),
+        },
+        Binding::Nation => Scope::Nation,
+    };
+    let kind = binding.kind();
+    Ok(Principal {
+        client_id: row.id,
+        roles: row
+            .roles
+            .split(',')
+            .filter_map(Role::parse)
+            .filter(|role| kind.admits(*role))
+            .collect(),
+        record_types: row
+            .record_types
+            .map(|t| t.split(',').map(str::to_string).collect()),
+        name: row.name,
+        municipality: binding.audit_municipality(),
+        scope,
+        cert_fingerprint: row.cert_fingerprint,
+    })
 }
 
 /// The active client of `municipality` named `name`.
@@ -188,6 +398,34 @@ pub fn list_clients(conn: &mut DbConn) -> StoreResult<Vec<ClientRow>> {
         .load::<ClientRow>(c))?)
 }
 
+/// The clients of a council: its own and those of its member towns.
+pub fn council_clients(conn: &mut DbConn, council: &Council) -> StoreResult<Vec<ClientRow>> {
+    Ok(on_conn!(conn, |c| clients::table
+        .filter(
+            clients::council_code
+                .eq(&council.code)
+                .or(clients::municipality_code.eq_any(&council.towns))
+        )
+        .order(clients::id)
+        .load::<ClientRow>(c))?)
+}
+
+/// The active clients registered under `binding` named `name`.
+macro_rules! active_client {
+    ($binding:expr, $name:expr) => {{
+        let query = clients::table
+            .filter(clients::scope.eq($binding.kind().as_str()))
+            .filter(clients::name.eq($name))
+            .filter(clients::revoked_at.is_null())
+            .into_boxed();
+        match $binding {
+            Binding::Municipality(town) => query.filter(clients::municipality_code.eq(town)),
+            Binding::Council(code) => query.filter(clients::council_code.eq(code)),
+            Binding::Nation => query,
+        }
+    }};
+}
+
 /// What an administrator changes on an active client.
 enum ClientChange<'a> {
     Revoke,
@@ -197,7 +435,7 @@ enum ClientChange<'a> {
 /// Apply a change to an active client with its audit entry; false if there is no such client.
 fn change_active_client(
     conn: &mut DbConn,
-    municipality: &str,
+    binding: &Binding,
     name: &str,
     change: ClientChange,
     by: &str,
@@ -208,21 +446,21 @@ fn change_active_client(
     };
     let entry = admin_entry(
         by,
-        municipality,
+        &binding.audit_municipality(),
         action,
-        serde_json::json!({"client": name}),
+        serde_json::json!({"client": name, "scope": binding.label()}),
     );
     let now = now_rfc3339();
     write_tx!(conn, |c| {
-        let active = clients::table
-            .filter(clients::municipality_code.eq(municipality))
-            .filter(clients::name.eq(name))
-            .filter(clients::revoked_at.is_null());
+        let ids = active_client!(binding, name)
+            .select(clients::id)
+            .load::<i64>(c)?;
+        let targets = clients::table.filter(clients::id.eq_any(&ids));
         let changed = match change {
-            ClientChange::Revoke => diesel::update(active)
+            ClientChange::Revoke => diesel::update(targets)
                 .set(clients::revoked_at.eq(&now))
                 .execute(c)?,
-            ClientChange::NewToken(hash) => diesel::update(active)
+            ClientChange::NewToken(hash) => diesel::update(targets)
                 .set(clients::token_hash.eq(hash))
                 .execute(c)?,
         };
@@ -236,29 +474,23 @@ fn change_active_client(
 /// Revoke a client: its token stops working at once. Returns false if no such active client.
 pub fn revoke_client(
     conn: &mut DbConn,
-    municipality: &str,
+    binding: &Binding,
     name: &str,
     by: &str,
 ) -> StoreResult<bool> {
-    change_active_client(conn, municipality, name, ClientChange::Revoke, by)
+    change_active_client(conn, binding, name, ClientChange::Revoke, by)
 }
 
 /// Replace a client's token; the old one stops working at once. Returns false if no such
 /// active client.
 pub fn rotate_token(
     conn: &mut DbConn,
-    municipality: &str,
+    binding: &Binding,
     name: &str,
     new_hash: &str,
     by: &str,
 ) -> StoreResult<bool> {
-    change_active_client(
-        conn,
-        municipality,
-        name,
-        ClientChange::NewToken(new_hash),
-        by,
-    )
+    change_active_client(conn, binding, name, ClientChange::NewToken(new_hash), by)
 }
 
 /// A stored answer to an earlier request with the same idempotency key. Status 0 marks a

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod clients;
 pub mod identity;
 pub mod indicators;
+pub mod operations;
 pub mod packages;
 pub mod records;
 pub mod screening;

@@ -13,7 +13,9 @@ diesel::table! {
 diesel::table! {
     clients (id) {
         id -> BigInt,
-        municipality_code -> Text,
+        scope -> Text,
+        municipality_code -> Nullable<Text>,
+        council_code -> Nullable<Text>,
         name -> Text,
         roles -> Text,
         record_types -> Nullable<Text>,
@@ -21,6 +23,15 @@ diesel::table! {
         created_at -> Text,
         revoked_at -> Nullable<Text>,
         cert_fingerprint -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    councils (code) {
+        code -> Text,
+        name -> Text,
+        operator_contact -> Nullable<Text>,
+        created_at -> Text,
     }
 }
 
@@ -313,8 +324,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    push_days (municipality_code, source, day) {
+        municipality_code -> Text,
+        source -> Text,
+        day -> Text,
+        received -> BigInt,
+        rejected -> BigInt,
+        last_push_at -> Text,
+    }
+}
+
+diesel::table! {
+    push_rejections (municipality_code, source, day, code) {
+        municipality_code -> Text,
+        source -> Text,
+        day -> Text,
+        code -> Text,
+        records -> BigInt,
+    }
+}
+
+diesel::table! {
+    feed_cursors (municipality_code, client_id) {
+        municipality_code -> Text,
+        client_id -> BigInt,
+        client_name -> Text,
+        cursor_seq -> BigInt,
+        read_at -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     municipalities,
+    councils,
     clients,
     subjects,
     records,
@@ -337,4 +380,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     transfer_packages,
     indicator_releases,
     indicator_cells,
+    push_days,
+    push_rejections,
+    feed_cursors,
 );

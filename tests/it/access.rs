@@ -258,7 +258,12 @@ fn matrix_world(backend: Backend) -> World {
         "auditor",
         "support-measure-reader",
     ] {
-        let token = hub.add_client(TOWN, role, role, None);
+        // National staff are bound to the nation, every other caller to the town.
+        let token = if role == "national-analyst" {
+            hub.add_scoped_client(&["--nation"], role, role)
+        } else {
+            hub.add_client(TOWN, role, role, None)
+        };
         callers.push(Caller {
             label: role,
             token: Some(token),
@@ -725,7 +730,7 @@ fn reads_pushes_and_failed_logins_are_audited(backend: Backend) {
     let town = hub.town(TOWN);
     let auditor = hub.add_client(TOWN, "auditor", "auditor", None);
     let desk = hub.add_client(TOWN, "case-desk", "caseworker", None);
-    let analyst = hub.add_client(TOWN, "analyst", "national-analyst", None);
+    let analyst = hub.add_scoped_client(&["--nation"], "analyst", "national-analyst");
     hub.push(
         &town,
         &[
@@ -779,7 +784,8 @@ fn reads_pushes_and_failed_logins_are_audited(backend: Backend) {
         );
     }
     let denied = reads[1];
-    assert_eq!(denied["result"], "denied:role", "{denied}");
+    // The national analyst is refused for its scope, before any role is looked at.
+    assert_eq!(denied["result"], "denied:scope", "{denied}");
     assert_eq!(denied["actor"], "analyst-9", "{denied}");
     assert_eq!(denied["client_name"], "analyst", "{denied}");
     // Entries hold no personal data beyond the resident number.

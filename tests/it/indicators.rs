@@ -116,8 +116,9 @@ fn in_scope<'a>(release: &'a Value, level: &str, geography: &str) -> &'a Value {
     cell(release, level, geography, "children_in_scope", "all")
 }
 
-fn analyst(hub: &Hub, town: &Town) -> String {
-    hub.add_client(&town.code, "analyst", "national-analyst", None)
+/// National staff, bound to the nation.
+fn analyst(hub: &Hub) -> String {
+    hub.add_scoped_client(&["--nation"], "analyst", "national-analyst")
 }
 
 /// Floor − 1 is hidden, the floor is shown, zero is shown; aggregates are rounded.
@@ -143,7 +144,7 @@ fn floor_boundaries(backend: Backend) {
         children(&hub, t, n);
     }
     let id = released(&hub);
-    let r = fetch(&hub, &analyst(&hub, &at_floor), id);
+    let r = fetch(&hub, &analyst(&hub), id);
     assert_eq!(in_scope(&r, "municipality", &at_floor.code)["value"], 10);
     assert_eq!(in_scope(&r, "municipality", &empty.code)["value"], 0);
     let hidden = in_scope(&r, "municipality", &below.code);
@@ -190,7 +191,7 @@ fn small_towns(backend: Backend) {
         children(&hub, t, n);
     }
     let id = released(&hub);
-    let r = fetch(&hub, &analyst(&hub, &large), id);
+    let r = fetch(&hub, &analyst(&hub), id);
     for small in [&tiny, &unknown] {
         let c = in_scope(&r, "municipality", &small.code);
         assert_eq!(
@@ -241,7 +242,7 @@ fn differencing(backend: Backend) {
         )),
         "the report names the small town's cell: {text}"
     );
-    let token = analyst(&hub, &a);
+    let token = analyst(&hub);
     let none = hub.get("/v1/indicators/releases", Some(&token)).ok();
     assert_eq!(none["releases"], json!([]), "nothing refused is stored");
 
@@ -289,8 +290,10 @@ fn roles(backend: Backend) {
         children(&hub, t, n);
     }
     screened(&hub, &north, 12, "support_started", "poverty");
-    let national = analyst(&hub, &north);
-    let admin = hub.add_client(&north.code, "admin", "council-admin", None);
+    let national = analyst(&hub);
+    let admin = hub.add_scoped_client(&["--council", "north"], "admin", "council-admin");
+    // A council-admin registered under a town previews that town alone.
+    let town_admin = hub.add_client(&north.code, "town-admin", "council-admin", None);
     let preview = "/v1/indicators/preview?fiscal_year=2025";
 
     // Before publication: no release, no preview for a caseworker or the national analyst.
@@ -324,6 +327,24 @@ fn roles(backend: Backend) {
     assert_eq!(
         geographies, expected,
         "only the admin's own council before publication"
+    );
+    let own = hub.get(preview, Some(&town_admin)).ok();
+    let own_cells: std::collections::BTreeSet<String> = own["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["level"].as_str().unwrap(),
+                c["geography"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        own_cells,
+        [format!("municipality {}", north.code)].into(),
+        "a town's own council-admin sees its town alone"
     );
     assert_eq!(in_scope(&seen, "municipality", &north.code)["value"], 30);
 
@@ -376,7 +397,7 @@ fn csv_with_bom(backend: Backend) {
     children(&hub, &b, 5);
     children(&hub, &c, 30);
     let id = released(&hub);
-    let token = analyst(&hub, &a);
+    let token = analyst(&hub);
     let by_query = hub.get(
         &format!("/v1/indicators/releases/{id}?format=csv"),
         Some(&token),
@@ -462,7 +483,7 @@ fn ledger_is_immutable(backend: Backend) {
     let a = town(&hub, "13101", None, Some(100_000));
     children(&hub, &a, 30);
     let first = released(&hub);
-    let token = analyst(&hub, &a);
+    let token = analyst(&hub);
     let before = fetch(&hub, &token, first);
     let mut db = hub.raw_db();
     for sql in [
@@ -513,7 +534,7 @@ fn peer_towns_are_not_counted(backend: Backend) {
     ]);
     assert!(out.status.success(), "peer add: {}", describe(&out));
     let id = released(&hub);
-    let release = fetch(&hub, &analyst(&hub, &own), id);
+    let release = fetch(&hub, &analyst(&hub), id);
     let geographies: Vec<&str> = release["cells"]
         .as_array()
         .expect("cells")
@@ -549,7 +570,7 @@ fn revision_after_late_records(backend: Backend) {
     screened(&hub, &c, 30, "support_started", "poverty");
     screened(&hub, &small, 5, "support_started", "abuse");
     let first = released(&hub);
-    let token = analyst(&hub, &a);
+    let token = analyst(&hub);
     let before = fetch(&hub, &token, first);
     // Two records arrive months late (the first five are the same records again).
     screened(&hub, &small, 7, "support_started", "abuse");

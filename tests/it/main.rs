@@ -28,6 +28,7 @@ mod openapi;
 mod openapi_access;
 mod problems;
 mod records;
+mod scopes;
 mod screening;
 mod secrets_at_rest;
 mod slow_clients;

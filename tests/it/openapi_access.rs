@@ -1,6 +1,8 @@
-//! Every operation of the OpenAPI document, called with a national-analyst token: none may
-//! return a personal field. The list of operations comes from the committed document, so a
-//! route added later is checked without anyone remembering to add it here.
+//! Every operation of the OpenAPI document, called by a client of every scope that may not see
+//! a child (the nation's analyst, a council's operator, other towns' staff): none may return a
+//! personal field, and a child it may not see answers exactly like a missing one. The list of
+//! operations comes from the committed document, so a route added later is checked without
+//! anyone remembering to add it here.
 
 use crate::common;
 
@@ -10,9 +12,12 @@ use serde_json::{Value, json};
 const TOWN: &str = "131016";
 const OTHER: &str = "011002";
 const CHILD: &str = "R-SECRET-1";
+/// The council both towns belong to: its operator works over the very towns holding the
+/// children, and still sees none of them.
+const COUNCIL: &str = "north";
 const SECRETS: [&str; 4] = ["秘密", CHILD, "ヒミツ", "秘密町"];
 
-fn seed(hub: &Hub) -> String {
+fn seed(hub: &Hub) {
     let town = hub.town(TOWN);
     hub.add_town(OTHER, "札幌市");
     let pushed = hub.push(
@@ -52,7 +57,27 @@ fn seed(hub: &Hub) -> String {
         .to_string(),
     );
     assert_eq!(offered.status, 201, "{}", offered.text());
-    hub.add_client(TOWN, "analyst", "national-analyst", None)
+}
+
+/// A council of both towns; returns the tokens of the nation's analyst and the council's
+/// operator.
+fn scoped_callers(hub: &Hub) -> Vec<(String, String)> {
+    let council = hub.cli(&["admin", "council", "add", COUNCIL, "北の協議会"]);
+    assert!(council.status.success(), "{}", common::describe(&council));
+    for town in [TOWN, OTHER] {
+        let joined = hub.cli(&["admin", "council", "member", "add", COUNCIL, town]);
+        assert!(joined.status.success(), "{}", common::describe(&joined));
+    }
+    vec![
+        (
+            "national-analyst@nation".into(),
+            hub.add_scoped_client(&["--nation"], "analyst", "national-analyst"),
+        ),
+        (
+            format!("council-admin@council:{COUNCIL}"),
+            hub.add_scoped_client(&["--council", COUNCIL], "operator", "council-admin"),
+        ),
+    ]
 }
 
 fn operations() -> Vec<(String, String, Value)> {
@@ -73,7 +98,12 @@ fn operations() -> Vec<(String, String, Value)> {
 }
 
 fn concrete(path: &str) -> String {
-    path.replace("{code}", TOWN)
+    let code = if path.starts_with("/v1/councils/") {
+        COUNCIL
+    } else {
+        TOWN
+    };
+    path.replace("{code}", code)
         .replace("{resident_no}", CHILD)
         .replace("{source_record_id}", "wb-secret")
         .replace("{id}", "1")
@@ -89,65 +119,50 @@ fn body_for(op: &Value) -> String {
         .to_string()
 }
 
-fn national_analyst_sees_no_personal_field(backend: Backend) {
+fn council_and_national_scopes_see_no_personal_field(backend: Backend) {
     let hub = Hub::start(backend);
-    let analyst = seed(&hub);
+    seed(&hub);
+    let callers = scoped_callers(&hub);
     let headers = [("X-Purpose", "case_handling"), ("X-Actor", "analyst-1")];
     let ops = operations();
     assert!(ops.len() >= 20, "the document lists the operations");
     let mut called = 0;
-    for (method, path, op) in &ops {
-        let url = concrete(path);
-        let url = if path == "/v1/audit" {
-            format!("{url}?subject={CHILD}")
-        } else {
-            url
-        };
-        let response = match method.as_str() {
-            "GET" => hub.get_with(&url, Some(&analyst), &headers),
-            "DELETE" => hub.delete_with(&url, Some(&analyst), &headers),
-            "POST" => hub.post(
-                &url,
-                Some(&analyst),
-                Some("application/json"),
-                &headers,
-                body_for(op),
-            ),
-            "PUT" => hub.put(
-                &url,
-                Some(&analyst),
-                Some("application/json"),
-                &headers,
-                body_for(op),
-            ),
-            other => panic!("unexpected method {other}"),
-        };
-        called += 1;
-        let text = String::from_utf8_lossy(&response.body).into_owned();
-        for secret in SECRETS {
-            assert!(
-                !text.contains(secret),
-                "{method} {path} answered the national analyst with personal data ({secret}): {} {text}",
-                response.status
-            );
-        }
-        let personal = path.contains("{resident_no}")
-            || path.contains("/changes")
-            || path.contains("/history")
-            || path.contains("identity-reviews")
-            || path.starts_with("/v1/transfers")
-            || path.starts_with("/v1/audit")
-            || path.starts_with("/v1/municipalities/{code}/screening-")
-            || path.contains("/school-shares");
-        if personal {
-            assert!(
-                !(200..300).contains(&response.status),
-                "{method} {path} must refuse a national analyst, got {}: {text}",
-                response.status
-            );
+    for (who, token) in &callers {
+        for (method, path, op) in &ops {
+            let url = concrete(path);
+            let url = if path == "/v1/audit" {
+                format!("{url}?subject={CHILD}")
+            } else {
+                url
+            };
+            let response = call(&hub, method, &url, token, &headers, body_for(op));
+            called += 1;
+            let text = String::from_utf8_lossy(&response.body).into_owned();
+            for secret in SECRETS {
+                assert!(
+                    !text.contains(secret),
+                    "{method} {path} answered {who} with personal data ({secret}): {} {text}",
+                    response.status
+                );
+            }
+            let personal = path.contains("{resident_no}")
+                || path.contains("/changes")
+                || path.contains("/history")
+                || path.contains("identity-reviews")
+                || path.starts_with("/v1/transfers")
+                || path.starts_with("/v1/audit")
+                || path.starts_with("/v1/municipalities/{code}/screening-")
+                || path.contains("/school-shares");
+            if personal {
+                assert!(
+                    !(200..300).contains(&response.status),
+                    "{method} {path} must refuse {who}, got {}: {text}",
+                    response.status
+                );
+            }
         }
     }
-    assert_eq!(called, ops.len());
+    assert_eq!(called, ops.len() * callers.len());
     // The data is really there: the same routes answer a caseworker with it.
     let town = common::Town {
         code: TOWN.into(),
@@ -157,7 +172,7 @@ fn national_analyst_sees_no_personal_field(backend: Backend) {
     assert_eq!(profile["subject"]["name"], "秘密 花子");
 }
 
-both_backends!(national_analyst_sees_no_personal_field);
+both_backends!(council_and_national_scopes_see_no_personal_field);
 
 // ---------------------------------------------------------------------------------------
 // Every operation × every role × every kind of child the caller may not see: the answer is
@@ -417,19 +432,19 @@ type Kind<'a> = (
 fn hidden_children_answer_like_missing_ones(backend: Backend) {
     let hub = Hub::start(backend);
     let dv_transfer = seed_hidden_children(&hub);
-    // Every role a client can hold, none of them with support-measure-reader; callers of the
-    // other town too (the destination of the DV transfer).
+    // Every role a town's client can hold, none of them with support-measure-reader; callers
+    // of the other town too (the destination of the DV transfer); and the scopes above the
+    // towns: the nation's analyst and the operator of a council of both towns.
     let roles = [
         "source",
         "caseworker",
         "transfer-officer",
         "auditor",
         "council-admin",
-        "national-analyst",
         "school",
         "source,caseworker,transfer-officer,auditor",
     ];
-    let mut callers: Vec<(String, String)> = Vec::new();
+    let mut callers: Vec<(String, String)> = scoped_callers(&hub);
     for (i, role) in roles.iter().enumerate() {
         for town in [TOWN, OTHER] {
             let token = hub.add_client(town, &format!("ga-{i}-{town}"), role, None);

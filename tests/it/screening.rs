@@ -240,7 +240,7 @@ fn rule_sets_are_validated_versioned_and_adopted(backend: Backend) {
     let stranger = hub.add_client(common::OTHER_TOWN, "cw", "caseworker", None);
     hub.get(&rules_url(""), Some(&stranger))
         .problem(404, "not_found");
-    let analyst = hub.add_client(TOWN, "analyst", "national-analyst", None);
+    let analyst = hub.add_scoped_client(&["--nation"], "analyst", "national-analyst");
     hub.get(&rules_url("/1"), Some(&analyst))
         .problem(404, "not_found");
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::RunQueryDsl;
 use kodomo_hub::audit::AuditEntry;
-use kodomo_hub::auth::{Principal, Role};
+use kodomo_hub::auth::{Principal, Role, Scope};
 use kodomo_hub::keys::KeyPaths;
 use kodomo_hub::store::transfers;
 use kodomo_hub::store::{DbConn, Location, PreparedRecord, Store, StoreError, clients};
@@ -335,6 +335,7 @@ fn officer_of(town: &str) -> Principal {
     Principal {
         client_id: 1,
         name: format!("officer-{town}"),
+        scope: Scope::Municipality(town.to_string()),
         municipality: town.to_string(),
         roles: vec![Role::TransferOfficer, Role::SupportMeasureReader],
         record_types: None,

@@ -434,7 +434,7 @@ impl Hub {
         assert!(out.status.success(), "add town {code}: {}", describe(&out));
     }
 
-    /// `admin client add`; returns the printed token.
+    /// `admin client add --municipality <town>`; returns the printed token.
     pub fn add_client(
         &self,
         town: &str,
@@ -442,20 +442,18 @@ impl Hub {
         roles: &str,
         record_types: Option<&str>,
     ) -> String {
-        let mut args = vec![
-            "admin",
-            "client",
-            "add",
-            "--municipality",
-            town,
-            "--name",
-            name,
-            "--role",
-            roles,
-        ];
+        let mut scope = vec!["--municipality", town];
         if let Some(types) = record_types {
-            args.extend(["--record-types", types]);
+            scope.extend(["--record-types", types]);
         }
+        self.add_scoped_client(&scope, name, roles)
+    }
+
+    /// `admin client add` bound to the scope given as its arguments (`--council north`,
+    /// `--nation`); returns the printed token.
+    pub fn add_scoped_client(&self, scope: &[&str], name: &str, roles: &str) -> String {
+        let mut args = vec!["admin", "client", "add", "--name", name, "--role", roles];
+        args.extend(scope);
         let out = self.cli(&args);
         assert!(
             out.status.success(),
@@ -754,6 +752,16 @@ impl RawDb {
         match self {
             RawDb::Sqlite(c) => diesel::sql_query(sql).execute(c),
             RawDb::Postgres(c) => diesel::sql_query(sql).execute(c),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Run a script of several statements (a migration's SQL, say).
+    pub fn batch(&mut self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        match self {
+            RawDb::Sqlite(c) => c.batch_execute(sql),
+            RawDb::Postgres(c) => c.batch_execute(sql),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }

@@ -1,0 +1,3 @@
+DROP TABLE feed_cursors;
+DROP TABLE push_rejections;
+DROP TABLE push_days;
