@@ -50,6 +50,7 @@ mod layering {
         "identity",
         "access",
         "audit",
+        "auth",
         "transfer/mod.rs",
         "transfer/package",
         "transfer/trust.rs",

@@ -891,7 +891,6 @@ pub fn link_school(
     audit: &AuditEntry,
 ) -> Result<(), ScreeningError> {
     let client = crate::store::clients::active_client(conn, municipality, client_name)?
-        .map(Principal::from_row)
         .ok_or(ScreeningError::NotFound)?;
     if !access::reads_school_shares(&client, municipality) {
         return Err(ScreeningError::NotASchool(client_name.to_string()));

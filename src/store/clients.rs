@@ -378,18 +378,19 @@ fn principal(conn: &mut DbConn, row: ClientRow) -> StoreResult<Principal> {
     })
 }
 
-/// The active client of `municipality` named `name`.
+/// The active client of `municipality` named `name`, as a caller.
 pub fn active_client(
     conn: &mut DbConn,
     municipality: &str,
     name: &str,
-) -> StoreResult<Option<ClientRow>> {
-    Ok(on_conn!(conn, |c| clients::table
+) -> StoreResult<Option<Principal>> {
+    let row = on_conn!(conn, |c| clients::table
         .filter(clients::municipality_code.eq(municipality))
         .filter(clients::name.eq(name))
         .filter(clients::revoked_at.is_null())
         .first::<ClientRow>(c)
-        .optional())?)
+        .optional())?;
+    row.map(|row| principal(conn, row)).transpose()
 }
 
 pub fn list_clients(conn: &mut DbConn) -> StoreResult<Vec<ClientRow>> {

@@ -44,7 +44,8 @@ pub fn record_push(conn: &mut DbConn, push: &PushTally) -> StoreResult<()> {
         push_days::rejected.eq(push.rejected as i64),
         push_days::last_push_at.eq(&now),
     );
-    write_tx!(conn, |c| {
+    // One town's figures: on PostgreSQL this runs beside other towns' writes.
+    write_tx!(conn, town = push.municipality, |c| {
         diesel::insert_into(push_days::table)
             .values(day_row)
             .on_conflict((
@@ -95,22 +96,24 @@ pub fn record_feed_read(
     cursor: i64,
 ) -> StoreResult<()> {
     let now = now_rfc3339();
-    write_tx!(conn, |c| diesel::insert_into(feed_cursors::table)
-        .values((
-            feed_cursors::municipality_code.eq(municipality),
-            feed_cursors::client_id.eq(client_id),
-            feed_cursors::client_name.eq(client_name),
-            feed_cursors::cursor_seq.eq(cursor),
-            feed_cursors::read_at.eq(&now),
-        ))
-        .on_conflict((feed_cursors::municipality_code, feed_cursors::client_id))
-        .do_update()
-        .set((
-            feed_cursors::client_name.eq(client_name),
-            feed_cursors::cursor_seq.eq(cursor),
-            feed_cursors::read_at.eq(&now),
-        ))
-        .execute(c))?;
+    write_tx!(conn, town = municipality, |c| diesel::insert_into(
+        feed_cursors::table
+    )
+    .values((
+        feed_cursors::municipality_code.eq(municipality),
+        feed_cursors::client_id.eq(client_id),
+        feed_cursors::client_name.eq(client_name),
+        feed_cursors::cursor_seq.eq(cursor),
+        feed_cursors::read_at.eq(&now),
+    ))
+    .on_conflict((feed_cursors::municipality_code, feed_cursors::client_id))
+    .do_update()
+    .set((
+        feed_cursors::client_name.eq(client_name),
+        feed_cursors::cursor_seq.eq(cursor),
+        feed_cursors::read_at.eq(&now),
+    ))
+    .execute(c))?;
     Ok(())
 }
 
