@@ -383,6 +383,46 @@ pub fn import(
     })
 }
 
+/// The package `origin` sent that a receipt or outcome (`what`) answers: it must exist, be
+/// answered by the hub it was sent to, and name the bytes that were sent.
+fn answered_package(
+    c: &mut dyn TransferTx,
+    what: &str,
+    origin: &str,
+    signer: &str,
+    package_id: &str,
+    package_sha256: &str,
+) -> Result<KnownPackage> {
+    let sent = c
+        .package(package_id)?
+        .filter(|p| p.direction == Direction::Outbound && p.municipality == origin)
+        .ok_or_else(|| {
+            refuse(
+                "package_unknown",
+                "/package_id",
+                format!("{origin} sent no package with this id"),
+            )
+        })?;
+    if signer != sent.peer {
+        return Err(refuse(
+            "signer_unknown",
+            "/signature",
+            format!(
+                "the {what} is not signed by {}, the hub the package was sent to",
+                sent.peer
+            ),
+        ));
+    }
+    if package_sha256 != sent.package_sha256 {
+        return Err(refuse(
+            "package_digest_mismatch",
+            "/package_sha256",
+            format!("the {what} names other bytes than the package sent"),
+        ));
+    }
+    Ok(sent)
+}
+
 /// Import the destination hub's signed receipt for a package this hub sent: the transfer is
 /// delivered (closed here) and its children are marked moved out. Importing it again is
 /// harmless.
@@ -398,33 +438,14 @@ pub fn import_receipt(
     signature.verify(&xml)?;
     let signer = trusted_peer(conn, &signature, &receipt.received, "/received")?;
     in_transfer_transaction(conn, |c| {
-        let sent = c
-            .package(&receipt.package_id)?
-            .filter(|p| p.direction == Direction::Outbound && p.municipality == origin)
-            .ok_or_else(|| {
-                refuse(
-                    "package_unknown",
-                    "/package_id",
-                    format!("{origin} sent no package with this id"),
-                )
-            })?;
-        if signer != sent.peer {
-            return Err(refuse(
-                "signer_unknown",
-                "/signature",
-                format!(
-                    "the receipt is not signed by {}, the hub the package was sent to",
-                    sent.peer
-                ),
-            ));
-        }
-        if receipt.package_sha256 != sent.package_sha256 {
-            return Err(refuse(
-                "package_digest_mismatch",
-                "/package_sha256",
-                "the receipt acknowledges other bytes than the package sent",
-            ));
-        }
+        let sent = answered_package(
+            c,
+            "receipt",
+            origin,
+            &signer,
+            &receipt.package_id,
+            &receipt.package_sha256,
+        )?;
         let transfer_id = sent.transfer_id;
         let transfer = c.transfer(transfer_id)?.ok_or(StoreError::NotFound)?;
         let counts = c.transfer_size(transfer_id)?;
@@ -566,33 +587,14 @@ pub fn import_outcome(
     let signer = trusted_peer(conn, &signature, &outcome.decided, "/decided")?;
     let xml = String::from_utf8(xml.into_owned()).expect("checked to be UTF-8 or rendered");
     in_transfer_transaction(conn, |c| {
-        let sent = c
-            .package(&outcome.package_id)?
-            .filter(|p| p.direction == Direction::Outbound && p.municipality == origin)
-            .ok_or_else(|| {
-                refuse(
-                    "package_unknown",
-                    "/package_id",
-                    format!("{origin} sent no package with this id"),
-                )
-            })?;
-        if signer != sent.peer {
-            return Err(refuse(
-                "signer_unknown",
-                "/signature",
-                format!(
-                    "the outcome is not signed by {}, the hub the package was sent to",
-                    sent.peer
-                ),
-            ));
-        }
-        if outcome.package_sha256 != sent.package_sha256 {
-            return Err(refuse(
-                "package_digest_mismatch",
-                "/package_sha256",
-                "the outcome is about other bytes than the package sent",
-            ));
-        }
+        let sent = answered_package(
+            c,
+            "outcome",
+            origin,
+            &signer,
+            &outcome.package_id,
+            &outcome.package_sha256,
+        )?;
         let transfer_id = sent.transfer_id;
         let exchanged = c
             .package_of(transfer_id, Direction::Outbound)?
