@@ -73,7 +73,7 @@ impl utoipa::Modify for BearerAuth {
         crate::identity::resolve::Candidate,
         transfers::OfferRequest, transfers::AcceptRequest, transfers::PlacementRequest,
         transfers::DeclineRequest, crate::transfer::TransferBox, transfers::TransferList,
-        packages::PackageForm, crate::transfer::exchange::Imported, crate::transfer::package::Receipt,
+        packages::PackageForm, packages::OutcomeImported, crate::transfer::exchange::Imported, crate::transfer::package::Receipt,
         crate::transfer::package::Outcome, crate::transfer::package::ChildOutcome,
         crate::transfer::package::ChildDecision,
         crate::store::transfers::Transfer, crate::store::transfers::TransferView,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::extract::{Actor, Officer};
 use super::{Problem, State, audit_entry, blocking, json, with_conn};
 use crate::access::TransferUse;
-use crate::store::transfers::{self as store_transfers, Transfer, TransferView};
+use crate::store::transfers::Transfer;
 use crate::transfer::exchange::Imported;
 use crate::transfer::exchange::{self as packages, Importer};
 use crate::transfer::package::{self, Outcome, Receipt};
@@ -305,7 +305,7 @@ pub async fn outcome(
     ),
     request_body(content((String = "application/xml"), (Outcome = "application/json"))),
     responses(
-        (status = 200, description = "The transfer with the destination's decision", body = TransferView),
+        (status = 200, description = "The transfer with the destination's decision", body = OutcomeImported),
         (status = 400, description = "Missing signature or actor", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not a transfer officer", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The transfer was cancelled or otherwise closed", body = Problem, content_type = PROBLEM),
@@ -328,11 +328,24 @@ pub async fn import_outcome(
     entry.actor = Some(by);
     let signature = signature(&req)?;
     let body = super::records::read_body(&mut payload, &state.limits).await?;
-    let view = with_conn(&state, move |conn, _| {
+    let imported = with_conn(&state, move |conn, _| {
         let transfer =
             packages::import_outcome(conn, &body, &signature, &principal.municipality, &entry)?;
-        store_transfers::view(conn, transfer.id, None)?.ok_or_else(Problem::not_found)
+        let outcome = packages::outcome(conn, transfer.id)?.ok_or_else(Problem::not_found)?;
+        Ok(OutcomeImported {
+            transfer,
+            destination_outcome: outcome.fields,
+        })
     })
     .await?;
-    Ok(json(StatusCode::OK, &view))
+    Ok(json(StatusCode::OK, &imported))
+}
+
+/// The transfer (no child's data: the officer importing may not be one who sees every child
+/// of it) with the destination's decision.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OutcomeImported {
+    #[serde(flatten)]
+    pub transfer: Transfer,
+    pub destination_outcome: Outcome,
 }
