@@ -22,8 +22,10 @@ pub struct CouncilClient {
     pub name: String,
     /// `municipality:<code>`, `council:<code>`.
     pub scope: String,
+    #[schema(max_items = 8)]
     pub roles: Vec<String>,
     /// Record types a source may push (absent: all).
+    #[schema(max_items = 100)]
     pub record_types: Option<Vec<String>>,
     pub active: bool,
 }
@@ -31,6 +33,7 @@ pub struct CouncilClient {
 #[derive(Serialize, ToSchema)]
 pub struct CouncilClients {
     pub council: Council,
+    #[schema(max_items = 10000)]
     pub clients: Vec<CouncilClient>,
 }
 
@@ -116,6 +119,7 @@ pub struct CouncilOperations {
     pub council: Council,
     /// The first day (UTC) of the pushes shown.
     pub since: String,
+    #[schema(max_items = 1741)]
     pub towns: Vec<TownOperations>,
 }
 

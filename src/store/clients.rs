@@ -59,6 +59,7 @@ pub struct Council {
     pub name: String,
     /// How the council's operator is reached.
     pub operator_contact: Option<String>,
+    #[schema(max_items = 1741)]
     pub towns: Vec<String>,
 }
 

@@ -137,6 +137,7 @@ pub struct SourceOperations {
     pub source: String,
     pub last_push_at: Option<String>,
     /// The days it pushed in the window, oldest first.
+    #[schema(max_items = 90)]
     pub days: Vec<PushDay>,
     /// Its records waiting in the identity queue: no candidate yet (`pending`), or for a
     /// person to decide (`review`).
@@ -170,8 +171,10 @@ pub struct FeedConsumer {
 pub struct TownOperations {
     pub municipality_code: String,
     pub name: String,
+    #[schema(max_items = 1000)]
     pub sources: Vec<SourceOperations>,
     pub transfers: OpenTransfers,
+    #[schema(max_items = 10000)]
     pub feed_consumers: Vec<FeedConsumer>,
 }
 
