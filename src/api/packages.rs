@@ -39,7 +39,7 @@ pub struct PackageQuery {
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// The officer an unanswered transfer is escalated to (default: the importing officer).
-    #[param(min_length = 1, max_length = 100)]
+    #[param(min_length = 1, max_length = 100, pattern = "\\S")]
     pub escalate_to: Option<String>,
     /// Days the town has to answer before escalation (default 14).
     #[param(minimum = 1, maximum = 365)]

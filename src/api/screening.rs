@@ -739,7 +739,7 @@ pub async fn decide(
 #[schema(example = json!({"reason": "2名は転出のため次回会議で扱う"}))]
 pub struct CloseRequest {
     /// Why entries are left undecided (required when some are).
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: Option<String>,
 }
 

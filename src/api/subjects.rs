@@ -119,7 +119,7 @@ pub struct OptOutRequest {
     #[schema(format = "past-date")]
     pub objected_on: String,
     /// Legal note (e.g. the ordinance or the form number).
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub legal_note: Option<String>,
 }
 

@@ -36,10 +36,10 @@ pub struct OfferRequest {
     /// Resident numbers (origin) of the children of the household.
     #[schema(min_items = 1, max_items = 50)]
     pub children: Vec<String>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub legal_basis: String,
     pub reason: TransferReason,
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub note: Option<String>,
     /// Days the destination has to answer before the transfer is escalated (default 14);
     /// `14.0` counts as 14.
@@ -47,7 +47,7 @@ pub struct OfferRequest {
     #[schema(minimum = 1, maximum = 365)]
     pub deadline_days: Option<i64>,
     /// The officer an unanswered transfer is escalated to.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub escalate_to: String,
 }
 
