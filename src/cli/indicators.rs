@@ -72,10 +72,12 @@ pub enum IndicatorsCommand {
 
 fn print_report(report: &AuditReport) {
     println!(
-        "audit: {} release(s) together, {} hidden cells, {} proven by linear programming ({} programs over {} sub-tables, {} cells exactly over their component), narrowest proven interval {}",
+        "audit: {} release(s) together, {} hidden cells, {} proven ({} by {} checked alternative tables, the rest by {} linear programs over {} sub-tables, {} cells exactly over their component), narrowest proven interval {}",
         report.releases,
         report.hidden_cells,
         report.checked_cells,
+        report.certified_cells,
+        report.certificates,
         report.linear_programs,
         report.sub_tables,
         report.exact_cells,

@@ -587,6 +587,9 @@ mod tests {
             let sub_tables_only =
                 audit::audit_within(&releases, &catalogue, &Proven::new(), &Progress::quiet(), 0);
             prop_assert!(sub_tables_only.errors.is_empty(), "{:?}", sub_tables_only.errors);
+            // Every certificate's alternative table is one the exact LP admits too.
+            let (_, unsound) = audit::unsound_certificates(&releases, &catalogue);
+            prop_assert!(unsound.is_empty(), "{:?}", unsound);
             let unproven: Vec<&CellKey> = sub_tables_only.exposed.iter().map(|i| &i.key).collect();
             for key in &flagged {
                 prop_assert!(unproven.contains(key), "{key} proven safe by a sub-table only");

@@ -46,6 +46,8 @@ use super::disclosure::{Cell, InformationLoss, Unit};
 use super::progress::{PhaseDuration, Progress};
 use super::table::{self, CellKey, Level, Measure, NATION, Place, Relation, Town};
 
+mod certificate;
+
 /// Free unknowns up to which a cell that its sub-table cannot prove safe is bounded exactly
 /// over its whole component (beyond that, one LP costs seconds and is not tried).
 pub const EXACT_COMPONENT_LIMIT: usize = 4_000;
@@ -102,6 +104,11 @@ pub struct AuditReport {
     /// Narrowest proven width of a checked cell (a lower bound of the attacker's; absent
     /// when every checked cell is unbounded above).
     pub narrowest_width: Option<i64>,
+    /// Alternative tables found and checked without a linear program (see `certificate`).
+    pub certificates: usize,
+    /// Checked cells proven safe before any linear program: by the certificates, or by an
+    /// earlier repair round's audit.
+    pub certified_cells: usize,
     /// Linear programs solved (a sub-table's base solve and every re-optimisation).
     pub linear_programs: usize,
     /// Sub-tables (prefecture × block of measures, or the nation's row) solved.
@@ -135,6 +142,9 @@ pub struct AuditSummary {
     pub checked_cells: usize,
     /// Narrowest proven interval of a hidden cell (never below its floor).
     pub narrowest_width: Option<i64>,
+    /// Hidden cells proven safe by explicit alternative tables, without a linear program.
+    #[serde(default)]
+    pub certified_cells: usize,
     #[serde(default)]
     pub linear_programs: usize,
     /// Cells and value hidden by primary and by secondary suppression (absent in releases
@@ -154,6 +164,7 @@ impl From<&AuditReport> for AuditSummary {
             hidden_cells: report.hidden_cells,
             checked_cells: report.checked_cells,
             narrowest_width: report.narrowest_width,
+            certified_cells: report.certified_cells,
             linear_programs: report.linear_programs,
             information_loss: None,
             phases: Vec::new(),
@@ -199,6 +210,8 @@ struct Model {
     touching: Vec<Vec<usize>>,
     /// Free (not fixed by a publication) unknowns of each cell key.
     free_by_key: HashMap<CellKey, Vec<usize>>,
+    /// Every unknown of each cell key (one per release whose true count differs).
+    by_key: HashMap<CellKey, Vec<usize>>,
 }
 
 impl Model {
@@ -212,6 +225,8 @@ impl Model {
 #[derive(Default)]
 struct Layout {
     towns_of: BTreeMap<String, BTreeSet<String>>,
+    council_of: HashMap<String, String>,
+    towns_of_council: BTreeMap<String, BTreeSet<String>>,
     /// Prefectures each council has towns in.
     council_prefectures: BTreeMap<String, BTreeSet<String>>,
     /// Block number of each measure, and the measures of each block.
@@ -304,6 +319,10 @@ pub fn audit_within(
             open.push(t);
         }
     }
+    progress.phase("audit: certificates", open.len());
+    report.certificates = certify_all(&model, &layout, &targets, &open, &mut spans, progress);
+    open.retain(|&t| !proven_wide(spans[&targets[t].unknown], targets[t].floor));
+    report.certified_cells = report.checked_cells - open.len();
     let sub_tables = sub_tables(&model, &targets, &open, &layout);
     report.sub_tables = sub_tables.len();
     progress.phase("audit: sub-tables", open.len());
@@ -439,6 +458,52 @@ pub fn audit_within(
     report
 }
 
+/// Run the certificates over the `open` targets, one prefecture (region) at a time and in
+/// parallel. Each region starts from the same spans and widens only its own targets, so the
+/// outcome does not depend on which thread takes which region.
+fn certify_all(
+    model: &Model,
+    layout: &Layout,
+    targets: &[Target],
+    open: &[usize],
+    spans: &mut HashMap<usize, (f64, f64)>,
+    progress: &Progress,
+) -> usize {
+    let mut regions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for &t in open {
+        let key = &targets[t].key;
+        let region = layout.region(&(key.level, key.geography.clone()));
+        regions.entry(region).or_default().push(t);
+    }
+    let regions: Vec<Vec<usize>> = regions.into_values().collect();
+    let next = AtomicUsize::new(0);
+    let found = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, (f64, f64))>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start: &HashMap<usize, (f64, f64)> = spans;
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(regions.len()).max(1) {
+            scope.spawn(|| {
+                while let Some(members) = regions.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let mut local: HashMap<usize, (f64, f64)> = members
+                        .iter()
+                        .map(|&t| (targets[t].unknown, start[&targets[t].unknown]))
+                        .collect();
+                    let n = certificate::certify(model, layout, targets, members, &mut local);
+                    found.fetch_add(n, Ordering::Relaxed);
+                    results.lock().expect("results").extend(local);
+                    progress.advance(members.len());
+                }
+            });
+        }
+    });
+    for (i, span) in results.into_inner().expect("results") {
+        let entry = spans.get_mut(&i).expect("target");
+        *entry = (entry.0.min(span.0), entry.1.max(span.1));
+    }
+    found.into_inner()
+}
+
 /// An interval (LP bounds, rounded inwards) at least `floor` wide.
 fn proven_wide((lo, hi): (f64, f64), floor: i64) -> bool {
     !hi.is_finite() || (hi + EPSILON).floor() - (lo - EPSILON).ceil().max(0.0) >= floor as f64
@@ -469,6 +534,12 @@ fn build(
                 .or_default()
                 .insert(town.code.clone());
             if let Some(council) = &town.council {
+                layout.council_of.insert(town.code.clone(), council.clone());
+                layout
+                    .towns_of_council
+                    .entry(council.clone())
+                    .or_default()
+                    .insert(town.code.clone());
                 layout
                     .council_prefectures
                     .entry(council.clone())
@@ -575,6 +646,23 @@ fn build(
     // Fixed unknowns become constants; what is left are the LP's variables.
     let fixed = |i: usize| bounds[i].upper - bounds[i].lower < EPSILON;
     let mut constraints = Vec::new();
+    // Certificates and sub-tables move a few unknowns and check only the relations they
+    // touch: every other relation must hold at the true counts. If the ledger's counts do not
+    // satisfy them, nothing can be proven from them.
+    let contradicted = rows.iter().any(|(terms, equal)| {
+        let value: f64 = terms.iter().map(|(i, k)| k * truth[*i]).sum();
+        if *equal {
+            value.abs() > EPSILON
+        } else {
+            value > EPSILON
+        }
+    });
+    if contradicted {
+        report
+            .errors
+            .push("the true counts contradict a relation between cells".into());
+        return None;
+    }
     let mut touching = vec![Vec::new(); bounds.len()];
     for (terms, equal) in rows {
         let constant: f64 = terms
@@ -595,10 +683,12 @@ fn build(
         }
     }
     let mut free_by_key: HashMap<CellKey, Vec<usize>> = HashMap::new();
+    let mut by_key: HashMap<CellKey, Vec<usize>> = HashMap::new();
     for (i, unknown) in identity.iter().enumerate() {
         if !fixed(i) {
             free_by_key.entry(unknown.1.clone()).or_default().push(i);
         }
+        by_key.entry(unknown.1.clone()).or_default().push(i);
     }
     let targets = wanted
         .into_iter()
@@ -617,6 +707,7 @@ fn build(
         constraints,
         touching,
         free_by_key,
+        by_key,
     };
     Some((model, targets, layout))
 }
@@ -793,12 +884,8 @@ impl SubModel {
                 } else {
                     ComparisonOp::Le
                 };
-                // The true table satisfies every relation; if the ledger's counts do not,
-                // nothing can be proven from them.
+                // The true table satisfies every relation (`build` checked).
                 let slack = c.rhs - at_truth;
-                if slack < -EPSILON || (c.equal && slack > EPSILON) {
-                    return Err("the true counts contradict a relation between cells".into());
-                }
                 // Equalities hold exactly at the truth; keep float noise out of them.
                 let rhs = if c.equal { 0.0 } else { slack.max(0.0) };
                 problem.add_constraint(expression, op, rhs);
@@ -926,6 +1013,54 @@ fn exact_intervals(
         progress.advance(1);
     }
     Ok(())
+}
+
+/// Certificate spans reaching outside the attacker's exact interval over the whole model
+/// (none when the certificates are sound), with how many certificates were found.
+#[cfg(test)]
+pub(super) fn unsound_certificates(
+    releases: &[AuditedRelease],
+    catalogue: &Catalogue,
+) -> (usize, Vec<String>) {
+    let mut report = AuditReport::default();
+    let (model, targets, layout) = build(releases, catalogue, &mut report).expect("model");
+    let members: Vec<usize> = (0..targets.len())
+        .filter(|&t| !model.fixed(targets[t].unknown))
+        .collect();
+    let truth = |i: usize| (model.truth[i], model.truth[i]);
+    let mut spans: HashMap<usize, (f64, f64)> = targets
+        .iter()
+        .map(|t| (t.unknown, truth(t.unknown)))
+        .collect();
+    let found = certificate::certify(&model, &layout, &targets, &members, &mut spans);
+    let free: Vec<usize> = (0..model.truth.len())
+        .filter(|&i| !model.fixed(i))
+        .collect();
+    let mut exact = HashMap::new();
+    let programs = AtomicUsize::new(0);
+    exact_intervals(
+        &model,
+        &free,
+        &targets,
+        &members,
+        &mut exact,
+        &programs,
+        &Progress::quiet(),
+    )
+    .expect("exact intervals");
+    let unsound = members
+        .iter()
+        .map(|&t| {
+            (
+                &targets[t].key,
+                spans[&targets[t].unknown],
+                exact[&targets[t].unknown],
+            )
+        })
+        .filter(|(_, (lo, hi), (xlo, xhi))| *lo < xlo - EPSILON || *hi > xhi + EPSILON)
+        .map(|(key, span, exact)| format!("{key}: certified {span:?} beyond exact {exact:?}"))
+        .collect();
+    (found, unsound)
 }
 
 /// Connected groups of free unknowns: each unknown's representative and each group's size.
