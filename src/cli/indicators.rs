@@ -72,7 +72,7 @@ pub enum IndicatorsCommand {
 
 fn print_report(report: &AuditReport) {
     println!(
-        "audit: {} release(s) together, {} hidden cells, {} proven ({} by {} checked alternative tables, the rest by {} linear programs over {} sub-tables, {} cells exactly over their component), narrowest proven interval {}",
+        "audit: {} release(s) together, {} hidden cells, {} proven ({} before any linear program, by {} checked alternative tables or an earlier repair round; the rest by {} linear programs over {} sub-tables, {} cells exactly over their component), narrowest proven interval {}",
         report.releases,
         report.hidden_cells,
         report.checked_cells,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::audit::{self, AuditReport, AuditSummary, AuditedRelease, Proven};
+use super::audit::{self, AuditReport, AuditSummary, AuditedRelease, Proven, Reach};
 use super::disclosure::{self, Cell, DisclosureConfig, InformationLoss, Pinned, Unit};
 use super::progress::Progress;
 use super::table::{self, CellKey, TownCounts, TrueTable};
@@ -137,6 +137,7 @@ pub fn protect_and_audit(
     let mut proven = Proven::new();
     let mut exposed_rounds: BTreeMap<CellKey, usize> = BTreeMap::new();
     let mut round = 0;
+    let mut reach = Reach::Prefecture;
     loop {
         let mut releases: Vec<AuditedRelease> = same_year.iter().map(|r| audited(r)).collect();
         releases.push(AuditedRelease {
@@ -146,38 +147,45 @@ pub fn protect_and_audit(
             cells: &cells,
             rounding_base: config.rounding_base,
         });
-        let mut report = audit::audit_with(&releases, catalogue, &proven, progress);
+        let mut report = audit::audit_with(&releases, catalogue, &proven, progress, reach);
         round += 1;
         tracing::info!(
             round,
             exposed = report.exposed.len(),
             linear_programs = report.linear_programs,
+            ?reach,
             "indicators: audit round"
         );
-        if report.passed() || !config.complementary_suppression || round > REPAIR_ROUNDS {
+        if report.passed() {
             return (cells, report);
         }
-        // Cells of earlier releases cannot be repaired by this one's suppression alone, but
-        // hiding more of this release around them widens them too.
-        let exposed: Vec<CellKey> = report.exposed.iter().map(|i| i.key.clone()).collect();
-        for key in &exposed {
-            *exposed_rounds.entry(key.clone()).or_default() += 1;
-        }
-        let stubborn: BTreeSet<CellKey> = exposed_rounds
-            .iter()
-            .filter(|(_, n)| **n >= STUBBORN_AFTER)
-            .map(|(k, _)| k.clone())
-            .collect();
-        progress.phase("repair", exposed.len());
-        match disclosure::hide_more(
-            &cells, &relations, &exposed, table, config, &pinned, &stubborn,
-        ) {
-            Some(more) => {
-                cells = more;
-                proven = std::mem::take(&mut report.proven);
+        let repaired = if config.complementary_suppression && round <= REPAIR_ROUNDS {
+            // Cells of earlier releases cannot be repaired by this one's suppression alone,
+            // but hiding more of this release around them widens them too.
+            let exposed: Vec<CellKey> = report.exposed.iter().map(|i| i.key.clone()).collect();
+            for key in &exposed {
+                *exposed_rounds.entry(key.clone()).or_default() += 1;
             }
-            None => return (cells, report),
+            let stubborn: BTreeSet<CellKey> = exposed_rounds
+                .iter()
+                .filter(|(_, n)| **n >= STUBBORN_AFTER)
+                .map(|(k, _)| k.clone())
+                .collect();
+            progress.phase("repair", exposed.len());
+            disclosure::hide_more(
+                &cells, &relations, &exposed, table, config, &pinned, &stubborn,
+            )
+        } else {
+            None
+        };
+        match (repaired, reach) {
+            (Some(more), _) => cells = more,
+            // Repair cannot help any more: prove what is left across prefectures before
+            // giving up.
+            (None, Reach::Prefecture) => reach = Reach::Nation,
+            (None, Reach::Nation) => return (cells, report),
         }
+        proven = std::mem::take(&mut report.proven);
     }
 }
 
@@ -276,6 +284,7 @@ pub fn reaudit(
         &Catalogue::from_standard(version),
         &Proven::new(),
         progress,
+        audit::Reach::Nation,
     );
     progress.finish();
     Ok(report)
@@ -585,7 +594,7 @@ mod tests {
                 rounding_base: weak.rounding_base,
             }];
             let sub_tables_only =
-                audit::audit_within(&releases, &catalogue, &Proven::new(), &Progress::quiet(), 0);
+                audit::audit_within(&releases, &catalogue, &Proven::new(), &Progress::quiet(), audit::Reach::Nation, 0);
             prop_assert!(sub_tables_only.errors.is_empty(), "{:?}", sub_tables_only.errors);
             // Every certificate's alternative table is one the exact LP admits too.
             let (_, unsound) = audit::unsound_certificates(&releases, &catalogue);

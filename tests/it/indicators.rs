@@ -683,7 +683,13 @@ fn bench_reports_the_release(backend: Backend) {
         .iter()
         .filter_map(|p| p["phase"].as_str())
         .collect();
-    for phase in ["compute", "protect", "audit: sub-tables"] {
+    for phase in [
+        "compute",
+        "protect",
+        "audit: certificates",
+        "audit: council sub-tables",
+        "audit: prefecture sub-tables",
+    ] {
         assert!(phases.contains(&phase), "{phase} in {phases:?}");
     }
     let list = hub.cli(&["indicators", "list"]);

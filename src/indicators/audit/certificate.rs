@@ -459,7 +459,14 @@ mod tests {
             cells: &cells,
             rounding_base: config.rounding_base,
         }];
-        let report = audit_within(&releases, &catalogue, &Proven::new(), &Progress::quiet(), 0);
+        let report = audit_within(
+            &releases,
+            &catalogue,
+            &Proven::new(),
+            &Progress::quiet(),
+            Reach::Prefecture,
+            0,
+        );
         assert!(report.passed(), "{:?} {:?}", report.exposed, report.errors);
         assert!(report.checked_cells > 0);
         assert_eq!(report.certified_cells, report.checked_cells);

@@ -271,8 +271,26 @@ struct SubTable {
     targets: Vec<usize>,
 }
 
+/// How far the sub-tables reach for a town's or council's cell its prefecture's sub-table
+/// does not prove.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Reach {
+    /// Stop at the prefecture: what it leaves is repaired by hiding more (cheap, and repair
+    /// usually helps).
+    Prefecture,
+    /// Also trade with other prefectures under the national total — dearer, for the few
+    /// cells repair can no longer help and for re-audits.
+    Nation,
+}
+
 pub fn audit(releases: &[AuditedRelease], catalogue: &Catalogue) -> AuditReport {
-    audit_with(releases, catalogue, &Proven::new(), &Progress::quiet())
+    audit_with(
+        releases,
+        catalogue,
+        &Proven::new(),
+        &Progress::quiet(),
+        Reach::Nation,
+    )
 }
 
 /// Audit `releases` together. `known`: intervals proven by an earlier audit whose
@@ -282,8 +300,16 @@ pub fn audit_with(
     catalogue: &Catalogue,
     known: &Proven,
     progress: &Progress,
+    reach: Reach,
 ) -> AuditReport {
-    audit_within(releases, catalogue, known, progress, EXACT_COMPONENT_LIMIT)
+    audit_within(
+        releases,
+        catalogue,
+        known,
+        progress,
+        reach,
+        EXACT_COMPONENT_LIMIT,
+    )
 }
 
 /// [`audit_with`], bounding cells exactly only in components of at most `exact_limit` free
@@ -293,6 +319,7 @@ pub fn audit_within(
     catalogue: &Catalogue,
     known: &Proven,
     progress: &Progress,
+    reach: Reach,
     exact_limit: usize,
 ) -> AuditReport {
     let mut report = AuditReport {
@@ -323,62 +350,32 @@ pub fn audit_within(
     report.certificates = certify_all(&model, &layout, &targets, &open, &mut spans, progress);
     open.retain(|&t| !proven_wide(spans[&targets[t].unknown], targets[t].floor));
     report.certified_cells = report.checked_cells - open.len();
-    let sub_tables = sub_tables(&model, &targets, &open, &layout);
-    report.sub_tables = sub_tables.len();
-    progress.phase("audit: sub-tables", open.len());
     let programs = AtomicUsize::new(0);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, (f64, f64))>> = Mutex::new(Vec::new());
-    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(sub_tables.len()).max(1) {
-            scope.spawn(|| {
-                while let Some(sub) = sub_tables.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let unknowns = unknowns_of(&model, &sub.places, &layout.blocks[sub.block]);
-                    let mut local: HashMap<usize, (f64, f64)> = sub
-                        .targets
-                        .iter()
-                        .map(|&t| (targets[t].unknown, spans[&targets[t].unknown]))
-                        .collect();
-                    let started = std::time::Instant::now();
-                    let before = programs.load(Ordering::Relaxed);
-                    let outcome = prove_in(
-                        &model,
-                        &unknowns,
-                        &targets,
-                        &sub.targets,
-                        &mut local,
-                        &programs,
-                        progress,
-                    );
-                    tracing::debug!(
-                        places = sub.places.len(),
-                        unknowns = unknowns.len(),
-                        targets = sub.targets.len(),
-                        programs = programs.load(Ordering::Relaxed) - before,
-                        seconds = started.elapsed().as_secs_f64(),
-                        "indicators: sub-table proven"
-                    );
-                    match outcome {
-                        Ok(()) => results.lock().expect("results").extend(
-                            sub.targets
-                                .iter()
-                                .map(|&t| (targets[t].unknown, local[&targets[t].unknown])),
-                        ),
-                        Err(e) => failures.lock().expect("failures").push(e),
-                    }
-                }
-            });
-        }
-    });
-    for (i, span) in results.into_inner().expect("results") {
-        let entry = spans.get_mut(&i).expect("target");
-        *entry = (entry.0.min(span.0), entry.1.max(span.1));
+    // Council groups first (a few towns, solved in a millisecond), then what they left over
+    // whole prefectures, then (when asked) over pairs of prefectures under the nation.
+    let scopes = match reach {
+        Reach::Prefecture => &[Scope::Council, Scope::Prefecture][..],
+        Reach::Nation => &[Scope::Council, Scope::Prefecture, Scope::Nation][..],
+    };
+    for &scope in scopes {
+        let sub_tables = sub_tables(&model, &targets, &open, &layout, scope);
+        report.sub_tables += sub_tables.len();
+        progress.phase(
+            scope.phase(),
+            sub_tables.iter().map(|s| s.targets.len()).sum(),
+        );
+        let failures = prove_sub_tables(
+            &model,
+            &targets,
+            &sub_tables,
+            &layout,
+            &mut spans,
+            &programs,
+            progress,
+        );
+        report.errors.extend(failures);
+        open.retain(|&t| !proven_wide(spans[&targets[t].unknown], targets[t].floor));
     }
-    report
-        .errors
-        .extend(failures.into_inner().expect("failures"));
     // Cells their sub-table did not prove: exactly over their component when it is small.
     let unproven: Vec<usize> = (0..targets.len())
         .filter(|&t| !proven_wide(spans[&targets[t].unknown], targets[t].floor))
@@ -456,6 +453,70 @@ pub fn audit_within(
     }
     progress.end_phase();
     report
+}
+
+/// Solve `sub_tables` in parallel; widens `spans` with every table found. Returns the
+/// solver's failures.
+fn prove_sub_tables(
+    model: &Model,
+    targets: &[Target],
+    sub_tables: &[SubTable],
+    layout: &Layout,
+    spans: &mut HashMap<usize, (f64, f64)>,
+    programs: &AtomicUsize,
+    progress: &Progress,
+) -> Vec<String> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, (f64, f64))>> = Mutex::new(Vec::new());
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start: &HashMap<usize, (f64, f64)> = spans;
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(sub_tables.len()).max(1) {
+            scope.spawn(|| {
+                while let Some(sub) = sub_tables.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let unknowns = unknowns_of(model, &sub.places, &layout.blocks[sub.block]);
+                    let mut local: HashMap<usize, (f64, f64)> = sub
+                        .targets
+                        .iter()
+                        .map(|&t| (targets[t].unknown, start[&targets[t].unknown]))
+                        .collect();
+                    let started = std::time::Instant::now();
+                    let before = programs.load(Ordering::Relaxed);
+                    let outcome = prove_in(
+                        model,
+                        &unknowns,
+                        targets,
+                        &sub.targets,
+                        &mut local,
+                        programs,
+                        progress,
+                    );
+                    tracing::debug!(
+                        places = sub.places.len(),
+                        unknowns = unknowns.len(),
+                        targets = sub.targets.len(),
+                        programs = programs.load(Ordering::Relaxed) - before,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "indicators: sub-table proven"
+                    );
+                    match outcome {
+                        Ok(()) => results.lock().expect("results").extend(
+                            sub.targets
+                                .iter()
+                                .map(|&t| (targets[t].unknown, local[&targets[t].unknown])),
+                        ),
+                        Err(e) => failures.lock().expect("failures").push(e),
+                    }
+                }
+            });
+        }
+    });
+    for (i, span) in results.into_inner().expect("results") {
+        let entry = spans.get_mut(&i).expect("target");
+        *entry = (entry.0.min(span.0), entry.1.max(span.1));
+    }
+    failures.into_inner().expect("failures")
 }
 
 /// Run the certificates over the `open` targets, one prefecture (region) at a time and in
@@ -733,19 +794,30 @@ fn union_measures(parent: &mut HashMap<Measure, Measure>, a: &Measure, b: &Measu
 /// sub-tables of its prefecture and of the prefecture hiding the most of the same measure
 /// (the one that can absorb a change under a published national total), every other
 /// prefecture fixed.
-fn sub_tables(model: &Model, targets: &[Target], open: &[usize], layout: &Layout) -> Vec<SubTable> {
+fn sub_tables(
+    model: &Model,
+    targets: &[Target],
+    open: &[usize],
+    layout: &Layout,
+    scope: Scope,
+) -> Vec<SubTable> {
+    if scope == Scope::Council {
+        return council_sub_tables(targets, open, layout);
+    }
     let mut grouped: BTreeMap<(Vec<String>, usize), Vec<usize>> = BTreeMap::new();
     for &t in open {
         let key = &targets[t].key;
         let place: Place = (key.level, key.geography.clone());
         let block = layout.block_of[&key.measure];
-        let prefectures = match key.level {
-            Level::Municipality | Level::Council => vec![layout.region(&place)],
-            Level::Prefecture | Level::Nation => {
+        let local = matches!(key.level, Level::Municipality | Level::Council);
+        let prefectures = match scope {
+            Scope::Prefecture if local => vec![layout.region(&place)],
+            _ => {
+                // The cell's own prefecture trades with the largest other hidden one.
                 let carriers = hidden_prefectures(model, layout, &key.measure);
                 let mut chosen: Vec<String> = Vec::new();
-                if key.level == Level::Prefecture {
-                    chosen.push(key.geography.clone());
+                if key.level != Level::Nation {
+                    chosen.push(layout.region(&place));
                 }
                 for p in carriers {
                     if chosen.len() >= 2 {
@@ -787,6 +859,55 @@ fn sub_tables(model: &Model, targets: &[Target], open: &[usize], layout: &Layout
     // Largest first, so that the last sub-table a worker takes is a small one.
     out.sort_by_key(|s| std::cmp::Reverse(s.places.len() * s.targets.len()));
     out
+}
+
+/// How far a sub-table reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The towns of one council, the council's own cells at their true values: a town's
+    /// cell trades only with its council's other towns.
+    Council,
+    /// A prefecture's towns, councils and total (with the nation for national cells).
+    Prefecture,
+    /// Two prefectures with hidden cells and the nation: every cell left open.
+    Nation,
+}
+
+impl Scope {
+    fn phase(self) -> &'static str {
+        match self {
+            Scope::Council => "audit: council sub-tables",
+            Scope::Prefecture => "audit: prefecture sub-tables",
+            Scope::Nation => "audit: national sub-tables",
+        }
+    }
+}
+
+/// Town targets grouped by council and block (towns outside a council wait for their
+/// prefecture).
+fn council_sub_tables(targets: &[Target], open: &[usize], layout: &Layout) -> Vec<SubTable> {
+    let mut grouped: BTreeMap<(&String, usize), Vec<usize>> = BTreeMap::new();
+    for &t in open {
+        let key = &targets[t].key;
+        if key.level != Level::Municipality {
+            continue;
+        }
+        if let Some(council) = layout.council_of.get(&key.geography) {
+            let block = layout.block_of[&key.measure];
+            grouped.entry((council, block)).or_default().push(t);
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|((council, block), targets)| SubTable {
+            places: layout.towns_of_council[council]
+                .iter()
+                .map(|t| (Level::Municipality, t.clone()))
+                .collect(),
+            block,
+            targets,
+        })
+        .collect()
 }
 
 /// Prefectures whose cell of `measure` is hidden (free), largest true value first.
