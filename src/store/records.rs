@@ -930,6 +930,19 @@ pub fn support_measure_subjects(
     Ok(flagged.into_iter().collect())
 }
 
+/// Bring the planner's statistics of the record tables up to date after a bulk load. Until
+/// PostgreSQL's autovacuum gets to it, the planner takes the tables to be as small as they were
+/// and reads a town's records by scanning them all (for every slice of a screening run) instead
+/// of seeking the index. SQLite's planner takes an index to be selective when it has no
+/// statistics, which is what these reads want, so a SQLite database is left as it is.
+pub fn analyze_after_bulk_load(conn: &mut DbConn) -> StoreResult<()> {
+    if let DbConn::Pg(pooled) = conn {
+        diesel::sql_query("ANALYZE records, record_versions, subjects, support_measure_subjects")
+            .execute(&mut **pooled)?;
+    }
+    Ok(())
+}
+
 /// Resident numbers whose guardians objected (不同意) in a municipality.
 pub fn opted_out_subjects(conn: &mut DbConn, municipality: &str) -> StoreResult<HashSet<String>> {
     let objected = on_conn!(conn, |c| opt_outs::table
