@@ -76,8 +76,8 @@ impl ChainLock for diesel::PgConnection {
     }
 }
 
-/// Audit rows written per statement (17 columns: well below SQLite's and PostgreSQL's
-/// parameter limits).
+/// Audit rows written per statement where many go in at a time (`BulkInsert`; 17 columns, well
+/// below PostgreSQL's parameter limit).
 const AUDIT_CHUNK: usize = 1000;
 
 /// An entry as inserted: its chain position and hashes computed, borrowing the entry's text.
@@ -105,8 +105,8 @@ struct NewAuditRow<'a> {
 /// Append `$entries`, in order, on connection `$c` inside the caller's write transaction: each
 /// to the chain of its municipality if that is registered here, else to the hub chain. Each
 /// chain's tail is read once and the chained hashes are computed in order, then the rows go in
-/// with multi-row inserts — a list read or a screening run of tens of thousands of children is
-/// one batch, not one round of lookups per child.
+/// as the backend takes them fastest (`BulkInsert`) — a list read or a screening run of tens of
+/// thousands of children is one batch, not one round of lookups per child.
 macro_rules! audit_append_body {
     ($c:expr, $entries:expr) => {{
         use $crate::store::tables::{audit_log, municipalities};
@@ -173,10 +173,18 @@ macro_rules! audit_append_body {
                 chain_seq,
             });
         }
-        for chunk in rows.chunks($crate::store::audit::AUDIT_CHUNK) {
-            diesel::insert_into(audit_log::table)
-                .values(chunk)
-                .execute(&mut *$c)?;
+        if $crate::store::one_row_per_statement(&*$c) {
+            for row in &rows {
+                diesel::insert_into(audit_log::table)
+                    .values(row)
+                    .execute(&mut *$c)?;
+            }
+        } else {
+            for chunk in rows.chunks($crate::store::audit::AUDIT_CHUNK) {
+                diesel::insert_into(audit_log::table)
+                    .values(chunk)
+                    .execute(&mut *$c)?;
+            }
         }
         Ok(())
     }};
