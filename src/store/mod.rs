@@ -177,27 +177,6 @@ pub fn pg_write_locks(conn: &mut PgConnection, town: Option<&str>) -> QueryResul
     audit::ChainLock::lock_chain(conn, town)
 }
 
-/// How a backend takes many rows into one table. SQLite spends about as long preparing a
-/// 1,000-row INSERT as running it, while a one-row INSERT stays prepared in diesel's statement
-/// cache and each row costs no round trip; PostgreSQL pays a round trip per statement, so it
-/// takes many rows at a time.
-pub trait BulkInsert {
-    const ONE_ROW_PER_STATEMENT: bool;
-}
-
-impl BulkInsert for SqliteConnection {
-    const ONE_ROW_PER_STATEMENT: bool = true;
-}
-
-impl BulkInsert for PgConnection {
-    const ONE_ROW_PER_STATEMENT: bool = false;
-}
-
-/// Whether rows go into a table one per INSERT on this connection (see [`BulkInsert`]).
-pub fn one_row_per_statement<C: BulkInsert>(_: &C) -> bool {
-    C::ONE_ROW_PER_STATEMENT
-}
-
 #[derive(Debug)]
 struct SqlitePragmas;
 

@@ -569,9 +569,32 @@ pub struct EntryRow {
     pub decision_record: Option<String>,
 }
 
-/// Entries written per statement where many go in at a time (`super::BulkInsert`; 15 columns,
-/// well below PostgreSQL's parameter limit).
-const ENTRY_CHUNK: usize = 1000;
+/// How a backend takes a run's entries (tens of thousands of rows): SQLite one row per INSERT,
+/// a statement diesel keeps prepared (preparing a 1,000-row INSERT cost about as much as running
+/// it); PostgreSQL one binary COPY (no statement text to parse, no parameters to bind).
+trait EntryWrites {
+    fn insert_entries(&mut self, entries: &[EntryRow]) -> QueryResult<()>;
+}
+
+impl EntryWrites for diesel::SqliteConnection {
+    fn insert_entries(&mut self, entries: &[EntryRow]) -> QueryResult<()> {
+        for entry in entries {
+            diesel::insert_into(screening_entries::table)
+                .values(entry)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+impl EntryWrites for diesel::PgConnection {
+    fn insert_entries(&mut self, entries: &[EntryRow]) -> QueryResult<()> {
+        diesel::copy_from(screening_entries::table)
+            .from_insertable(entries)
+            .execute(self)
+            .map(|_| ())
+    }
+}
 
 /// Store a run and its entries with one audit entry per child (appended as one batch), in one
 /// transaction; returns
@@ -601,19 +624,7 @@ pub fn insert_run(
         for entry in &mut entries {
             entry.run_id = id;
         }
-        if super::one_row_per_statement(&*c) {
-            for entry in &entries {
-                diesel::insert_into(screening_entries::table)
-                    .values(entry)
-                    .execute(c)?;
-            }
-        } else {
-            for chunk in entries.chunks(ENTRY_CHUNK) {
-                diesel::insert_into(screening_entries::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-        }
+        c.insert_entries(&entries)?;
         let detail = serde_json::json!({"run": id, "rule_version": run.rule_version}).to_string();
         let audit = |subject: Option<&EntryRow>| AuditEntry {
             subject: subject.map(|e| e.resident_no.clone()),
