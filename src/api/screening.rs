@@ -474,10 +474,7 @@ pub async fn create_run(
             &by,
             &entry,
         )?;
-        workflow::runs(conn, &principal, &municipality)?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(Problem::internal)
+        Ok(workflow::run_summary(conn, &principal, &municipality, id)?)
     })
     .await?;
     Ok(json(StatusCode::CREATED, &summary))

@@ -69,5 +69,6 @@ pub fn import(
             outputs.summary.display()
         );
     }
+    crate::store::records::analyze_after_bulk_load(&mut conn)?;
     Ok(())
 }

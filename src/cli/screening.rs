@@ -201,11 +201,8 @@ pub fn run(command: ScreeningCommand, store_: &Store) -> anyhow::Result<()> {
                 &audit,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let summary = workflow::runs(&mut conn, &operator, &municipality)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .into_iter()
-                .find(|r| r.id == id)
-                .context("the run just stored")?;
+            let summary = workflow::run_summary(&mut conn, &operator, &municipality, id)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             print(&summary)?;
         }
         ScreeningCommand::List {

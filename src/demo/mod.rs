@@ -568,6 +568,7 @@ pub fn ingest_households(
             panic!("demo generated an invalid record: {bad:?}");
         }
     }
+    crate::store::records::analyze_after_bulk_load(conn)?;
     Ok(())
 }
 

@@ -524,6 +524,19 @@ pub fn worklist(
     })
 }
 
+/// One run's summary, with counts over what the caller may see.
+pub fn run_summary(
+    conn: &mut DbConn,
+    caller: &Principal,
+    municipality: &str,
+    run_id: i64,
+) -> Result<RunSummary, ScreeningError> {
+    let run = store::run(conn, municipality, run_id)?.ok_or(ScreeningError::NotFound)?;
+    let entries = store::entries(conn, run_id)?;
+    let visible = visible_entries(conn, caller, &run, entries)?;
+    Ok(summary(&run, &visible.iter().collect::<Vec<_>>()))
+}
+
 /// Summaries of the town's runs, with counts over what the caller may see.
 pub fn runs(
     conn: &mut DbConn,

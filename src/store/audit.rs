@@ -76,10 +76,6 @@ impl ChainLock for diesel::PgConnection {
     }
 }
 
-/// Audit rows written per statement (17 columns: well below SQLite's and PostgreSQL's
-/// parameter limits).
-const AUDIT_CHUNK: usize = 1000;
-
 /// An entry as inserted: its chain position and hashes computed, borrowing the entry's text.
 #[derive(Insertable)]
 #[diesel(table_name = audit_log, treat_none_as_default_value = false)]
@@ -102,11 +98,39 @@ struct NewAuditRow<'a> {
     chain_seq: i64,
 }
 
+/// How a backend takes a batch of audit rows (a run or a list read: tens of thousands): SQLite
+/// one row per INSERT, a statement diesel keeps prepared (preparing a 1,000-row INSERT cost about
+/// as much as running it); PostgreSQL one binary COPY (no statement text to parse, no parameters
+/// to bind).
+trait AuditRowWrites {
+    fn insert_audit_rows(&mut self, rows: &[NewAuditRow<'_>]) -> QueryResult<()>;
+}
+
+impl AuditRowWrites for diesel::SqliteConnection {
+    fn insert_audit_rows(&mut self, rows: &[NewAuditRow<'_>]) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(audit_log::table)
+                .values(row)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+impl AuditRowWrites for diesel::PgConnection {
+    fn insert_audit_rows(&mut self, rows: &[NewAuditRow<'_>]) -> QueryResult<()> {
+        diesel::copy_from(audit_log::table)
+            .from_insertable(rows)
+            .execute(self)
+            .map(|_| ())
+    }
+}
+
 /// Append `$entries`, in order, on connection `$c` inside the caller's write transaction: each
 /// to the chain of its municipality if that is registered here, else to the hub chain. Each
 /// chain's tail is read once and the chained hashes are computed in order, then the rows go in
-/// with multi-row inserts — a list read or a screening run of tens of thousands of children is
-/// one batch, not one round of lookups per child.
+/// as the backend takes them fastest (`AuditRowWrites`) — a list read or a screening run of tens of
+/// thousands of children is one batch, not one round of lookups per child.
 macro_rules! audit_append_body {
     ($c:expr, $entries:expr) => {{
         use $crate::store::tables::{audit_log, municipalities};
@@ -173,11 +197,7 @@ macro_rules! audit_append_body {
                 chain_seq,
             });
         }
-        for chunk in rows.chunks($crate::store::audit::AUDIT_CHUNK) {
-            diesel::insert_into(audit_log::table)
-                .values(chunk)
-                .execute(&mut *$c)?;
-        }
+        $crate::store::audit::AuditRowWrites::insert_audit_rows(&mut *$c, &rows)?;
         Ok(())
     }};
 }

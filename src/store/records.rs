@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::WriteTx;
-use super::tables::{opt_outs, record_versions, records, subjects, transfer_children, transfers};
+use super::tables::{
+    opt_outs, record_versions, records, subjects, support_measure_subjects, transfer_children,
+    transfers,
+};
 use super::{Applied, DbConn, PreparedRecord, RecordOutcome, StoreError, StoreResult, now_rfc3339};
 use crate::access::ChildFacts;
 use crate::audit::AuditEntry;
@@ -232,6 +235,7 @@ macro_rules! upsert_run_body {
         let mut applied = Vec::with_capacity(run.len());
         let mut versions = Vec::new();
         let mut subject_changes = Vec::new();
+        let mut under_support_measure = std::collections::BTreeSet::new();
         let mut to_resolve: Vec<(i64, String, Value)> = Vec::new();
         for record in run {
             let key = &record.source_record_id;
@@ -263,6 +267,11 @@ macro_rules! upsert_run_body {
                 record_versions::recorded_at.eq(now),
             ));
             if record.record_type == SUBJECT_TYPE {
+                if flags_support_measure(&record.data)
+                    && let Some(resident_no) = &record.subject_resident_no
+                {
+                    under_support_measure.insert(resident_no.as_str());
+                }
                 subject_changes.push(record);
             } else if record.subject_resident_no.is_none()
                 && let Ok(data) = serde_json::from_str::<Value>(&record.data)
@@ -278,6 +287,21 @@ macro_rules! upsert_run_body {
         for chunk in versions.chunks(INSERT_CHUNK) {
             diesel::insert_into(record_versions::table)
                 .values(chunk)
+                .execute($c)?;
+        }
+        let flagged: Vec<_> = under_support_measure
+            .into_iter()
+            .map(|resident_no| {
+                (
+                    support_measure_subjects::municipality_code.eq(municipality),
+                    support_measure_subjects::resident_no.eq(resident_no),
+                )
+            })
+            .collect();
+        for chunk in flagged.chunks(INSERT_CHUNK) {
+            diesel::insert_into(support_measure_subjects::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
                 .execute($c)?;
         }
         let mut new_birth_dates = std::collections::BTreeSet::new();
@@ -883,36 +907,40 @@ pub fn record_data(conn: &mut DbConn, record_id: i64) -> StoreResult<Option<Valu
     Ok(data.and_then(|d| serde_json::from_str(&d).ok()))
 }
 
+/// Whether a version of a subject record puts its person under a DV support measure: the flag
+/// as canonical JSON (no spaces) writes it, anywhere in the record — hiding one person too many
+/// is safe, one too few is not. The migration that made `support_measure_subjects` matched the
+/// versions stored before it the same way.
+fn flags_support_measure(data: &str) -> bool {
+    data.contains(r#""support_measure":true"#)
+}
+
 /// Resident numbers under a DV support measure in a municipality — now or in any earlier
-/// version of their subject record, so a retraction or an update never un-hides a child.
+/// version of their subject record, so a retraction or an update never un-hides a child. The
+/// ingest path records them as it stores each version (`support_measure_subjects`), so the
+/// set holds everyone whose subject row says so now as well.
 pub fn support_measure_subjects(
     conn: &mut DbConn,
     municipality: &str,
 ) -> StoreResult<HashSet<String>> {
-    let (current, flagged_versions) = on_conn!(conn, |c| {
-        let current = subjects::table
-            .filter(subjects::municipality_code.eq(municipality))
-            .filter(subjects::support_measure.eq(true))
-            .select(subjects::resident_no)
-            .load::<String>(c)?;
-        // Canonical JSON has no spaces, so the flag always reads exactly like this.
-        let versions = record_versions::table
-            .filter(record_versions::municipality_code.eq(municipality))
-            .filter(record_versions::record_type.eq(SUBJECT_TYPE))
-            .filter(record_versions::data.like("%\"support_measure\":true%"))
-            .select(record_versions::data)
-            .load::<String>(c)?;
-        diesel::QueryResult::Ok((current, versions))
-    })?;
-    let mut hidden: HashSet<String> = current.into_iter().collect();
-    hidden.extend(flagged_versions.iter().filter_map(|data| {
-        serde_json::from_str::<Value>(data)
-            .ok()?
-            .pointer("/subject/resident_no")?
-            .as_str()
-            .map(str::to_string)
-    }));
-    Ok(hidden)
+    let flagged = on_conn!(conn, |c| support_measure_subjects::table
+        .filter(support_measure_subjects::municipality_code.eq(municipality))
+        .select(support_measure_subjects::resident_no)
+        .load::<String>(c))?;
+    Ok(flagged.into_iter().collect())
+}
+
+/// Bring the planner's statistics of the record tables up to date after a bulk load. Until
+/// PostgreSQL's autovacuum gets to it, the planner takes the tables to be as small as they were
+/// and reads a town's records by scanning them all (for every slice of a screening run) instead
+/// of seeking the index. SQLite's planner takes an index to be selective when it has no
+/// statistics, which is what these reads want, so a SQLite database is left as it is.
+pub fn analyze_after_bulk_load(conn: &mut DbConn) -> StoreResult<()> {
+    if let DbConn::Pg(pooled) = conn {
+        diesel::sql_query("ANALYZE records, record_versions, subjects, support_measure_subjects")
+            .execute(&mut **pooled)?;
+    }
+    Ok(())
 }
 
 /// Resident numbers whose guardians objected (不同意) in a municipality.

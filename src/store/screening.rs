@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
+use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -315,12 +316,16 @@ pub fn town_children(
 ) -> StoreResult<TownChildren> {
     let support_measure = super::records::support_measure_subjects(conn, municipality)?;
     let opted_out = super::records::opted_out_subjects(conn, municipality)?;
-    let (high_water_mark, people) = on_conn!(conn, |c| {
+    // The children living here on `as_of`, each with its household.
+    let mut living: Vec<(Child, Option<String>)> = Vec::new();
+    let mut household_guardians: HashMap<String, Vec<String>> = HashMap::new();
+    let high_water_mark = on_conn!(conn, |c| {
         let high_water_mark = record_versions::table
             .filter(record_versions::municipality_code.eq(municipality))
             .select(diesel::dsl::max(record_versions::seq))
             .first::<Option<i64>>(c)?
             .unwrap_or(0);
+        // Row by row: the town's subject records are never held all at once.
         let people = subjects::table
             .filter(subjects::municipality_code.eq(municipality))
             .select((
@@ -333,53 +338,62 @@ pub fn town_children(
                 subjects::moved_out_to,
             ))
             .order(subjects::resident_no)
-            .load::<SubjectRow>(c)?;
-        diesel::QueryResult::Ok((high_water_mark, people))
-    })?;
-    let mut household_guardians: HashMap<String, Vec<String>> = HashMap::new();
-    for (resident_no, _, _, household, role, _, _) in &people {
-        if let (Some(household), Some("guardian")) = (household, role.as_deref()) {
-            household_guardians
-                .entry(household.clone())
-                .or_default()
-                .push(resident_no.clone());
+            .load_iter::<SubjectRow, DefaultLoadingMode>(c)?;
+        for person in people {
+            let (resident_no, birth_date, sex, household, role, data, moved_out_to) = person?;
+            match role.as_deref() {
+                Some("guardian") => {
+                    if let Some(household) = household {
+                        household_guardians
+                            .entry(household)
+                            .or_default()
+                            .push(resident_no);
+                    }
+                }
+                Some("child") => {
+                    let fields: SubjectFields = serde_json::from_str(&data).unwrap_or_default();
+                    let birth =
+                        birth_date.and_then(|b| NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok());
+                    let lives_here = moved_out_to.is_none()
+                        && fields.moved_in_on.is_none_or(|d| d <= as_of)
+                        && fields.moved_out_on.is_none_or(|d| d > as_of);
+                    let (Some(birth_date), true) = (birth, lives_here) else {
+                        continue;
+                    };
+                    let child = Child {
+                        support_measure: support_measure.contains(&resident_no),
+                        resident_no,
+                        birth_date,
+                        sex,
+                        guardians: fields.guardians,
+                    };
+                    living.push((child, household));
+                }
+                _ => {}
+            }
         }
-    }
-    let mut children = Vec::new();
-    let mut facts = HashMap::new();
-    for (resident_no, birth_date, sex, household, role, data, moved_out_to) in people {
-        let fields: SubjectFields = serde_json::from_str(&data).unwrap_or_default();
-        let birth = birth_date.and_then(|b| NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok());
-        let lives_here = moved_out_to.is_none()
-            && fields.moved_in_on.is_none_or(|d| d <= as_of)
-            && fields.moved_out_on.is_none_or(|d| d > as_of);
-        let (Some(birth_date), Some("child"), true) = (birth, role.as_deref(), lives_here) else {
-            continue;
-        };
-        let mut guardians = fields.guardians;
-        guardians.extend(
+        diesel::QueryResult::Ok(high_water_mark)
+    })?;
+    let mut children = Vec::with_capacity(living.len());
+    let mut facts = HashMap::with_capacity(living.len());
+    for (mut child, household) in living {
+        child.guardians.extend(
             household
                 .and_then(|h| household_guardians.get(&h))
                 .into_iter()
                 .flatten()
                 .cloned(),
         );
-        guardians.sort();
-        guardians.dedup();
+        child.guardians.sort();
+        child.guardians.dedup();
         facts.insert(
-            resident_no.clone(),
+            child.resident_no.clone(),
             ChildFacts {
-                support_measure: support_measure.contains(&resident_no),
-                opted_out: opted_out.contains(&resident_no),
+                support_measure: child.support_measure,
+                opted_out: opted_out.contains(&child.resident_no),
             },
         );
-        children.push(Child {
-            support_measure: support_measure.contains(&resident_no),
-            resident_no,
-            birth_date,
-            sex,
-            guardians,
-        });
+        children.push(child);
     }
     Ok(TownChildren {
         children,
@@ -391,7 +405,7 @@ pub fn town_children(
 
 /// The current records about `people` effective by `as_of`, of the types `needs` names and
 /// with only the fields it names, by the person they are about; each person's in a fixed
-/// order (type, effective date, source record id).
+/// order (type, effective date, source record id, then the order they were first stored in).
 pub fn facts_of(
     conn: &mut DbConn,
     municipality: &str,
@@ -403,7 +417,7 @@ pub fn facts_of(
         return Ok(HashMap::new());
     }
     let as_of_text = as_of.format("%Y-%m-%d").to_string();
-    let rows = on_conn!(conn, |c| records::table
+    let mut rows = on_conn!(conn, |c| records::table
         .filter(records::municipality_code.eq(municipality))
         .filter(records::subject_resident_no.eq_any(people))
         .filter(records::retracted.eq(false))
@@ -413,20 +427,18 @@ pub fn facts_of(
         .select((
             records::subject_resident_no.assume_not_null(),
             records::record_type,
-            records::source_record_id,
-            records::effective_date,
-            records::data,
-        ))
-        .order((
-            records::subject_resident_no,
-            records::record_type,
             records::effective_date,
             records::source_record_id,
             records::id,
+            records::data,
         ))
-        .load::<(String, String, String, String, String)>(c))?;
+        .load::<(String, String, String, String, i64, String)>(c))?;
+    // Sorted here, not by the database: its sort of a slice cost more than reading it
+    // (PostgreSQL's spilled to disk), and here strings compare byte by byte whatever the
+    // database's collation, so both backends give the same order.
+    rows.sort_unstable_by(|a, b| (&a.0, &a.1, &a.2, &a.3, a.4).cmp(&(&b.0, &b.1, &b.2, &b.3, b.4)));
     let mut by_person: HashMap<String, Vec<Fact>> = HashMap::new();
-    for (about, record_type, source_record_id, effective_date, data) in rows {
+    for (about, record_type, effective_date, source_record_id, _, data) in rows {
         by_person.entry(about).or_default().push(Fact {
             record_type,
             source_record_id,
@@ -557,8 +569,32 @@ pub struct EntryRow {
     pub decision_record: Option<String>,
 }
 
-/// Entries written per statement (15 columns, well below SQLite's parameter limit).
-const ENTRY_CHUNK: usize = 1000;
+/// How a backend takes a run's entries (tens of thousands of rows): SQLite one row per INSERT,
+/// a statement diesel keeps prepared (preparing a 1,000-row INSERT cost about as much as running
+/// it); PostgreSQL one binary COPY (no statement text to parse, no parameters to bind).
+trait EntryWrites {
+    fn insert_entries(&mut self, entries: &[EntryRow]) -> QueryResult<()>;
+}
+
+impl EntryWrites for diesel::SqliteConnection {
+    fn insert_entries(&mut self, entries: &[EntryRow]) -> QueryResult<()> {
+        for entry in entries {
+            diesel::insert_into(screening_entries::table)
+                .values(entry)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+impl EntryWrites for diesel::PgConnection {
+    fn insert_entries(&mut self, entries: &[EntryRow]) -> QueryResult<()> {
+        diesel::copy_from(screening_entries::table)
+            .from_insertable(entries)
+            .execute(self)
+            .map(|_| ())
+    }
+}
 
 /// Store a run and its entries with one audit entry per child (appended as one batch), in one
 /// transaction; returns
@@ -588,11 +624,7 @@ pub fn insert_run(
         for entry in &mut entries {
             entry.run_id = id;
         }
-        for chunk in entries.chunks(ENTRY_CHUNK) {
-            diesel::insert_into(screening_entries::table)
-                .values(chunk)
-                .execute(c)?;
-        }
+        c.insert_entries(&entries)?;
         let detail = serde_json::json!({"run": id, "rule_version": run.rule_version}).to_string();
         let audit = |subject: Option<&EntryRow>| AuditEntry {
             subject: subject.map(|e| e.resident_no.clone()),

@@ -123,6 +123,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Everyone of a town ever under a DV support measure (kept by the ingest path; never
+    /// cleared).
+    support_measure_subjects (municipality_code, resident_no) {
+        municipality_code -> Text,
+        resident_no -> Text,
+    }
+}
+
+diesel::table! {
     opt_outs (municipality_code, resident_no) {
         municipality_code -> Text,
         resident_no -> Text,
@@ -362,6 +371,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     subjects,
     records,
     record_versions,
+    support_measure_subjects,
     idempotency_keys,
     audit_log,
     opt_outs,

@@ -247,25 +247,25 @@ fn rule_sets_are_validated_versioned_and_adopted(backend: Backend) {
 
 both_backends!(rule_sets_are_validated_versioned_and_adopted);
 
+/// Weights: wellbeing concern 2, 30+ days absent 2, EPDS 1 per point over 8 (cap 3), a
+/// threshold of 3 for school age.
+fn school_age_rules() -> Value {
+    json!({
+        "name": "学齢期",
+        "items": [{"item": 14, "points": 2}, {"item": 12, "points": 2}, {"item": 1, "points": 1}],
+        "fields": [{"record_type": "postnatal-checkup", "field": "epds_total", "points_per_unit": 1, "from": 8, "cap": 3}],
+        "age_bands": [
+            {"label": "乳幼児", "min_age": 0, "max_age": 5, "threshold": 3},
+            {"label": "学齢期", "min_age": 6, "max_age": 17, "threshold": 3},
+        ],
+    })
+}
+
 fn preview_counts_and_runs_are_deterministic_and_hide_who_they_must(backend: Backend) {
     let hub = Hub::start(backend);
     let town = seed(&hub);
     let dv_desk = hub.add_client(TOWN, "dv-desk", "caseworker,support-measure-reader", None);
-    // Weights: wellbeing concern 2, 30+ days absent 2, EPDS 1 per point over 8 (cap 3), a
-    // threshold of 3 for school age.
-    let version = adopt(
-        &hub,
-        &town.token,
-        json!({
-            "name": "学齢期",
-            "items": [{"item": 14, "points": 2}, {"item": 12, "points": 2}, {"item": 1, "points": 1}],
-            "fields": [{"record_type": "postnatal-checkup", "field": "epds_total", "points_per_unit": 1, "from": 8, "cap": 3}],
-            "age_bands": [
-                {"label": "乳幼児", "min_age": 0, "max_age": 5, "threshold": 3},
-                {"label": "学齢期", "min_age": 6, "max_age": 17, "threshold": 3},
-            ],
-        }),
-    );
+    let version = adopt(&hub, &town.token, school_age_rules());
     // The guardian of C5 objects: C5 is never screened.
     let objected = hub.put(
         &format!("/v1/municipalities/{TOWN}/subjects/C5/opt-out"),
@@ -395,6 +395,79 @@ fn preview_counts_and_runs_are_deterministic_and_hide_who_they_must(backend: Bac
 }
 
 both_backends!(preview_counts_and_runs_are_deterministic_and_hide_who_they_must);
+
+/// Seed the town, then put C1 under a DV measure and take it off again: C1's current subject
+/// record carries no flag, an earlier version does.
+fn seed_with_a_lifted_dv_measure(hub: &Hub) -> (Town, String) {
+    let town = seed(hub);
+    for dv in [true, false] {
+        let pushed = hub.push(&town, &[subject("C1", "2013-05-01", 1, dv, &[])]);
+        assert_eq!(pushed["updated"], 1, "{pushed}");
+    }
+    let dv_desk = hub.add_client(TOWN, "dv-desk", "caseworker,support-measure-reader", None);
+    adopt(hub, &town.token, school_age_rules());
+    (town, dv_desk)
+}
+
+/// On the lists of the town's staff without the DV role, and of the DV desk.
+const WITHOUT_LIFTED_DV: [&str; 3] = ["C2", "C3", "C5"];
+const WITH_LIFTED_DV: [&str; 5] = ["C2", "C3", "C1", "C4", "C5"];
+
+/// A child once under a DV measure stays off the worklists of staff without the DV role after
+/// its subject record drops the flag (a lifted measure may still protect the family), as the
+/// current DV child does; the DV desk sees both.
+fn a_lifted_dv_measure_still_hides_the_child(backend: Backend) {
+    let hub = Hub::start(backend);
+    let (town, dv_desk) = seed_with_a_lifted_dv_measure(&hub);
+    let run = run(&hub, &town.token);
+    assert_eq!(listed(&hub, &town.token, run), WITHOUT_LIFTED_DV);
+    assert_eq!(listed(&hub, &dv_desk, run), WITH_LIFTED_DV);
+}
+
+both_backends!(a_lifted_dv_measure_still_hides_the_child);
+
+/// The SQL of the migration that records who was ever under a DV measure as versions are
+/// stored, to take a database back to the shape it had before.
+fn support_measure_subjects_down_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => include_str!(
+            "../../migrations/sqlite/2026-12-08-000070_support_measure_subjects/down.sql"
+        ),
+        Backend::Postgres => include_str!(
+            "../../migrations/postgres/2026-12-08-000070_support_measure_subjects/down.sql"
+        ),
+    }
+}
+
+/// A database from before the hub kept who was ever under a DV measure is filled from the
+/// versions it holds when it is migrated: the child whose measure was lifted stays hidden.
+fn dv_measures_stored_before_the_migration_still_hide(backend: Backend) {
+    let hub = Hub::start(backend);
+    let (town, dv_desk) = seed_with_a_lifted_dv_measure(&hub);
+    let mut db = hub.raw_db();
+    db.batch(support_measure_subjects_down_sql(backend));
+    db.execute("DELETE FROM __diesel_schema_migrations WHERE version = '20261208000070'");
+    drop(db);
+    // The next command migrates the database.
+    let out = hub.cli(&[
+        "screening",
+        "run",
+        "--municipality",
+        TOWN,
+        "--as-of",
+        "2025-06-01",
+        "--actor",
+        "staff-1",
+    ]);
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let run = serde_json::from_slice::<Value>(&out.stdout).expect("JSON summary")["id"]
+        .as_i64()
+        .expect("run id");
+    assert_eq!(listed(&hub, &town.token, run), WITHOUT_LIFTED_DV);
+    assert_eq!(listed(&hub, &dv_desk, run), WITH_LIFTED_DV);
+}
+
+both_backends!(dv_measures_stored_before_the_migration_still_hide);
 
 fn decision(class: &str, shared: bool) -> Value {
     json!({
