@@ -55,7 +55,7 @@ mod layering {
         "transfer/package",
         "transfer/trust.rs",
         "indicators/mod.rs",
-        "indicators/audit.rs",
+        "indicators/audit",
         "indicators/compute.rs",
         "indicators/disclosure.rs",
         "indicators/progress.rs",

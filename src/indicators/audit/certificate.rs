@@ -16,7 +16,7 @@
 //! published, so the attacker's interval of every cell it moves contains the moved value —
 //! one certificate widens the proven interval of every cell it moves, not only its target's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{EPSILON, Layout, Model, Target, proven_wide};
 use crate::indicators::table::{self, Level, Measure, NATION, Place};
@@ -233,26 +233,17 @@ fn free(model: &Model, place: &Place, measure: &Measure) -> bool {
 /// inside lineage moves). Nearest partners first: same council, same prefecture, then towns
 /// of other prefectures whose prefectural cell is hidden too.
 fn pairs(model: &Model, layout: &Layout, place: &Place, measure: &Measure) -> Vec<Pair> {
+    let largest_free = |towns: Option<&BTreeSet<String>>| -> Vec<String> {
+        free_towns(model, towns.into_iter().flatten(), measure)
+            .into_iter()
+            .map(|(_, t)| t)
+            .take(3)
+            .collect()
+    };
     let inside: Vec<String> = match place.0 {
         Level::Municipality => vec![place.1.clone()],
-        Level::Council => free_towns(
-            model,
-            layout.towns_of_council.get(&place.1).into_iter().flatten(),
-            measure,
-        )
-        .into_iter()
-        .map(|(_, t)| t)
-        .take(3)
-        .collect(),
-        Level::Prefecture => free_towns(
-            model,
-            layout.towns_of.get(&place.1).into_iter().flatten(),
-            measure,
-        )
-        .into_iter()
-        .map(|(_, t)| t)
-        .take(3)
-        .collect(),
+        Level::Council => largest_free(layout.towns_of_council.get(&place.1)),
+        Level::Prefecture => largest_free(layout.towns_of.get(&place.1)),
         Level::Nation => layout
             .towns_of
             .iter()

@@ -271,6 +271,12 @@ struct SubTable {
     targets: Vec<usize>,
 }
 
+impl SubTable {
+    fn targets(&self) -> &[usize] {
+        &self.targets
+    }
+}
+
 /// How far the sub-tables reach for a town's or council's cell its prefecture's sub-table
 /// does not prove.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -466,62 +472,35 @@ fn prove_sub_tables(
     programs: &AtomicUsize,
     progress: &Progress,
 ) -> Vec<String> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, (f64, f64))>> = Mutex::new(Vec::new());
-    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let start: &HashMap<usize, (f64, f64)> = spans;
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(sub_tables.len()).max(1) {
-            scope.spawn(|| {
-                while let Some(sub) = sub_tables.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let unknowns = unknowns_of(model, &sub.places, &layout.blocks[sub.block]);
-                    let mut local: HashMap<usize, (f64, f64)> = sub
-                        .targets
-                        .iter()
-                        .map(|&t| (targets[t].unknown, start[&targets[t].unknown]))
-                        .collect();
-                    let started = std::time::Instant::now();
-                    let before = programs.load(Ordering::Relaxed);
-                    let outcome = prove_in(
-                        model,
-                        &unknowns,
-                        targets,
-                        &sub.targets,
-                        &mut local,
-                        programs,
-                        progress,
-                    );
-                    tracing::debug!(
-                        places = sub.places.len(),
-                        unknowns = unknowns.len(),
-                        targets = sub.targets.len(),
-                        programs = programs.load(Ordering::Relaxed) - before,
-                        seconds = started.elapsed().as_secs_f64(),
-                        "indicators: sub-table proven"
-                    );
-                    match outcome {
-                        Ok(()) => results.lock().expect("results").extend(
-                            sub.targets
-                                .iter()
-                                .map(|&t| (targets[t].unknown, local[&targets[t].unknown])),
-                        ),
-                        Err(e) => failures.lock().expect("failures").push(e),
-                    }
-                }
-            });
-        }
+    let members = SubTable::targets;
+    let (_, failures) = widen_in_parallel(sub_tables, members, targets, spans, |sub, local| {
+        let unknowns = unknowns_of(model, &sub.places, &layout.blocks[sub.block]);
+        let started = std::time::Instant::now();
+        let before = programs.load(Ordering::Relaxed);
+        let outcome = prove_in(
+            model,
+            &unknowns,
+            targets,
+            &sub.targets,
+            local,
+            programs,
+            progress,
+        );
+        tracing::debug!(
+            places = sub.places.len(),
+            unknowns = unknowns.len(),
+            targets = sub.targets.len(),
+            programs = programs.load(Ordering::Relaxed) - before,
+            seconds = started.elapsed().as_secs_f64(),
+            "indicators: sub-table proven"
+        );
+        outcome.map(|()| 0)
     });
-    for (i, span) in results.into_inner().expect("results") {
-        let entry = spans.get_mut(&i).expect("target");
-        *entry = (entry.0.min(span.0), entry.1.max(span.1));
-    }
-    failures.into_inner().expect("failures")
+    failures
 }
 
 /// Run the certificates over the `open` targets, one prefecture (region) at a time and in
-/// parallel. Each region starts from the same spans and widens only its own targets, so the
-/// outcome does not depend on which thread takes which region.
+/// parallel. Returns how many certificates were found.
 fn certify_all(
     model: &Model,
     layout: &Layout,
@@ -537,23 +516,47 @@ fn certify_all(
         regions.entry(region).or_default().push(t);
     }
     let regions: Vec<Vec<usize>> = regions.into_values().collect();
+    let (found, _) =
+        widen_in_parallel(&regions, Vec::as_slice, targets, spans, |members, local| {
+            let found = certificate::certify(model, layout, targets, members, local);
+            progress.advance(members.len());
+            Ok(found)
+        });
+    found
+}
+
+/// Run `work` over `groups` on every core. Each group starts from `spans` of its own targets
+/// and widens only those, so the outcome does not depend on which thread takes which group; a
+/// group whose work fails widens nothing. Returns the sum of what the work counted and its
+/// failures.
+fn widen_in_parallel<G: Sync>(
+    groups: &[G],
+    members: fn(&G) -> &[usize],
+    targets: &[Target],
+    spans: &mut HashMap<usize, (f64, f64)>,
+    work: impl Fn(&G, &mut HashMap<usize, (f64, f64)>) -> Result<usize, String> + Sync,
+) -> (usize, Vec<String>) {
     let next = AtomicUsize::new(0);
-    let found = AtomicUsize::new(0);
+    let counted = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, (f64, f64))>> = Mutex::new(Vec::new());
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let start: &HashMap<usize, (f64, f64)> = spans;
     std::thread::scope(|scope| {
-        for _ in 0..workers.min(regions.len()).max(1) {
+        for _ in 0..workers.min(groups.len()).max(1) {
             scope.spawn(|| {
-                while let Some(members) = regions.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let mut local: HashMap<usize, (f64, f64)> = members
+                while let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let mut local: HashMap<usize, (f64, f64)> = members(group)
                         .iter()
                         .map(|&t| (targets[t].unknown, start[&targets[t].unknown]))
                         .collect();
-                    let n = certificate::certify(model, layout, targets, members, &mut local);
-                    found.fetch_add(n, Ordering::Relaxed);
-                    results.lock().expect("results").extend(local);
-                    progress.advance(members.len());
+                    match work(group, &mut local) {
+                        Ok(n) => {
+                            counted.fetch_add(n, Ordering::Relaxed);
+                            results.lock().expect("results").extend(local);
+                        }
+                        Err(e) => failures.lock().expect("failures").push(e),
+                    }
                 }
             });
         }
@@ -562,7 +565,10 @@ fn certify_all(
         let entry = spans.get_mut(&i).expect("target");
         *entry = (entry.0.min(span.0), entry.1.max(span.1));
     }
-    found.into_inner()
+    (
+        counted.into_inner(),
+        failures.into_inner().expect("failures"),
+    )
 }
 
 /// An interval (LP bounds, rounded inwards) at least `floor` wide.
