@@ -393,6 +393,8 @@ mod tests {
     use crate::schema::Standard;
 
     /// A city, a town and a large city of one prefecture; the town's one item count is 5.
+    /// (Unlike the disclosure tests' tables, every other count is 0 beside the scope and item
+    /// counts, so the true table satisfies every relation, as the audit requires.)
     /// Moving counts between the towns proves every hidden cell without a linear program.
     #[test]
     fn alternative_tables_prove_hidden_cells_without_linear_programs() {
